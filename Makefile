@@ -1,0 +1,52 @@
+# The two commands of the set-up contract:
+#   make demo   install what is missing, build the sample cohort, show what it made
+#   make test   install what is missing, lint, and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.updp-installed
+# The CPU build on disk; pyproject.toml keeps an open range for GPU users.
+TORCH_PIN := torch==2.13.0
+# What napari, Qt and a virtual display need on a bare Debian machine.
+APT_PACKAGES := libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
+	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 \
+	libxcb-shape0 libxcb-xinerama0 xvfb xauth
+SAMPLE_ARGS := --patients 8 --studies 3 --seed 20261122 --size 256 --sites 3
+
+.PHONY: demo test system-deps venv lint sample-data bench-cohort clean
+
+system-deps:
+	@scripts/ensure-system-packages.sh $(APT_PACKAGES)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test]" "$(TORCH_PIN)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: system-deps venv lint
+	$(BIN)/python -m pytest
+
+demo: system-deps venv
+	$(BIN)/updp make-cohort demo/cohort $(SAMPLE_ARGS) --overwrite
+	@echo "The same cohort ships in sample_data/ (napari: File > Open Sample > UPDP Review)."
+
+# Rebuild the committed sample cohort (tests check it still matches the generator).
+sample-data: venv
+	rm -rf sample_data.new
+	$(BIN)/updp make-cohort sample_data.new $(SAMPLE_ARGS) --quiet
+	cp sample_data/README.md sample_data.new/ 2>/dev/null || true
+	rm -rf sample_data && mv sample_data.new sample_data
+
+bench-cohort: venv
+	$(BIN)/updp bench cohort --json bench-cohort.json
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The bottom layer: records, errors, progress and the plugin registry (numpy and stdlib only)."""
