@@ -1,0 +1,49 @@
+"""The `updp` command line: help, make-cohort, errors as messages."""
+
+import json
+import subprocess
+import sys
+
+from updp_napari.cli import main
+
+
+def test_help_lists_the_subcommands():
+    out = subprocess.run([sys.executable, "-m", "updp_napari", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for command in ("make-cohort", "bench", "plugins"):
+        assert command in out
+
+
+def test_make_cohort_writes_and_reports(tmp_path, capsys):
+    out = tmp_path / "c"
+    code = main(["make-cohort", str(out), "--patients", "2", "--studies", "2", "--seed", "1",
+                 "--size", "128", "--sites", "2", "--quiet"])
+    assert code == 0
+    assert "wrote 4 studies of 2 patients" in capsys.readouterr().out
+    lines = (out / "ground_truth.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0])["size"] == 128
+
+
+def test_make_cohort_errors_are_one_line_messages(tmp_path, capsys):
+    (tmp_path / "x").write_text("x")
+    assert main(["make-cohort", str(tmp_path), "--patients", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("updp make-cohort: error:") and "not empty" in err
+    assert "Traceback" not in err
+    assert main(["make-cohort", str(tmp_path / "n"), "--size", "100", "--quiet"]) == 2
+    assert "--size must be" in capsys.readouterr().err
+
+
+def test_progress_lines_when_not_a_terminal(tmp_path, capsys):
+    assert main(["make-cohort", str(tmp_path / "c"), "--patients", "1", "--studies", "2",
+                 "--size", "64"]) == 0
+    assert "make-cohort: 2/2" in capsys.readouterr().err
+
+
+def test_bench_cohort_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "cohort", "--studies", "2", "--size", "64", "--repeat", "1",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "cohort" and result["studies"] == 2
+    assert result["median_seconds"] > 0 and result["studies_per_second"] > 0
