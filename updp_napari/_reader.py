@@ -1,0 +1,131 @@
+"""napari reader: a chest X-ray DICOM file, a study folder, or a whole cohort folder.
+
+Images open with contrast limits from the file's window; the report and the header (the
+values de-identification will act on) ride along in the layer metadata; pathology masks
+beside an image open as a Labels layer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .cohort.model import LABELS
+from .core.errors import InputError
+from .ingest import DICOM_SUFFIXES, REPORT_NAME, read_dicom, read_report, study_folders
+
+MASK_PREFIX = "mask_"
+
+
+def napari_get_reader(path):
+    """Return a reader for ``path`` when it is ours, else None (napari tries others)."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if p.is_dir():
+        return read_path if _image_files(p) or study_folders(p) else None
+    if p.suffix.lower() in DICOM_SUFFIXES:
+        return read_path
+    return None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in DICOM_SUFFIXES)
+
+
+def read_path(path) -> list[tuple]:
+    """Layer data for a file, a study folder or a cohort folder."""
+    if isinstance(path, list):
+        path = path[0]
+    p = Path(path)
+    if p.is_file():
+        return _layers([_load_study(p)], p.stem)
+    if not p.is_dir():
+        raise InputError(f"{p}: no such file or folder")
+    images = _image_files(p)
+    if images:
+        return _layers([_load_study(f) for f in images], p.name)
+    folders = study_folders(p)
+    if not folders:
+        raise InputError(f"{p}: folder holds no DICOM images (*.dcm)")
+    studies = []
+    for folder in folders:
+        studies.extend(_load_study(f) for f in _image_files(folder))
+    return _layers(studies, p.name)
+
+
+def _load_study(image_path: Path) -> dict:
+    loaded = read_dicom(image_path)
+    folder = image_path.parent
+    report_path = folder / REPORT_NAME
+    masks = {}
+    for label in LABELS:
+        mask_path = folder / f"{MASK_PREFIX}{label}.png"
+        if mask_path.is_file():
+            masks[label] = _read_mask(mask_path, loaded.pixels.shape)
+    return {
+        "image": loaded,
+        "report": read_report(report_path) if report_path.is_file() else "",
+        "masks": masks,
+        "name": folder.name if image_path.name == "image.dcm" else image_path.stem,
+    }
+
+
+def _read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(im.convert("L")) > 0
+    except (OSError, UnidentifiedImageError):
+        raise InputError(f"{path}: mask is not a readable PNG image") from None
+    if mask.shape != shape:
+        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}")
+    return mask
+
+
+def _label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
+    # Later labels in LABELS win where masks overlap; index 0 is background.
+    out = np.zeros(shape, dtype=np.uint8)
+    for i, label in enumerate(LABELS, start=1):
+        if label in masks:
+            out[masks[label]] = i
+    return out
+
+
+def _layers(studies: list[dict], name: str) -> list[tuple]:
+    shapes = {s["image"].pixels.shape for s in studies}
+    label_names = {i: label for i, label in enumerate(LABELS, start=1)}
+    if len(studies) == 1 or len(shapes) > 1:
+        layers = []
+        for s in studies:
+            img = s["image"]
+            meta = {"path": os.fspath(img.path), "report": s["report"], "header": img.header,
+                    "photometric": img.photometric}
+            layers.append((img.pixels, {"name": s["name"], "contrast_limits": img.contrast_limits,
+                                        "colormap": "gray", "metadata": meta}, "image"))
+            if s["masks"]:
+                layers.append((_label_image(s["masks"], img.pixels.shape),
+                               {"name": f"{s['name']} findings", "opacity": 0.4,
+                                "metadata": {"labels": label_names}}, "labels"))
+        return layers
+    # Same-sized studies stack on a slider, one study per step.
+    stack = np.stack([s["image"].pixels for s in studies])
+    lows = [s["image"].contrast_limits[0] for s in studies]
+    highs = [s["image"].contrast_limits[1] for s in studies]
+    meta = {"studies": [{"name": s["name"], "path": os.fspath(s["image"].path),
+                         "report": s["report"], "header": s["image"].header,
+                         "photometric": s["image"].photometric} for s in studies]}
+    layers = [(stack, {"name": name, "contrast_limits": (float(np.median(lows)),
+                                                         float(np.median(highs))),
+                       "colormap": "gray", "metadata": meta}, "image")]
+    if any(s["masks"] for s in studies):
+        labels = np.stack([_label_image(s["masks"], s["image"].pixels.shape) for s in studies])
+        layers.append((labels, {"name": f"{name} findings", "opacity": 0.4,
+                                "metadata": {"labels": label_names}}, "labels"))
+    return layers

@@ -1,0 +1,152 @@
+"""Reading studies: a DICOM image ready for display, its header, and the report beside it.
+
+Every failure is an :class:`~updp_napari.core.errors.InputError` that names the file and
+says what is wrong, without quoting any header value or report text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import InputError
+
+REPORT_NAME = "report.txt"
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+@dataclass
+class LoadedImage:
+    path: Path
+    pixels: np.ndarray  # display orientation: bright is dense, whatever the photometric
+    contrast_limits: tuple[float, float]
+    photometric: str
+    header: dict[str, str] = field(repr=False, default_factory=dict)
+
+
+def flatten_header(ds, prefix: str = "") -> dict[str, str]:
+    """Every element as ``path -> text``, nested items as ``Seq[i].Keyword``.
+
+    Private and unknown elements use their tag, ``(gggg,eeee)``. Pixel data and other
+    bulk binary values are left out.
+    """
+    out: dict[str, str] = {}
+    for elem in ds:
+        if elem.tag == 0x7FE00010:
+            continue
+        name = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        key = f"{prefix}{name}"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value):
+                out.update(flatten_header(item, f"{key}[{i}]."))
+        elif elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+            continue
+        elif elem.VM > 1:
+            out[key] = "\\".join(str(v) for v in elem.value)
+        else:
+            out[key] = "" if elem.value is None else str(elem.value)
+    return out
+
+
+def read_dicom(path: str | os.PathLike, with_header: bool = True) -> LoadedImage:
+    """Read one radiograph for display. Raises InputError for anything unusable."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise InputError(f"{path}: not a DICOM file (no DICOM preamble or header found)") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: DICOM file is damaged or truncated "
+                         f"({type(exc).__name__})") from None
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: DICOM file has no pixel data (truncated, or not an image)")
+    try:
+        pixels = ds.pixel_array
+    except (ValueError, NotImplementedError, RuntimeError) as exc:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and syntax.is_compressed:
+            raise InputError(f"{path}: pixel data is compressed ({syntax.name}) and no installed "
+                             f"decoder can read it") from None
+        raise InputError(f"{path}: pixel data is truncated or malformed "
+                         f"({type(exc).__name__})") from None
+    if pixels.ndim != 2:
+        raise InputError(f"{path}: expected one grayscale frame, found pixel array of shape "
+                         f"{pixels.shape}")
+
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    values = pixels.astype(np.float32) * slope + intercept
+    bits = int(ds.get("BitsStored", 16) or 16)
+    top = float((1 << bits) - 1) * slope + intercept
+    limits = _window(ds)
+    if photometric == "MONOCHROME1":
+        # Stored bright-is-low: flip so every image reads the same way on screen.
+        values = top + intercept - values
+        if limits is not None:
+            limits = (top + intercept - limits[1], top + intercept - limits[0])
+    if limits is None or limits[1] <= limits[0]:
+        low, high = np.percentile(values, [0.5, 99.5])
+        limits = (float(low), float(max(high, low + 1.0)))
+    header = flatten_header(ds) if with_header else {}
+    return LoadedImage(path=path, pixels=values, contrast_limits=limits,
+                       photometric=photometric, header=header)
+
+
+def _window(ds) -> tuple[float, float] | None:
+    """The default VOI window as (low, high), or None when absent or unreadable."""
+    def first(value):
+        # Multi-valued windows list alternatives; the first is the default.
+        return value[0] if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+    try:
+        centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if centre is None or width is None:
+            return None
+        centre, width = float(first(centre)), float(first(width))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return centre - width / 2.0, centre + width / 2.0
+
+
+def read_report(path: str | os.PathLike) -> str:
+    """A report's text, whatever common encoding it was saved in."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read report ({exc.strerror or type(exc).__name__})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: report looks like UTF-16 but does not decode") from None
+    if b"\x00" in raw:
+        raise InputError(f"{path}: report is binary, not text")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def study_folders(root: str | os.PathLike) -> list[Path]:
+    """Folders under ``root`` (itself included) that hold a DICOM image, sorted."""
+    root = Path(root)
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        if any(f.lower().endswith(DICOM_SUFFIXES) for f in files):
+            found.append(Path(folder))
+    return sorted(found)
