@@ -19,7 +19,9 @@ def test_make_cohort_writes_and_reports(tmp_path, capsys):
     code = main(["make-cohort", str(out), "--patients", "2", "--studies", "2", "--seed", "1",
                  "--size", "128", "--sites", "2", "--quiet"])
     assert code == 0
-    assert "wrote 4 studies of 2 patients" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 4 studies of 2 patients" in printed
+    assert "studies per site:" in printed and "report PHI spans:" in printed
     lines = (out / "ground_truth.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[0])["size"] == 128
 

@@ -38,6 +38,10 @@ def test_cohort_folder_stacks_studies(cohort, records):
     assert kind == "image" and data.shape == (len(records), 256, 256)
     names = [s["name"] for s in meta["metadata"]["studies"]]
     assert names == [r["study_id"] for r in records]
+    # Every study sits in the same display range whatever its bit depth.
+    assert meta["contrast_limits"] == (0.0, 1.0)
+    medians = np.median(data.reshape(len(records), -1), axis=1)
+    assert ((medians > 0.05) & (medians < 0.95)).all()
     labels = layers[1][0]
     for i, r in enumerate(records):
         assert bool(labels[i].any()) == bool(r["masks"])

@@ -98,6 +98,17 @@ def _label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
     return out
 
 
+def _windowed(img) -> np.ndarray:
+    low, high = img.contrast_limits
+    return ((img.pixels - low) / (high - low)).astype(np.float32)
+
+
+def _study_metadata(study: dict) -> dict:
+    img = study["image"]
+    return {"name": study["name"], "path": os.fspath(img.path), "report": study["report"],
+            "header": img.header, "photometric": img.photometric}
+
+
 def _layers(studies: list[dict], name: str) -> list[tuple]:
     shapes = {s["image"].pixels.shape for s in studies}
     label_names = {i: label for i, label in enumerate(LABELS, start=1)}
@@ -105,25 +116,20 @@ def _layers(studies: list[dict], name: str) -> list[tuple]:
         layers = []
         for s in studies:
             img = s["image"]
-            meta = {"path": os.fspath(img.path), "report": s["report"], "header": img.header,
-                    "photometric": img.photometric}
             layers.append((img.pixels, {"name": s["name"], "contrast_limits": img.contrast_limits,
-                                        "colormap": "gray", "metadata": meta}, "image"))
+                                        "colormap": "gray", "metadata": _study_metadata(s)},
+                           "image"))
             if s["masks"]:
                 layers.append((_label_image(s["masks"], img.pixels.shape),
                                {"name": f"{s['name']} findings", "opacity": 0.4,
                                 "metadata": {"labels": label_names}}, "labels"))
         return layers
-    # Same-sized studies stack on a slider, one study per step.
-    stack = np.stack([s["image"].pixels for s in studies])
-    lows = [s["image"].contrast_limits[0] for s in studies]
-    highs = [s["image"].contrast_limits[1] for s in studies]
-    meta = {"studies": [{"name": s["name"], "path": os.fspath(s["image"].path),
-                         "report": s["report"], "header": s["image"].header,
-                         "photometric": s["image"].photometric} for s in studies]}
-    layers = [(stack, {"name": name, "contrast_limits": (float(np.median(lows)),
-                                                         float(np.median(highs))),
-                       "colormap": "gray", "metadata": meta}, "image")]
+    # Same-sized studies stack on a slider, one study per step. Sites store different bit
+    # depths, so each study is scaled by its own window: 0 and 1 are its window's ends.
+    stack = np.stack([_windowed(s["image"]) for s in studies])
+    meta = {"studies": [_study_metadata(s) for s in studies], "windowed": True}
+    layers = [(stack, {"name": name, "contrast_limits": (0.0, 1.0), "colormap": "gray",
+                       "metadata": meta}, "image")]
     if any(s["masks"] for s in studies):
         labels = np.stack([_label_image(s["masks"], s["image"].pixels.shape) for s in studies])
         layers.append((labels, {"name": f"{name} findings", "opacity": 0.4,

@@ -12,7 +12,7 @@ from .core.errors import UpdpError
 
 
 def _cmd_make_cohort(args: argparse.Namespace) -> int:
-    from .cohort.generate import make_cohort
+    from .cohort.generate import make_cohort, read_ground_truth, summarize
     from .core.progress import Progress
 
     info = make_cohort(args.out, patients=args.patients, studies=args.studies, seed=args.seed,
@@ -21,6 +21,8 @@ def _cmd_make_cohort(args: argparse.Namespace) -> int:
     sites = ", ".join(f"{s['code']} ({s['modality']})" for s in info["sites"])
     print(f"wrote {info['studies']} studies of {info['patients']} patients at {info['size']}px "
           f"to {args.out} (seed {info['seed']}; sites: {sites})")
+    for line in summarize(read_ground_truth(args.out)):
+        print(f"  {line}")
     return 0
 
 

@@ -186,3 +186,22 @@ def read_ground_truth(cohort: str | os.PathLike) -> list[dict]:
                 except json.JSONDecodeError as exc:
                     raise CohortError(f"{path}: line {n} is not valid JSON ({exc.msg})") from None
     return records
+
+
+def summarize(records: list[dict]) -> list[str]:
+    """A few lines saying what a cohort holds (counts only: no names, no values)."""
+    sites: dict[str, int] = {}
+    for r in records:
+        sites[r["site"]] = sites.get(r["site"], 0) + 1
+    findings = {label: sum(r["labels"][label] for r in records) for label in LABELS}
+    normal = sum(1 for r in records if not any(r["labels"].values()))
+    burned = sum(1 for r in records if r["burned_in_phi"])
+    lying = sum(1 for r in records if r["burned_in_phi"] and r["burned_in_annotation"] == "NO")
+    spans = sum(len(r["phi_spans"]) for r in records)
+    return [
+        "studies per site: " + ", ".join(f"{k} {v}" for k, v in sorted(sites.items())),
+        f"findings: {normal} normal; " + ", ".join(f"{k} {v}" for k, v in findings.items() if v),
+        f"burned-in PHI text: {burned} images ({lying} with BurnedInAnnotation wrongly NO)",
+        f"report PHI spans: {spans} in {len(records)} reports",
+    ]
+
