@@ -38,6 +38,137 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deidentifier(args: argparse.Namespace):
+    from .deid.report import ReportDeidentifier, SiteConfig
+
+    config = SiteConfig.load(args.config) if args.config else None
+    return ReportDeidentifier(config=config)
+
+
+def _key(args: argparse.Namespace) -> bytes | None:
+    from .core.keys import load_key, load_or_create_key
+
+    if args.mode != "surrogate":
+        return None
+    if not args.key_file:
+        raise UpdpError("--mode surrogate needs --key-file K (a secret key kept with the "
+                        "workspace; created, owner-only, if it does not exist)")
+    existed = Path(args.key_file).exists()
+    key = load_or_create_key(args.key_file) if not existed else load_key(args.key_file)
+    if not existed:
+        print(f"created key file {args.key_file} (owner-only); keep it secret", file=sys.stderr)
+    return key
+
+
+def _cmd_deid_report(args: argparse.Namespace) -> int:
+    from .ingest import read_report
+
+    deid = _deidentifier(args)
+    key = _key(args)
+    header = None
+    if args.header:
+        from .deid.report.header import read_header
+
+        header = read_header(args.header)
+    if args.in_dir or args.out_dir:
+        if not (args.in_dir and args.out_dir) or args.file:
+            raise UpdpError("batch mode takes --in DIR and --out DIR (and no FILE)")
+        return _deid_report_batch(deid, args, key, header)
+    if not args.file:
+        raise UpdpError("give a report FILE, - for standard input, or --in DIR --out DIR")
+    if args.file == "-":
+        raw = sys.stdin.buffer.read()
+        text = _decode_stdin(raw)
+    else:
+        text = read_report(args.file)
+    result = deid.deidentify(text, header, mode=args.mode, key=key)
+    if args.json:
+        print(json.dumps(result.as_json(text), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(result.text)
+    return 0
+
+
+def _decode_stdin(raw: bytes) -> str:
+    import tempfile
+
+    from .ingest import read_report
+
+    with tempfile.NamedTemporaryFile(suffix=".txt") as tmp:
+        tmp.write(raw)
+        tmp.flush()
+        try:
+            return read_report(tmp.name)
+        except UpdpError as exc:
+            raise UpdpError(str(exc).replace(tmp.name, "standard input")) from None
+
+
+def _deid_report_batch(deid, args, key, header) -> int:
+    from .core.progress import Progress
+    from .ingest import read_report
+
+    src, dst = Path(args.in_dir), Path(args.out_dir)
+    if not src.is_dir():
+        raise UpdpError(f"{src}: not a folder")
+    files = sorted(p for p in src.rglob("*.txt") if p.is_file())
+    if not files:
+        raise UpdpError(f"{src}: no *.txt reports in this folder")
+    dst.mkdir(parents=True, exist_ok=True)
+    progress = Progress("deid-report", enabled=not args.quiet)
+    failed = []
+    for n, path in enumerate(files, 1):
+        rel = path.relative_to(src)
+        try:
+            text = read_report(path)
+            result = deid.deidentify(text, header, mode=args.mode, key=key)
+            out = dst / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _write_private(out, result.text)
+            if args.json:
+                _write_private(out.with_suffix(".json"),
+                               json.dumps(result.as_json(text), ensure_ascii=False, indent=2) + "\n")
+        except UpdpError as exc:
+            failed.append((rel, str(exc)))
+        progress(n, len(files))
+    print(f"de-identified {len(files) - len(failed)} of {len(files)} reports into {dst}")
+    for rel, reason in failed:
+        print(f"  skipped {rel}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomic, owner-only: a redacted report can still hold what the rules missed."""
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _cmd_eval_report(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .evaluate.report import evaluate_reports
+
+    result = evaluate_reports(args.cohort, _deidentifier(args), use_header=not args.no_header,
+                              progress=Progress("eval-report", enabled=not args.quiet))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['reports']} reports, {result['gold_spans']} PHI spans "
+          f"({'with' if result['header_used'] else 'without'} header identifiers)")
+    for name, m in (("span (any overlap)", result), ("span (exact)", result["span_exact"]),
+                    ("character", result["character"])):
+        print(f"  {name:20s} precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+              f"f1 {m['f1']:.4f}")
+    print(f"  whitelist retention  {result['whitelist_retention']:.4f} "
+          f"({result['protected_terms']} protected terms)")
+    for cat, m in result["per_category"].items():
+        print(f"    {cat:12s} recall {m['recall']:.4f}  (n={m['gold']})")
+    return 0
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from .core.registry import GROUPS, discover
 
@@ -80,13 +211,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="run a benchmark and print (or save) its JSON result",
         description="Benchmarks time real work on this machine and report medians over "
-                    "repeats. `cohort`: studies per second of `make-cohort`.")
-    p.add_argument("what", choices=["cohort"], help="what to measure")
+                    "repeats. `cohort`: studies per second of `make-cohort`; `report`: reports "
+                    "per second of the rule de-identifier on one core.")
+    p.add_argument("what", choices=["cohort", "report"], help="what to measure")
     p.add_argument("--studies", type=int, default=200, help="studies per run (default 200)")
     p.add_argument("--size", type=int, default=256, help="image size (default 256)")
     p.add_argument("--repeat", type=int, default=3, help="runs to take the median of (default 3)")
     p.add_argument("--json", metavar="OUT.json", help="also write the result to this file")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "deid-report", help="remove PHI from free-text reports (one file, stdin, or a folder)",
+        description="Find names, dates, identifiers, contact details, places and ages over 89 "
+                    "in a report and replace them; pathology vocabulary stays byte-identical. "
+                    "Batch: --in DIR --out DIR over every *.txt (unreadable files are listed "
+                    "and skipped; exit status 1 if any was).")
+    p.add_argument("file", nargs="?", help="report file, or - for standard input")
+    p.add_argument("--header", metavar="DICOM", help="the study's DICOM file: its identifiers "
+                   "(names, IDs, dates, institution) are searched in the report too")
+    p.add_argument("--mode", choices=["surrogate", "tag", "mask"], default="tag",
+                   help="surrogate: consistent fakes and shifted dates (needs --key-file); "
+                        "tag: [NAME], [DATE], …; mask: ****  (default tag)")
+    p.add_argument("--key-file", metavar="K", help="secret key for surrogates and date shift")
+    p.add_argument("--json", action="store_true", help="print (or write beside) the redacted "
+                   "text with the spans found, offsets into the input")
+    p.add_argument("--config", metavar="site.toml", help="site configuration: staff names, "
+                   "identifier formats, protected terms")
+    p.add_argument("--in", dest="in_dir", metavar="DIR", help="batch: folder of *.txt reports")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", help="batch: where to write them")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_deid_report)
+
+    p = sub.add_parser(
+        "eval-report", help="score report de-identification against a cohort's ground truth",
+        description="Precision, recall and F1 (span any-overlap, span exact, character level), "
+                    "recall per category, and whitelist retention (share of protected "
+                    "pathology terms left intact).")
+    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--config", metavar="site.toml", help="site configuration")
+    p.add_argument("--no-header", action="store_true", help="do not use the DICOM headers")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_eval_report)
 
     p = sub.add_parser("plugins", help="list installed plugins (detectors, filters, executors)",
                        description="List the optional backends installed through entry "
@@ -106,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     except UpdpError as exc:
         print(f"updp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"updp {args.command}: interrupted", file=sys.stderr)
         return 130

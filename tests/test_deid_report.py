@@ -1,0 +1,241 @@
+"""Report de-identification: detectors, whitelist, header identifiers, modes, config, CLI."""
+
+import json
+
+import pydicom
+import pytest
+
+from updp_napari.cli import main
+from updp_napari.deid.report import HeaderIdentifiers, ReportDeidentifier, SiteConfig
+from updp_napari.deid.report.header import header_identifiers
+from updp_napari.evaluate.report import evaluate_reports
+
+KEY = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def deid():
+    return ReportDeidentifier(use_plugins=False)
+
+
+def redacted(deid, text, **kw):
+    return deid.deidentify(text, mode="tag", **kw).text
+
+
+def covered(deid, text, piece, header=None):
+    """Is every character of ``piece`` (first occurrence) inside a found span?"""
+    start = text.index(piece)
+    spans = deid.detect(text, header)
+    return all(any(s.start <= i < s.end for s in spans) for i in range(start, start + len(piece)))
+
+
+@pytest.mark.parametrize("date", ["3/4", "03/04/2019", "2019-05-01", "05.01.2019", "Jan 3rd",
+                                  "3 January 2019", "January of 2019", "January 3, 2019",
+                                  "20-FEB-2020", "8th November 2021"])
+def test_dates_in_every_common_form(deid, date):
+    text = f"Comparison: chest radiograph of {date}. No effusion."
+    assert covered(deid, text, date)
+    assert "No effusion." in redacted(deid, text)
+
+
+@pytest.mark.parametrize("piece, text", [
+    ("14:30", "Discussed with the team at 14:30 on 03/04/2019."),
+    ("(617) 555-0134", "Call (617) 555-0134 with questions."),
+    ("617-555-0177", "Fax: 617-555-0177"),
+    ("4512", "Pager 4512 for results."),
+    ("john.smith@hospital.org", "Contact john.smith@hospital.org today."),
+    ("https://results.example-hospital.org/study/ACC123456", "See https://results.example-hospital.org/study/ACC123456."),
+    ("10.42.7.15", "Read at workstation 10.42.7.15"),
+    ("123-45-6789", "SSN 123-45-6789"),
+    ("4829301", "MRN: 4829301"),
+    ("RGH4671-3750", "Accession no.: RGH4671-3750"),
+    ("92", "92 year old woman with cough."),
+    ("1200 Harbor Street", "Seen at 1200 Harbor Street, Brookline, MA 02446."),
+    ("02446", "Seen at 1200 Harbor Street, Brookline, MA 02446."),
+])
+def test_patterns(deid, piece, text):
+    assert covered(deid, text, piece)
+
+
+def test_ages_under_90_are_kept(deid):
+    text = "67 year old man, 45-year-old woman, aged 89."
+    assert redacted(deid, text) == text
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Discussed with Dr. Hope Hall at 14:30.", "Hope Hall"),
+    ("Electronically signed by: Mark Rose, MD", "Mark Rose"),
+    ("REFERRING PHYSICIAN: BILL HALL", "BILL HALL"),
+    ("ref: dr. sanchez", "sanchez"),
+    ("signed: richard lambert md 2019-08-07", "richard lambert"),
+    ("Patient: MÜLLER, JOSÉ", "MÜLLER, JOSÉ"),
+    ("Reported by Dr Siobhan O'Brien, Consultant Radiologist", "Siobhan O'Brien"),
+    ("Dictated by: Dr. A. Jones", "A. Jones"),
+    ("Results called to RN Zoë Kowalczyk.", "Zoë Kowalczyk"),
+])
+def test_names_by_context_in_any_case(deid, text, name):
+    assert covered(deid, text, name)
+
+
+def test_names_that_are_words_are_kept_without_context(deid):
+    text = ("There is hope the effusion will mark a turning point. Rose-coloured fluid was "
+            "drained in the hall. Bill of health: clear lungs.")
+    assert redacted(deid, text) == text
+
+
+def test_eponyms_stay_byte_identical(deid):
+    text = ("History of Hodgkin lymphoma. No Kerley B lines. Swan-Ganz catheter tip in the right "
+            "pulmonary artery. No Hampton hump or Westermark sign. Follow-up per Fleischner "
+            "Society guidelines. Evaluate for Pancoast tumor. Graves disease. Bochdalek hernia.")
+    assert redacted(deid, text) == text
+
+
+def test_phi_beside_eponyms_is_still_found(deid):
+    text = "Swan-Ganz catheter placed by Dr. Hampton on 03/04/2019."
+    out = redacted(deid, text)
+    assert "Swan-Ganz catheter" in out and "03/04/2019" not in out and "Hampton" not in out
+
+
+def test_all_caps_note(deid):
+    text = ("ST. ALDRIC MEDICAL CENTER\nPATIENT: SMITH, JOHN A  MRN: 4829301  DOB: 03/14/1952\n"
+            "FINDINGS: SMALL LEFT PLEURAL EFFUSION. NO PNEUMOTHORAX.\n"
+            "ELECTRONICALLY SIGNED BY: ROBERT JONES, MD 03/04/2019 15:02\n")
+    out = redacted(deid, text)
+    for phi in ("ALDRIC", "SMITH", "JOHN", "4829301", "03/14/1952", "ROBERT", "JONES", "15:02"):
+        assert phi not in out
+    assert "SMALL LEFT PLEURAL EFFUSION. NO PNEUMOTHORAX." in out
+
+
+def test_windows_line_endings_keep_offsets(deid):
+    text = "Patient: John Smith\r\nDate: 03/04/2019\r\nFindings: clear lungs.\r\n"
+    result = deid.deidentify(text, mode="tag")
+    for s in result.spans:
+        assert "\r" not in text[s.start:s.end] and "\n" not in text[s.start:s.end]
+    assert result.text.endswith("Findings: clear lungs.\r\n")
+
+
+def test_header_identifiers_in_any_order_case_and_initials(deid):
+    header = HeaderIdentifiers(names=[["QUIMBY", "ZEBEDIAH", "R"]], ids=["X77123"],
+                               dates=["19520314"], institutions=["Obscure Valley Infirmary"],
+                               patient_key="X77123")
+    text = ("zebediah quimby, seen by ZQ. Quimby Zebediah again. ID X77123. Born 14.03.1952 and "
+            "March 14, 1952. Transferred from Obscure Valley Infirmary.")
+    out = redacted(deid, text, header=header)
+    for phi in ("zebediah", "quimby", "Quimby", "Zebediah", "X77123", "14.03.1952",
+                "March 14, 1952", "Obscure Valley"):
+        assert phi not in out
+    assert "ZQ" not in out
+
+
+def test_header_identifiers_from_a_cohort_file(cohort, records, deid):
+    r = records[0]
+    ds = pydicom.dcmread(cohort / r["image"])
+    header = header_identifiers(ds)
+    assert any(ds.PatientName.family_name.upper() in [p.upper() for p in parts]
+               for parts in header.names)
+    assert ds.PatientID in header.ids and ds.AccessionNumber in header.ids
+    assert ds.PatientBirthDate in header.dates
+
+
+def test_modes(deid):
+    text = "Patient: John Smith. Seen 03/04/2019 by Dr. Smith."
+    tag = deid.deidentify(text, mode="tag").text
+    assert tag == "Patient: [NAME]. Seen [DATE] by Dr. [NAME]."
+    mask = deid.deidentify(text, mode="mask").text
+    assert len(mask) == len(text) and "Smith" not in mask and "*****" in mask
+    with pytest.raises(ValueError, match="key"):
+        deid.deidentify(text, mode="surrogate")
+
+
+def test_surrogates_are_consistent_and_keyed(deid):
+    header = HeaderIdentifiers(names=[["SMITH", "JOHN"]], patient_key="P1")
+    text = "John Smith seen 03/04/2019. Follow-up of Mr. Smith on 04/05/2019."
+    a = deid.deidentify(text, header, mode="surrogate", key=KEY).text
+    b = deid.deidentify(text, header, mode="surrogate", key=KEY).text
+    c = deid.deidentify(text, header, mode="surrogate", key=bytes(32)).text
+    assert a == b and a != c
+    assert "Smith" not in a and "03/04/2019" not in a
+    fake = a.split()[1]
+    assert a.count(fake) == 2  # the same surname maps to the same fake everywhere
+    # One shift for the patient: both dates move by the same number of days.
+    import datetime as dt
+    import re
+    d1, d2 = (dt.datetime.strptime(x, "%m/%d/%Y") for x in re.findall(r"\d\d/\d\d/\d{4}", a))
+    assert (d2 - d1).days == (dt.date(2019, 4, 5) - dt.date(2019, 3, 4)).days
+    assert dt.datetime(2019, 3, 4) > d1
+
+
+def test_site_config_adds_staff_id_formats_and_terms(tmp_path):
+    cfg = tmp_path / "site.toml"
+    cfg.write_text('staff = ["Quentin Blake"]\nprotected_terms = ["Blake sign"]\n'
+                   'institutions = ["Harbour Lights"]\n'
+                   '[[id_formats]]\npattern = "HX-[0-9]{3}"\ncategory = "MRN"\n')
+    deid = ReportDeidentifier(SiteConfig.load(cfg), use_plugins=False)
+    text = "quentin blake reviewed HX-123 at Harbour Lights. Positive Blake sign."
+    out = deid.deidentify(text, mode="tag").text
+    assert out == "[NAME] reviewed [MRN] at [INSTITUTION]. Positive Blake sign."
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[id_formats]]\npattern = '('\n")
+    with pytest.raises(Exception, match="bad.toml: id_formats\\[0\\] is not a valid regular"):
+        SiteConfig.load(bad)
+
+
+def test_empty_report(deid):
+    assert deid.deidentify("", mode="tag").text == ""
+
+
+def test_cohort_recall_precision_and_whitelist(cohort):
+    result = evaluate_reports(cohort, ReportDeidentifier(use_plugins=False))
+    assert result["recall"] >= 0.99
+    assert result["precision"] >= 0.95
+    assert result["whitelist_retention"] == 1.0
+    assert result["protected_terms"] > 0
+
+
+def test_cli_json_offsets_point_into_the_input(tmp_path, capsys):
+    text = "Patient: John Smith\nMRN: 4829301\nNo Kerley B lines.\n"
+    path = tmp_path / "r.txt"
+    path.write_bytes(text.encode("utf-8-sig"))  # a BOM is not part of the text
+    assert main(["deid-report", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["text"].endswith("No Kerley B lines.\n")
+    for s in out["spans"]:
+        assert text[s["start"]:s["end"]] == s["text"]
+        assert {"start", "end", "category", "source", "text"} <= set(s)
+
+
+def test_cli_batch_skips_bad_files_and_processes_the_rest(tmp_path, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.txt").write_text("Signed by Dr. Ada Lovelace on 03/04/2019.\r\n", encoding="utf-8")
+    (src / "b.txt").write_bytes("Seen by Dr. José Núñez.".encode("latin-1"))
+    (src / "c.txt").write_bytes(b"\x00\x01\x02")
+    (src / "d.txt").write_text("")
+    assert main(["deid-report", "--in", str(src), "--out", str(dst), "--json", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "c.txt" in err and "binary" in err
+    assert (dst / "a.txt").read_bytes() == b"Signed by Dr. [NAME] on [DATE].\r\n"
+    assert "Núñez" not in (dst / "b.txt").read_text(encoding="utf-8")
+    assert (dst / "d.txt").read_text() == ""
+    assert json.loads((dst / "a.json").read_text())["spans"]
+    assert not (dst / "c.txt").exists()
+    assert oct((dst / "a.txt").stat().st_mode & 0o777) == "0o600"
+
+
+def test_cli_surrogate_needs_a_key(tmp_path, capsys):
+    path = tmp_path / "r.txt"
+    path.write_text("John Smith 03/04/2019")
+    assert main(["deid-report", str(path), "--mode", "surrogate"]) == 2
+    assert "--key-file" in capsys.readouterr().err
+    key = tmp_path / "key"
+    assert main(["deid-report", str(path), "--mode", "surrogate", "--key-file", str(key)]) == 0
+    first = capsys.readouterr().out
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert main(["deid-report", str(path), "--mode", "surrogate", "--key-file", str(key)]) == 0
+    assert capsys.readouterr().out == first and "Smith" not in first
+
+
+def test_cli_eval_report_json(cohort, capsys):
+    assert main(["eval-report", str(cohort), "--json", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"recall", "precision", "f1", "whitelist_retention", "per_category"} <= set(result)

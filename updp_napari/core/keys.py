@@ -1,0 +1,64 @@
+"""The workspace's secret key and what is derived from it.
+
+Surrogates, the per-patient date shift and (later) remapped UIDs are keyed hashes of the
+original values, so they are consistent across files and runs of one workspace and cannot
+be reversed or recomputed without the key. The key never leaves the workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .errors import InputError
+
+KEY_BYTES = 32
+#: Dates move back by 30 days to about two years; never by zero.
+SHIFT_RANGE = (30, 730)
+
+
+def create_key_file(path: str | os.PathLike) -> bytes:
+    """Write a new random key, readable by its owner only."""
+    path = Path(path)
+    key = secrets.token_bytes(KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def load_key(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except FileNotFoundError:
+        raise InputError(f"{path}: key file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise InputError(f"{path}: not a key file (expected {KEY_BYTES * 2} hex digits)") from None
+    if len(key) < 16:
+        raise InputError(f"{path}: key is too short ({len(key)} bytes; need at least 16)")
+    return key
+
+
+def load_or_create_key(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    return load_key(path) if path.exists() else create_key_file(path)
+
+
+def keyed_digest(key: bytes, purpose: str, value: str) -> bytes:
+    """HMAC-SHA256 of ``value`` for one ``purpose`` (purposes never share outputs)."""
+    return hmac.new(key, f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
+
+
+def keyed_int(key: bytes, purpose: str, value: str, modulo: int) -> int:
+    return int.from_bytes(keyed_digest(key, purpose, value), "big") % modulo
+
+
+def date_shift_days(key: bytes, patient: str) -> int:
+    """The number of days every date of ``patient`` moves back (report and header alike)."""
+    low, high = SHIFT_RANGE
+    return -(low + keyed_int(key, "date-shift", patient.strip().upper(), high - low + 1))

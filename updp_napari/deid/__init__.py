@@ -1,0 +1,1 @@
+"""De-identification: reports (``deid.report``); header and pixels arrive in their own modules."""

@@ -1,0 +1,177 @@
+"""``ReportDeidentifier``: every detector, the whitelist, and the replacement, in one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from ...core.errors import InputError, UpdpError
+from ...core.keys import date_shift_days
+from ...core.spans import Span, join_adjacent, resolve
+from .detectors import (
+    Context,
+    HeaderIdentifiers,
+    detect_header_identifiers,
+    detect_names,
+    detect_patterns,
+    detect_places,
+)
+from .lexicons import Lexicons, default_lexicons, phrase_pattern
+from .replace import Replacer
+
+Detector = Callable[[str, Context], Iterable[Span]]
+RULE_DETECTORS: tuple[Detector, ...] = (detect_patterns, detect_places, detect_names,
+                                        detect_header_identifiers)
+# Sources whose hits yield to the whitelist. Structured patterns (dates, numbers) and the
+# study's own header values never do: "Hodgkin 03/04/2019" still hides the date.
+_YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "model:")
+
+
+@dataclass
+class SiteConfig:
+    """A hospital's additions (TOML): staff names, identifier formats, protected terms."""
+
+    staff: list[str] = field(default_factory=list)
+    id_patterns: list[tuple[str, str]] = field(default_factory=list)  # (regex, category)
+    protected_terms: list[str] = field(default_factory=list)
+    institutions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SiteConfig:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: site configuration not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not valid TOML ({exc})") from None
+        ids = []
+        for i, item in enumerate(data.get("id_formats", [])):
+            if not isinstance(item, dict) or "pattern" not in item:
+                raise InputError(f"{path}: id_formats[{i}] needs a 'pattern'")
+            try:
+                re.compile(item["pattern"])
+            except re.error as exc:
+                raise InputError(f"{path}: id_formats[{i}] is not a valid regular expression "
+                                 f"({exc})") from None
+            ids.append((item["pattern"], str(item.get("category", "ID")).upper()))
+        return cls(staff=[str(s) for s in data.get("staff", [])], id_patterns=ids,
+                   protected_terms=[str(t) for t in data.get("protected_terms", [])],
+                   institutions=[str(t) for t in data.get("institutions", [])])
+
+
+@dataclass
+class Redaction:
+    text: str  # the redacted report
+    spans: list[Span]  # offsets into the original text
+
+    def as_json(self, original: str) -> dict:
+        return {"text": self.text, "spans": [
+            {"start": s.start, "end": s.end, "category": s.category, "source": s.source,
+             "confidence": round(s.confidence, 3), "text": original[s.start:s.end]}
+            for s in self.spans]}
+
+
+class ReportDeidentifier:
+    """Find and replace PHI in report text; pathology vocabulary is left byte-identical."""
+
+    def __init__(self, config: SiteConfig | None = None, lexicons: Lexicons | None = None,
+                 extra_detectors: Iterable[Detector] = (), use_plugins: bool = True):
+        self.lexicons = (lexicons or default_lexicons())
+        self.config = config or SiteConfig()
+        if config is not None and (config.staff or config.institutions):
+            self.lexicons = self.lexicons.copy()
+            self.lexicons.institution_words = list(self.lexicons.institution_words)
+        self._staff = phrase_pattern(self.config.staff)
+        self._institutions = phrase_pattern(self.config.institutions)
+        terms = self.lexicons.whitelist + self.config.protected_terms
+        # Abbreviations (ED, PA, CT) are protected as written: "ed" in "AA/ed" is no department.
+        abbreviations = [t for t in terms if t.isupper() and len(t) <= 5]
+        self._whitelist = phrase_pattern([t for t in terms if t not in abbreviations])
+        self._abbreviations = phrase_pattern(abbreviations, flags=0)
+        self._extra_patterns = [(re.compile(p), c) for p, c in self.config.id_patterns]
+        self.detectors: list[Detector] = list(RULE_DETECTORS) + list(extra_detectors)
+        if use_plugins:
+            self.detectors += _plugin_detectors()
+
+    def protected(self, text: str) -> list[tuple[int, int]]:
+        """Where whitelisted pathology, anatomy and device terms stand in ``text``."""
+        return sorted((m.start(), m.end()) for pattern in (self._whitelist, self._abbreviations)
+                      if pattern is not None for m in pattern.finditer(text))
+
+    def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
+        ctx = Context(self.lexicons, header, self._extra_patterns)
+        found: list[Span] = []
+        for detector in self.detectors:
+            found.extend(detector(text, ctx))
+        for pattern, category, source in ((self._staff, "NAME", "config:staff"),
+                                          (self._institutions, "INSTITUTION", "config:institution")):
+            if pattern is not None:
+                found.extend(Span(m.start(), m.end(), category, source) for m in pattern.finditer(text))
+        found = self._apply_whitelist(text, found)
+        return join_adjacent(resolve(found), text, "NAME")
+
+    def _apply_whitelist(self, text: str, spans: list[Span]) -> list[Span]:
+        protected = self.protected(text)
+        if not protected:
+            return spans
+        kept = []
+        for span in spans:
+            hit = next(((s, e) for s, e in protected if s < span.end and span.start < e), None)
+            if hit is None:
+                kept.append(span)
+                continue
+            term = text[hit[0]:hit[1]]
+            multiword = " " in term.strip() or "-" in term
+            inside = hit[0] <= span.start and span.end <= hit[1]
+            # A name guessed from the lexicon yields to any protected term; a place yields only
+            # to a term that holds it whole ("Mass General Hospital" is no mass); a name found
+            # by its context ("Dr. Hampton") yields only to a whole phrase ("Hampton hump").
+            if span.source.startswith(_YIELDING):
+                if span.category == "NAME" or inside:
+                    continue
+            elif span.source.startswith("context:") and multiword:
+                continue
+            kept.append(span)
+        return kept
+
+    def deidentify(self, text: str, header: HeaderIdentifiers | None = None, mode: str = "tag",
+                   key: bytes | None = None) -> Redaction:
+        spans = self.detect(text, header)
+        patient = header.patient_key if header is not None else ""
+        shift = date_shift_days(key, patient) if key is not None else 0
+        return Redaction(Replacer(mode, key, shift).apply(text, spans), spans)
+
+
+def _plugin_detectors() -> list[Detector]:
+    """Detectors installed as plugins (entry-point group ``updp_napari.detectors``)."""
+    from ...core.registry import discover, load
+
+    detectors = []
+    for name in discover("updp_napari.detectors"):
+        obj = load("updp_napari.detectors", name)
+        detectors.append(_adapt(name, obj))
+    return detectors
+
+
+def _adapt(name: str, obj) -> Detector:
+    """A plugin's ``detect(text)`` yields Spans or ``(start, end, category[, confidence])``."""
+    detect = obj() if isinstance(obj, type) else obj
+    detect = getattr(detect, "detect", detect)
+    if not callable(detect):
+        raise UpdpError(f"plugin {name!r} is not callable and has no detect()")
+
+    def run(text: str, ctx: Context) -> Iterable[Span]:
+        for item in detect(text):
+            if isinstance(item, Span):
+                yield item
+            else:
+                start, end, category, *rest = item
+                yield Span(int(start), int(end), str(category).upper(), f"plugin:{name}",
+                           float(rest[0]) if rest else 1.0)
+    return run

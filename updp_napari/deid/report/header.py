@@ -1,0 +1,65 @@
+"""The identifiers of a study's DICOM header that its report may repeat."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ...core.errors import InputError
+from .detectors import HeaderIdentifiers
+
+_PERSON_ELEMENTS = ("PatientName", "ReferringPhysicianName", "PerformingPhysicianName",
+                    "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician")
+_ID_ELEMENTS = ("PatientID", "AccessionNumber", "StudyID", "OtherPatientIDs")
+_DATE_ELEMENTS = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+
+
+def _person_parts(value) -> list[str]:
+    text = str(value).replace("^", " ").replace(",", " ")
+    return [p for p in text.split() if len(p.strip(".")) >= 1]
+
+
+def header_identifiers(ds) -> HeaderIdentifiers:
+    """Collect names, IDs, dates and institutions from a pydicom dataset, sequences included."""
+    found = HeaderIdentifiers()
+
+    def walk(dataset) -> None:
+        for elem in dataset:
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    walk(item)
+                continue
+            values = elem.value if elem.VM > 1 else [elem.value]
+            for value in values:
+                if value in (None, ""):
+                    continue
+                if elem.VR == "PN" or elem.keyword in _PERSON_ELEMENTS:
+                    parts = _person_parts(value)
+                    if parts:
+                        found.names.append(parts)
+                elif elem.keyword in _ID_ELEMENTS or (elem.keyword == "" and elem.VR in ("LO", "SH")
+                                                       and any(c.isdigit() for c in str(value))):
+                    found.ids.append(str(value).strip())
+                elif elem.VR == "DA" and elem.keyword in _DATE_ELEMENTS:
+                    found.dates.append(str(value))
+                elif elem.keyword == "InstitutionName":
+                    found.institutions.append(str(value).strip())
+
+    walk(ds)
+    pid = str(ds.get("PatientID", "") or "")
+    found.patient_key = pid or " ".join(found.names[0]) if found.names else pid
+    return found
+
+
+def read_header(path: str | os.PathLike) -> HeaderIdentifiers:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not a readable DICOM file") from None
+    return header_identifiers(ds)

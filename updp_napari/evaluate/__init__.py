@@ -1,0 +1,1 @@
+"""Evaluation against ground truth: report de-identification (``evaluate.report``)."""
