@@ -77,6 +77,13 @@ def test_names_by_context_in_any_case(deid, text, name):
     assert covered(deid, text, name)
 
 
+def test_institutions_and_names_beside_clinical_words(deid):
+    out = redacted(deid, "Transferred from Mass General Hospital; no mass seen. Will Smith "
+                         "called. There is hope. RN Hope Hall paged.")
+    assert out == ("Transferred from [INSTITUTION]; no mass seen. [NAME] called. There is hope. "
+                   "RN [NAME] paged.")
+
+
 def test_names_that_are_words_are_kept_without_context(deid):
     text = ("There is hope the effusion will mark a turning point. Rose-coloured fluid was "
             "drained in the hall. Bill of health: clear lungs.")

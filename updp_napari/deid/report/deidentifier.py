@@ -21,7 +21,7 @@ from .detectors import (
     detect_patterns,
     detect_places,
 )
-from .lexicons import Lexicons, default_lexicons, phrase_pattern
+from .lexicons import Lexicons, PhraseMatcher, default_lexicons, phrase_pattern
 from .replace import Replacer
 
 Detector = Callable[[str, Context], Iterable[Span]]
@@ -29,7 +29,7 @@ RULE_DETECTORS: tuple[Detector, ...] = (detect_patterns, detect_places, detect_n
                                         detect_header_identifiers)
 # Sources whose hits yield to the whitelist. Structured patterns (dates, numbers) and the
 # study's own header values never do: "Hodgkin 03/04/2019" still hides the date.
-_YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "model:")
+_YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "header:initials", "model:")
 
 
 @dataclass
@@ -92,8 +92,8 @@ class ReportDeidentifier:
         terms = self.lexicons.whitelist + self.config.protected_terms
         # Abbreviations (ED, PA, CT) are protected as written: "ed" in "AA/ed" is no department.
         abbreviations = [t for t in terms if t.isupper() and len(t) <= 5]
-        self._whitelist = phrase_pattern([t for t in terms if t not in abbreviations])
-        self._abbreviations = phrase_pattern(abbreviations, flags=0)
+        self._whitelist = PhraseMatcher([t for t in terms if t not in abbreviations])
+        self._abbreviations = PhraseMatcher(abbreviations, case_sensitive=True)
         self._extra_patterns = [(re.compile(p), c) for p, c in self.config.id_patterns]
         self.detectors: list[Detector] = list(RULE_DETECTORS) + list(extra_detectors)
         if use_plugins:
@@ -101,8 +101,7 @@ class ReportDeidentifier:
 
     def protected(self, text: str) -> list[tuple[int, int]]:
         """Where whitelisted pathology, anatomy and device terms stand in ``text``."""
-        return sorted((m.start(), m.end()) for pattern in (self._whitelist, self._abbreviations)
-                      if pattern is not None for m in pattern.finditer(text))
+        return sorted(self._whitelist.find(text) + self._abbreviations.find(text))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
         ctx = Context(self.lexicons, header, self._extra_patterns)

@@ -81,6 +81,7 @@ _LABELS = re.compile(
     r"|provisional\s+report\s+by|typed\s+by|transcriptionist|scribe|discussed\s+with|d/w|communicated\s+to|called\s+to|notified|paged|cc"
     r"|informed|spoke\s+with|conveyed\s+to|read\s+back\s+by|per|from)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
+_VIEW_WORDS = {"lat", "lateral", "ap", "pa", "obl", "oblique", "dec", "lld", "rld", "port"}
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?\.?|[^\W\d_]\.")
 
 # Words that end a name run in any case: report vocabulary, not names.
@@ -293,14 +294,22 @@ def detect_names(text: str, ctx: Context) -> Iterator[Span]:
         for t in reversed(tokens):
             if fold(t.group().rstrip(".")) in _STOP or len(picked) == 4:
                 break
+            # A full stop after a word ends a sentence, not a name ("no hope. RN Hall").
+            if t.group().endswith(".") and len(t.group()) > 2:
+                break
             gap = before[t.end():(picked[-1].start() if picked else len(before))]
             if gap.strip(" ,") or "\n" in gap:
                 break
             picked.append(t)
-        if picked and len(picked[0].group().rstrip(".")) >= 2:
+        lowercase_credential = m.group().strip(" ,").islower()
+        if picked and len(picked[0].group().rstrip(".")) >= 2 and (
+                picked[0].group()[:1].isupper() or lowercase_credential):
             offset = max(0, m.start() - 60)
             yield Span(offset + picked[-1].start(), offset + picked[0].end(), "NAME", "context:credential")
-    yield from _spans(_DICTATION, text, "NAME", "pattern:dictation-initials", confidence=0.8)
+    for m in _DICTATION.finditer(text):
+        # "PA/lat" names two views, not a radiologist and a typist.
+        if m.group().split("/")[1] not in _VIEW_WORDS:
+            yield Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8)
     # Lexicon: a known first name followed by a capitalised word, or a known surname after
     # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
     lex = ctx.lexicons
@@ -309,7 +318,9 @@ def detect_names(text: str, ctx: Context) -> Iterator[Span]:
         if not first[:1].isupper():
             continue
         fk, lk = fold(first), fold(last)
-        if fk in lex.first_names and fk not in lex.ambiguous and lk not in _STOP and (
+        # An ambiguous first name ("Will", "Mark") counts before a surname that is no word.
+        sure_last = lk in lex.last_names and lk not in lex.ambiguous and last[:1].isupper()
+        if fk in lex.first_names and (fk not in lex.ambiguous or sure_last) and lk not in _STOP and (
                 lk in lex.last_names or last[:1].isupper() and not last.isupper() or last.isupper()
                 and first.isupper()):
             if lk in lex.ambiguous and lk not in lex.last_names:
@@ -320,8 +331,22 @@ def detect_names(text: str, ctx: Context) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8)
 
 
-def _word_pattern(value: str) -> re.Pattern:
-    return re.compile(rf"(?<![\w]){re.escape(value)}(?![\w])", _I)
+def _find_word(text: str, lowered: str, value: str) -> Iterator[tuple[int, int]]:
+    """Case-insensitive whole-word occurrences of ``value`` (plain search, no regex to build)."""
+    needle = value.lower()
+    if not needle:
+        return
+    if len(lowered) != len(text):  # lower() changed lengths (rare letters): fall back
+        for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, _I):
+            yield m.start(), m.end()
+        return
+    pos = lowered.find(needle)
+    while pos >= 0:
+        end = pos + len(needle)
+        if (pos == 0 or not lowered[pos - 1].isalnum()) and \
+                (end == len(lowered) or not lowered[end].isalnum()):
+            yield pos, end
+        pos = lowered.find(needle, pos + 1)
 
 
 def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
@@ -329,28 +354,40 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     header = ctx.header
     if header is None:
         return
+    lowered = text.lower()
+
+    def find(value: str, category: str, source: str, confidence: float = 1.0) -> Iterator[Span]:
+        for start, end in _find_word(text, lowered, value):
+            yield Span(start, end, category, source, confidence)
+
     for parts in header.names:
         for part in parts:
             if len(part) >= 2:
-                yield from _spans(_word_pattern(part), text, "NAME", "header:name")
+                yield from find(part, "NAME", "header:name")
         # Initials in DICOM order (family, given) and in speaking order (given, family).
         letters = [p[0].upper() for p in parts if p]
         if len(letters) >= 2:
             orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
                       letters[1] + letters[0]}
             for initials in orders:
+                # Initials only as written, in capitals: "js" is no one's initials.
                 for variant in (initials, ".".join(initials) + "."):
-                    yield from _spans(re.compile(rf"(?<![\w.]){re.escape(variant)}(?![\w])"), text,
-                                      "NAME", "header:initials", confidence=0.7)
+                    pos = text.find(variant)
+                    while pos >= 0:
+                        end = pos + len(variant)
+                        if (pos == 0 or not text[pos - 1].isalnum() and text[pos - 1] != ".") and \
+                                (end == len(text) or not text[end].isalnum()):
+                            yield Span(pos, end, "NAME", "header:initials", 0.7)
+                        pos = text.find(variant, pos + 1)
     for value in header.ids:
         if len(value) >= 3:
-            yield from _spans(_word_pattern(value), text, "ID", "header:id")
+            yield from find(value, "ID", "header:id")
     for value in header.dates:
         for variant in date_variants(value):
-            yield from _spans(_word_pattern(variant), text, "DATE", "header:date")
+            yield from find(variant, "DATE", "header:date")
     for value in header.institutions:
         for variant in institution_variants(value, ctx.lexicons.institution_words):
-            yield from _spans(_word_pattern(variant), text, "INSTITUTION", "header:institution")
+            yield from find(variant, "INSTITUTION", "header:institution")
 
 
 def institution_variants(name: str, institution_words: list[str]) -> list[str]:
