@@ -61,7 +61,7 @@ def _key(args: argparse.Namespace) -> bytes | None:
 
 
 def _cmd_deid_report(args: argparse.Namespace) -> int:
-    from .ingest import read_report
+    from .ingest import decode_report, read_report
 
     deid = _deidentifier(args)
     key = _key(args)
@@ -77,8 +77,7 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
     if not args.file:
         raise UpdpError("give a report FILE, - for standard input, or --in DIR --out DIR")
     if args.file == "-":
-        raw = sys.stdin.buffer.read()
-        text = _decode_stdin(raw)
+        text = decode_report(sys.stdin.buffer.read(), "standard input")
     else:
         text = read_report(args.file)
     result = deid.deidentify(text, header, mode=args.mode, key=key)
@@ -89,21 +88,8 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_stdin(raw: bytes) -> str:
-    import tempfile
-
-    from .ingest import read_report
-
-    with tempfile.NamedTemporaryFile(suffix=".txt") as tmp:
-        tmp.write(raw)
-        tmp.flush()
-        try:
-            return read_report(tmp.name)
-        except UpdpError as exc:
-            raise UpdpError(str(exc).replace(tmp.name, "standard input")) from None
-
-
 def _deid_report_batch(deid, args, key, header) -> int:
+    from .core.files import write_text_atomic
     from .core.progress import Progress
     from .ingest import read_report
 
@@ -123,10 +109,10 @@ def _deid_report_batch(deid, args, key, header) -> int:
             result = deid.deidentify(text, header, mode=args.mode, key=key)
             out = dst / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            _write_private(out, result.text)
+            write_text_atomic(out, result.text, private=True)
             if args.json:
-                _write_private(out.with_suffix(".json"),
-                               json.dumps(result.as_json(text), ensure_ascii=False, indent=2) + "\n")
+                write_text_atomic(out.with_suffix(".json"), json.dumps(
+                    result.as_json(text), ensure_ascii=False, indent=2) + "\n", private=True)
         except UpdpError as exc:
             failed.append((rel, str(exc)))
         progress(n, len(files))
@@ -134,17 +120,6 @@ def _deid_report_batch(deid, args, key, header) -> int:
     for rel, reason in failed:
         print(f"  skipped {rel}: {reason}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomic, owner-only: a redacted report can still hold what the rules missed."""
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _cmd_eval_report(args: argparse.Namespace) -> int:

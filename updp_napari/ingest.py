@@ -127,13 +127,18 @@ def read_report(path: str | os.PathLike) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read report ({exc.strerror or type(exc).__name__})") from None
+    return decode_report(raw, str(path))
+
+
+def decode_report(raw: bytes, name: str) -> str:
+    """Report bytes as text, whatever common encoding they were saved in."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return raw.decode("utf-16")
         except UnicodeDecodeError:
-            raise InputError(f"{path}: report looks like UTF-16 but does not decode") from None
+            raise InputError(f"{name}: report looks like UTF-16 but does not decode") from None
     if b"\x00" in raw:
-        raise InputError(f"{path}: report is binary, not text")
+        raise InputError(f"{name}: report is binary, not text")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding)

@@ -25,6 +25,7 @@ from PIL import Image
 
 from .. import __version__
 from ..core.errors import UpdpError
+from ..core.files import write_text_atomic
 from . import anatomy, burnin, pathology, render
 from .dicomwriter import build_dataset, write_dicom
 from .identities import MAX_SITES, age_group, format_identifier, make_patient, make_sites
@@ -84,7 +85,7 @@ def make_cohort(out: str | os.PathLike, patients: int, studies: int, seed: int, 
             if progress is not None:
                 progress(len(records), total)
             previous, date = date, date + dt.timedelta(days=int(srng.integers(30, 700)))
-    _write_atomic(out / GROUND_TRUTH, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    write_text_atomic(out / GROUND_TRUTH, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     info = {
         "generator": "updp make-cohort", "version": __version__, "seed": seed,
         "patients": patients, "studies_per_patient": studies, "size": size,
@@ -93,7 +94,7 @@ def make_cohort(out: str | os.PathLike, patients: int, studies: int, seed: int, 
                   for s in site_list],
         "labels": list(LABELS), "studies": total,
     }
-    _write_atomic(out / COHORT_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out / COHORT_INFO, json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
 
 
@@ -164,12 +165,6 @@ def _render_study(out: Path, study: Study, traits: anatomy.AnatomyTraits, seed: 
         "identity": traits.as_dict(),
         "acquisition": acq.as_dict(),
     }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
 
 
 def read_ground_truth(cohort: str | os.PathLike) -> list[dict]:
