@@ -82,11 +82,8 @@ class ReportDeidentifier:
 
     def __init__(self, config: SiteConfig | None = None, lexicons: Lexicons | None = None,
                  extra_detectors: Iterable[Detector] = (), use_plugins: bool = True):
-        self.lexicons = (lexicons or default_lexicons())
+        self.lexicons = lexicons or default_lexicons()
         self.config = config or SiteConfig()
-        if config is not None and (config.staff or config.institutions):
-            self.lexicons = self.lexicons.copy()
-            self.lexicons.institution_words = list(self.lexicons.institution_words)
         self._staff = phrase_pattern(self.config.staff)
         self._institutions = phrase_pattern(self.config.institutions)
         terms = self.lexicons.whitelist + self.config.protected_terms

@@ -210,10 +210,9 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
         for m in pattern.finditer(text):
             start = m.start()
             # A sentence's first word ("The", "At") is no part of the name.
-            first = m.group().split()[0]
-            if first.lower() in ("the", "at", "from", "to", "in", "of", "and", "seen"):
-                start += len(first) + 1
-                start = m.start() + m.group().index(m.group().split()[1])
+            words_in = m.group().split()
+            if words_in[0].lower() in ("the", "at", "from", "to", "in", "of", "and", "seen"):
+                start = m.start() + m.group().index(words_in[1], len(words_in[0]))
             yield Span(start, m.end(), "INSTITUTION", "lexicon:institution")
     yield from _spans(_INSTITUTION_ABBR, text, "INSTITUTION", "pattern:institution-abbr", confidence=0.9)
     for m in re.finditer(r"\b[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b", text):

@@ -34,11 +34,6 @@ class Lexicons:
         key = fold(word)
         return key in self.first_names or key in self.last_names
 
-    def copy(self) -> Lexicons:
-        return Lexicons(set(self.first_names), set(self.last_names), set(self.ambiguous),
-                        dict(self.states), set(self.cities), list(self.institution_words),
-                        list(self.whitelist))
-
 
 @cache
 def default_lexicons() -> Lexicons:
