@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from updp_napari._reader import napari_get_reader, read_path
-from updp_napari.cohort.model import LABELS
 from updp_napari.core.errors import InputError
 
 
@@ -78,4 +77,3 @@ def test_sample_data_opens_in_napari(make_napari_viewer):
     viewer.open_sample("updp-napari", "cohort")
     assert viewer.layers[0].data.ndim == 3 and viewer.layers[0].data.shape[0] >= 20
     assert viewer.layers[0].metadata["studies"][0]["report"]
-    assert len(LABELS) == 7

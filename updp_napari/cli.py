@@ -46,7 +46,7 @@ def _deidentifier(args: argparse.Namespace):
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-    from .core.keys import load_key, load_or_create_key
+    from .core.keys import load_or_create_key
 
     if args.mode != "surrogate":
         return None
@@ -54,7 +54,7 @@ def _key(args: argparse.Namespace) -> bytes | None:
         raise UpdpError("--mode surrogate needs --key-file K (a secret key kept with the "
                         "workspace; created, owner-only, if it does not exist)")
     existed = Path(args.key_file).exists()
-    key = load_or_create_key(args.key_file) if not existed else load_key(args.key_file)
+    key = load_or_create_key(args.key_file)
     if not existed:
         print(f"created key file {args.key_file} (owner-only); keep it secret", file=sys.stderr)
     return key
