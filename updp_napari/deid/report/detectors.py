@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 
 from ...core.spans import Span
 from .lexicons import Lexicons, fold
@@ -197,16 +198,23 @@ def detect_patterns(text: str, ctx: Context) -> Iterator[Span]:
         yield from _spans(pattern, text, category, "config:pattern")
 
 
+@cache
+def _institution_pattern(words: tuple[str, ...]) -> re.Pattern | None:
+    """Capitalised words ending in an institution word ("… Medical Center"), built once."""
+    if not words:
+        return None
+    ordered = sorted(words, key=len, reverse=True)
+    tail = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
+    tail_upper = "|".join(re.escape(w.upper()).replace(r"\ ", r"\s+") for w in ordered)
+    return re.compile(
+        rf"\b(?:(?:St\.?|Saint)\s+)?(?:[A-Z][\w'.&-]*\s+(?:of\s+(?:the\s+)?)?){{1,5}}(?:{tail})\b"
+        rf"|\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'.&-]+\s+){{1,5}}(?:{tail_upper})\b")
+
+
 def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     """Institutions by their tell-tale words, and cities and states from the lexicons."""
-    words = ctx.lexicons.institution_words
-    if words:
-        ordered = sorted(words, key=len, reverse=True)
-        tail = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
-        tail_upper = "|".join(re.escape(w.upper()).replace(r"\ ", r"\s+") for w in ordered)
-        pattern = re.compile(
-            rf"\b(?:(?:St\.?|Saint)\s+)?(?:[A-Z][\w'.&-]*\s+(?:of\s+(?:the\s+)?)?){{1,5}}(?:{tail})\b"
-            rf"|\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'.&-]+\s+){{1,5}}(?:{tail_upper})\b")
+    pattern = _institution_pattern(tuple(ctx.lexicons.institution_words))
+    if pattern is not None:
         for m in pattern.finditer(text):
             start = m.start()
             # A sentence's first word ("The", "At") is no part of the name.
