@@ -21,7 +21,7 @@ from .detectors import (
     detect_patterns,
     detect_places,
 )
-from .lexicons import Lexicons, PhraseMatcher, default_lexicons, phrase_pattern
+from .lexicons import Lexicons, PhraseMatcher, default_lexicons
 from .replace import Replacer
 
 Detector = Callable[[str, Context], Iterable[Span]]
@@ -84,8 +84,8 @@ class ReportDeidentifier:
                  extra_detectors: Iterable[Detector] = (), use_plugins: bool = True):
         self.lexicons = lexicons or default_lexicons()
         self.config = config or SiteConfig()
-        self._staff = phrase_pattern(self.config.staff)
-        self._institutions = phrase_pattern(self.config.institutions)
+        self._staff = PhraseMatcher(self.config.staff)
+        self._institutions = PhraseMatcher(self.config.institutions)
         terms = self.lexicons.whitelist + self.config.protected_terms
         # Abbreviations (ED, PA, CT) are protected as written: "ed" in "AA/ed" is no department.
         abbreviations = [t for t in terms if t.isupper() and len(t) <= 5]
@@ -105,10 +105,9 @@ class ReportDeidentifier:
         found: list[Span] = []
         for detector in self.detectors:
             found.extend(detector(text, ctx))
-        for pattern, category, source in ((self._staff, "NAME", "config:staff"),
+        for matcher, category, source in ((self._staff, "NAME", "config:staff"),
                                           (self._institutions, "INSTITUTION", "config:institution")):
-            if pattern is not None:
-                found.extend(Span(m.start(), m.end(), category, source) for m in pattern.finditer(text))
+            found.extend(Span(start, end, category, source) for start, end in matcher.find(text))
         found = self._apply_whitelist(text, found)
         return join_adjacent(resolve(found), text, "NAME")
 

@@ -53,15 +53,6 @@ def default_lexicons() -> Lexicons:
     )
 
 
-def phrase_pattern(phrases: list[str], flags: int = re.IGNORECASE) -> re.Pattern | None:
-    """One alternation matching any phrase as whole words, longest first."""
-    if not phrases:
-        return None
-    body = "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(set(phrases), key=len,
-                                                                      reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{body})(?![\w-])", flags)
-
-
 _TOKEN = re.compile(r"\S+")
 _LEAD = "([{\"'“‘"
 _TRAIL = ".,;:!?)]}\"'”’"
