@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .detectors import (
     detect_patterns,
     detect_places,
 )
-from .lexicons import Lexicons, PhraseMatcher, default_lexicons
+from .lexicons import Lexicons, PhraseMatcher, Word, cut_words, default_lexicons
 from .replace import Replacer
 
 Detector = Callable[[str, Context], Iterable[Span]]
@@ -96,28 +97,44 @@ class ReportDeidentifier:
         if use_plugins:
             self.detectors += _plugin_detectors()
 
-    def protected(self, text: str) -> list[tuple[int, int]]:
+    def protected(self, text: str, words: list[Word] | None = None) -> list[tuple[int, int]]:
         """Where whitelisted pathology, anatomy and device terms stand in ``text``."""
-        return sorted(self._whitelist.find(text) + self._abbreviations.find(text))
+        words = words if words is not None else cut_words(text)
+        return sorted(self._whitelist.find(text, words) + self._abbreviations.find(text, words))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
         ctx = Context(self.lexicons, header, self._extra_patterns)
         found: list[Span] = []
         for detector in self.detectors:
             found.extend(detector(text, ctx))
+        words = ctx.words(text)
         for matcher, category, source in ((self._staff, "NAME", "config:staff"),
                                           (self._institutions, "INSTITUTION", "config:institution")):
-            found.extend(Span(start, end, category, source) for start, end in matcher.find(text))
-        found = self._apply_whitelist(text, found)
+            found.extend(Span(start, end, category, source)
+                         for start, end in matcher.find(text, words))
+        found = self._apply_whitelist(text, found, words)
         return join_adjacent(resolve(found), text, "NAME")
 
-    def _apply_whitelist(self, text: str, spans: list[Span]) -> list[Span]:
-        protected = self.protected(text)
+    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word]) -> list[Span]:
+        # Structured patterns and the header's own values never yield: when nothing else was
+        # found there is no need to look for protected terms at all.
+        if not any(span.source.startswith(_YIELDING + ("context:",)) for span in spans):
+            return spans
+        protected = self.protected(text, words)
         if not protected:
             return spans
+        starts = [s for s, _ in protected]
+        reach = max(e - s for s, e in protected)
         kept = []
         for span in spans:
-            hit = next(((s, e) for s, e in protected if s < span.end and span.start < e), None)
+            hit = None
+            # The first protected term overlapping the span: terms start before its end.
+            for j in range(bisect_left(starts, span.end) - 1, -1, -1):
+                s, e = protected[j]
+                if s + reach <= span.start:
+                    break
+                if e > span.start:
+                    hit = (s, e)
             if hit is None:
                 kept.append(span)
                 continue

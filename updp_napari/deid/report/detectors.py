@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ...core.spans import Span
-from .lexicons import Lexicons, fold
+from .lexicons import Lexicons, Word, cut_words, first_words, fold
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -48,6 +48,7 @@ _PHONE = re.compile(r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3
 _PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*"
                     r"(\d[\d-]{2,9}\d)\b", _I)
 _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
+_PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
 _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
                   r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo\b|[mf]\b))", _I)
@@ -113,6 +114,13 @@ class HeaderIdentifiers:
     dates: list[str] = field(default_factory=list)  # YYYYMMDD values (birth date, …)
     institutions: list[str] = field(default_factory=list)
     patient_key: str = ""  # what the per-patient date shift is keyed on
+    _needles: list[tuple] | None = field(default=None, repr=False, compare=False)
+
+    def needles(self, lexicons: Lexicons) -> list[tuple]:
+        """The values to search reports for, worked out once per header."""
+        if self._needles is None:
+            self._needles = _header_needles(self, lexicons)
+        return self._needles
 
 
 @dataclass
@@ -120,6 +128,16 @@ class Context:
     lexicons: Lexicons
     header: HeaderIdentifiers | None = None
     extra_patterns: list[tuple[re.Pattern, str]] = field(default_factory=list)  # site config
+    _words: tuple[str, list[Word]] | None = None
+
+    def words(self, text: str) -> list[Word]:
+        """``text``'s words (runs of letters and digits) as (start, end, lower case), cut once."""
+        if self._words is None or self._words[0] is not text:
+            self._words = (text, cut_words(text))
+        return self._words[1]
+
+
+_LETTERS = re.compile(r"[^\W\d_]*")
 
 
 def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: int = 0,
@@ -129,49 +147,149 @@ def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: in
             yield Span(m.start(group), m.end(group), category, source, confidence)
 
 
-def detect_patterns(text: str, ctx: Context) -> Iterator[Span]:
+# Every pattern is tried only where a word can start it, found in one pass over the words:
+# a dozen scans of the whole report cost far more than a look-up per word. Each set below
+# lists the lower-case words that can begin its pattern (tests hold them to the patterns).
+_MONTH_WORDS = {"jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun",
+                "june", "jul", "july", "aug", "august", "sep", "sept", "september", "oct",
+                "october", "nov", "november", "dec", "december"}
+_ID_LABEL_WORDS = {"mrn", "mr", "medical", "hospital", "patient", "pid", "unit", "id", "acc",
+                   "accession", "order", "ssn", "social"}
+_PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
+_URL_WORDS = {"http", "https", "www"}
+_AGE_WORDS = {"age", "aged"}
+_ISO_DATE, _NUMBER_DATE, _DAY_MONTH_DATE, _MONTH_DAY_DATE, _MONTH_YEAR_DATE, _DD_MON_DATE, \
+    _COMPACT_DATE, _SHORT_DATE = _DATE_PATTERNS
+_WORD_DATES = (_MONTH_DAY_DATE, _MONTH_YEAR_DATE)
+_CITY_STATE_REACH = 80  # characters before a state code where its city may start
+
+
+def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
+    """The date patterns that can begin with the number ``word`` (ending at ``end``)."""
+    after = text[end:end + 1]
+    if after in ("/", ".", "-"):
+        if after == "/":
+            return _NUMBER_DATE, _SHORT_DATE
+        if after == "-":
+            return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
+                (_NUMBER_DATE, _DD_MON_DATE)
+        return (_NUMBER_DATE,)
+    if len(word) == 8:
+        return (_COMPACT_DATE,)
+    return (_DAY_MONTH_DATE,) if len(word) <= 4 else ()
+
+
+# What a word (lower case, letters only) can begin, besides a name.
+_ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
+                   **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
+                   "ext": "extension", "x": "extension"}
+
+
+def detect_patterns(text: str, ctx: Context) -> list[Span]:
     """Dates, times, contact details, identifiers, ages over 89, addresses."""
-    dates = []
-    for pattern in _DATE_PATTERNS:
-        for m in pattern.finditer(text):
-            dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-    yield from dates
+    found: list[Span] = []
+    dates: list[Span] = []
+    states = ctx.lexicons.states
+    for start, end, word in ctx.words(text):
+        if word[0].isdigit():
+            if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
+                for pattern in _date_patterns_at(text, end, word):
+                    if m := pattern.match(text, start):
+                        dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+                found += _numeric_at(text, start, end, word)
+            continue
+        if not word.isalpha():  # letters joined to digits: S46898769, MRN12345, x4417
+            found += _bare_id_at(text, start)
+            word = _LETTERS.match(word).group()
+        elif text[end:end + 1] == "-" and text[end + 1:end + 2].isdigit():
+            found += _bare_id_at(text, start)  # RG-928103
+        if word in _ID_LABEL_WORDS and (m := _LABELLED_ID.match(text, start)):
+            label = m.group("label").lower()
+            category = ("ACCESSION" if label.startswith("acc") else
+                        "SSN" if label.startswith(("ssn", "social")) else "MRN")
+            found.append(Span(m.start("value"), m.end("value"), category, "pattern:labelled-id"))
+        if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
+            found += _places_before_state(text, start, end, ctx)
+        trigger = _ALPHA_TRIGGERS.get(word)
+        if trigger is None:
+            continue
+        if trigger == "month":
+            for pattern in _WORD_DATES:
+                if m := pattern.match(text, start):
+                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+        elif trigger == "url" and (m := _URL.match(text, start)):
+            found.append(Span(m.start(), m.end(), "URL", "pattern:url"))
+        elif trigger == "age" and (m := _AGE.match(text, start)) and m.group(1):
+            found.append(Span(m.start(1), m.end(1), "AGE", "pattern:age"))
+        elif trigger == "pager" and (m := _PAGER.match(text, start)):
+            found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
+        elif trigger == "extension" and (m := _PHONE.match(text, start)):
+            found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
     for d in dates:
-        m = _TIME_AFTER_DATE.match(text, d.end)
+        if m := _TIME_AFTER_DATE.match(text, d.end):
+            found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
+        if m := _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start):
+            found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
+    if "@" in text:
+        found += _spans(_EMAIL, text, "EMAIL", "pattern:email")
+    for pattern, category in ctx.extra_patterns:
+        found += _spans(pattern, text, category, "config:pattern")
+    return dates + found
+
+
+def _numeric_at(text: str, start: int, end: int, word: str) -> Iterator[Span]:
+    """The patterns that begin with a digit, tried where a number begins."""
+    after = text[end:end + 1]
+    if after in (":", ".") or "h" in word:
+        m = _TIME.match(text, start)
         if m:
-            yield Span(m.start(1), m.end(1), "TIME", "pattern:time")
-        m = _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start)
+            yield Span(m.start(), m.end(), "TIME", "pattern:time")
+        m = _IP.match(text, start) if after == "." else None
         if m:
-            yield Span(m.start(1), m.end(1), "TIME", "pattern:time")
-    yield from _spans(_TIME, text, "TIME", "pattern:time")
-    yield from _spans(_EMAIL, text, "EMAIL", "pattern:email")
-    yield from _spans(_URL, text, "URL", "pattern:url")
-    yield from _spans(_IP, text, "IP", "pattern:ip")
-    yield from _spans(_SSN, text, "SSN", "pattern:ssn")
-    for m in _PHONE.finditer(text):
-        before = text[max(0, m.start() - 16):m.start()]
-        category = "FAX" if _FAX_CONTEXT.search(before) else "PHONE"
-        if re.search(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", before, _I):
-            category = "PAGER"
-        yield Span(m.start(), m.end(), category, "pattern:phone")
-    yield from _spans(_PAGER, text, "PAGER", "pattern:pager", group=1)
-    for m in _AGE.finditer(text):
-        g = next(i for i in (1, 2, 3) if m.group(i))
-        yield Span(m.start(g), m.end(g), "AGE", "pattern:age")
-    for m in _LABELLED_ID.finditer(text):
-        label = m.group("label").lower()
-        category = ("ACCESSION" if label.startswith("acc") else
-                    "SSN" if label.startswith(("ssn", "social")) else "MRN")
-        yield Span(m.start("value"), m.end("value"), category, "pattern:labelled-id")
-    for m in _BARE_ID.finditer(text):
+            yield Span(m.start(), m.end(), "IP", "pattern:ip")
+    if after == "-" and len(word) == 3:
+        m = _SSN.match(text, start)
+        if m:
+            yield Span(m.start(), m.end(), "SSN", "pattern:ssn")
+    if len(word) <= 5:
+        # A phone number may open with "(" or "+" before its first digit.
+        at = start - 1 if start and text[start - 1] in "(+" else start
+        m = _PHONE.match(text, at)
+        if m:
+            before = text[max(0, m.start() - 16):m.start()]
+            category = "FAX" if _FAX_CONTEXT.search(before) else "PHONE"
+            if _PAGER_CONTEXT.search(before):
+                category = "PAGER"
+            yield Span(m.start(), m.end(), category, "pattern:phone")
+        if word[0] in "19" and len(word.rstrip("abcdefghijklmnopqrstuvwxyz")) <= 3:  # 93yo
+            m = _AGE.match(text, start)
+            if m:
+                g = 2 if m.group(2) else 3
+                yield Span(m.start(g), m.end(g), "AGE", "pattern:age")
+        m = _ADDRESS.match(text, start)
+        if m:
+            yield Span(m.start(), m.end(), "ADDRESS", "pattern:address")
+    if len(word) >= 5 or after == "-":
+        yield from _bare_id_at(text, start)
+
+
+def _bare_id_at(text: str, start: int) -> Iterator[Span]:
+    m = _BARE_ID.match(text, start)
+    if m:
         digits = sum(c.isdigit() for c in m.group())
         if digits >= 6 or (digits >= 5 and any(c.isalpha() for c in m.group())):
             yield Span(m.start(), m.end(), "ID", "pattern:id", 0.8)
-    yield from _spans(_ADDRESS, text, "ADDRESS", "pattern:address")
-    for m in _CITY_STATE_ZIP.finditer(text):
-        state, zip_code = m.group(3), m.group(4)
-        if state != state.upper() or fold(state) not in ctx.lexicons.states:
+
+
+def _places_before_state(text: str, start: int, end: int, ctx: Context) -> Iterator[Span]:
+    """A city (and ZIP) around an upper-case state code: "Savannah, GA 31485"."""
+    m = _ZIP_AFTER_STATE.match(text, start)
+    if m:
+        yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
+    for m in _CITY_STATE_ZIP.finditer(text, max(0, start - _CITY_STATE_REACH), end + 12):
+        if m.start(3) != start:
             continue
+        zip_code = m.group(4)
         # The trailing words that are a known city; without one, a ZIP must vouch for it
         # ("Jones, MD" and "chest, PA" are no places).
         city_words = m.group(1).split()
@@ -183,7 +301,7 @@ def detect_patterns(text: str, ctx: Context) -> Iterator[Span]:
                 break
         if city is None and not (zip_code and m.group(2)):
             continue
-        if state in _CREDENTIAL_CODES and not zip_code:
+        if m.group(3) in _CREDENTIAL_CODES and not zip_code:
             continue  # "Lowell, MD" signs a report; "Lowell, MD 21201" is a place
         if city is None:
             city = city_words[-1]
@@ -191,47 +309,74 @@ def detect_patterns(text: str, ctx: Context) -> Iterator[Span]:
         yield Span(m.start(3), m.end(3), "STATE", "pattern:city-state")
         if zip_code:
             yield Span(m.start(4), m.end(4), "ZIP", "pattern:zip")
-    for m in _ZIP_AFTER_STATE.finditer(text):
-        if fold(m.group(1)) in ctx.lexicons.states and m.group(1).isupper():
-            yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
-    for pattern, category in ctx.extra_patterns:
-        yield from _spans(pattern, text, category, "config:pattern")
+
+
+@dataclass(frozen=True)
+class _InstitutionRules:
+    tail: re.Pattern  # an institution word, as listed or in capitals
+    name_ending_here: re.Pattern  # capitalised words and an institution word, ending at endpos
+    first_words: frozenset[str]  # lower-case first words of the institution words
 
 
 @cache
-def _institution_pattern(words: tuple[str, ...]) -> re.Pattern | None:
+def _institution_rules(words: tuple[str, ...]) -> _InstitutionRules | None:
     """Capitalised words ending in an institution word ("… Medical Center"), built once."""
     if not words:
         return None
     ordered = sorted(words, key=len, reverse=True)
     tail = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
     tail_upper = "|".join(re.escape(w.upper()).replace(r"\ ", r"\s+") for w in ordered)
-    return re.compile(
-        rf"\b(?:(?:St\.?|Saint)\s+)?(?:[A-Z][\w'.&-]*\s+(?:of\s+(?:the\s+)?)?){{1,5}}(?:{tail})\b"
-        rf"|\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'.&-]+\s+){{1,5}}(?:{tail_upper})\b")
+    name = (rf"\b(?:(?:St\.?|Saint)\s+)?(?:[A-Z][\w'.&-]*\s+(?:of\s+(?:the\s+)?)?){{1,5}}(?:{tail})\b"
+            rf"|\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'.&-]+\s+){{1,5}}(?:{tail_upper})\b")
+    return _InstitutionRules(
+        tail=re.compile(rf"(?:{tail}|{tail_upper})\b"),
+        name_ending_here=re.compile(rf"(?:{name})\Z"),
+        first_words=first_words(words))
+
+
+_INSTITUTION_REACH = 120  # characters before an institution word where its name may start
+_ABBR_SUFFIXES = {"gh", "mc", "uh", "ch", "mh", "rmc", "umc", "hc", "hs"}
+_INSTITUTION_ABBR_ENDING_HERE = re.compile(rf"(?:{_INSTITUTION_ABBR.pattern})\Z")
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b")
 
 
 def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     """Institutions by their tell-tale words, and cities and states from the lexicons."""
-    pattern = _institution_pattern(tuple(ctx.lexicons.institution_words))
-    if pattern is not None:
-        for m in pattern.finditer(text):
-            start = m.start()
-            # A sentence's first word ("The", "At") is no part of the name.
-            words_in = m.group().split()
-            if words_in[0].lower() in ("the", "at", "from", "to", "in", "of", "and", "seen"):
-                start = m.start() + m.group().index(words_in[1], len(words_in[0]))
-            yield Span(start, m.end(), "INSTITUTION", "lexicon:institution")
-    yield from _spans(_INSTITUTION_ABBR, text, "INSTITUTION", "pattern:institution-abbr", confidence=0.9)
-    for m in re.finditer(r"\b[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b", text):
-        words_ = m.group().split()
-        for k in range(len(words_)):
-            for j in range(len(words_), k, -1):
-                phrase = " ".join(words_[k:j])
+    rules = _institution_rules(tuple(ctx.lexicons.institution_words))
+    cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
+    for start, end, word in ctx.words(text):
+        if rules is not None and word in rules.first_words:
+            tail = rules.tail.match(text, start)
+            if tail:
+                m = rules.name_ending_here.search(text, max(0, start - _INSTITUTION_REACH), tail.end())
+                if m:
+                    yield _institution_span(m)
+        if word in _ABBR_SUFFIXES and text[start:end].isupper():
+            m = _INSTITUTION_ABBR_ENDING_HERE.search(text, max(0, start - 60), end)
+            if m:
+                yield Span(m.start(), m.end(), "INSTITUTION", "pattern:institution-abbr", 0.9)
+        if word in city_starts and "A" <= text[start] <= "Z":
+            m = _CAPITALISED_RUN.match(text, start)
+            if not m:
+                continue
+            words_ = m.group().split()
+            for j in range(len(words_), 0, -1):
+                phrase = " ".join(words_[:j])
                 key = fold(phrase)
-                if key in ctx.lexicons.cities and key not in ctx.lexicons.ambiguous:
-                    start = m.start() + m.group().index(phrase)
+                if key in cities and key not in ctx.lexicons.ambiguous:
                     yield Span(start, start + len(phrase), "CITY", "lexicon:city", 0.7)
+
+
+def _institution_span(m: re.Match) -> Span:
+    start = m.start()
+    # A sentence's first word ("The", "At") is no part of the name.
+    words_in = m.group().split()
+    if words_in[0].lower() in ("the", "at", "from", "to", "in", "of", "and", "seen"):
+        start = m.start() + m.group().index(words_in[1], len(words_in[0]))
+    return Span(start, m.end(), "INSTITUTION", "lexicon:institution")
+
+
+_NAME_GAP = re.compile(r"(,\s|\s)(?=[^\W\d_])")
 
 
 def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[int, int] | None:
@@ -256,7 +401,7 @@ def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[in
             first_token = token
         end = m.end() if not m.group().endswith(".") or is_initial else m.end() - 1
         count += 1
-        nxt = re.match(r"(,\s|\s)(?=[^\W\d_])", text[end:end + 3])
+        nxt = _NAME_GAP.match(text, end, end + 3)
         if not nxt:
             break
         if nxt.group(1).startswith(",") and count > 1:
@@ -270,131 +415,179 @@ def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[in
     return pos, end
 
 
-def detect_names(text: str, ctx: Context) -> Iterator[Span]:
+_TITLE_WORDS = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "nurse",
+                "rn", "np", "pa", "sister", "rev"}
+_LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated", "reported", "read",
+                "interpreted", "verified", "transcribed", "approved", "attending", "referring",
+                "requesting", "ref", "referred", "ordered", "tech", "technologist", "technician",
+                "radiographer", "radiologist", "resident", "fellow", "provisional", "typed",
+                "transcriptionist", "scribe", "discussed", "d", "communicated", "called", "notified",
+                "paged", "cc", "informed", "spoke", "conveyed", "per", "from"}
+_CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
+_FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
+_INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
+
+
+_TITLE_CUE, _LABEL_CUE, _CREDENTIAL_CUE = 1, 2, 4
+_NAME_CUES: dict[str, int] = {}
+for _cue, _words in ((_TITLE_CUE, _TITLE_WORDS), (_LABEL_CUE, _LABEL_WORDS),
+                     (_CREDENTIAL_CUE, _CREDENTIAL_WORDS)):
+    for _w in _words:
+        _NAME_CUES[_w] = _NAME_CUES.get(_w, 0) | _cue
+
+
+def detect_names(text: str, ctx: Context) -> list[Span]:
     """Names by context (titles, labels, credentials) and by the name lexicons."""
-    for m in _TITLE.finditer(text):
-        run = _name_run(text, m.end(), ctx, lowercase_ok=True)
-        if run:
-            yield Span(*run, "NAME", "context:title")
-    for m in _LABELS.finditer(text):
-        start = m.end()
-        t = _TITLE.match(text, start)
-        if t:
-            start = t.end()
-        lowercase_ok = m.group()[:1].islower() or text[start:start + 1].islower()
-        run = _name_run(text, start, ctx, lowercase_ok=lowercase_ok)
-        if run:
-            s, e = run
-            tokens = text[s:e].replace(",", " ").split()
-            # After a loose label ("per", "from"), a name must look like one.
-            loose = m.group().strip(" :.").lower() in ("per", "from", "name", "ref", "cc", "notified")
-            named = any(ctx.lexicons.is_name_word(t.rstrip(".")) for t in tokens)
-            # After a loose label, or in lower case ("tech: portable"), a name must look like one.
-            if (loose or all(t[:1].islower() for t in tokens)) and not named:
-                continue
-            yield Span(s, e, "NAME", "context:label")
-    for m in _CREDENTIAL.finditer(text):
-        # Walk back over up to four name tokens before ", MD".
-        before = text[max(0, m.start() - 60):m.start()]
-        tokens = list(re.finditer(r"[^\W\d_][\w'’.-]*", before))
-        picked = []
-        for t in reversed(tokens):
-            if fold(t.group().rstrip(".")) in _STOP or len(picked) == 4:
-                break
-            # A full stop after a word ends a sentence, not a name ("no hope. RN Hall").
-            if t.group().endswith(".") and len(t.group()) > 2:
-                break
-            gap = before[t.end():(picked[-1].start() if picked else len(before))]
-            if gap.strip(" ,") or "\n" in gap:
-                break
-            picked.append(t)
-        lowercase_credential = m.group().strip(" ,").islower()
-        if picked and len(picked[0].group().rstrip(".")) >= 2 and (
-                picked[0].group()[:1].isupper() or lowercase_credential):
-            offset = max(0, m.start() - 60)
-            yield Span(offset + picked[-1].start(), offset + picked[0].end(), "NAME", "context:credential")
-    for m in _DICTATION.finditer(text):
-        # "PA/lat" names two views, not a radiologist and a typist.
-        if m.group().split("/")[1] not in _VIEW_WORDS:
-            yield Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8)
-    # Lexicon: a known first name followed by a capitalised word, or a known surname after
-    # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
     lex = ctx.lexicons
-    for m in re.finditer(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b", text):
-        first, last = m.group(1), m.group(3)
-        if not first[:1].isupper():
-            continue
-        fk, lk = fold(first), fold(last)
-        # An ambiguous first name ("Will", "Mark") counts before a surname that is no word.
-        sure_last = lk in lex.last_names and lk not in lex.ambiguous and last[:1].isupper()
-        if fk in lex.first_names and (fk not in lex.ambiguous or sure_last) and lk not in _STOP and (
-                lk in lex.last_names or last[:1].isupper() and not last.isupper() or last.isupper()
-                and first.isupper()):
-            if lk in lex.ambiguous and lk not in lex.last_names:
-                continue
-            yield Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8)
-    for m in re.finditer(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b", text):
-        if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
-            yield Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8)
+    first_names = lex.first_names
+    found: list[Span] = []
+    for start, end, word in ctx.words(text):
+        cues = _NAME_CUES.get(word)
+        if cues:
+            if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
+                run = _name_run(text, m.end(), ctx, lowercase_ok=True)
+                if run:
+                    found.append(Span(*run, "NAME", "context:title"))
+            if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
+                found += _name_after_label(text, m, ctx)
+            if cues & _CREDENTIAL_CUE and (m := _CREDENTIAL.match(text, start)):
+                found += _name_before_credential(text, m, ctx)
+        after = text[end:end + 1]
+        if after == "/" and 2 <= end - start <= 3 and (m := _DICTATION.match(text, start)):
+            # "PA/lat" names two views, not a radiologist and a typist.
+            if m.group().split("/")[1] not in _VIEW_WORDS:
+                found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8))
+        # Lexicon: a known first name followed by a capitalised word, or a known surname after
+        # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
+        if (word in first_names or after in ("'", "’", "-")) and (m := _FIRST_LAST.match(text, start)):
+            if _first_last(m, lex):
+                found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
+        if end - start == 1 and "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
+            if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
+                found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
+    return found
 
 
-def _find_word(text: str, lowered: str, value: str) -> Iterator[tuple[int, int]]:
-    """Case-insensitive whole-word occurrences of ``value`` (plain search, no regex to build)."""
-    needle = value.lower()
-    if not needle:
+def _first_last(m: re.Match, lex: Lexicons) -> bool:
+    first, last = m.group(1), m.group(3)
+    if not first[:1].isupper():
+        return False
+    fk, lk = fold(first), fold(last)
+    # An ambiguous first name ("Will", "Mark") counts before a surname that is no word.
+    sure_last = lk in lex.last_names and lk not in lex.ambiguous and last[:1].isupper()
+    if lk in lex.ambiguous and lk not in lex.last_names:
+        return False
+    return fk in lex.first_names and (fk not in lex.ambiguous or sure_last) and lk not in _STOP and (
+        lk in lex.last_names or last[:1].isupper() and not last.isupper()
+        or last.isupper() and first.isupper())
+
+
+def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
+    start = m.end()
+    t = _TITLE.match(text, start)
+    if t:
+        start = t.end()
+    lowercase_ok = m.group()[:1].islower() or text[start:start + 1].islower()
+    run = _name_run(text, start, ctx, lowercase_ok=lowercase_ok)
+    if not run:
         return
-    if len(lowered) != len(text):  # lower() changed lengths (rare letters): fall back
+    s, e = run
+    tokens = text[s:e].replace(",", " ").split()
+    loose = m.group().strip(" :.").lower() in ("per", "from", "name", "ref", "cc", "notified")
+    named = any(ctx.lexicons.is_name_word(t.rstrip(".")) for t in tokens)
+    # After a loose label ("per", "from"), or in lower case ("tech: portable"), a name must
+    # look like one.
+    if (loose or all(t[:1].islower() for t in tokens)) and not named:
+        return
+    yield Span(s, e, "NAME", "context:label")
+
+
+def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
+    """Up to four name tokens before ", MD"."""
+    # Where the credential's ", " or spaces begin, as a scan of the whole text would see it.
+    cred_start = m.start()
+    while cred_start > 0 and text[cred_start - 1].isspace():
+        cred_start -= 1
+    if cred_start > 0 and text[cred_start - 1] == ",":
+        cred_start -= 1
+    offset = max(0, cred_start - 60)
+    before = text[offset:cred_start]
+    picked = []
+    for t in reversed(list(_WORD_BEFORE_CREDENTIAL.finditer(before))):
+        if fold(t.group().rstrip(".")) in _STOP or len(picked) == 4:
+            break
+        # A full stop after a word ends a sentence, not a name ("no hope. RN Hall").
+        if t.group().endswith(".") and len(t.group()) > 2:
+            break
+        gap = before[t.end():(picked[-1].start() if picked else len(before))]
+        if gap.strip(" ,") or "\n" in gap:
+            break
+        picked.append(t)
+    lowercase_credential = m.group().strip(" ,").islower()
+    if picked and len(picked[0].group().rstrip(".")) >= 2 and (
+            picked[0].group()[:1].isupper() or lowercase_credential):
+        yield Span(offset + picked[-1].start(), offset + picked[0].end(), "NAME", "context:credential")
+
+
+_WORD_BEFORE_CREDENTIAL = re.compile(r"[^\W\d_][\w'’.-]*")
+
+
+def _find_word(text: str, lowered: str, value: str, exact: bool = False) -> Iterator[tuple[int, int]]:
+    """Whole-word occurrences of ``value``, any case unless ``exact`` (plain search, no regex)."""
+    needle = value if exact else value.lower()
+    hay = text if exact else lowered
+    if not needle or needle not in hay:
+        return
+    if not exact and len(lowered) != len(text):  # lower() changed lengths (rare letters)
         for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, _I):
             yield m.start(), m.end()
         return
-    pos = lowered.find(needle)
+    # Initials (exact) must not follow a full stop either: "J.S." is not "S." inside it.
+    before_ok = (lambda c: not c.isalnum() and c != ".") if exact else (lambda c: not c.isalnum())
+    pos = hay.find(needle)
     while pos >= 0:
         end = pos + len(needle)
-        if (pos == 0 or not lowered[pos - 1].isalnum()) and \
-                (end == len(lowered) or not lowered[end].isalnum()):
+        if (pos == 0 or before_ok(hay[pos - 1])) and (end == len(hay) or not hay[end].isalnum()):
             yield pos, end
-        pos = lowered.find(needle, pos + 1)
+        pos = hay.find(needle, pos + 1)
 
 
 def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     """The study's own identifiers, as they may be written in its report."""
-    header = ctx.header
-    if header is None:
+    if ctx.header is None:
         return
     lowered = text.lower()
+    for value, category, source, confidence, exact in ctx.header.needles(ctx.lexicons):
+        if value in (text if exact else lowered):
+            for start, end in _find_word(text, lowered, value, exact):
+                yield Span(start, end, category, source, confidence)
 
-    def find(value: str, category: str, source: str, confidence: float = 1.0) -> Iterator[Span]:
-        for start, end in _find_word(text, lowered, value):
-            yield Span(start, end, category, source, confidence)
 
+def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple]:
+    """What to look for: (value, category, source, confidence, case-sensitive).
+
+    Values that are not case-sensitive are given in lower case.
+    """
+    needles = []
     for parts in header.names:
-        for part in parts:
-            if len(part) >= 2:
-                yield from find(part, "NAME", "header:name")
-        # Initials in DICOM order (family, given) and in speaking order (given, family).
+        needles += [(part.lower(), "NAME", "header:name", 1.0, False)
+                    for part in parts if len(part) >= 2]
+        # Initials in DICOM order (family, given) and in speaking order (given, family),
+        # only as written, in capitals: "js" is no one's initials.
         letters = [p[0].upper() for p in parts if p]
         if len(letters) >= 2:
             orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
                       letters[1] + letters[0]}
-            for initials in orders:
-                # Initials only as written, in capitals: "js" is no one's initials.
-                for variant in (initials, ".".join(initials) + "."):
-                    pos = text.find(variant)
-                    while pos >= 0:
-                        end = pos + len(variant)
-                        if (pos == 0 or not text[pos - 1].isalnum() and text[pos - 1] != ".") and \
-                                (end == len(text) or not text[end].isalnum()):
-                            yield Span(pos, end, "NAME", "header:initials", 0.7)
-                        pos = text.find(variant, pos + 1)
-    for value in header.ids:
-        if len(value) >= 3:
-            yield from find(value, "ID", "header:id")
-    for value in header.dates:
-        for variant in date_variants(value):
-            yield from find(variant, "DATE", "header:date")
-    for value in header.institutions:
-        for variant in institution_variants(value, ctx.lexicons.institution_words):
-            yield from find(variant, "INSTITUTION", "header:institution")
+            needles += [(variant, "NAME", "header:initials", 0.7, True) for initials in sorted(orders)
+                        for variant in (initials, ".".join(initials) + ".")]
+    needles += [(value.lower(), "ID", "header:id", 1.0, False)
+                for value in header.ids if len(value) >= 3]
+    needles += [(variant.lower(), "DATE", "header:date", 1.0, False)
+                for value in header.dates for variant in date_variants(value)]
+    needles += [(variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
+                for value in header.institutions
+                for variant in institution_variants(value, lexicons.institution_words)]
+    return needles
 
 
 def institution_variants(name: str, institution_words: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 _DATA = "updp_napari.deid.report.data"
@@ -30,6 +30,10 @@ class Lexicons:
     institution_words: list[str] = field(default_factory=list)
     whitelist: list[str] = field(default_factory=list)
 
+    @cached_property
+    def city_first_words(self) -> frozenset[str]:
+        return first_words(self.cities)
+
     def is_name_word(self, word: str) -> bool:
         key = fold(word)
         return key in self.first_names or key in self.last_names
@@ -53,69 +57,106 @@ def default_lexicons() -> Lexicons:
     )
 
 
-_TOKEN = re.compile(r"\S+")
 _LEAD = "([{\"'“‘"
 _TRAIL = ".,;:!?)]}\"'”’"
+_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s+")
+
+Word = tuple[int, int, str]  # start, end, lower case
 
 
-def _tokens(text: str) -> list[tuple[int, int, str]]:
-    """Whitespace tokens without surrounding punctuation, as (start, end, core)."""
-    out = []
-    for m in _TOKEN.finditer(text):
-        word = m.group()
-        core = word.lstrip(_LEAD)
-        start = m.start() + len(word) - len(core)
-        stripped = core.rstrip(_TRAIL)
-        # Keep the period of an abbreviation such as "St." when that is how the phrase is listed.
-        out.append((start, start + len(stripped), stripped))
-        if stripped != core and core.endswith("."):
-            out.append((start, start + len(stripped) + 1, stripped + "."))
-    return out
+def cut_words(text: str) -> list[Word]:
+    """``text``'s words (runs of letters and digits) as (start, end, lower case)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return [(m.start(), m.end(), lowered[m.start():m.end()]) for m in _WORD.finditer(text)]
+    return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+
+
+def first_words(phrases) -> frozenset[str]:
+    """The folded first word (letters and digits) of each phrase: where a look-up can start."""
+    return frozenset(m.group() for p in phrases if (m := _WORD.match(fold(p))))
+
+
+def _gap(between: str) -> str:
+    """What stands between two words of a phrase, spacing normalised ("St. Jude", "f/u")."""
+    return " " if between.isspace() else _SPACE.sub(" ", between).replace("’", "'")
+
+
+def _whole_token(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is whole between spaces, but for punctuation around it.
+
+    "Graves" in "Smith-Graves" is not a phrase of its own; "(Graves)" and "Graves," are.
+    """
+    k = start
+    while k > 0 and not text[k - 1].isspace():
+        if text[k - 1] not in _LEAD:
+            return False
+        k -= 1
+    k = end
+    while k < len(text) and not text[k].isspace():
+        if text[k] not in _TRAIL:
+            return False
+        k += 1
+    return True
 
 
 class PhraseMatcher:
-    """Finds listed phrases as whole words, longest first, by word n-gram look-up.
+    """Finds listed phrases as whole words, longest first, by walking word prefixes.
 
     Much faster than one regular expression alternating over hundreds of phrases, and the
-    cost grows with the text, not with the list.
+    cost grows with the text, not with the list. Words are compared in lower case (or as
+    written, for abbreviations), and what stands between them must be what the phrase has,
+    up to spacing: "Swan-Ganz" is not "Swan Ganz".
     """
 
     def __init__(self, phrases: list[str], case_sensitive: bool = False):
         self.case_sensitive = case_sensitive
-        self.phrases: set[str] = set()
+        self.phrases: dict[str, str] = {}  # key -> punctuation it must end with ("St.")
+        self.prefixes: set[str] = set()  # keys that some longer phrase continues
         self.first_words: set[str] = set()
-        self.longest = 0
         for phrase in phrases:
-            words = [w.strip(_LEAD).rstrip(_TRAIL.replace(".", "")) for w in phrase.split()]
-            if words and all(words):
-                self.phrases.add(self._key(words))
-                self.first_words.add(self._key(words[:1]))
-                self.longest = max(self.longest, len(words))
+            parts = list(_WORD.finditer(phrase))
+            if not parts:
+                continue
+            key = self._norm(parts[0].group())
+            self.first_words.add(key)
+            for prev, m in zip(parts, parts[1:]):
+                self.prefixes.add(key)
+                key += _gap(phrase[prev.end():m.start()]) + self._norm(m.group())
+            tail = phrase[parts[-1].end():].strip()
+            # The same words listed with and without a closing full stop: the looser wins.
+            self.phrases[key] = "" if self.phrases.get(key) == "" else tail
 
-    def _key(self, words: list[str]) -> str:
-        joined = " ".join(words)
-        return joined if self.case_sensitive else fold(joined)
+    def _norm(self, word: str) -> str:
+        return word if self.case_sensitive else word.lower()
 
-    def find(self, text: str) -> list[tuple[int, int]]:
+    def find(self, text: str, words: list[Word] | None = None) -> list[tuple[int, int]]:
         if not self.phrases:
             return []
-        toks = _tokens(text)
-        keys = [t[2] if self.case_sensitive else fold(t[2]) for t in toks]
+        words = words if words is not None else cut_words(text)
+        keys = [text[s:e] for s, e, _ in words] if self.case_sensitive else [w for _, _, w in words]
+        first = self.first_words
         found: list[tuple[int, int]] = []
-        i = 0
-        while i < len(toks):
-            hit = None
-            if keys[i] in self.first_words:
-                for n in range(min(self.longest, len(toks) - i), 0, -1):
-                    if " ".join(keys[i:i + n]) in self.phrases:
-                        hit = (toks[i][0], toks[i + n - 1][1])
-                        break
-            if hit:
-                found.append(hit)
-                # Skip past the match (alternate tokens for "St." share a start).
-                while i < len(toks) and toks[i][0] < hit[1]:
-                    i += 1
-            else:
-                i += 1
+        skip_to = -1
+        for i in [i for i, k in enumerate(keys) if k in first]:
+            start = words[i][0]
+            if start < skip_to:
+                continue
+            best, key, j = None, keys[i], i
+            while True:
+                tail = self.phrases.get(key)
+                if tail is not None:
+                    end = words[j][1]
+                    if tail and text.startswith(tail, end):
+                        end += len(tail)
+                    if (not tail or end > words[j][1]) and _whole_token(text, start, end):
+                        best = end
+                if key not in self.prefixes or j + 1 >= len(words):
+                    break
+                key += _gap(text[words[j][1]:words[j + 1][0]]) + keys[j + 1]
+                j += 1
+            if best is not None:
+                found.append((start, best))
+                skip_to = best
         return found
-

@@ -1,0 +1,99 @@
+"""The report rules try each pattern only where a word that can begin it stands.
+
+These tests hold the trigger word lists to the patterns: a pattern edited without its list
+would silently stop firing, which no accuracy figure on one cohort would show at once.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from updp_napari.deid.report import ReportDeidentifier
+from updp_napari.deid.report import detectors as d
+
+# Each pattern, its trigger words, and an example of every way it can begin.
+CASES = [
+    (d._LABELS, d._LABEL_WORDS, [
+        "patient name: ", "patient ", "pt name ", "pt ", "name: ", "signed by ", "signed ",
+        "electronically signed by ", "dictated by ", "reported by ", "read by ", "interpreted by ",
+        "verified by ", "transcribed by ", "approved by ", "attending ", "referring physician ",
+        "referring ", "requesting clinician ", "ref ", "referred by ", "ordered by ", "tech ",
+        "technologist ", "technician ", "radiographer ", "radiologist ", "resident ", "fellow ",
+        "provisional report by ", "typed by ", "transcriptionist ", "scribe ", "discussed with ",
+        "d/w ", "communicated to ", "called to ", "notified ", "paged ", "cc ", "informed ",
+        "spoke with ", "conveyed to ", "read back by ", "per ", "from "]),
+    (d._TITLE, d._TITLE_WORDS, [
+        "Dr. ", "Doctor ", "Drs ", "Mr ", "Mrs. ", "Ms ", "Miss ", "Mx ", "Prof. ", "Professor ",
+        "Nurse ", "RN ", "NP ", "PA-C ", "Sister ", "Rev. "]),
+    (d._CREDENTIAL, d._CREDENTIAL_WORDS, [
+        "MD", "M.D.", "DO", "D.O.", "PhD", "Ph.D.", "RN", "NP", "PA-C", "RT (R)", "RT", "FRCR",
+        "MBBS", "FRCP", "md"]),
+    (d._LABELLED_ID, d._ID_LABEL_WORDS, [
+        "MRN 1234567", "MR # 1234567", "MR No. 1234567", "Medical Record Number 1234567",
+        "Hospital number 1234567", "Patient ID 1234567", "PID 1234567", "Unit No. 1234567",
+        "ID 1234567", "Acc 1234567", "Accession number 1234567", "Order # 1234567",
+        "SSN 123-45-6789", "Social Security Number 123-45-6789"]),
+    (d._PAGER, d._PAGER_WORDS, ["pager 4417", "pgr 4417", "pg 4417", "beeper 4417",
+                                "bleep 4417", "bleeper 4417"]),
+    (d._MONTH_DAY_DATE, d._MONTH_WORDS, [
+        f"{m} 3" for m in ("Jan", "January", "Feb", "February", "Mar", "March", "Apr", "April",
+                           "May", "Jun", "June", "Jul", "July", "Aug", "August", "Sep", "Sept",
+                           "September", "Oct", "October", "Nov", "November", "Dec", "December")]),
+]
+
+
+def _first_word(text: str) -> str:
+    return re.match(r"\w+", text).group().lower()
+
+
+@pytest.mark.parametrize("pattern, triggers, examples", CASES,
+                         ids=["labels", "titles", "credentials", "id-labels", "pager", "months"])
+def test_trigger_words_are_exactly_the_words_that_begin_the_pattern(pattern, triggers, examples):
+    for example in examples:
+        assert pattern.match(example), f"{example!r} is not an example of the pattern"
+        assert _first_word(example) in triggers, f"{example!r} begins with no trigger word"
+    unused = set(triggers) - {_first_word(e) for e in examples}
+    assert not unused, f"trigger words that begin no example: {sorted(unused)}"
+
+
+def test_every_match_in_the_cohort_begins_at_a_trigger_word(wide_cohort):
+    root, records = wide_cohort
+    texts = [(Path(root) / r["report"]).read_text(encoding="utf-8") for r in records]
+    for pattern, triggers, _ in CASES:
+        for text in texts:
+            for m in pattern.finditer(text):
+                # The letters a word begins with: "ACC40557405" is tried as "acc".
+                word = re.search(r"[^\W\d_]+", m.group())
+                assert word and word.group().lower() in triggers, (pattern.pattern[:40], m.group())
+
+
+def test_dates_in_all_shapes_are_found_from_their_first_word():
+    deid = ReportDeidentifier(use_plugins=False)
+    for date in ("2019-05-01", "03/04/2019", "05.01.2019", "3-4-19", "3 January 2019",
+                 "3rd of January", "Jan 3rd", "January 3, 2019", "January of 2019",
+                 "20-FEB-2020", "20160822", "3/4"):
+        text = f"Compared with the study of {date}, unchanged."
+        spans = [(s.start, s.end) for s in deid.detect(text) if s.category == "DATE"]
+        start = text.index(date)
+        assert (start, start + len(date)) in spans, date
+
+
+def test_numbers_inside_numbers_are_not_tried_twice():
+    deid = ReportDeidentifier(use_plugins=False)
+    text = "Phone (608) 555-0140, IP 10.0.12.7, SSN 123-45-6789, seen 12:30 on 2019-05-01."
+    got = {text[s.start:s.end]: s.category for s in deid.detect(text)}
+    assert got["(608) 555-0140"] == "PHONE"
+    assert got["10.0.12.7"] == "IP"
+    assert got["123-45-6789"] == "SSN"
+    assert got["12:30"] == "TIME"
+    assert got["2019-05-01"] == "DATE"
+    assert len(got) == 5
+
+
+def test_city_state_zip_found_from_the_state_code():
+    deid = ReportDeidentifier(use_plugins=False)
+    text = "Outside films from Savannah, GA 31485 and from Boston, MA reviewed. ID IDAHO."
+    got = {text[s.start:s.end]: s.category for s in deid.detect(text)}
+    assert got.get("Savannah") == "CITY" and got.get("GA") == "STATE" and got.get("31485") == "ZIP"
+    assert got.get("Boston") == "CITY" and got.get("MA") == "STATE"
