@@ -182,7 +182,7 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
 # What a word (lower case, letters only) can begin, besides a name.
 _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
-                   "ext": "extension", "x": "extension"}
+                   **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension"}
 
 
 def detect_patterns(text: str, ctx: Context) -> list[Span]:
@@ -201,19 +201,20 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         if not word.isalpha():  # letters joined to digits: S46898769, MRN12345, x4417
             found += _bare_id_at(text, start)
             word = _LETTERS.match(word).group()
-        elif text[end:end + 1] == "-" and text[end + 1:end + 2].isdigit():
+        elif len(word) <= 5 and text.startswith("-", end) and text[end + 1:end + 2].isdigit():
             found += _bare_id_at(text, start)  # RG-928103
-        if word in _ID_LABEL_WORDS and (m := _LABELLED_ID.match(text, start)):
-            label = m.group("label").lower()
-            category = ("ACCESSION" if label.startswith("acc") else
-                        "SSN" if label.startswith(("ssn", "social")) else "MRN")
-            found.append(Span(m.start("value"), m.end("value"), category, "pattern:labelled-id"))
         if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue
-        if trigger == "month":
+        if trigger == "id-label":
+            if m := _LABELLED_ID.match(text, start):
+                label = m.group("label").lower()
+                category = ("ACCESSION" if label.startswith("acc") else
+                            "SSN" if label.startswith(("ssn", "social")) else "MRN")
+                found.append(Span(m.start("value"), m.end("value"), category, "pattern:labelled-id"))
+        elif trigger == "month":
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
@@ -281,11 +282,26 @@ def _bare_id_at(text: str, start: int) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "ID", "pattern:id", 0.8)
 
 
+def _word_before(text: str, start: int) -> str:
+    """The word before ``start``, past spaces and one comma, in lower case."""
+    k = start
+    while k > 0 and text[k - 1].isspace():
+        k -= 1
+    if k > 0 and text[k - 1] == ",":
+        k -= 1
+    end = k
+    while k > 0 and (text[k - 1].isalnum() or text[k - 1] in "'.-"):
+        k -= 1
+    return fold(text[k:end].strip("."))
+
+
 def _places_before_state(text: str, start: int, end: int, ctx: Context) -> Iterator[Span]:
     """A city (and ZIP) around an upper-case state code: "Savannah, GA 31485"."""
     m = _ZIP_AFTER_STATE.match(text, start)
     if m:
         yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
+    elif _word_before(text, start) not in ctx.lexicons.city_last_words:
+        return  # without a ZIP only a known city makes a place of "chest PA"
     for m in _CITY_STATE_ZIP.finditer(text, max(0, start - _CITY_STATE_REACH), end + 12):
         if m.start(3) != start:
             continue
@@ -557,14 +573,18 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     if ctx.header is None:
         return
     lowered = text.lower()
-    for value, category, source, confidence, exact in ctx.header.needles(ctx.lexicons):
-        if value in (text if exact else lowered):
+    # A whole-word match needs the value's first word among the report's words (words joined
+    # by "_" are one word to the cut but two to the search, so then every value is searched).
+    present = {w for _, _, w in ctx.words(text)} if "_" not in text else None
+    for value, category, source, confidence, exact, first in ctx.header.needles(ctx.lexicons):
+        if (present is None or first is None or first in present) and \
+                value in (text if exact else lowered):
             for start, end in _find_word(text, lowered, value, exact):
                 yield Span(start, end, category, source, confidence)
 
 
 def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple]:
-    """What to look for: (value, category, source, confidence, case-sensitive).
+    """What to look for: (value, category, source, confidence, case-sensitive, first word).
 
     Values that are not case-sensitive are given in lower case.
     """
@@ -587,7 +607,16 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
     needles += [(variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
                 for value in header.institutions
                 for variant in institution_variants(value, lexicons.institution_words)]
-    return needles
+    return [(*needle, _leading_word(needle[0])) for needle in needles]
+
+
+def _leading_word(value: str) -> str | None:
+    """The lower-case word ``value`` begins with, when it begins with one."""
+    m = _WORD_START.match(value.lower())
+    return m.group() if m else None
+
+
+_WORD_START = re.compile(r"\w+")
 
 
 def institution_variants(name: str, institution_words: list[str]) -> list[str]:

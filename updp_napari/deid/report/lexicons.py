@@ -34,6 +34,10 @@ class Lexicons:
     def city_first_words(self) -> frozenset[str]:
         return first_words(self.cities)
 
+    @cached_property
+    def city_last_words(self) -> frozenset[str]:
+        return frozenset(city.split()[-1].strip(".") for city in self.cities)
+
     def is_name_word(self, word: str) -> bool:
         key = fold(word)
         return key in self.first_names or key in self.last_names
