@@ -97,3 +97,21 @@ def test_city_state_zip_found_from_the_state_code():
     got = {text[s.start:s.end]: s.category for s in deid.detect(text)}
     assert got.get("Savannah") == "CITY" and got.get("GA") == "STATE" and got.get("31485") == "ZIP"
     assert got.get("Boston") == "CITY" and got.get("MA") == "STATE"
+
+
+def test_header_values_joined_by_underscores_are_found():
+    from updp_napari.deid.report import HeaderIdentifiers
+
+    deid = ReportDeidentifier(use_plugins=False)
+    header = HeaderIdentifiers(names=[["Okafor", "Adaeze"]], ids=["H1234567"])
+    text = "Images saved as OKAFOR_ADAEZE_H1234567.dcm for review."
+    found = {text[s.start:s.end] for s in deid.detect(text, header)}
+    assert any("OKAFOR" in f for f in found) and any("ADAEZE" in f for f in found)
+    assert any("H1234567" in f for f in found)
+
+
+def test_an_eponym_inside_a_hyphenated_surname_protects_nothing():
+    deid = ReportDeidentifier(use_plugins=False)
+    text = "Discussed with Dr. Smith-Graves at 14:10."
+    assert "Smith-Graves" in {text[s.start:s.end] for s in deid.detect(text)}
+    assert deid.protected("Graves disease noted.") == [(0, 14)]
