@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.updp-installed
 # The CPU build on disk; pyproject.toml keeps an open range for GPU users.
 TORCH_PIN := torch==2.13.0
-# What napari, Qt and a virtual display need on a bare Debian machine.
+# What napari, Qt and a virtual display need on a bare Debian machine, and the OCR
+# engine that finds burned-in text.
 APT_PACKAGES := libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 \
-	libxcb-shape0 libxcb-xinerama0 xvfb xauth
+	libxcb-shape0 libxcb-xinerama0 xvfb xauth tesseract-ocr
 SAMPLE_ARGS := --patients 8 --studies 3 --seed 20261122 --size 256 --sites 3
 
-.PHONY: demo test system-deps venv lint sample-data bench-cohort clean
+.PHONY: demo test system-deps venv lint sample-data bench-cohort bench-dicom clean
 
 system-deps:
 	@scripts/ensure-system-packages.sh $(APT_PACKAGES)
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[test]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test,ner]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,6 +48,10 @@ sample-data: venv
 
 bench-cohort: venv
 	$(BIN)/updp bench cohort --json bench-cohort.json
+
+bench-dicom: venv system-deps
+	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(TORCH_PIN)"
+	$(BIN)/updp bench dicom --json bench-dicom.json
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ import platform
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from .core.errors import UpdpError
 
@@ -40,8 +41,9 @@ def bench_cohort(studies: int = 200, size: int = 256, repeat: int = 3) -> dict:
             "machine": _machine()}
 
 
-def bench_report(reports: int = 200, repeat: int = 3) -> dict:
-    """Reports per second of the rule de-identifier (detect and replace), one process."""
+def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = None) -> dict:
+    """Reports per second of the rule de-identifier (detect and replace), one process; with
+    ``ner_model`` (a folder made by ``updp train-ner``) also with the model detector added."""
     from .cohort.generate import make_cohort, read_ground_truth
     from .deid.report import ReportDeidentifier
     from .deid.report.header import read_header
@@ -49,6 +51,14 @@ def bench_report(reports: int = 200, repeat: int = 3) -> dict:
 
     if reports < 1 or repeat < 1:
         raise UpdpError("bench report: --studies and --repeat must be at least 1")
+    rules = ReportDeidentifier()
+    runs = [("rules", rules, False), ("rules_with_header", rules, True)]
+    if ner_model:
+        from .deid.report.ner import NerDetector
+
+        with_model = ReportDeidentifier(extra_detectors=[NerDetector(ner_model)])
+        runs += [("rules_with_model", with_model, False),
+                 ("rules_with_model_and_header", with_model, True)]
     with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
         root = os.path.join(tmp, "cohort")
         per_patient = min(5, reports)
@@ -57,12 +67,11 @@ def bench_report(reports: int = 200, repeat: int = 3) -> dict:
         records = read_ground_truth(root)
         texts = [read_report(os.path.join(root, r["report"])) for r in records]
         headers = [read_header(os.path.join(root, r["image"])) for r in records]
-    deid = ReportDeidentifier()
-    deid.detect(texts[0], headers[0])  # compile patterns and load lexicons outside the timing
     result = {"benchmark": "report", "reports": len(texts),
               "mean_characters": round(sum(map(len, texts)) / len(texts)), "repeats": repeat,
               "machine": _machine()}
-    for label, use_header in (("rules", False), ("rules_with_header", True)):
+    for label, deid, use_header in runs:
+        deid.detect(texts[0], headers[0])  # compile patterns, load lexicons, warm the model
         seconds = []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -76,9 +85,87 @@ def bench_report(reports: int = 200, repeat: int = 3) -> dict:
     return result
 
 
+def bench_dicom(studies: int = 200, size: int = 256, repeat: int = 3, ocr_files: int = 20) -> dict:
+    """Files per second of ``deid-dicom``: header only, beside dicognito on the same files in
+    the same run, and with the OCR pixel scan (on the first ``ocr_files`` files)."""
+    from .cohort.generate import make_cohort
+    from .deid.dicom import DicomDeidentifier, input_files
+
+    if studies < 1 or repeat < 1:
+        raise UpdpError("bench dicom: --studies and --repeat must be at least 1")
+    key = bytes(range(32))
+    result = {"benchmark": "dicom", "repeats": repeat, "machine": _machine()}
+    with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
+        root = os.path.join(tmp, "cohort")
+        per_patient = min(5, studies)
+        make_cohort(root, patients=max(1, studies // per_patient), studies=per_patient, seed=7,
+                    size=size, sites=5)
+        files = [(p, rel) for p, rel in input_files(Path(root))
+                 if p.suffix == ".dcm"]
+        result.update(files=len(files), size=size)
+        out = os.path.join(tmp, "out")
+        header_only = DicomDeidentifier(key, pixels="off")
+
+        def ours(subset):
+            for path, rel in subset:
+                record = header_only.deidentify_file(path, Path(out) / rel, rel)
+                if record.status != "ok":
+                    raise UpdpError(f"bench dicom: {rel} was skipped ({record.reason})")
+
+        runs = {"updp_header": ours}
+        try:
+            import dicognito.anonymizer
+            import pydicom
+
+            anonymizer = dicognito.anonymizer.Anonymizer()
+
+            def dicognito_run(subset):
+                for path, rel in subset:
+                    ds = pydicom.dcmread(path)
+                    anonymizer.anonymize(ds)
+                    target = os.path.join(tmp, "dicognito", rel)
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    ds.save_as(target)
+
+            runs["dicognito_header"] = dicognito_run
+        except ImportError:
+            result["dicognito_header"] = "not installed (pip install dicognito)"
+        for name, run in runs.items():
+            run(files[:1])  # load tables and lexicons outside the timing, for both tools
+            seconds = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                run(files)
+                seconds.append(time.perf_counter() - start)
+            median = statistics.median(seconds)
+            result[name] = {"seconds": [round(s, 3) for s in seconds],
+                            "median_seconds": round(median, 3),
+                            "files_per_second": round(len(files) / median, 1)}
+        if "dicognito_header" in runs:
+            result["speed_ratio_vs_dicognito"] = round(
+                result["updp_header"]["files_per_second"]
+                / result["dicognito_header"]["files_per_second"], 2)
+        from .deid.pixels import tesseract_available
+
+        if tesseract_available() and ocr_files > 0:
+            with_ocr = DicomDeidentifier(key, pixels="ocr")
+            subset = files[:ocr_files]
+            start = time.perf_counter()
+            for path, rel in subset:
+                with_ocr.deidentify_file(path, Path(out) / rel, rel)
+            seconds = time.perf_counter() - start
+            result["updp_with_ocr"] = {"files": len(subset), "seconds": round(seconds, 3),
+                                       "files_per_second": round(len(subset) / seconds, 2)}
+        else:
+            result["updp_with_ocr"] = "tesseract not installed"
+    return result
+
+
 def run_benchmark(what: str, args) -> dict:
     if what == "cohort":
         return bench_cohort(args.studies, args.size, args.repeat)
+    if what == "dicom":
+        return bench_dicom(args.studies, args.size, args.repeat)
     if what == "report":
-        return bench_report(args.studies, args.repeat)
+        return bench_report(args.studies, args.repeat, getattr(args, "ner_model", None))
     raise UpdpError(f"unknown benchmark {what!r}")

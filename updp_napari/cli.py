@@ -42,7 +42,12 @@ def _deidentifier(args: argparse.Namespace):
     from .deid.report import ReportDeidentifier, SiteConfig
 
     config = SiteConfig.load(args.config) if args.config else None
-    return ReportDeidentifier(config=config)
+    extra = []
+    if getattr(args, "ner_model", None):
+        from .deid.report.ner import NerDetector
+
+        extra.append(NerDetector(args.ner_model))
+    return ReportDeidentifier(config=config, extra_detectors=extra)
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
@@ -144,6 +149,108 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_ner(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .deid.report.ner import train_ner
+
+    card = train_ner(args.cohort, args.out, epochs=args.epochs, seed=args.seed,
+                     progress=Progress("train-ner", enabled=not args.quiet))
+    t = card["training"]
+    print(f"trained on {t['train_reports']} reports of {t['train_patients']} patients in "
+          f"{t['seconds']:.1f}s ({t['epochs']} epochs, {t['parameters']:,} parameters, "
+          f"{t['vocabulary']} word pieces); saved to {args.out}")
+    v = card["validation"]
+    if v is None:
+        print("no validation: the cohort has a single patient, none could be held out")
+        return 0
+    print(f"validation on {t['validation_reports']} reports of {t['validation_patients']} "
+          f"held-out patients ({v['gold_spans']} PHI spans), the model alone:")
+    for name, m in (("token", v["token"]), ("span (any overlap)", v["span"])):
+        print(f"  {name:20s} precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+              f"f1 {m['f1']:.4f}")
+    print(f"  {'span (exact)':20s} recall {v['span_exact_recall']:.4f}")
+    for cat, m in v["per_category_recall"].items():
+        print(f"    {cat:12s} recall {m['recall']:.4f}  (n={m['gold']})")
+    return 0
+
+
+def _workspace_key(args: argparse.Namespace) -> bytes:
+    """The workspace's secret key: DIR/secret.key (made, owner-only), or --key-file K."""
+    import os
+
+    from .core.keys import load_or_create_key
+
+    if bool(args.workspace) == bool(args.key_file):
+        raise UpdpError("give one of --workspace DIR or --key-file K (the secret that keys the "
+                        "UID remap, pseudonyms and date shift; keep it with the workspace)")
+    if args.workspace:
+        Path(args.workspace).mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(args.workspace, 0o700)
+        path = Path(args.workspace) / "secret.key"
+    else:
+        path = Path(args.key_file)
+    existed = path.exists()
+    key = load_or_create_key(path)
+    if not existed:
+        print(f"created key file {path} (owner-only); keep it secret", file=sys.stderr)
+    return key
+
+
+def _cmd_deid_dicom(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .deid.dicom import RECORD_NAME, DicomDeidentifier, deidentify_tree
+    from .deid.header import parse_options, parse_safe_private
+
+    key = _workspace_key(args)
+    extra = frozenset()
+    if args.safe_private:
+        try:
+            text = Path(args.safe_private).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UpdpError(f"{args.safe_private}: cannot read ({type(exc).__name__})") from None
+        extra = parse_safe_private(text, args.safe_private)
+    deid = DicomDeidentifier(key, parse_options(args.options), pixels=args.pixels,
+                             trust_burned_in_no=args.trust_burned_in_no, extra_safe_private=extra)
+    records = deidentify_tree(args.input, args.output, deid,
+                              progress=Progress("deid-dicom", enabled=not args.quiet))
+    done = [r for r in records if r.status == "ok"]
+    skipped = [r for r in records if r.status != "ok"]
+    # Files that are plainly not DICOM (reports, masks) are counted; the rest are named.
+    not_dicom = [r for r in skipped if r.reason.startswith("not ")]
+    for r in [r for r in skipped if r not in not_dicom][:20]:
+        print(f"skipped {r.file}: {r.reason}", file=sys.stderr)
+    if len(skipped) - len(not_dicom) > 20:
+        print(f"… and {len(skipped) - len(not_dicom) - 20} more skipped (see the record)",
+              file=sys.stderr)
+    if not_dicom:
+        print(f"{len(not_dicom)} file(s) are not DICOM and were left out (listed in the record)",
+              file=sys.stderr)
+    boxes = sum(len(r.pixels.get("boxes", [])) for r in done)
+    print(f"de-identified {len(done)} file(s) into {args.output} ({boxes} burned-in text "
+          f"box(es) filled); skipped {len(skipped)}; record: {Path(args.output) / RECORD_NAME}")
+    return 1 if skipped and not done else 0
+
+
+def _cmd_scan_leaks(args: argparse.Namespace) -> int:
+    from .core.files import write_text_atomic
+    from .core.progress import Progress
+    from .deid.leaks import scan_leaks
+
+    report = scan_leaks(args.originals, args.deidentified, ocr=not args.no_ocr,
+                        progress=Progress("scan-leaks", enabled=not args.quiet))
+    # Places and categories only: the values themselves never reach the output.
+    for leak in report.leaks:
+        print(leak.line())
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(report.as_json(), indent=2) + "\n")
+    print(report.summary())
+    if not report.files:
+        raise UpdpError(f"{args.originals}: no DICOM file could be read, nothing was scanned")
+    return 0 if report.clean else 1
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from .core.registry import GROUPS, discover
 
@@ -187,11 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="run a benchmark and print (or save) its JSON result",
         description="Benchmarks time real work on this machine and report medians over "
                     "repeats. `cohort`: studies per second of `make-cohort`; `report`: reports "
-                    "per second of the rule de-identifier on one core.")
-    p.add_argument("what", choices=["cohort", "report"], help="what to measure")
+                    "per second of the rule de-identifier on one core; `dicom`: files per second of "
+                    "deid-dicom, header only beside dicognito (if installed), and with OCR.")
+    p.add_argument("what", choices=["cohort", "report", "dicom"], help="what to measure")
     p.add_argument("--studies", type=int, default=200, help="studies per run (default 200)")
     p.add_argument("--size", type=int, default=256, help="image size (default 256)")
     p.add_argument("--repeat", type=int, default=3, help="runs to take the median of (default 3)")
+    p.add_argument("--ner-model", metavar="DIR", help="report: also time the de-identifier with "
+                   "this model detector (a folder made by updp train-ner)")
     p.add_argument("--json", metavar="OUT.json", help="also write the result to this file")
     p.set_defaults(func=_cmd_bench)
 
@@ -212,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "text with the spans found, offsets into the input")
     p.add_argument("--config", metavar="site.toml", help="site configuration: staff names, "
                    "identifier formats, protected terms")
+    p.add_argument("--ner-model", metavar="DIR", help="also run the model detector in DIR (made "
+                   "by updp train-ner) beside the rules")
     p.add_argument("--in", dest="in_dir", metavar="DIR", help="batch: folder of *.txt reports")
     p.add_argument("--out", dest="out_dir", metavar="DIR", help="batch: where to write them")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -226,8 +338,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--config", metavar="site.toml", help="site configuration")
     p.add_argument("--no-header", action="store_true", help="do not use the DICOM headers")
+    p.add_argument("--ner-model", metavar="DIR", help="also run the model detector in DIR (made "
+                   "by updp train-ner) beside the rules")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_eval_report)
+
+    p = sub.add_parser(
+        "deid-dicom", help="de-identify DICOM files: PS3.15 profile, keyed UIDs, burned-in text",
+        description="Apply the DICOM PS3.15 Annex E Basic Application Level Confidentiality "
+                    "Profile with options, at any sequence depth; remove private elements not "
+                    "on the allow-list; remap UIDs with a keyed hash (the same input UID gives "
+                    "the same output UID across files and runs of a workspace); shift dates by "
+                    "the patient's offset (the one deid-report uses); clean descriptors with the "
+                    "report de-identifier; find burned-in text by OCR and fill it. OUT mirrors "
+                    "IN's relative paths; files that are not DICOM or cannot be decoded are "
+                    "listed and skipped; updp-deid-record.jsonl in OUT says what was done to "
+                    "each file (element paths and actions, never values).")
+    p.add_argument("input", type=Path, help="a DICOM file, or a folder (searched recursively)")
+    p.add_argument("output", type=Path, help="folder to write the de-identified files to")
+    p.add_argument("--pixels", choices=["ocr", "off"], default="ocr",
+                   help="ocr: find and fill burned-in text (needs tesseract); off: header only "
+                        "(default ocr)")
+    p.add_argument("--options", metavar="LIST",
+                   help="comma list of profile options: retain-modified-dates, "
+                        "clean-descriptors, retain-patient-characteristics, "
+                        "retain-device-identity, retain-uids, retain-safe-private, "
+                        "clean-pixel-data; 'default' for the defaults (all but retain-uids), "
+                        "'none' for the basic profile alone, no-NAME to drop one "
+                        "(e.g. default,no-retain-device-identity)")
+    p.add_argument("--workspace", metavar="DIR", help="workspace folder holding the secret key "
+                   "(DIR/secret.key, created owner-only)")
+    p.add_argument("--key-file", metavar="K", help="the secret key file itself")
+    p.add_argument("--safe-private", metavar="FILE", help="more private elements to keep "
+                   "(creator, group, element; tab-separated)")
+    p.add_argument("--trust-burned-in-no", action="store_true", help="skip the pixel scan "
+                   "where BurnedInAnnotation says NO (by default every image is scanned: the "
+                   "flag is often wrong)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_deid_dicom)
+
+    p = sub.add_parser(
+        "scan-leaks", help="prove de-identified DICOM holds none of its original's identifiers",
+        description="Pair every original DICOM file under ORIGINALS with the file of the same "
+                    "relative path under DEIDENTIFIED, and search the original's identifiers "
+                    "(names in any order or case, IDs, dates in common forms, UIDs, addresses, "
+                    "phone numbers, institutions, devices, private text, nested sequences) in "
+                    "every element of the counterpart, in the reports (*.txt, *.json) beside it, "
+                    "in its path and, by OCR, in its pixels. Prints `file  place  category` per "
+                    "leak, never the value. Exit status 0 when clean, 1 when anything leaks or "
+                    "a counterpart is missing or unreadable, 2 on input errors.")
+    p.add_argument("originals", type=Path, help="original DICOM file, or a folder of them")
+    p.add_argument("deidentified", type=Path, help="the de-identified file, or the folder that "
+                   "mirrors the originals' relative paths")
+    p.add_argument("--no-ocr", action="store_true", help="leave the pixels out: headers, "
+                   "reports and paths only")
+    p.add_argument("--json", metavar="FILE", help="also write the findings to FILE as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_scan_leaks)
+
+    p = sub.add_parser(
+        "train-ner", help="train the optional model detector for reports on a cohort",
+        description="Train a small BERT token classifier (built here, no download) on the "
+                    "reports and PHI ground truth of a cohort made by updp make-cohort. A fifth "
+                    "of the patients is held out and scored. OUT gets the model in the "
+                    "save_pretrained layout and updp_ner.json (labels, training, validation); "
+                    "use it with --ner-model. The folder is owner-only: a model fitted to "
+                    "reports is treated like them.")
+    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write the model to (empty, absent, or an older model)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training reports "
+                   "(default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: initial weights, order, "
+                   "held-out patients (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_train_ner)
 
     p = sub.add_parser("plugins", help="list installed plugins (detectors, filters, executors)",
                        description="List the optional backends installed through entry "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 from ...core.errors import InputError
@@ -19,6 +20,17 @@ def _person_parts(value) -> list[str]:
     return [p for p in text.split() if len(p.strip(".")) >= 1]
 
 
+_IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA"})
+
+
+@cache
+def keyword_of(tag: int) -> str:
+    """The dictionary keyword of a tag ("" for private and unknown ones), looked up once."""
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) if (tag >> 16) % 2 == 0 else ""
+
+
 def header_identifiers(ds) -> HeaderIdentifiers:
     """Collect names, IDs, dates and institutions from a pydicom dataset, sequences included."""
     found = HeaderIdentifiers()
@@ -29,20 +41,23 @@ def header_identifiers(ds) -> HeaderIdentifiers:
                 for item in elem.value:
                     walk(item)
                 continue
+            if elem.VR not in _IDENTIFIER_VRS:
+                continue  # names, IDs, institutions and dates have these VRs only
             values = elem.value if elem.VM > 1 else [elem.value]
+            keyword = keyword_of(int(elem.tag))
             for value in values:
                 if value in (None, ""):
                     continue
-                if elem.VR == "PN" or elem.keyword in _PERSON_ELEMENTS:
+                if elem.VR == "PN" or keyword in _PERSON_ELEMENTS:
                     parts = _person_parts(value)
                     if parts:
                         found.names.append(parts)
-                elif elem.keyword in _ID_ELEMENTS or (elem.keyword == "" and elem.VR in ("LO", "SH")
-                                                       and any(c.isdigit() for c in str(value))):
+                elif keyword in _ID_ELEMENTS or (keyword == "" and elem.VR in ("LO", "SH")
+                                                 and any(c.isdigit() for c in str(value))):
                     found.ids.append(str(value).strip())
-                elif elem.VR == "DA" and elem.keyword in _DATE_ELEMENTS:
+                elif elem.VR == "DA" and keyword in _DATE_ELEMENTS:
                     found.dates.append(str(value))
-                elif elem.keyword == "InstitutionName":
+                elif keyword == "InstitutionName":
                     found.institutions.append(str(value).strip())
 
     walk(ds)

@@ -1,0 +1,217 @@
+"""De-identify DICOM files and folders: header profile, burned-in text, a record per file.
+
+``deidentify_tree(IN, OUT)`` mirrors IN's relative paths under OUT. A file that is not
+DICOM, or whose pixels cannot be decoded when they must be, is listed with the reason and
+the run goes on; nothing is written for it. The record says what was done to each element
+path and pixel box, never what the values were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import InputError, UpdpError
+from ..core.progress import Progress
+from .header import DEFAULT_OPTIONS, HeaderDeidentifier
+
+RECORD_NAME = "updp-deid-record.jsonl"
+_MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+@dataclass
+class FileRecord:
+    file: str  # path relative to the input root
+    status: str  # "ok" or "skipped"
+    reason: str = ""
+    actions: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    dates_shifted: int = 0
+    pixels: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        out = {"file": self.file, "status": self.status}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.status == "ok":
+            out.update(counts=self.counts, dates_shifted=self.dates_shifted, pixels=self.pixels,
+                       actions=self.actions)
+        return out
+
+
+class DicomDeidentifier:
+    """Header and pixel de-identification of one workspace (one key, one set of options)."""
+
+    def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
+                 pixels: str = "ocr", trust_burned_in_no: bool = False,
+                 extra_safe_private: frozenset = frozenset()):
+        if pixels not in ("ocr", "off"):
+            raise UpdpError(f"--pixels must be ocr or off, not {pixels!r}")
+        if pixels == "ocr":
+            from .pixels import tesseract_available
+
+            if not tesseract_available():
+                raise UpdpError("tesseract not found: install the Debian package tesseract-ocr "
+                                "(or run with --pixels off, and scan the pixels another way)")
+        self.key = key
+        self.options = tuple(o for o in options if o != "clean-pixel-data" or pixels == "ocr")
+        self.pixels = pixels
+        self.trust_burned_in_no = trust_burned_in_no
+        self.extra_safe_private = extra_safe_private
+        self._reports = None
+
+    def _report_deidentifier(self):
+        if self._reports is None:
+            from .report import ReportDeidentifier
+
+            self._reports = ReportDeidentifier()
+        return self._reports
+
+    def deidentify_dataset(self, ds, record: FileRecord) -> None:
+        """De-identify ``ds`` in place, filling ``record``."""
+        from .report.header import header_identifiers
+
+        identifiers = header_identifiers(ds)  # read before anything is changed
+        reports = self._report_deidentifier()
+
+        def clean_text(text: str) -> str:
+            return reports.deidentify(text, identifiers, mode="tag").text
+
+        if self.pixels == "ocr" and "PixelData" in ds:
+            record.pixels = self._clean_pixels(ds, identifiers)
+        header = HeaderDeidentifier(self.key, self.options, clean_text=clean_text,
+                                    extra_safe_private=self.extra_safe_private)
+        result = header.apply(ds, identifiers.patient_key)
+        if record.pixels.get("boxes"):
+            ds.BurnedInAnnotation = "NO"
+        record.actions = result.actions
+        record.dates_shifted = result.dates_shifted
+        record.counts = {a: result.count(a) for a in ("X", "Z", "D", "U", "C", "K")}
+
+    def _clean_pixels(self, ds, identifiers) -> dict:
+        """OCR the pixels and fill what reads as text; decoded first when compressed."""
+        import numpy as np
+
+        from .pixels import clean_burned_in
+
+        flagged = str(ds.get("BurnedInAnnotation", "") or "").upper()
+        if flagged == "NO" and self.trust_burned_in_no:
+            return {"scanned": False, "reason": "BurnedInAnnotation is NO (trusted)"}
+        if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+            raise InputError("colour pixel data: burned-in text cleaning handles greyscale "
+                             "images only (run with --pixels off to de-identify the header)")
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            try:
+                ds.decompress()
+            except Exception as exc:  # the decoders raise many kinds
+                raise InputError(f"compressed pixel data ({ds.file_meta.TransferSyntaxUID.name}) "
+                                 f"could not be decoded: {type(exc).__name__}") from None
+        try:
+            array = ds.pixel_array
+        except Exception as exc:
+            raise InputError(f"pixel data could not be read: {type(exc).__name__}") from None
+        monochrome1 = str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+        names = [p for parts in identifiers.names for p in parts if len(p) >= 2]
+        words = names + identifiers.ids + identifiers.dates + identifiers.institutions
+        frames = array if array.ndim == 3 else array[None]
+        cleaned, boxes = [], []
+        for index, frame in enumerate(frames):
+            result = clean_burned_in(frame, words, monochrome1=monochrome1)
+            cleaned.append(result.pixels)
+            boxes += [dict(box, frame=index) if array.ndim == 3 else box for box in result.boxes]
+        if boxes:
+            out = np.stack(cleaned) if array.ndim == 3 else cleaned[0]
+            ds.PixelData = out.astype(array.dtype, copy=False).tobytes()
+        return {"scanned": True, "flagged_before": flagged or None, "boxes": boxes}
+
+    def deidentify_file(self, src: Path, dst: Path, rel: str) -> FileRecord:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        record = FileRecord(rel, "ok")
+        try:
+            ds = pydicom.dcmread(src)
+        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+            return FileRecord(rel, "skipped", f"not a readable DICOM file ({type(exc).__name__})")
+        if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+            return FileRecord(rel, "skipped", "no transfer syntax in the file meta")
+        if str(ds.get("SOPClassUID", "")) == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
+            return FileRecord(rel, "skipped", "a DICOMDIR (media directory), not an instance: "
+                                              "make a new one for the de-identified files")
+        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+            return FileRecord(rel, "skipped", "no SOP Class or Instance UID: not a storable "
+                                              "DICOM instance")
+        try:
+            check_complete(ds)
+            self.deidentify_dataset(ds, record)
+        except InputError as exc:
+            return FileRecord(rel, "skipped", str(exc))
+        except Exception as exc:  # a malformed value anywhere: this file only, not the batch
+            return FileRecord(rel, "skipped", f"could not be de-identified ({type(exc).__name__}; "
+                                              "a malformed element?)")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".part")
+        try:
+            ds.save_as(tmp, enforce_file_format=True)
+            os.replace(tmp, dst)
+        except Exception as exc:
+            tmp.unlink(missing_ok=True)
+            if os.environ.get("UPDP_DEBUG"):
+                raise
+            return FileRecord(rel, "skipped", f"could not be written: {type(exc).__name__}")
+        return record
+
+
+def check_complete(ds) -> None:
+    """Refuse an image whose pixel data is missing or shorter than its header says."""
+    if "Rows" not in ds or "Columns" not in ds:
+        return  # not an image (a report, a structured document)
+    if "PixelData" not in ds:
+        raise InputError("image without pixel data (a truncated file?)")
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        return
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    expected = int(ds.Rows) * int(ds.Columns) * frames * samples * bits // 8
+    if len(ds.PixelData) < expected:
+        raise InputError(f"pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+
+
+def input_files(root: Path) -> list[tuple[Path, str]]:
+    """Every file under ``root`` (or ``root`` itself), with its path relative to the root."""
+    if root.is_file():
+        return [(root, root.name)]
+    if not root.is_dir():
+        raise InputError(f"{root}: no such file or folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != RECORD_NAME)
+    return [(p, p.relative_to(root).as_posix()) for p in files]
+
+
+def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomDeidentifier,
+                    progress: Progress | None = None) -> list[FileRecord]:
+    """De-identify every DICOM file under ``src`` into ``dst``; write the record beside them."""
+    src, dst = Path(src), Path(dst)
+    files = input_files(src)
+    if not files:
+        raise InputError(f"{src}: no files to de-identify")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise InputError(f"{dst}: the output must not be the input or inside it")
+    dst.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (path, rel) in enumerate(files):
+        target = dst / (rel if src.is_dir() else path.name)
+        if path.suffix.lower() in (".txt", ".json", ".jsonl", ".md") and src.is_dir():
+            records.append(FileRecord(rel, "skipped", "not DICOM (text beside the images; "
+                                                      "de-identify reports with deid-report)"))
+        else:
+            records.append(deid.deidentify_file(path, target, rel))
+        if progress:
+            progress(i + 1, len(files))
+    record_path = dst / RECORD_NAME
+    with open(record_path, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record.as_json(), sort_keys=True) + "\n")
+    return records

@@ -1,0 +1,440 @@
+"""DICOM header de-identification: the PS3.15 Annex E profile, its options, keyed UIDs.
+
+The actions come from Table E.1-1 (``data/confidentiality_profile.tsv``): D replace with a
+dummy, Z empty (or a dummy), X remove, K keep, C clean, U replace the UID. Every sequence is
+walked at any depth, private elements go unless allow-listed, and every UID that is not a
+standard one is remapped with a keyed hash, so the same input UID gives the same output UID
+in every file and run of a workspace. What was done is recorded per element path, never
+with the values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from .. import __version__
+from ..core.errors import InputError
+from ..core.keys import date_shift_days, keyed_digest, keyed_int
+from .report.header import keyword_of
+
+# CID 7050 De-identification Method (coding scheme DCM).
+BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
+OPTIONS: dict[str, tuple[str, str, str]] = {
+    # name: (table column, CID 7050 code, code meaning)
+    "retain-modified-dates": ("retain_long_modified_dates", "113107",
+                              "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "clean-descriptors": ("clean_descriptors", "113105", "Clean Descriptors Option"),
+    "retain-patient-characteristics": ("retain_patient_characteristics", "113108",
+                                       "Retain Patient Characteristics Option"),
+    "retain-device-identity": ("retain_device_identity", "113109", "Retain Device Identity Option"),
+    "retain-uids": ("retain_uids", "113110", "Retain UIDs Option"),
+    "retain-safe-private": ("retain_safe_private", "113111", "Retain Safe Private Option"),
+    "clean-pixel-data": ("", "113101", "Clean Pixel Data Option"),
+}
+# Device identity is not kept by default: a device serial number or station name tells which
+# hospital (and often which room) an image came from.
+DEFAULT_OPTIONS = ("retain-modified-dates", "clean-descriptors", "retain-patient-characteristics",
+                   "retain-safe-private", "clean-pixel-data")
+
+_DATA = "updp_napari.deid.data"
+_TAG = re.compile(r"^\(([0-9A-FX]{4}),([0-9A-FX]{4})\)$")
+
+
+def parse_options(text: str | None) -> tuple[str, ...]:
+    """``--options``: a comma list of option names; ``default`` stands for the defaults,
+    ``none`` for the basic profile alone, and ``no-NAME`` takes one away."""
+    if text is None:
+        return DEFAULT_OPTIONS
+    chosen: list[str] = []
+    for item in (t.strip().lower() for t in text.split(",")):
+        if not item:
+            continue
+        if item == "default":
+            chosen += [o for o in DEFAULT_OPTIONS if o not in chosen]
+        elif item == "none":
+            chosen = []
+        elif item.startswith("no-") and item[3:] in OPTIONS:
+            chosen = [o for o in chosen if o != item[3:]]
+        elif item in OPTIONS:
+            if item not in chosen:
+                chosen.append(item)
+        else:
+            raise InputError(f"unknown de-identification option {item!r}; choose from "
+                             f"{', '.join(OPTIONS)} (or default, none, no-NAME)")
+    return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class Rule:
+    basic: str  # the profile's action: D, Z, X, K, C, U or a combination such as X/Z
+    options: dict[str, str]  # table column -> action when that option is applied
+
+
+@dataclass(frozen=True)
+class Table:
+    exact: dict[int, Rule]
+    masked: list[tuple[int, int, Rule]]  # (mask, value, rule) for tags such as (50XX,XXXX)
+
+    def rule(self, tag: int) -> Rule | None:
+        rule = self.exact.get(tag)
+        if rule is not None:
+            return rule
+        for mask, value, masked_rule in self.masked:
+            if tag & mask == value:
+                return masked_rule
+        return None
+
+
+@cache
+def profile_table() -> Table:
+    """Table E.1-1, read once from the package data."""
+    text = resources.files(_DATA).joinpath("confidentiality_profile.tsv").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    header = lines[0].split("\t")
+    exact: dict[int, Rule] = {}
+    masked: list[tuple[int, int, Rule]] = []
+    for line in lines[1:]:
+        cells = dict(zip(header, line.split("\t")))
+        m = _TAG.match(cells["tag"])
+        if not m:
+            continue
+        rule = Rule(cells["basic"].strip(), {k: v.strip() for k, v in cells.items()
+                                             if k not in ("tag", "name", "basic") and v.strip()})
+        hexes = m.group(1) + m.group(2)
+        if "X" in hexes:
+            mask = int("".join("0" if c == "X" else "F" for c in hexes), 16)
+            masked.append((mask, int(hexes.replace("X", "0"), 16), rule))
+        else:
+            exact[int(hexes, 16)] = rule
+    return Table(exact, masked)
+
+
+@cache
+def safe_private() -> frozenset[tuple[str, int, int]]:
+    """Private elements known to carry no identity: (creator, group, element within block)."""
+    return parse_safe_private(resources.files(_DATA).joinpath("safe_private.tsv")
+                              .read_text(encoding="utf-8"), "safe_private.tsv")
+
+
+def parse_safe_private(text: str, source: str) -> frozenset[tuple[str, int, int]]:
+    entries = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cells = line.split("\t")
+        try:
+            entries.add((cells[0].strip().upper(), int(cells[1], 16), int(cells[2], 16) & 0xFF))
+        except (IndexError, ValueError):
+            raise InputError(f"{source}: line {n}: expected creator, group and element "
+                             "(hex) separated by tabs") from None
+    return frozenset(entries)
+
+
+def remap_uid(key: bytes, uid: str) -> str:
+    """A keyed, consistent replacement UID under the 2.25 (UUID-derived) root."""
+    return f"2.25.{keyed_int(key, 'uid', uid.strip(), 2 ** 128)}"
+
+
+def pseudonym(key: bytes, purpose: str, value: str, prefix: str) -> str:
+    """A short keyed stand-in for an identifier: the same value gives the same stand-in."""
+    return prefix + keyed_digest(key, purpose, value.strip().upper()).hex()[:12].upper()
+
+
+@dataclass
+class HeaderResult:
+    actions: dict[str, str] = field(default_factory=dict)  # element path -> action taken
+    dates_shifted: int = 0
+    options: tuple[str, ...] = ()
+
+    def count(self, action: str) -> int:
+        return sum(1 for a in self.actions.values() if a == action)
+
+
+# Dummies name this tool, so they cannot be mistaken for (or equal) an original value.
+_DUMMY_TEXT = "UPDP REMOVED"
+_DUMMY_BY_VR = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "UPDP^REMOVED",
+                "AS": "000Y", "IS": "0", "DS": "0", "LO": _DUMMY_TEXT, "SH": _DUMMY_TEXT,
+                "LT": _DUMMY_TEXT, "ST": _DUMMY_TEXT, "UT": _DUMMY_TEXT, "CS": "UPDP_REMOVED",
+                "AE": "UPDP", "UC": _DUMMY_TEXT}
+_TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN", "CS", "AE"}
+# Identifiers replaced by keyed stand-ins rather than emptied: a study stays linkable to
+# the same patient's other studies in the shared set, and to nothing outside it.
+_PSEUDONYMS = {0x00100020: ("patient-id", "PT-"), 0x00100010: ("patient-id", "PT-"),
+               0x00080050: ("accession", "AC-"), 0x00200010: ("study-id", "ST-")}
+_PATIENT_AGE = 0x00101010
+# File meta elements kept: version, SOP class and instance, transfer syntax, implementation.
+_META_KEPT = {0x0000, 0x0001, 0x0002, 0x0003, 0x0010, 0x0012, 0x0013}
+
+
+class HeaderDeidentifier:
+    """Applies the profile and the chosen options to one dataset in place."""
+
+    def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
+                 clean_text: Callable[[str], str] | None = None,
+                 extra_safe_private: frozenset[tuple[str, int, int]] = frozenset()):
+        unknown = [o for o in options if o not in OPTIONS]
+        if unknown:
+            raise InputError(f"unknown de-identification option(s): {', '.join(unknown)}")
+        self.key = key
+        self.options = tuple(options)
+        self.columns = {OPTIONS[o][0] for o in options if OPTIONS[o][0]}
+        self.table = profile_table()
+        self.clean_text = clean_text
+        self.safe_private = safe_private() | extra_safe_private
+
+    def action(self, tag: int) -> str | None:
+        """The action for ``tag`` under the chosen options (None: not in the table)."""
+        rule = self.table.rule(tag)
+        if rule is None:
+            return None
+        chosen = [rule.options[c] for c in self.columns if c in rule.options]
+        if "K" in chosen:
+            return "K"
+        if "C" in chosen:
+            return "C"
+        basic = rule.basic.replace("*", "")
+        # Combined actions depend on the attribute's type in the IOD; the choice below is
+        # valid for every type: a dummy where D is allowed, else an empty value.
+        if "/" in basic:
+            parts = basic.split("/")
+            return "U" if "U" in parts and tag_is_uid(tag) else "D" if "D" in parts else "Z"
+        return basic
+
+    def apply(self, ds, patient_key: str) -> HeaderResult:
+        """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports)."""
+        result = HeaderResult(options=self.options)
+        shift = date_shift_days(self.key, patient_key) \
+            if "retain-modified-dates" in self.options else None
+        self._walk(ds, "", result, shift)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            # The file meta holds the instance UID again and may name the sending station.
+            for tag in [t for t in meta.keys() if t.element not in _META_KEPT]:
+                del meta[tag]
+                result.actions[f"file_meta.({tag.group:04X},{tag.element:04X})"] = "X"
+            if "SOPInstanceUID" in ds:
+                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            if "SOPClassUID" in ds:
+                meta.MediaStorageSOPClassUID = ds.SOPClassUID
+            # The writer is this tool now, not the modality that made the original.
+            from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+            meta.ImplementationVersionName = f"UPDP_{__version__}"[:16]
+        self._mark(ds, result, shift)
+        return result
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def _walk(self, ds, prefix: str, result: HeaderResult, shift: int | None) -> None:
+        for elem in list(ds):
+            path = prefix + _name(elem)
+            if elem.tag.is_private:
+                self._private(ds, elem, path, result)
+                continue
+            action = self.action(int(elem.tag))
+            if elem.VR == "SQ":
+                # A dummy sequence would say nothing true: removing it is the safe reading
+                # of D for sequences (structured content is not cleaned item by item).
+                if action in ("X", "D"):
+                    del ds[elem.tag]
+                    result.actions[path] = "X"
+                    continue
+                for i, item in enumerate(elem.value or []):
+                    self._walk(item, f"{path}[{i}].", result, shift)
+                continue
+            if action is None:
+                action = _action_by_vr(elem.VR, self.options)
+                if action is None:
+                    continue
+            self._act(ds, elem, action, path, result, shift)
+        # Private creators whose blocks are now empty go too.
+        for elem in [e for e in ds if e.tag.is_private_creator]:
+            group, block = elem.tag.group, elem.tag.element
+            if not any(e.tag.group == group and e.tag.element >> 8 == block
+                       and not e.tag.is_private_creator for e in ds):
+                del ds[elem.tag]
+
+    def _act(self, ds, elem, action: str, path: str, result: HeaderResult, shift: int | None) -> None:
+        tag = int(elem.tag)
+        empty = elem.is_empty
+        if action == "K":
+            if tag == _PATIENT_AGE and not empty:
+                elem.value = cap_age(str(elem.value))
+            result.actions[path] = "K"
+        elif action == "X":
+            del ds[elem.tag]
+            result.actions[path] = "X"
+        elif action == "U":
+            self._uids(elem, path, result)
+        elif action == "C":
+            self._clean(elem, path, result, shift)
+        elif action in ("Z", "D"):
+            if tag in _PSEUDONYMS and not empty:
+                purpose, prefix = _PSEUDONYMS[tag]
+                elem.value = pseudonym(self.key, purpose, _pseudonym_source(ds, tag), prefix)
+                result.actions[path] = "D"
+            elif action == "Z" or empty:
+                elem.value = "" if elem.VR not in ("US", "SS", "UL", "SL", "FL", "FD") else None
+                result.actions[path] = "Z"
+            else:
+                elem.value = _DUMMY_BY_VR.get(elem.VR, "")
+                result.actions[path] = "D"
+        else:  # an action this table should not hold: remove, the safe side
+            del ds[elem.tag]
+            result.actions[path] = "X"
+
+    def _clean(self, elem, path: str, result: HeaderResult, shift: int | None) -> None:
+        """C: dates move by the patient's shift; free text goes through the report rules."""
+        if elem.VR in ("DA", "DT"):
+            if shift is None:
+                elem.value = ""
+                result.actions[path] = "Z"
+                return
+            elem.value = _shift_values(elem, shift)
+            result.dates_shifted += 1
+            result.actions[path] = "C"
+        elif elem.VR == "TM":
+            # Dates move by whole days, so the time of day is kept, but only to the hour: an
+            # exact timestamp is itself a look-up key into the hospital's systems.
+            values = elem.value if elem.VM > 1 else [elem.value]
+            hours = [str(v)[:2] + "0000" if len(str(v)) >= 2 else "" for v in values]
+            elem.value = hours if elem.VM > 1 else hours[0]
+            result.actions[path] = "C"
+        elif elem.VR in _TEXT_VRS and self.clean_text is not None:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            cleaned = [self.clean_text(str(v)) if v else v for v in values]
+            elem.value = cleaned if elem.VM > 1 else cleaned[0]
+            result.actions[path] = "C"
+        elif elem.VR in ("AS", "IS", "DS", "CS", "US", "FL", "FD"):
+            result.actions[path] = "K"  # a characteristic (size, weight, sex), kept as asked
+        else:
+            elem.value = "" if elem.VR in _TEXT_VRS else elem.value
+            result.actions[path] = "Z"
+
+    def _uids(self, elem, path: str, result: HeaderResult) -> None:
+        if "retain-uids" in self.options or elem.value in (None, ""):
+            return
+        values = elem.value if elem.VM > 1 else [elem.value]
+        remapped = [v if is_standard_uid(str(v)) else remap_uid(self.key, str(v)) for v in values]
+        if remapped != [str(v) for v in values]:
+            elem.value = remapped if elem.VM > 1 else remapped[0]
+            result.actions[path] = "U"
+
+    def _private(self, ds, elem, path: str, result: HeaderResult) -> None:
+        tag = elem.tag
+        if tag.is_private_creator:
+            return  # creators go with their blocks, below
+        creator = _creator(ds, tag)
+        if "retain-safe-private" in self.options and creator is not None and \
+                (creator.upper(), tag.group, tag.element & 0xFF) in self.safe_private:
+            result.actions[path] = "K"
+            return
+        del ds[tag]
+        result.actions[path] = "X"
+
+    def _mark(self, ds, result: HeaderResult, shift: int | None) -> None:
+        from pydicom.dataset import Dataset
+
+        ds.PatientIdentityRemoved = "YES"
+        methods = [f"UPDP Review {__version__}", "PS3.15 E.1 Basic Profile"]
+        methods += [o for o in self.options]
+        ds.DeidentificationMethod = [m[:64] for m in methods]
+        items = []
+        for value, meaning in [BASIC_PROFILE_CODE] + [OPTIONS[o][1:] for o in self.options]:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            items.append(item)
+        ds.DeidentificationMethodCodeSequence = items
+        if shift is not None and result.dates_shifted:
+            ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        elif result.count("X") or result.count("Z"):
+            ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _action_by_vr(vr: str, options: tuple[str, ...]) -> str | None:
+    """What to do with an element the table does not list: dates, times, names, free text
+    and UIDs are treated as the table treats their kind; codes and numbers are kept."""
+    if vr in ("DA", "DT", "TM"):
+        return "C" if "retain-modified-dates" in options else "X"
+    if vr == "PN":
+        return "Z"
+    if vr in ("LT", "ST", "UT"):
+        return "C" if "clean-descriptors" in options else "X"
+    if vr == "UI":
+        return "U"
+    return None
+
+
+def _name(elem) -> str:
+    return keyword_of(int(elem.tag)) or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+
+
+def _creator(ds, tag) -> str | None:
+    creator_tag = (tag.group << 16) | (tag.element >> 8)
+    if creator_tag in ds:
+        value = ds[creator_tag].value
+        return str(value).strip() if value is not None else None
+    return None
+
+
+def _pseudonym_source(ds, tag: int) -> str:
+    """Patient name and ID both map from the patient's ID, so they agree with each other."""
+    if tag in (0x00100010, 0x00100020):
+        return str(ds.get("PatientID", "") or ds.get("PatientName", ""))
+    return str(ds[tag].value)
+
+
+def tag_is_uid(tag: int) -> bool:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag) == "UI"
+    except KeyError:
+        return False
+
+
+@cache
+def is_standard_uid(uid: str) -> bool:
+    """A UID the standard defines (SOP classes, transfer syntaxes, …), which names nothing."""
+    from pydicom.uid import UID_dictionary
+
+    return uid.strip() in UID_dictionary
+
+
+def cap_age(age: str) -> str:
+    """Ages of 90 years and over are one group (HIPAA): ``093Y`` → ``090Y``."""
+    m = re.fullmatch(r"(\d{3})([DWMY])", age.strip())
+    if not m:
+        return age
+    n, unit = int(m.group(1)), m.group(2)
+    years = {"D": n / 365.25, "W": n / 52.18, "M": n / 12, "Y": n}[unit]
+    return "090Y" if years >= 90 else age
+
+
+def _shift_values(elem, shift: int):
+    values = elem.value if elem.VM > 1 else [elem.value]
+    out = [shift_date(str(v), shift, elem.VR) for v in values]
+    return out if elem.VM > 1 else out[0]
+
+
+def shift_date(value: str, days: int, vr: str = "DA") -> str:
+    """Move a DA or DT value by ``days``; an unreadable one becomes empty, never kept."""
+    value = value.strip()
+    if not value:
+        return value
+    try:
+        day = dt.datetime.strptime(value[:8], "%Y%m%d").date()
+    except ValueError:
+        return ""
+    moved = (day + dt.timedelta(days=days)).strftime("%Y%m%d")
+    return moved + value[8:] if vr == "DT" else moved

@@ -1,0 +1,594 @@
+"""Burned-in text in radiograph pixels: find it with OCR, paint it out.
+
+Modalities and secondary-capture steps write the patient's name, ID, date and hospital
+into a corner of the image, and the BurnedInAnnotation header does not always say so.
+:func:`ocr_words` reads the words in a stored pixel array; :func:`clean_burned_in` fills
+the text that is read with confidence or that matches one of the study's own header
+identifiers, whatever the confidence.
+
+OCR is Tesseract, run as a program (Debian package ``tesseract-ocr``). Small radiographs
+carry small print over busy anatomy, which Tesseract reads badly as it is, so it is shown
+each image in three views, upscaled until glyphs are a size it reads, with a white margin
+so text at the border is read too:
+
+* two *text layers*, for bright and for dark print: thin strokes (a top-hat at stroke
+  scale) thresholded at several contrasts, of which only components that line up as
+  glyphs of one height on one baseline are kept; ribs, vessels and noise seldom do;
+* the bright top-hat itself, for print the text layers lose (low contrast, odd fonts).
+
+The glyph lines found on the way also give the fill its geometry: OCR reads a line in
+pieces or loses its first letters, the line of glyphs does not.
+
+No text read from pixels is logged or returned except in :class:`OcrWord` itself; the
+records of what was filled carry boxes and reasons only (the text is PHI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import UpdpError
+
+TESSERACT_COMMAND = "tesseract"
+# Sparse text: "find as much text as possible in no particular order". Annotations are a
+# few short lines in the corners of a picture: --psm 3 (automatic page layout) looks for
+# columns and paragraphs and drops most of them; --psm 6 (one uniform block) reads the
+# whole picture as lines and turns anatomy into garbage text.
+PAGE_SEGMENTATION = "11"
+TESSERACT_TIMEOUT_S = 120.0
+DEFAULT_MIN_CONFIDENCE = 60.0
+
+Box = tuple[int, int, int, int]
+
+_MARGIN = 32  # white border, in upscaled pixels, so glyphs touching the edge are read
+_TARGET_SIDE = 1024  # small images are upscaled until their longer side is about this
+_MAX_SCALE = 4
+_CONTRASTS = (0.4, 0.12, 0.04)  # text-layer thresholds, fractions of the strongest strokes
+_NOISE_FLOOR = 4.0  # …and never below this many noise deviations
+
+
+class TesseractError(UpdpError):
+    """Tesseract is missing or failed."""
+
+
+@dataclass(frozen=True)
+class OcrWord:
+    text: str
+    box: Box  # (x0, y0, x1, y1) in column/row coordinates of the array given
+    confidence: float  # 0–100
+
+
+@dataclass
+class BurnedInResult:
+    pixels: np.ndarray  # a new array; outside ``boxes`` byte-identical to the input
+    boxes: list[dict]  # {"box": [x0, y0, x1, y1], "reason": "ocr" | "header-match"}; no text
+
+
+# --------------------------------------------------------------------------------------
+# Tesseract
+
+
+def tesseract_available() -> bool:
+    """Whether the Tesseract program can be found on PATH."""
+    return shutil.which(TESSERACT_COMMAND) is not None
+
+
+def _tesseract_path() -> str:
+    path = shutil.which(TESSERACT_COMMAND)
+    if path is None:
+        raise TesseractError(
+            f"tesseract not found: install the Debian package tesseract-ocr "
+            f"(apt-get install tesseract-ocr; `make test` does it when run as root), or put "
+            f"the '{TESSERACT_COMMAND}' program on PATH. It is needed to find burned-in text "
+            f"in the pixels.")
+    return path
+
+
+def _run_tesseract(exe: str, png: bytes) -> str:
+    # One OpenMP thread: on a few cores Tesseract's own threading costs far more than it
+    # gains, and the views run side by side anyway.
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    cmd = [exe, "stdin", "stdout", "-l", "eng", "--psm", PAGE_SEGMENTATION,
+           # Both polarities are shown explicitly; skip Tesseract's inverted-line retry.
+           "-c", "tessedit_do_invert=0", "tsv"]
+    try:
+        done = subprocess.run(cmd, input=png, capture_output=True, env=env,
+                              timeout=TESSERACT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise TesseractError(f"tesseract took longer than {TESSERACT_TIMEOUT_S:.0f} s on one "
+                             f"image and was stopped") from None
+    except OSError as exc:
+        raise TesseractError(f"tesseract could not be started ({exc.strerror or exc})") from None
+    if done.returncode != 0:
+        # Tesseract's own messages name languages and files, never the text it read.
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        hint = (" (is the English model, Debian package tesseract-ocr-eng, installed?)"
+                if any("language" in line.lower() for line in lines) else "")
+        raise TesseractError(f"tesseract failed with exit status {done.returncode}{hint}: "
+                             f"{lines[-1] if lines else 'no message'}")
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _parse_tsv(tsv: str) -> list[tuple[str, float, Box]]:
+    """Word rows (level 5) of Tesseract's TSV: (text, confidence, box in its pixels)."""
+    words = []
+    for line in tsv.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) != 12 or fields[0] != "5" or not fields[11].strip():
+            continue
+        try:
+            left, top, width, height = (int(v) for v in fields[6:10])
+            conf = float(fields[10])
+        except ValueError:
+            continue
+        words.append((fields[11].strip(), max(0.0, min(100.0, conf)),
+                      (left, top, left + width, top + height)))
+    return words
+
+
+# --------------------------------------------------------------------------------------
+# Views of the image that Tesseract reads well, and the lines of glyphs in it
+
+
+def _display(pixels: np.ndarray, monochrome1: bool) -> np.ndarray:
+    """Float copy in which bright means dense, whatever the photometric interpretation."""
+    values = np.asarray(pixels, dtype=np.float32)
+    if monochrome1:
+        values = float(values.max()) + float(values.min()) - values
+    return values
+
+
+def _glyph_lines(mask: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
+    """The part of a binary stroke mask that looks like lines of text, and the lines.
+
+    A line is three or more components of similar height on one baseline with
+    letter-sized gaps and hardly taller than its glyphs, plus the punctuation beside it.
+    """
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return np.zeros(mask.shape, dtype=bool), []
+    slices = ndimage.find_objects(labels)
+    y0 = np.array([s[0].start for s in slices])
+    y1 = np.array([s[0].stop for s in slices])
+    x0 = np.array([s[1].start for s in slices])
+    x1 = np.array([s[1].stop for s in slices])
+    h, w = y1 - y0, x1 - x0
+    min_h, max_h = max(4.0, 2.0 * px), max(48.0, 24.0 * px)
+    plausible = (h <= max_h) & (w <= 3.0 * max_h)
+    glyph = np.nonzero(plausible & (h >= min_h))[0]
+
+    parent = {int(i): int(i) for i in glyph}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    centre2 = y0 + y1
+    for i in glyph:
+        hi = h[i]
+        near = glyph[(np.abs(centre2[glyph] - centre2[i]) <= 0.5 * np.maximum(hi, h[glyph]) + 1)
+                     & (h[glyph] <= 1.6 * hi + 1) & (hi <= 1.6 * h[glyph] + 1)]
+        gap = np.maximum(x0[near] - x1[i], x0[i] - x1[near])
+        for j in near[(gap <= 1.2 * np.maximum(hi, h[near])) & (near != i)]:
+            parent[root(int(i))] = root(int(j))
+    chains: dict[int, list[int]] = {}
+    for i in parent:
+        chains.setdefault(root(i), []).append(i)
+
+    keep = np.zeros(count + 1, dtype=bool)
+    lines: list[Box] = []
+    for members in chains.values():
+        if len(members) < 3:
+            continue
+        m = np.array(members)
+        box = (int(x0[m].min()), int(y0[m].min()), int(x1[m].max()), int(y1[m].max()))
+        # Glyphs of one line share a baseline or a cap line, so the line is hardly taller
+        # than its typical glyph; chains that wander up or down are anatomy.
+        if box[3] - box[1] > 1.5 * float(np.median(h[m])) + 1:
+            continue
+        keep[m + 1] = True
+        lines.append(box)
+    if not lines:
+        return np.zeros(mask.shape, dtype=bool), []
+    # Small marks (dots, colons, hyphens) right beside kept glyphs belong to the text.
+    near_text = ndimage.binary_dilation(keep[labels], iterations=max(2, int(round(3 * px))))
+    for i in np.nonzero(plausible & (h < min_h))[0]:
+        if near_text[slices[i]].any():
+            keep[i + 1] = True
+    return keep[labels], lines
+
+
+def _text_layer(strokes: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
+    """Ink strength 0…1 of glyph-like strokes, and the glyph lines; ``strokes`` is a
+    top-hat (how much brighter, or darker, a pixel is than its surroundings).
+
+    White print on black and grey print on anatomy differ tenfold in contrast, so the
+    strokes are thresholded at several levels; what lines up as text at any level is kept.
+    """
+    from scipy import ndimage
+
+    high = float(np.percentile(strokes, 99.95))
+    if high <= 0:
+        return np.zeros_like(strokes), []
+    noise = 1.4826 * float(np.median(np.abs(strokes - np.median(strokes))))
+    layer = np.zeros_like(strokes)
+    lines: list[Box] = []
+    for contrast in _CONTRASTS:
+        threshold = max(_NOISE_FLOOR * noise, contrast * high)
+        kept, found = _glyph_lines(strokes > threshold, px)
+        lines.extend(found)
+        if found:
+            kept = ndimage.binary_dilation(kept, iterations=1)  # the glyphs' soft edges
+            ink = np.clip(strokes / (2.0 * threshold), 0.0, 1.0)
+            layer = np.maximum(layer, np.where(kept, ink, 0.0))
+    return layer, lines
+
+
+def _views(display: np.ndarray) -> tuple[list[np.ndarray], list[Box]]:
+    """8-bit images with the print dark on light, and the glyph lines found."""
+    from scipy import ndimage
+
+    px = max(display.shape) / 256.0
+    # Light smoothing takes the quantum noise off strokes two or more pixels wide.
+    smooth = ndimage.gaussian_filter(display, 0.3 * px)
+    size = max(3, int(round(5 * px)) | 1)  # wider than a stroke, narrower than a glyph
+    bright = smooth - ndimage.grey_opening(smooth, size=(size, size))
+    dark = ndimage.grey_closing(smooth, size=(size, size)) - smooth
+    views, lines = [], []
+    for strokes in (bright, dark):
+        layer, found = _text_layer(strokes, px)
+        if found:
+            views.append(np.round(255.0 * (1.0 - layer)).astype(np.uint8))
+            lines.extend(found)
+    top = max(float(np.percentile(bright, 99.9)), 1e-6)
+    views.append(np.round(255.0 * (1.0 - np.clip(bright / top, 0.0, 1.0))).astype(np.uint8))
+    return views, lines
+
+
+def _upscale_factor(shape: tuple[int, ...]) -> int:
+    return int(max(1, min(_MAX_SCALE, round(_TARGET_SIDE / max(shape)))))
+
+
+def _png(view: np.ndarray, scale: int) -> bytes:
+    from PIL import Image
+
+    img = Image.fromarray(view)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC)
+    canvas = Image.new("L", (img.width + 2 * _MARGIN, img.height + 2 * _MARGIN), 255)
+    canvas.paste(img, (_MARGIN, _MARGIN))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _to_array_box(box: Box, scale: int, shape: tuple[int, int]) -> Box:
+    x0, y0, x1, y1 = (v - _MARGIN for v in box)
+    rows, cols = shape
+    return (min(cols, max(0, x0 // scale)), min(rows, max(0, y0 // scale)),
+            min(cols, max(0, -(-x1 // scale))), min(rows, max(0, -(-y1 // scale))))
+
+
+def _area(box: Box) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def _intersection(a: Box, b: Box) -> int:
+    return _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _merge_duplicates(words: list[OcrWord]) -> list[OcrWord]:
+    """One word per place: the most confident reading, its box grown by the others'."""
+    kept: list[OcrWord] = []
+    for word in sorted(words, key=lambda w: -w.confidence):
+        for k, other in enumerate(kept):
+            inter = _intersection(word.box, other.box)
+            if inter and 2 * inter >= _area(word.box) + _area(other.box) - inter:  # IoU ≥ ½
+                kept[k] = OcrWord(other.text, _union(word.box, other.box), other.confidence)
+                break
+        else:
+            kept.append(word)
+    return sorted(kept, key=lambda w: (w.box[1], w.box[0]))
+
+
+def _read(pixels: np.ndarray, monochrome1: bool) -> tuple[list[OcrWord], list[Box]]:
+    array = np.asarray(pixels)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D pixel array, got shape {array.shape}")
+    exe = _tesseract_path()
+    if array.size == 0 or array.min() == array.max():
+        return [], []
+    views, lines = _views(_display(array, monochrome1))
+    scale = _upscale_factor(array.shape)
+    pngs = [_png(view, scale) for view in views]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
+        outputs = list(pool.map(lambda png: _run_tesseract(exe, png), pngs))
+    words = []
+    for tsv in outputs:
+        for text, conf, box in _parse_tsv(tsv):
+            box = _to_array_box(box, scale, array.shape)
+            if _area(box):
+                words.append(OcrWord(text, box, conf))
+    return _merge_duplicates(words), lines
+
+
+def ocr_words(pixels: np.ndarray, *, monochrome1: bool = False) -> list[OcrWord]:
+    """Every word Tesseract reads in a 2-D stored pixel array, boxes in array coordinates.
+
+    Any integer (or float) dtype; ``monochrome1`` says that low values are bright. The
+    array is read in several views (see the module's description), upscaled when small;
+    readings of one word in several views are merged into the most confident one. Raises
+    :class:`TesseractError` (an :class:`~updp_napari.core.errors.UpdpError`) when
+    Tesseract is missing or fails.
+    """
+    return _read(pixels, monochrome1)[0]
+
+
+# --------------------------------------------------------------------------------------
+# Matching what was read against the study's own identifiers
+
+# Characters OCR confuses in small print, folded to one form on both sides of a comparison.
+_CONFUSABLE = str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "J": "1",
+                             "S": "5", "B": "8", "Z": "2", "G": "6"})
+_STOPWORDS = frozenset({"THE", "AND", "FOR", "DR", "MD"})
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[^0-9A-Z]", "", text.upper()).translate(_CONFUSABLE)
+
+
+def _date_forms(text: str) -> list[str]:
+    """A DICOM date (YYYYMMDD) in the ways annotations print it, separators dropped."""
+    if not re.fullmatch(r"\d{8}", text):
+        return []
+    try:
+        d = dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return []
+    mon = _MONTHS[d.month - 1]
+    return [f"{d:%Y%m%d}", f"{d:%m%d%Y}", f"{d:%d%m%Y}", f"{d:%d}{mon}{d:%Y}",
+            f"{mon}{d:%d}{d:%Y}"]
+
+
+def identifier_tokens(identifiers: Iterable[str]) -> list[str]:
+    """Folded tokens to look for: each identifier whole and in its parts (three characters
+    or more), DICOM dates also in the forms annotations print them."""
+    tokens: set[str] = set()
+    for ident in identifiers:
+        raw = str(ident).strip()
+        compact = re.sub(r"[^0-9A-Za-z]", "", raw)
+        for cand in (compact, *re.split(r"[^0-9A-Za-z]+", raw), *_date_forms(compact)):
+            if len(cand) >= 3 and cand.upper() not in _STOPWORDS:
+                tokens.add(_fold(cand))
+    return sorted(tokens)
+
+
+def _distance(a: str, b: str, infix: bool = False) -> int:
+    """Levenshtein distance from ``a`` to ``b``; with ``infix``, to the closest substring
+    of ``b``."""
+    prev = [0] * (len(b) + 1) if infix else list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j - 1] + (ca != cb), prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return min(prev) if infix else prev[-1]
+
+
+def _allowed_errors(length: int) -> int:
+    return 0 if length < 4 else 1 if length < 8 else 2
+
+
+def matches_identifier(text: str, tokens: Iterable[str], *, fuzzy: bool = True) -> bool:
+    """Whether OCR ``text`` reads as one of ``tokens`` (from :func:`identifier_tokens`).
+
+    Case and the usual OCR confusions (O/0, I/1, S/5, …) never count; beyond those, with
+    ``fuzzy``, one error is allowed in tokens of 4–7 characters and two from 8 on. The word
+    may carry extra characters around a token of 5 or more ("ID:1234567"), or be a fair
+    piece (5 characters, 60 %) of a longer one: OCR lost its start, or split it in two.
+    """
+    word = _fold(text)
+    if len(word) < 3:
+        return False
+    for token in tokens:
+        k = _allowed_errors(len(token)) if fuzzy else 0
+        if abs(len(word) - len(token)) <= k and _distance(word, token) <= k:
+            return True
+        if 5 <= len(token) < len(word) <= 2 * len(token) + 3 \
+                and _distance(token, word, infix=True) <= k:
+            return True
+        if 5 <= len(word) < len(token) and len(word) >= 0.6 * len(token) \
+                and _distance(word, token, infix=True) <= (1 if fuzzy and len(word) >= 7 else 0):
+            return True
+    return False
+
+
+_HEADER_IDENTIFIER_KEYS = frozenset({
+    "PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "AccessionNumber",
+    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "StudyID",
+    "InstitutionName", "IssuerOfPatientID", "StationName",
+    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+})
+
+
+def identifiers_from_header(header: Mapping[str, str]) -> list[str]:
+    """The values of a flattened header (``ingest.flatten_header``, ``LoadedImage.header``)
+    that annotations print: names (also split at ``^``), IDs, dates, institution, station;
+    elements inside sequences included."""
+    found = []
+    for key, value in header.items():
+        if key.rsplit(".", 1)[-1] in _HEADER_IDENTIFIER_KEYS and value:
+            found.append(value)
+            found.extend(part for part in re.split(r"[\^\\]", value) if part.strip())
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Deciding what to fill
+
+
+def _alnum(text: str) -> int:
+    return sum(c.isalnum() for c in text)
+
+
+def _height(box: Box) -> int:
+    return box[3] - box[1]
+
+
+def _confident_text(word: OcrWord, min_confidence: float) -> bool:
+    """Read with confidence and looks like text: four or more letters or digits (three
+    when read with near certainty), mostly letters or digits. Anatomy read as text gives
+    short fragments; a lone side marker ("L", "R") is not PHI and is left alone."""
+    n = _alnum(word.text)
+    if n < 3 or n < 0.6 * len(word.text) or word.confidence < min_confidence:
+        return False
+    return n >= 4 or word.confidence >= min(100.0, min_confidence + 25.0)
+
+
+def _on_a_line(word: OcrWord, lines: list[Box]) -> bool:
+    """Whether the word sits on a glyph line of about its own height."""
+    h = _height(word.box)
+    return any(0.5 * _height(line) <= h <= 2.0 * _height(line)
+               and _intersection(word.box, line) >= 0.5 * _area(word.box) for line in lines)
+
+
+def _read_on(line: Box, words: list[OcrWord]) -> bool:
+    """Whether OCR read something word-like (two letters or digits) on this line."""
+    return any(_alnum(w.text) >= 2 and _intersection(w.box, line) >= 0.5 * _area(w.box)
+               for w in words)
+
+
+def _same_block(a: Box, b: Box) -> bool:
+    """Lines of one annotation block: of one height, and either stacked at most a line
+    apart with their left or right ends aligned, or on one baseline a few words apart."""
+    ha, hb = _height(a), _height(b)
+    h = max(ha, hb, 1)
+    if not 0.7 * ha <= hb <= ha / 0.7:
+        return False
+    if min(a[3], b[3]) - max(a[1], b[1]) >= 0.6 * min(ha, hb):
+        return max(a[0], b[0]) - min(a[2], b[2]) <= 2.0 * h
+    v_gap = max(a[1], b[1]) - min(a[3], b[3])
+    aligned = abs(a[0] - b[0]) <= 1.5 * h + 1 or abs(a[2] - b[2]) <= 1.5 * h + 1
+    return -0.3 * h <= v_gap <= 1.0 * h and aligned
+
+
+def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[Box, str, int]]:
+    """Fills of one annotation block (on one baseline a few words apart, or stacked a
+    line apart with overlapping columns) joined into the block's rectangle, so that
+    letters OCR lost between the pieces are covered too. Returns (box, reason, line
+    height); the reason is header-match when any piece matched."""
+    rows, cols = shape
+    items = [(box, reason, _height(box)) for box, reason in fills]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                (a, ra, ha), (b, rb, hb) = items[i], items[j]
+                h = max(1, min(ha, hb))
+                h_gap = max(a[0], b[0]) - min(a[2], b[2])
+                v_gap = max(a[1], b[1]) - min(a[3], b[3])
+                if not ((v_gap < 0 and h_gap <= 3.0 * h) or (v_gap <= 1.2 * h and h_gap < 0)):
+                    continue
+                box = _union(a, b)
+                if _height(box) > 0.3 * rows or box[2] - box[0] > 0.75 * cols:
+                    continue  # no annotation block is that large: keep the pieces apart
+                reason = "header-match" if "header-match" in (ra, rb) else "ocr"
+                items[i] = (box, reason, h)
+                del items[j]
+                merged = True
+                break
+            if merged:
+                break
+    return items
+
+
+def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
+                    monochrome1: bool = False,
+                    min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> BurnedInResult:
+    """Fill burned-in text with the value that displays as black (the array's minimum;
+    its maximum for MONOCHROME1).
+
+    Filled are the words that match one of ``identifiers`` (name parts, IDs, dates,
+    institution, e.g. :func:`identifiers_from_header`; see :func:`matches_identifier`) at
+    any confidence, and the words read with ``min_confidence`` or more that look like text
+    (four or more letters or digits) on a line of glyphs. The lines of glyphs under those
+    words are filled whole, with the lines of the same annotation block that OCR read
+    anything on, and the pieces of one block are joined into its rectangle, padded by a
+    quarter of the line height (2 pixels at least). A lone letter, such as the lead L/R
+    side marker, is not PHI and stays.
+
+    The input is not modified; outside the returned boxes the output is byte-identical.
+    """
+    array = np.asarray(pixels)
+    words, lines = _read(array, monochrome1)
+    tokens = identifier_tokens(identifiers)
+
+    reasons: dict[int, str] = {}
+    for i, word in enumerate(words):
+        # Short words read with little confidence are mostly anatomy: exact matches only.
+        fuzzy = len(_fold(word.text)) >= 5 or word.confidence >= min_confidence / 2
+        if tokens and matches_identifier(word.text, tokens, fuzzy=fuzzy):
+            reasons[i] = "header-match"
+        elif _confident_text(word, min_confidence) and _on_a_line(word, lines):
+            reasons[i] = "ocr"
+
+    line_reasons: dict[int, str] = {}
+    for k, line in enumerate(lines):
+        for i, reason in reasons.items():
+            box = words[i].box
+            if _intersection(box, line) >= 0.3 * min(_area(box), _area(line)) \
+                    and line_reasons.get(k) != "header-match":
+                line_reasons[k] = reason
+    frontier = list(line_reasons)
+    while frontier:
+        k = frontier.pop()
+        for m, other in enumerate(lines):
+            if m not in line_reasons and _same_block(lines[k], other) and _read_on(other, words):
+                line_reasons[m] = "ocr"
+                frontier.append(m)
+
+    fills = [(lines[k], reason) for k, reason in line_reasons.items()]
+    for i, reason in reasons.items():
+        box = words[i].box
+        under = [lines[k] for k in line_reasons if _intersection(box, lines[k])]
+        if under:
+            # The glyph line knows the text's height better than a box Tesseract drew
+            # over text and anatomy together.
+            box = (box[0], max(box[1], min(b[1] for b in under)),
+                   box[2], min(box[3], max(b[3] for b in under)))
+            if box[3] <= box[1]:
+                continue
+        fills.append((box, reason))
+
+    out = array.copy()
+    fill = array.max() if monochrome1 else array.min()
+    rows, cols = array.shape
+    records = []
+    for box, reason, line_height in _blocks(fills, array.shape):
+        pad = max(2, math.ceil(0.25 * line_height))
+        x0, y0 = max(0, box[0] - pad), max(0, box[1] - pad)
+        x1, y1 = min(cols, box[2] + pad), min(rows, box[3] + pad)
+        out[y0:y1, x0:x1] = fill
+        records.append({"box": [int(x0), int(y0), int(x1), int(y1)], "reason": reason})
+    return BurnedInResult(pixels=out, boxes=records)
