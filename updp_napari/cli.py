@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train-ner", help="train the optional model detector for reports on a cohort",
         description="Train a small BERT token classifier (built here, no download) on the "
                     "reports and PHI ground truth of a cohort made by updp make-cohort. A fifth "
-                    "of the patients is held out and scored. OUT gets the model in the "
+                    "of the patients is held out and scored. DIR gets the model in the "
                     "save_pretrained layout and updp_ner.json (labels, training, validation); "
                     "use it with --ner-model. The folder is owner-only: a model fitted to "
                     "reports is treated like them.")
