@@ -300,3 +300,18 @@ def test_elements_the_table_does_not_list_are_treated_by_their_kind(cohort, reco
     assert out.InstanceCreationTime == "100000"
     _, bare, _ = _deid(tmp_path / "extra.dcm", options=())
     assert "InstanceCreationDate" not in bare and "InstanceCreationTime" not in bare
+
+
+def test_identifiers_in_folder_names_are_replaced_and_the_scan_follows(cohort, records, tmp_path):
+    from updp_napari.deid.leaks import scan_leaks
+
+    path, _ = _first(cohort, records)
+    pid = str(pydicom.dcmread(path, stop_before_pixels=True).PatientID)
+    src = tmp_path / "archive"
+    (src / pid / "CR1").mkdir(parents=True)
+    shutil.copy(path, src / pid / "CR1" / "image.dcm")
+    out = tmp_path / "out"
+    (record,) = deidentify_tree(src, out, DicomDeidentifier(KEY, pixels="off"))
+    assert record.output.startswith("PT-") and pid not in record.output
+    assert (out / record.output).is_file() and not (out / pid).exists()
+    assert scan_leaks(src, out, ocr=False).clean

@@ -30,9 +30,12 @@ class FileRecord:
     counts: dict[str, int] = field(default_factory=dict)
     dates_shifted: int = 0
     pixels: dict = field(default_factory=dict)
+    output: str = ""  # where it was written, relative to OUT, when not at ``file``
 
     def as_json(self) -> dict:
         out = {"file": self.file, "status": self.status}
+        if self.output and self.output != self.file:
+            out["output"] = self.output
         if self.reason:
             out["reason"] = self.reason
         if self.status == "ok":
@@ -126,7 +129,10 @@ class DicomDeidentifier:
             ds.PixelData = out.astype(array.dtype, copy=False).tobytes()
         return {"scanned": True, "flagged_before": flagged or None, "boxes": boxes}
 
-    def deidentify_file(self, src: Path, dst: Path, rel: str) -> FileRecord:
+    def deidentify_file(self, src: Path, dst: Path, rel: str, out_root: Path | None = None
+                        ) -> FileRecord:
+        """De-identify ``src`` into ``dst``; with ``out_root``, into ``out_root`` / ``rel``
+        where the file's own identifiers in ``rel`` are replaced by their stand-ins."""
         import pydicom
         from pydicom.errors import InvalidDicomError
 
@@ -145,6 +151,9 @@ class DicomDeidentifier:
                                               "DICOM instance")
         try:
             check_complete(ds)
+            if out_root is not None:
+                record.output = identifier_free_path(rel, ds, self.key)
+                dst = out_root / record.output
             self.deidentify_dataset(ds, record)
         except InputError as exc:
             return FileRecord(rel, "skipped", str(exc))
@@ -162,6 +171,38 @@ class DicomDeidentifier:
                 raise
             return FileRecord(rel, "skipped", f"could not be written: {type(exc).__name__}")
         return record
+
+
+def identifier_free_path(rel: str, ds, key: bytes) -> str:
+    """``rel`` with the file's own identifiers (patient ID, accession, UIDs, name parts) in
+    its folder and file names replaced by the stand-ins the header gets: archives are often
+    filed by MRN, and a mirrored path would carry it out."""
+    import re
+
+    from .header import pseudonym, remap_uid
+
+    swaps: list[tuple[str, str]] = []
+    pid = str(ds.get("PatientID", "") or "").strip()
+    if pid:
+        swaps.append((pid, pseudonym(key, "patient-id", pid, "PT-")))
+    accession = str(ds.get("AccessionNumber", "") or "").strip()
+    if accession:
+        swaps.append((accession, pseudonym(key, "accession", accession, "AC-")))
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        uid = str(ds.get(keyword, "") or "").strip()
+        if uid:
+            swaps.append((uid, remap_uid(key, uid)))
+    name = str(ds.get("PatientName", "") or "")
+    stand_in = pseudonym(key, "patient-id", pid or name, "PT-")
+    swaps += [(part, stand_in) for part in re.split(r"[\^\s,]+", name) if len(part) >= 3]
+    # Longest first, so a UID is replaced whole before a shorter value inside it.
+    swaps.sort(key=lambda pair: len(pair[0]), reverse=True)
+    parts = []
+    for part in rel.split("/"):
+        for value, replacement in swaps:
+            part = re.sub(re.escape(value), replacement, part, flags=re.IGNORECASE)
+        parts.append(part)
+    return "/".join(parts)
 
 
 def check_complete(ds) -> None:
@@ -207,7 +248,8 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
             records.append(FileRecord(rel, "skipped", "not DICOM (text beside the images; "
                                                       "de-identify reports with deid-report)"))
         else:
-            records.append(deid.deidentify_file(path, target, rel))
+            records.append(deid.deidentify_file(path, target, rel,
+                                                out_root=dst if src.is_dir() else None))
         if progress:
             progress(i + 1, len(files))
     record_path = dst / RECORD_NAME

@@ -12,6 +12,7 @@ scanner's output can be shared.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -214,6 +215,7 @@ class Identifiers:
         self._folded: dict[str, set[tuple[str, str]]] | None = None
         # Normalised values of the original's public elements that identify nobody.
         self.public_text: set[str] = set()
+        self.public_digits: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._tokens) + len(self._digits)
@@ -489,7 +491,8 @@ def _add_value(ids: Identifiers, kind: str, source: str, value: str) -> None:
                 continue
             # Private numbers shorter than six digits are counters and measurements.
             ids.add(chunk, "private", source, min_all_digits=6)
-            ids.add_digits(chunk, "private", source, min_digits=6)
+            if _digits(chunk) not in ids.public_digits:  # a code the public header repeats
+                ids.add_digits(chunk, "private", source, min_digits=6)
     elif kind == "text":
         # Free text is searched for what identifies someone in it, as the report rules find
         # it (names, dates, IDs, places …): a cleaned comment keeps its other words.
@@ -524,7 +527,9 @@ def collect_identifiers(ds) -> Identifiers:
             kind = _kind(elem)
             if kind is None:
                 if not elem.tag.is_private:
-                    ids.public_text.update(normalise(v) for v in _text_values(elem))
+                    values = _text_values(elem)
+                    ids.public_text.update(normalise(v) for v in values)
+                    ids.public_digits.update(_digits(v) for v in values)
                 continue
             found.extend((kind, path, value) for value in _text_values(elem))
 
@@ -768,6 +773,23 @@ class _Scanner:
         return records
 
 
+def _moved_files(deidentified: Path) -> dict[str, str]:
+    """Files ``deid-dicom`` wrote under another relative path (identifiers taken out of
+    folder and file names), from its record beside them: {original: output}."""
+    record = deidentified / "updp-deid-record.jsonl"
+    moved: dict[str, str] = {}
+    if not record.is_file():
+        return moved
+    try:
+        for line in record.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line) if line.strip() else {}
+            if entry.get("output"):
+                moved[str(entry["file"])] = str(entry["output"])
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise UpdpError(f"{record}: not a readable de-identification record") from None
+    return moved
+
+
 def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
                ocr: bool = True, progress: Callable[[int, int], None] | None = None) -> LeakReport:
     """Search every identifier of every original DICOM file in its de-identified counterpart.
@@ -796,6 +818,7 @@ def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
         raise UpdpError(f"{src}: no files to scan here")
     scanner = _Scanner(ocr)
     report = LeakReport()
+    moved = _moved_files(dst) if dst.is_dir() else {}
     for n, (orig, rel) in enumerate(pairs, 1):
         try:
             ids = collect_identifiers(_read(orig, pixels=False))
@@ -806,7 +829,7 @@ def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
         else:
             report.files += 1
             if dst.is_dir():
-                base, rel_out = dst, rel
+                base, rel_out = dst, Path(moved.get(rel.as_posix(), rel.as_posix()))
             else:  # one file against one file
                 base, rel_out = dst.parent, Path(dst.name)
             report.leaks.extend(scanner.scan(ids, base / rel_out, base, rel_out))
