@@ -149,6 +149,7 @@ def pseudonym(key: bytes, purpose: str, value: str, prefix: str) -> str:
 class HeaderResult:
     actions: dict[str, str] = field(default_factory=dict)  # element path -> action taken
     dates_shifted: int = 0
+    dates_removed: int = 0
     options: tuple[str, ...] = ()
 
     def count(self, action: str) -> int:
@@ -254,15 +255,19 @@ class HeaderDeidentifier:
                     continue
             self._act(ds, elem, action, path, result, shift)
         # Private creators whose blocks are now empty go too.
-        for elem in [e for e in ds if e.tag.is_private_creator]:
-            group, block = elem.tag.group, elem.tag.element
-            if not any(e.tag.group == group and e.tag.element >> 8 == block
-                       and not e.tag.is_private_creator for e in ds):
-                del ds[elem.tag]
+        creators = [e.tag for e in ds if e.tag.is_private_creator]
+        if creators:
+            used = {(e.tag.group, e.tag.element >> 8) for e in ds
+                    if e.tag.is_private and not e.tag.is_private_creator}
+            for tag in creators:
+                if (tag.group, tag.element & 0xFF) not in used:
+                    del ds[tag]
 
     def _act(self, ds, elem, action: str, path: str, result: HeaderResult, shift: int | None) -> None:
         tag = int(elem.tag)
         empty = elem.is_empty
+        if elem.VR in ("DA", "DT") and action in ("X", "Z", "D") and not empty:
+            result.dates_removed += 1
         if action == "K":
             if tag == _PATIENT_AGE and not empty:
                 elem.value = cap_age(str(elem.value))
@@ -341,22 +346,21 @@ class HeaderDeidentifier:
     def _mark(self, ds, result: HeaderResult, shift: int | None) -> None:
         from pydicom.dataset import Dataset
 
-        ds.PatientIdentityRemoved = "YES"
-        methods = [f"UPDP Review {__version__}", "PS3.15 E.1 Basic Profile"]
-        methods += [o for o in self.options]
-        ds.DeidentificationMethod = [m[:64] for m in methods]
+        ds.add_new(0x00120062, "CS", "YES")  # Patient Identity Removed
+        methods = [f"UPDP Review {__version__}", "PS3.15 E.1 Basic Profile", *self.options]
+        ds.add_new(0x00120063, "LO", [m[:64] for m in methods])  # De-identification Method
         items = []
         for value, meaning in [BASIC_PROFILE_CODE] + [OPTIONS[o][1:] for o in self.options]:
             item = Dataset()
-            item.CodeValue = value
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
+            item.add_new(0x00080100, "SH", value)  # Code Value
+            item.add_new(0x00080102, "SH", "DCM")  # Coding Scheme Designator
+            item.add_new(0x00080104, "LO", meaning)  # Code Meaning
             items.append(item)
-        ds.DeidentificationMethodCodeSequence = items
+        ds.add_new(0x00120064, "SQ", items)  # De-identification Method Code Sequence
         if shift is not None and result.dates_shifted:
-            ds.LongitudinalTemporalInformationModified = "MODIFIED"
-        elif result.count("X") or result.count("Z"):
-            ds.LongitudinalTemporalInformationModified = "REMOVED"
+            ds.add_new(0x00280303, "CS", "MODIFIED")  # Longitudinal Temporal Information Modified
+        elif result.dates_removed:
+            ds.add_new(0x00280303, "CS", "REMOVED")
 
 
 # -- helpers ---------------------------------------------------------------------------------
