@@ -233,6 +233,15 @@ def test_compressed_input(tmp_path, name):
         np.testing.assert_array_equal(out.pixel_array, original.pixel_array)
 
 
+@pytest.mark.parametrize("name", ["SC_rgb_jpeg.dcm", "SC_rgb_rle_2frame.dcm"])
+def test_colour_images_are_scanned(tmp_path, name):
+    rec = DicomDeidentifier(KEY, pixels="ocr").deidentify_file(TEST_FILES / name,
+                                                                tmp_path / "c.dcm", name)
+    assert rec.status == "ok" and rec.pixels["scanned"], rec.reason
+    out = pydicom.dcmread(tmp_path / "c.dcm")
+    assert out.pixel_array.shape == pydicom.dcmread(TEST_FILES / name).pixel_array.shape
+
+
 def test_undecodable_pixels_are_refused_with_the_reason(tmp_path):
     # pydicom's own sample of a JPEG stream no decoder accepts.
     deid = DicomDeidentifier(KEY, pixels="ocr")

@@ -95,38 +95,47 @@ class DicomDeidentifier:
 
     def _clean_pixels(self, ds, identifiers) -> dict:
         """OCR the pixels and fill what reads as text; decoded first when compressed."""
-        import numpy as np
-
         from .pixels import clean_burned_in
 
         flagged = str(ds.get("BurnedInAnnotation", "") or "").upper()
         if flagged == "NO" and self.trust_burned_in_no:
             return {"scanned": False, "reason": "BurnedInAnnotation is NO (trusted)"}
-        if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-            raise InputError("colour pixel data: burned-in text cleaning handles greyscale "
-                             "images only (run with --pixels off to de-identify the header)")
         if ds.file_meta.TransferSyntaxUID.is_compressed:
             try:
                 ds.decompress()
             except Exception as exc:  # the decoders raise many kinds
                 raise InputError(f"compressed pixel data ({ds.file_meta.TransferSyntaxUID.name}) "
                                  f"could not be decoded: {type(exc).__name__}") from None
+        colour = int(ds.get("SamplesPerPixel", 1) or 1) == 3
+        photometric = str(ds.get("PhotometricInterpretation", ""))
+        if colour and photometric != "RGB":
+            raise InputError(f"colour pixel data in {photometric or 'an unknown colour space'}: "
+                             "burned-in text cleaning reads greyscale and RGB images (run with "
+                             "--pixels off to de-identify the header only)")
         try:
             array = ds.pixel_array
         except Exception as exc:
             raise InputError(f"pixel data could not be read: {type(exc).__name__}") from None
-        monochrome1 = str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+        monochrome1 = photometric == "MONOCHROME1"
         names = [p for parts in identifiers.names for p in parts if len(p) >= 2]
         words = names + identifiers.ids + identifiers.dates + identifiers.institutions
-        frames = array if array.ndim == 3 else array[None]
-        cleaned, boxes = [], []
+        multi = array.ndim == (4 if colour else 3)
+        frames = array if multi else array[None]
+        out = frames.copy()
+        boxes = []
         for index, frame in enumerate(frames):
-            result = clean_burned_in(frame, words, monochrome1=monochrome1)
-            cleaned.append(result.pixels)
-            boxes += [dict(box, frame=index) if array.ndim == 3 else box for box in result.boxes]
+            # Colour images are read by their brightness and filled black in every channel.
+            grey = frame.mean(axis=-1).astype(frame.dtype) if colour else frame
+            result = clean_burned_in(grey, words, monochrome1=monochrome1)
+            for box in result.boxes:
+                x0, y0, x1, y1 = box["box"]
+                out[index, y0:y1, x0:x1] = result.pixels[y0, x0] if not colour else 0
+                boxes.append(dict(box, frame=index) if multi else box)
         if boxes:
-            out = np.stack(cleaned) if array.ndim == 3 else cleaned[0]
-            ds.PixelData = out.astype(array.dtype, copy=False).tobytes()
+            pixels = out if multi else out[0]
+            if colour:
+                ds.PlanarConfiguration = 0  # pixel_array gives colour by pixel
+            ds.PixelData = pixels.astype(array.dtype, copy=False).tobytes()
         return {"scanned": True, "flagged_before": flagged or None, "boxes": boxes}
 
     def deidentify_file(self, src: Path, dst: Path, rel: str, out_root: Path | None = None

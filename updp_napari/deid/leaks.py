@@ -554,6 +554,10 @@ _RULES = None
 
 # ------------------------------------------------------------------------ searching
 
+# De-identification Method and its Code Sequence: written by deid-dicom from fixed text.
+_WRITTEN_BY_DEIDENTIFIER = frozenset({0x00120063, 0x00120064})
+
+
 def dataset_places(ds) -> Iterator[tuple[str, str, bool]]:
     """``(element path, text, free_text)`` for every element with text in it, the file meta
     group first, nested items as ``Seq[i].Keyword``, private ones as ``(gggg,eeee)``.
@@ -561,6 +565,8 @@ def dataset_places(ds) -> Iterator[tuple[str, str, bool]]:
 
     def walk(dataset, prefix: str) -> Iterator[tuple[str, str, bool]]:
         for elem in dataset:
+            if int(elem.tag) in _WRITTEN_BY_DEIDENTIFIER:
+                continue  # fixed wording the de-identifier adds, never copied from the input
             path = prefix + _element_name(elem)
             if elem.VR == "SQ":
                 for i, item in enumerate(elem.value or ()):
