@@ -1,0 +1,216 @@
+"""Burned-in text: OCR finds it, the fill covers it, everything else stays as it was.
+
+The tests that run Tesseract are skipped, with the reason, where it is not installed;
+`make test` installs it (Debian package tesseract-ocr), so they run in CI. The tests of
+the missing-Tesseract error and of identifier matching need no Tesseract and always run.
+"""
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from updp_napari.core.errors import UpdpError
+from updp_napari.deid import pixels as px
+from updp_napari.ingest import flatten_header
+
+requires_tesseract = pytest.mark.skipif(
+    not px.tesseract_available(),
+    reason="tesseract is not installed (Debian package tesseract-ocr; `make test` installs it)")
+
+
+def _covered(mask: np.ndarray, box) -> float:
+    x0, y0, x1, y1 = box
+    return float(mask[y0:y1, x0:x1].mean())
+
+
+def _filled_mask(shape, boxes) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for record in boxes:
+        x0, y0, x1, y1 = record["box"]
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def cleaned(cohort, records):
+    """clean_burned_in on every study of the shared cohort that has anything burned in,
+    with the identifiers of its own header: (record, stored pixels, result)."""
+    if not px.tesseract_available():
+        pytest.skip("tesseract is not installed (Debian package tesseract-ocr)")
+    out = []
+    for r in records:
+        if not r["burned_in"]:
+            continue
+        ds = pydicom.dcmread(cohort / r["image"])
+        stored = ds.pixel_array
+        before = stored.copy()
+        result = px.clean_burned_in(stored, px.identifiers_from_header(flatten_header(ds)),
+                                    monochrome1=r["photometric"] == "MONOCHROME1")
+        assert np.array_equal(stored, before), "the input array was modified"
+        out.append((r, ds, stored, result))
+    return out
+
+
+# ------------------------------------------------------------------ without Tesseract
+
+
+def test_missing_tesseract_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no tesseract on PATH
+    assert not px.tesseract_available()
+    image = np.zeros((64, 64), dtype=np.uint16)
+    for call in (lambda: px.ocr_words(image), lambda: px.clean_burned_in(image, ["DOE"])):
+        with pytest.raises(UpdpError, match=r"tesseract not found: install the Debian package "
+                                            r"tesseract-ocr"):
+            call()
+
+
+def test_a_renamed_program_is_missing_too(monkeypatch):
+    monkeypatch.setattr(px, "TESSERACT_COMMAND", "tesseract-that-is-not-there")
+    assert not px.tesseract_available()
+    with pytest.raises(UpdpError, match="tesseract not found"):
+        px.ocr_words(np.zeros((32, 32), dtype=np.uint16))
+
+
+def test_identifier_matching_tolerates_ocr_errors_not_random_words():
+    tokens = px.identifier_tokens(["NAKAGAWA-REID^FRANCES^W", "MV5260076X", "20211204",
+                                   "Riverside General Hospital"])
+    hits = ["NAKAGAWA-REID*FRANCES*", "frances", "Nakagaw<", "ID:MV5260076X", "MV5280076X",
+            "2021-12-04", "12/04/2021", "04-DEC-2021", "RIVERSIDE", "RlVERSIDE"]
+    for text in hits:
+        assert px.matches_identifier(text, tokens), text
+    misses = ["ID:", "L", "R", "ore", "Pre", "ay", "wit", "2019-05-01", "MV1234567Q", "LUNG",
+              "Hos"]
+    for text in misses:
+        assert not px.matches_identifier(text, tokens), text
+    # Short, unsure words must match exactly.
+    assert px.matches_identifier("WAX", px.identifier_tokens(["WAX"]), fuzzy=False)
+    assert not px.matches_identifier("WAXY", px.identifier_tokens(["WAX"]), fuzzy=False)
+
+
+def test_identifiers_from_a_flattened_header():
+    header = {"PatientName": "DOE^JANE^Q", "PatientID": "12-345-678", "StudyDate": "20200102",
+              "OtherPatientIDsSequence[0].PatientID": "999-88-7777", "Modality": "DX",
+              "InstitutionName": "Lakeshore Community Hospital", "BodyPartExamined": "CHEST"}
+    found = px.identifiers_from_header(header)
+    assert {"DOE", "JANE", "12-345-678", "20200102", "999-88-7777",
+            "Lakeshore Community Hospital"} <= set(found)
+    assert "DX" not in found and "CHEST" not in found
+
+
+# ------------------------------------------------------------------ with Tesseract
+
+
+@requires_tesseract
+def test_ocr_words_reads_print_on_a_small_12_bit_image():
+    rng = np.random.default_rng(3)
+    display = np.clip(rng.normal(0.3, 0.03, (256, 256)), 0, 1)
+    canvas = Image.new("L", (256, 256), 0)
+    ImageDraw.Draw(canvas).text((20, 200), "SAMPLE 4711", fill=255,
+                                font=ImageFont.load_default(size=14))
+    alpha = np.asarray(canvas, dtype=np.float64) / 255.0
+    stored = np.round((display * (1 - alpha) + alpha) * 4095).astype(np.uint16)
+
+    tokens = px.identifier_tokens(["SAMPLE", "4711"])
+    words = px.ocr_words(stored)
+    found = [w for w in words if px.matches_identifier(w.text, tokens)]
+    assert found, "the printed words were not read"
+    for w in found:
+        x0, y0, x1, y1 = w.box
+        assert 15 <= x0 < x1 <= 140 and 190 <= y0 < y1 <= 225  # where they were drawn
+        assert 0.0 <= w.confidence <= 100.0
+
+    # The same picture stored MONOCHROME1 (inverted) reads the same.
+    inverted = px.ocr_words((4095 - stored).astype(np.uint16), monochrome1=True)
+    assert [w for w in inverted if px.matches_identifier(w.text, tokens)]
+    assert px.ocr_words(np.full((64, 64), 7, dtype=np.uint16)) == []
+    with pytest.raises(ValueError):
+        px.ocr_words(np.zeros((2, 8, 8), dtype=np.uint16))
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_burned_in_phi_is_covered(cleaned):
+    coverage = []
+    for r, _ds, stored, result in cleaned:
+        filled = _filled_mask(stored.shape, result.boxes)
+        coverage += [_covered(filled, b["box"]) for b in r["burned_in"] if b["phi"]]
+    assert len(coverage) >= 15, "the cohort should hold a handful of studies with PHI text"
+    recall = np.mean([c >= 0.9 for c in coverage])
+    assert recall >= 0.8, f"only {recall:.0%} of the PHI lines are 90 % covered"
+    assert np.mean(coverage) >= 0.9 and min(coverage) >= 0.5
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_only_the_filled_boxes_change(cleaned):
+    for r, _ds, stored, result in cleaned:
+        out = result.pixels
+        assert out.dtype == stored.dtype and out.shape == stored.shape
+        filled = _filled_mask(stored.shape, result.boxes)
+        assert np.array_equal(out[~filled], stored[~filled]), r["study_id"]
+        black = stored.max() if r["photometric"] == "MONOCHROME1" else stored.min()
+        assert np.all(out[filled] == black), r["study_id"]
+        for record in result.boxes:
+            # Boxes and reasons only: never the text read (it is PHI).
+            assert set(record) == {"box", "reason"}
+            assert record["reason"] in ("ocr", "header-match")
+            assert all(isinstance(v, int) for v in record["box"])
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_lung_field_and_side_markers_are_left_alone(cohort, cleaned):
+    for r, _ds, stored, result in cleaned:
+        filled = _filled_mask(stored.shape, result.boxes)
+        rows, cols = stored.shape
+        # The annotation block: the rectangle of the burned-in PHI lines and a margin.
+        block = np.zeros(stored.shape, dtype=bool)
+        phi = [b["box"] for b in r["burned_in"] if b["phi"]]
+        if phi:
+            margin = 6
+            block[max(0, min(b[1] for b in phi) - margin): max(b[3] for b in phi) + margin,
+                  max(0, min(b[0] for b in phi) - margin): max(b[2] for b in phi) + margin] = True
+        beyond = filled & ~block
+        assert not beyond[rows // 4: 3 * rows // 4, cols // 4: 3 * cols // 4].any(), r["study_id"]
+        # Pathology is only ever touched where the annotation block lies over it.
+        for mask_path in r["masks"].values():
+            lesion = np.asarray(Image.open(cohort / mask_path)) > 0
+            assert not (lesion & filled & ~block).any(), (r["study_id"], mask_path)
+        # A lone L/R lead marker is not PHI: it stays, and an image with nothing else
+        # burned in comes back untouched.
+        for b in r["burned_in"]:
+            if b["category"] == "MARKER":
+                assert _covered(filled, b["box"]) < 0.5, r["study_id"]
+        if not r["burned_in_phi"]:
+            assert result.boxes == [] and np.array_equal(result.pixels, stored), r["study_id"]
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_ocr_of_the_cleaned_image_no_longer_reads_name_or_id(cleaned):
+    checked = 0
+    for r, ds, stored, result in cleaned:
+        if not r["burned_in_phi"]:
+            continue
+        mono1 = r["photometric"] == "MONOCHROME1"
+        tokens = px.identifier_tokens([ds.PatientName.family_name, str(ds.PatientID)])
+        before = [w for w in px.ocr_words(stored, monochrome1=mono1)
+                  if px.matches_identifier(w.text, tokens)]
+        after = [w for w in px.ocr_words(result.pixels, monochrome1=mono1)
+                 if px.matches_identifier(w.text, tokens)]
+        checked += bool(before)
+        assert not after, f"{r['study_id']}: name or ID still readable after cleaning"
+    assert checked >= 5, "OCR should read the name or ID in most originals"
+
+
+@requires_tesseract
+def test_images_without_text_come_back_unchanged(cohort, records):
+    plain = [r for r in records if not r["burned_in"]][:3]
+    for r in plain:
+        ds = pydicom.dcmread(cohort / r["image"])
+        stored = ds.pixel_array
+        result = px.clean_burned_in(stored, px.identifiers_from_header(flatten_header(ds)),
+                                    monochrome1=r["photometric"] == "MONOCHROME1")
+        assert result.boxes == [], r["study_id"]
+        assert np.array_equal(result.pixels, stored) and result.pixels is not stored
