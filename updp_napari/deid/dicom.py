@@ -122,15 +122,18 @@ class DicomDeidentifier:
         multi = array.ndim == (4 if colour else 3)
         frames = array if multi else array[None]
         out = frames.copy()
-        boxes = []
-        for index, frame in enumerate(frames):
+        found: dict[tuple, dict] = {}
+        for frame in frames:
             # Colour images are read by their brightness and filled black in every channel.
             grey = frame.mean(axis=-1).astype(frame.dtype) if colour else frame
-            result = clean_burned_in(grey, words, monochrome1=monochrome1)
-            for box in result.boxes:
-                x0, y0, x1, y1 = box["box"]
-                out[index, y0:y1, x0:x1] = result.pixels[y0, x0] if not colour else 0
-                boxes.append(dict(box, frame=index) if multi else box)
+            for box in clean_burned_in(grey, words, monochrome1=monochrome1).boxes:
+                found.setdefault(tuple(box["box"]), box)
+        # Text burned into a series stands where it stood in every frame (OCR reads some
+        # frames better than others), so every box found is filled in every frame.
+        fill = 0 if colour else array.max() if monochrome1 else array.min()  # shows as black
+        for x0, y0, x1, y1 in found:
+            out[:, y0:y1, x0:x1] = fill
+        boxes = list(found.values())
         if boxes:
             pixels = out if multi else out[0]
             if colour:
