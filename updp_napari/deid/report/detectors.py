@@ -196,13 +196,13 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 for pattern in _date_patterns_at(text, end, word):
                     if m := pattern.match(text, start):
                         dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-                found += _numeric_at(text, start, end, word)
+                _numeric_at(text, start, end, word, found)
             continue
         if not word.isalpha():  # letters joined to digits: S46898769, MRN12345, x4417
-            found += _bare_id_at(text, start)
+            _bare_id_at(text, start, found)
             word = _LETTERS.match(word).group()
         elif len(word) <= 5 and text.startswith("-", end) and text[end + 1:end + 2].isdigit():
-            found += _bare_id_at(text, start)  # RG-928103
+            _bare_id_at(text, start, found)  # RG-928103
         if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
         trigger = _ALPHA_TRIGGERS.get(word)
@@ -238,22 +238,24 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     return dates + found
 
 
-def _numeric_at(text: str, start: int, end: int, word: str) -> Iterator[Span]:
-    """The patterns that begin with a digit, tried where a number begins."""
+def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -> None:
+    """The patterns that begin with a digit, tried where a number begins (into ``found``)."""
     after = text[end:end + 1]
     if after in (":", ".") or "h" in word:
         m = _TIME.match(text, start)
         if m:
-            yield Span(m.start(), m.end(), "TIME", "pattern:time")
+            found.append(Span(m.start(), m.end(), "TIME", "pattern:time"))
         m = _IP.match(text, start) if after == "." else None
         if m:
-            yield Span(m.start(), m.end(), "IP", "pattern:ip")
+            found.append(Span(m.start(), m.end(), "IP", "pattern:ip"))
     if after == "-" and len(word) == 3:
         m = _SSN.match(text, start)
         if m:
-            yield Span(m.start(), m.end(), "SSN", "pattern:ssn")
-    if len(word) <= 5:
-        # A phone number may open with "(" or "+" before its first digit.
+            found.append(Span(m.start(), m.end(), "SSN", "pattern:ssn"))
+    n = len(word)
+    # A phone number opens with a country code 1, an area code of three digits (perhaps in
+    # brackets or after "+"), or a 0 trunk prefix.
+    if n == 3 or word == "1" or (n == 4 and word[0] == "1") or (word[0] == "0" and n <= 5):
         at = start - 1 if start and text[start - 1] in "(+" else start
         m = _PHONE.match(text, at)
         if m:
@@ -261,25 +263,27 @@ def _numeric_at(text: str, start: int, end: int, word: str) -> Iterator[Span]:
             category = "FAX" if _FAX_CONTEXT.search(before) else "PHONE"
             if _PAGER_CONTEXT.search(before):
                 category = "PAGER"
-            yield Span(m.start(), m.end(), category, "pattern:phone")
-        if word[0] in "19" and len(word.rstrip("abcdefghijklmnopqrstuvwxyz")) <= 3:  # 93yo
-            m = _AGE.match(text, start)
-            if m:
-                g = 2 if m.group(2) else 3
-                yield Span(m.start(g), m.end(g), "AGE", "pattern:age")
+            found.append(Span(m.start(), m.end(), category, "pattern:phone"))
+    digits = word.rstrip("abcdefghijklmnopqrstuvwxyz")  # "93yo"
+    if (len(digits) == 2 and digits[0] == "9") or (len(digits) == 3 and digits[:2] in ("10", "11")):
+        m = _AGE.match(text, start)
+        if m:
+            g = 2 if m.group(2) else 3
+            found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
+    if n <= 5 and after.isspace():  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m:
-            yield Span(m.start(), m.end(), "ADDRESS", "pattern:address")
+            found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
-        yield from _bare_id_at(text, start)
+        _bare_id_at(text, start, found)
 
 
-def _bare_id_at(text: str, start: int) -> Iterator[Span]:
+def _bare_id_at(text: str, start: int, found: list[Span]) -> None:
     m = _BARE_ID.match(text, start)
     if m:
         digits = sum(c.isdigit() for c in m.group())
         if digits >= 6 or (digits >= 5 and any(c.isalpha() for c in m.group())):
-            yield Span(m.start(), m.end(), "ID", "pattern:id", 0.8)
+            found.append(Span(m.start(), m.end(), "ID", "pattern:id", 0.8))
 
 
 def _word_before(text: str, start: int) -> str:
@@ -468,19 +472,22 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
                 found += _name_after_label(text, m, ctx)
             if cues & _CREDENTIAL_CUE and (m := _CREDENTIAL.match(text, start)):
                 found += _name_before_credential(text, m, ctx)
-        after = text[end:end + 1]
-        if after == "/" and 2 <= end - start <= 3 and (m := _DICTATION.match(text, start)):
-            # "PA/lat" names two views, not a radiologist and a typist.
-            if m.group().split("/")[1] not in _VIEW_WORDS:
-                found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8))
+        n = end - start
+        if n <= 3:
+            if n >= 2 and text.startswith("/", end) and (m := _DICTATION.match(text, start)):
+                # "PA/lat" names two views, not a radiologist and a typist.
+                if m.group().split("/")[1] not in _VIEW_WORDS:
+                    found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials",
+                                      0.8))
+            elif n == 1 and "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
+                if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
+                    found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
         # Lexicon: a known first name followed by a capitalised word, or a known surname after
         # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
-        if (word in first_names or after in ("'", "’", "-")) and (m := _FIRST_LAST.match(text, start)):
+        if (word in first_names or word in lex.first_name_heads) and \
+                (m := _FIRST_LAST.match(text, start)):
             if _first_last(m, lex):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
-        if end - start == 1 and "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
-            if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
-                found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
     return found
 
 

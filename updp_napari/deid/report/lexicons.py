@@ -35,6 +35,12 @@ class Lexicons:
         return first_words(self.cities)
 
     @cached_property
+    def first_name_heads(self) -> frozenset[str]:
+        """The first word of first names written with a hyphen or apostrophe (Mary-Jane)."""
+        return frozenset(m.group() for name in self.first_names
+                         if not name.isalpha() and (m := _WORD.match(name)))
+
+    @cached_property
     def city_last_words(self) -> frozenset[str]:
         return frozenset(city.split()[-1].strip(".") for city in self.cities)
 
@@ -72,8 +78,8 @@ Word = tuple[int, int, str]  # start, end, lower case
 def cut_words(text: str) -> list[Word]:
     """``text``'s words (runs of letters and digits) as (start, end, lower case)."""
     lowered = text.lower()
-    if len(lowered) == len(text):
-        return [(m.start(), m.end(), lowered[m.start():m.end()]) for m in _WORD.finditer(text)]
+    if len(lowered) == len(text):  # the same offsets: cut the lower-case text itself
+        return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(lowered)]
     return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
 
 
