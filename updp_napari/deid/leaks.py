@@ -391,8 +391,12 @@ def _add_name(ids: Identifiers, value: str, source: str) -> None:
                 ids.add(" ".join(form), "name", source)
         # Each part alone too, from three letters ("Lee", "Cox"); shorter parts ("Li", "Wu")
         # are found only inside the forms above: alone they are syllables of other words.
+        # A part that the original's own non-identifying elements use as a word ("Pancreas"
+        # as body part, "Perfusion" as image type, in a test subject's name) is searched
+        # only within the whole name.
         for part in f"{family} {given} {middle}".split():
-            if sum(ch.isalpha() for ch in part) >= 3:
+            if sum(ch.isalpha() for ch in part) >= 3 and \
+                    not any(f" {part} " in public for public in ids.public_text):
                 ids.add(part, "name", source, min_alnum=3)
 
 
