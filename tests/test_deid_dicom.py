@@ -42,7 +42,7 @@ def _deid(path, options=DEFAULT_OPTIONS, key=KEY):
     ident = header_identifiers(original)
     reports = ReportDeidentifier(use_plugins=False)
     deid = HeaderDeidentifier(key, options,
-                              clean_text=lambda t: reports.deidentify(t, ident, mode="tag").text)
+                              clean_text=lambda t, ids: reports.deidentify(t, ids, mode="tag").text)
     result = deid.apply(ds, ident.patient_key)
     return original, ds, result
 

@@ -74,19 +74,19 @@ class DicomDeidentifier:
 
     def deidentify_dataset(self, ds, record: FileRecord) -> None:
         """De-identify ``ds`` in place, filling ``record``."""
-        from .report.header import header_identifiers
+        from .report.header import header_identifiers, patient_key
 
-        identifiers = header_identifiers(ds)  # read before anything is changed
         reports = self._report_deidentifier()
 
-        def clean_text(text: str) -> str:
+        def clean_text(text: str, identifiers) -> str:
             return reports.deidentify(text, identifiers, mode="tag").text
 
         if self.pixels == "ocr" and "PixelData" in ds:
-            record.pixels = self._clean_pixels(ds, identifiers)
+            # The pixel scan looks for the header's values, read before anything changes.
+            record.pixels = self._clean_pixels(ds, header_identifiers(ds))
         header = HeaderDeidentifier(self.key, self.options, clean_text=clean_text,
                                     extra_safe_private=self.extra_safe_private)
-        result = header.apply(ds, identifiers.patient_key)
+        result = header.apply(ds, patient_key(ds))
         if record.pixels.get("boxes"):
             ds.BurnedInAnnotation = "NO"
         record.actions = result.actions

@@ -20,7 +20,8 @@ from importlib import resources
 from .. import __version__
 from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
-from .report.header import keyword_of
+from .report.detectors import HeaderIdentifiers
+from .report.header import add_identifiers, keyword_of
 
 # CID 7050 De-identification Method (coding scheme DCM).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
@@ -176,7 +177,7 @@ class HeaderDeidentifier:
     """Applies the profile and the chosen options to one dataset in place."""
 
     def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
-                 clean_text: Callable[[str], str] | None = None,
+                 clean_text: Callable[[str, HeaderIdentifiers], str] | None = None,
                  extra_safe_private: frozenset[tuple[str, int, int]] = frozenset()):
         unknown = [o for o in options if o not in OPTIONS]
         if unknown:
@@ -207,11 +208,21 @@ class HeaderDeidentifier:
         return basic
 
     def apply(self, ds, patient_key: str) -> HeaderResult:
-        """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports)."""
+        """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports).
+
+        One walk does it all: each element's identifying values are noted before it is
+        changed, and free text is cleaned at the end, with everything the file named.
+        """
         result = HeaderResult(options=self.options)
         shift = date_shift_days(self.key, patient_key) \
             if "retain-modified-dates" in self.options else None
+        self._found = HeaderIdentifiers(patient_key=patient_key)
+        self._texts: list = []
         self._walk(ds, "", result, shift)
+        for elem in self._texts:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            cleaned = [self.clean_text(str(v), self._found) if v else v for v in values]
+            elem.value = cleaned if elem.VM > 1 else cleaned[0]
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
             # The file meta holds the instance UID again and may name the sending station.
@@ -235,6 +246,10 @@ class HeaderDeidentifier:
     def _walk(self, ds, prefix: str, result: HeaderResult, shift: int | None) -> None:
         for elem in list(ds):
             path = prefix + _name(elem)
+            if elem.VR != "SQ":
+                add_identifiers(self._found, elem)  # before anything is changed
+            elif elem.tag.is_private:
+                self._collect(elem)  # about to go: what it names still counts
             if elem.tag.is_private:
                 self._private(ds, elem, path, result)
                 continue
@@ -243,6 +258,7 @@ class HeaderDeidentifier:
                 # A dummy sequence would say nothing true: removing it is the safe reading
                 # of D for sequences (structured content is not cleaned item by item).
                 if action in ("X", "D"):
+                    self._collect(elem)  # what a removed sequence names still counts
                     del ds[elem.tag]
                     result.actions[path] = "X"
                     continue
@@ -262,6 +278,14 @@ class HeaderDeidentifier:
             for tag in creators:
                 if (tag.group, tag.element & 0xFF) not in used:
                     del ds[tag]
+
+    def _collect(self, sequence) -> None:
+        for item in sequence.value or []:
+            for elem in item:
+                if elem.VR == "SQ":
+                    self._collect(elem)
+                else:
+                    add_identifiers(self._found, elem)
 
     def _act(self, ds, elem, action: str, path: str, result: HeaderResult, shift: int | None) -> None:
         tag = int(elem.tag)
@@ -312,9 +336,7 @@ class HeaderDeidentifier:
             elem.value = hours if elem.VM > 1 else hours[0]
             result.actions[path] = "C"
         elif elem.VR in _TEXT_VRS and self.clean_text is not None:
-            values = elem.value if elem.VM > 1 else [elem.value]
-            cleaned = [self.clean_text(str(v)) if v else v for v in values]
-            elem.value = cleaned if elem.VM > 1 else cleaned[0]
+            self._texts.append(elem)  # cleaned once the whole file's identifiers are known
             result.actions[path] = "C"
         elif elem.VR in ("AS", "IS", "DS", "CS", "US", "FL", "FD"):
             result.actions[path] = "K"  # a characteristic (size, weight, sex), kept as asked

@@ -31,38 +31,46 @@ def keyword_of(tag: int) -> str:
     return keyword_for_tag(tag) if (tag >> 16) % 2 == 0 else ""
 
 
+def add_identifiers(found: HeaderIdentifiers, elem) -> None:
+    """Add what one (non-sequence) element holds of names, IDs, dates and institutions."""
+    if elem.VR not in _IDENTIFIER_VRS:
+        return  # names, IDs, institutions and dates have these VRs only
+    keyword = keyword_of(int(elem.tag))
+    for value in (elem.value if elem.VM > 1 else [elem.value]):
+        if value in (None, ""):
+            continue
+        if elem.VR == "PN" or keyword in _PERSON_ELEMENTS:
+            parts = _person_parts(value)
+            if parts:
+                found.names.append(parts)
+        elif keyword in _ID_ELEMENTS or (keyword == "" and elem.VR in ("LO", "SH")
+                                         and any(c.isdigit() for c in str(value))):
+            found.ids.append(str(value).strip())
+        elif elem.VR == "DA" and keyword in _DATE_ELEMENTS:
+            found.dates.append(str(value))
+        elif keyword == "InstitutionName":
+            found.institutions.append(str(value).strip())
+
+
+def patient_key(ds) -> str:
+    """What the patient's date shift is keyed on: the patient ID, else the patient's name."""
+    pid = str(ds.get("PatientID", "") or "").strip()
+    return pid or " ".join(_person_parts(ds.get("PatientName", "") or ""))
+
+
 def header_identifiers(ds) -> HeaderIdentifiers:
     """Collect names, IDs, dates and institutions from a pydicom dataset, sequences included."""
-    found = HeaderIdentifiers()
+    found = HeaderIdentifiers(patient_key=patient_key(ds))
 
     def walk(dataset) -> None:
         for elem in dataset:
             if elem.VR == "SQ":
                 for item in elem.value:
                     walk(item)
-                continue
-            if elem.VR not in _IDENTIFIER_VRS:
-                continue  # names, IDs, institutions and dates have these VRs only
-            values = elem.value if elem.VM > 1 else [elem.value]
-            keyword = keyword_of(int(elem.tag))
-            for value in values:
-                if value in (None, ""):
-                    continue
-                if elem.VR == "PN" or keyword in _PERSON_ELEMENTS:
-                    parts = _person_parts(value)
-                    if parts:
-                        found.names.append(parts)
-                elif keyword in _ID_ELEMENTS or (keyword == "" and elem.VR in ("LO", "SH")
-                                                 and any(c.isdigit() for c in str(value))):
-                    found.ids.append(str(value).strip())
-                elif elem.VR == "DA" and keyword in _DATE_ELEMENTS:
-                    found.dates.append(str(value))
-                elif keyword == "InstitutionName":
-                    found.institutions.append(str(value).strip())
+            else:
+                add_identifiers(found, elem)
 
     walk(ds)
-    pid = str(ds.get("PatientID", "") or "")
-    found.patient_key = pid or " ".join(found.names[0]) if found.names else pid
     return found
 
 
