@@ -233,7 +233,8 @@ def test_compressed_input(tmp_path, name):
         np.testing.assert_array_equal(out.pixel_array, original.pixel_array)
 
 
-@pytest.mark.parametrize("name", ["SC_rgb_jpeg.dcm", "SC_rgb_rle_2frame.dcm"])
+@pytest.mark.parametrize("name", ["SC_rgb_jpeg.dcm", "SC_rgb_rle_2frame.dcm",
+                                  "examples_ybr_color.dcm"])
 def test_colour_images_are_scanned(tmp_path, name):
     rec = DicomDeidentifier(KEY, pixels="ocr").deidentify_file(TEST_FILES / name,
                                                                 tmp_path / "c.dcm", name)

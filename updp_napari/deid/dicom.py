@@ -108,12 +108,17 @@ class DicomDeidentifier:
                                  f"could not be decoded: {type(exc).__name__}") from None
         colour = int(ds.get("SamplesPerPixel", 1) or 1) == 3
         photometric = str(ds.get("PhotometricInterpretation", ""))
-        if colour and photometric != "RGB":
+        if colour and photometric not in ("RGB", "YBR_FULL", "YBR_FULL_422"):
             raise InputError(f"colour pixel data in {photometric or 'an unknown colour space'}: "
-                             "burned-in text cleaning reads greyscale and RGB images (run with "
-                             "--pixels off to de-identify the header only)")
+                             "burned-in text cleaning reads greyscale, RGB and YBR_FULL images "
+                             "(run with --pixels off to de-identify the header only)")
         try:
             array = ds.pixel_array
+            if colour and photometric != "RGB":  # read (and, if filled, written) as RGB
+                from pydicom.pixels import convert_color_space
+
+                array = convert_color_space(array, photometric, "RGB")
+                photometric = "RGB"
         except Exception as exc:
             raise InputError(f"pixel data could not be read: {type(exc).__name__}") from None
         monochrome1 = photometric == "MONOCHROME1"
@@ -137,6 +142,7 @@ class DicomDeidentifier:
         if boxes:
             pixels = out if multi else out[0]
             if colour:
+                ds.PhotometricInterpretation = "RGB"
                 ds.PlanarConfiguration = 0  # pixel_array gives colour by pixel
             ds.PixelData = pixels.astype(array.dtype, copy=False).tobytes()
         return {"scanned": True, "flagged_before": flagged or None, "boxes": boxes}
