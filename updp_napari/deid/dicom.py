@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,35 +64,37 @@ class DicomDeidentifier:
         self.pixels = pixels
         self.trust_burned_in_no = trust_burned_in_no
         self.extra_safe_private = extra_safe_private
-        self._reports = None
+        self._header: HeaderDeidentifier | None = None
 
-    def _report_deidentifier(self):
-        if self._reports is None:
+    def _header_deidentifier(self) -> HeaderDeidentifier:
+        """Built once: the profile, the options and the report rules for free text."""
+        if self._header is None:
             from .report import ReportDeidentifier
 
-            self._reports = ReportDeidentifier()
-        return self._reports
+            reports = ReportDeidentifier()
+
+            def clean_text(text: str, identifiers) -> str:
+                return reports.deidentify(text, identifiers, mode="tag").text
+
+            self._header = HeaderDeidentifier(self.key, self.options, clean_text=clean_text,
+                                              extra_safe_private=self.extra_safe_private)
+        return self._header
 
     def deidentify_dataset(self, ds, record: FileRecord) -> None:
         """De-identify ``ds`` in place, filling ``record``."""
         from .report.header import header_identifiers, patient_key
 
-        reports = self._report_deidentifier()
-
-        def clean_text(text: str, identifiers) -> str:
-            return reports.deidentify(text, identifiers, mode="tag").text
-
         if self.pixels == "ocr" and "PixelData" in ds:
             # The pixel scan looks for the header's values, read before anything changes.
             record.pixels = self._clean_pixels(ds, header_identifiers(ds))
-        header = HeaderDeidentifier(self.key, self.options, clean_text=clean_text,
-                                    extra_safe_private=self.extra_safe_private)
+        header = self._header_deidentifier()
         result = header.apply(ds, patient_key(ds))
         if record.pixels.get("boxes"):
             ds.BurnedInAnnotation = "NO"
         record.actions = result.actions
         record.dates_shifted = result.dates_shifted
-        record.counts = {a: result.count(a) for a in ("X", "Z", "D", "U", "C", "K")}
+        counts = Counter(result.actions.values())
+        record.counts = {a: counts.get(a, 0) for a in ("X", "Z", "D", "U", "C", "K")}
 
     def _clean_pixels(self, ds, identifiers) -> dict:
         """OCR the pixels and fill what reads as text; decoded first when compressed."""
@@ -231,12 +234,13 @@ def check_complete(ds) -> None:
         raise InputError("image without pixel data (a truncated file?)")
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         return
+    pixel_bytes = len(ds.get_item(0x7FE00010).value)  # the raw element: nothing to convert
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     bits = int(ds.get("BitsAllocated", 16) or 16)
     expected = int(ds.Rows) * int(ds.Columns) * frames * samples * bits // 8
-    if len(ds.PixelData) < expected:
-        raise InputError(f"pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)")
+    if pixel_bytes < expected:
+        raise InputError(f"pixel data is truncated ({pixel_bytes} of {expected} bytes)")
 
 
 def input_files(root: Path) -> list[tuple[Path, str]]:

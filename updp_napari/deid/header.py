@@ -21,7 +21,7 @@ from .. import __version__
 from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
 from .report.detectors import HeaderIdentifiers
-from .report.header import add_identifiers, keyword_of
+from .report.header import IDENTIFIER_VRS, add_identifiers, keyword_of
 
 # CID 7050 De-identification Method (coding scheme DCM).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
@@ -188,6 +188,7 @@ class HeaderDeidentifier:
         self.table = profile_table()
         self.clean_text = clean_text
         self.safe_private = safe_private() | extra_safe_private
+        self._code_items: list | None = None
 
     def action(self, tag: int) -> str | None:
         """The action for ``tag`` under the chosen options (None: not in the table)."""
@@ -244,38 +245,43 @@ class HeaderDeidentifier:
     # -- the walk ----------------------------------------------------------------------------
 
     def _walk(self, ds, prefix: str, result: HeaderResult, shift: int | None) -> None:
+        had_private = False
+        options = self.options
         for elem in list(ds):
-            path = prefix + _name(elem)
-            if elem.VR != "SQ":
-                add_identifiers(self._found, elem)  # before anything is changed
-            elif elem.tag.is_private:
+            tag, vr = elem.tag, elem.VR
+            if vr != "SQ":
+                if vr in IDENTIFIER_VRS:
+                    add_identifiers(self._found, elem)  # before anything is changed
+            elif tag.is_private:
                 self._collect(elem)  # about to go: what it names still counts
-            if elem.tag.is_private:
-                self._private(ds, elem, path, result)
+            if tag.is_private:
+                had_private = True
+                self._private(ds, elem, prefix + _name(elem), result)
                 continue
-            action = self.action(int(elem.tag))
-            if elem.VR == "SQ":
+            action = self.action(int(tag))
+            if vr == "SQ":
+                path = prefix + _name(elem)
                 # A dummy sequence would say nothing true: removing it is the safe reading
                 # of D for sequences (structured content is not cleaned item by item).
                 if action in ("X", "D"):
                     self._collect(elem)  # what a removed sequence names still counts
-                    del ds[elem.tag]
+                    del ds[tag]
                     result.actions[path] = "X"
                     continue
                 for i, item in enumerate(elem.value or []):
                     self._walk(item, f"{path}[{i}].", result, shift)
                 continue
             if action is None:
-                action = _action_by_vr(elem.VR, self.options)
+                action = _action_by_vr(vr, options)
                 if action is None:
                     continue
-            self._act(ds, elem, action, path, result, shift)
-        # Private creators whose blocks are now empty go too.
-        creators = [e.tag for e in ds if e.tag.is_private_creator]
-        if creators:
-            used = {(e.tag.group, e.tag.element >> 8) for e in ds
-                    if e.tag.is_private and not e.tag.is_private_creator}
-            for tag in creators:
+            self._act(ds, elem, action, prefix + _name(elem), result, shift)
+        # Private creators whose blocks are now empty go too (tags only: nothing to convert).
+        if had_private:
+            tags = list(ds.keys())
+            used = {(t.group, t.element >> 8) for t in tags
+                    if t.is_private and not t.is_private_creator}
+            for tag in [t for t in tags if t.is_private_creator]:
                 if (tag.group, tag.element & 0xFF) not in used:
                     del ds[tag]
 
@@ -371,14 +377,17 @@ class HeaderDeidentifier:
         ds.add_new(0x00120062, "CS", "YES")  # Patient Identity Removed
         methods = [f"UPDP Review {__version__}", "PS3.15 E.1 Basic Profile", *self.options]
         ds.add_new(0x00120063, "LO", [m[:64] for m in methods])  # De-identification Method
-        items = []
-        for value, meaning in [BASIC_PROFILE_CODE] + [OPTIONS[o][1:] for o in self.options]:
-            item = Dataset()
-            item.add_new(0x00080100, "SH", value)  # Code Value
-            item.add_new(0x00080102, "SH", "DCM")  # Coding Scheme Designator
-            item.add_new(0x00080104, "LO", meaning)  # Code Meaning
-            items.append(item)
-        ds.add_new(0x00120064, "SQ", items)  # De-identification Method Code Sequence
+        if self._code_items is None:
+            # The same few read-only items serve every file this de-identifier writes.
+            self._code_items = []
+            for value, meaning in [BASIC_PROFILE_CODE] + [OPTIONS[o][1:] for o in self.options]:
+                item = Dataset()
+                item.add_new(0x00080100, "SH", value)  # Code Value
+                item.add_new(0x00080102, "SH", "DCM")  # Coding Scheme Designator
+                item.add_new(0x00080104, "LO", meaning)  # Code Meaning
+                self._code_items.append(item)
+        # De-identification Method Code Sequence
+        ds.add_new(0x00120064, "SQ", list(self._code_items))
         if shift is not None and result.dates_shifted:
             ds.add_new(0x00280303, "CS", "MODIFIED")  # Longitudinal Temporal Information Modified
         elif result.dates_removed:

@@ -20,7 +20,7 @@ def _person_parts(value) -> list[str]:
     return [p for p in text.split() if len(p.strip(".")) >= 1]
 
 
-_IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA"})
+IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA"})
 
 
 @cache
@@ -33,7 +33,7 @@ def keyword_of(tag: int) -> str:
 
 def add_identifiers(found: HeaderIdentifiers, elem) -> None:
     """Add what one (non-sequence) element holds of names, IDs, dates and institutions."""
-    if elem.VR not in _IDENTIFIER_VRS:
+    if elem.VR not in IDENTIFIER_VRS:
         return  # names, IDs, institutions and dates have these VRs only
     keyword = keyword_of(int(elem.tag))
     for value in (elem.value if elem.VM > 1 else [elem.value]):
