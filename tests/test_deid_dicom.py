@@ -325,3 +325,18 @@ def test_identifiers_in_folder_names_are_replaced_and_the_scan_follows(cohort, r
     assert record.output.startswith("PT-") and pid not in record.output
     assert (out / record.output).is_file() and not (out / pid).exists()
     assert scan_leaks(src, out, ocr=False).clean
+
+
+@pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm",
+                                  "rtdose_rle_1frame.dcm", "SC_rgb_jpeg.dcm"])
+def test_implicit_big_endian_and_un_encoded_headers(tmp_path, name):
+    """Elements left as read must still be written right; UN-encoded dates are still dates."""
+    from updp_napari.deid.leaks import scan_leaks
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(TEST_FILES / name, src / name)
+    (record,) = deidentify_tree(src, tmp_path / "out", DicomDeidentifier(KEY, pixels="off"))
+    assert record.status == "ok", record.reason
+    assert pydicom.dcmread(tmp_path / "out" / name).PatientIdentityRemoved == "YES"
+    assert scan_leaks(src, tmp_path / "out", ocr=False).clean

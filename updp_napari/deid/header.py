@@ -247,8 +247,21 @@ class HeaderDeidentifier:
     def _walk(self, ds, prefix: str, result: HeaderResult, shift: int | None) -> None:
         had_private = False
         options = self.options
-        for elem in list(ds):
-            tag, vr = elem.tag, elem.VR
+        for tag in list(ds.keys()):
+            # Elements the profile leaves alone stay as read, unconverted: pydicom writes
+            # them back byte for byte (most of a header, and the pixel data).
+            # (Implicit-VR and UN elements are converted as before: their VR comes from the
+            # dictionary, and a file written with explicit VR needs it.)
+            raw_vr = ds.get_item(tag).VR
+            if raw_vr not in (None, "UN", "SQ") and raw_vr not in IDENTIFIER_VRS \
+                    and not tag.is_private:
+                action = self.action(int(tag))
+                if action is None:
+                    action = _action_by_vr(raw_vr, options)
+                if action is None:
+                    continue
+            elem = ds[tag]
+            vr = elem.VR
             if vr != "SQ":
                 if vr in IDENTIFIER_VRS:
                     add_identifiers(self._found, elem)  # before anything is changed
