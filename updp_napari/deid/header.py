@@ -451,10 +451,9 @@ def tag_is_uid(tag: int) -> bool:
         return False
 
 
-@cache
 def is_standard_uid(uid: str) -> bool:
     """A UID the standard defines (SOP classes, transfer syntaxes, …), which names nothing."""
-    from pydicom.uid import UID_dictionary
+    from pydicom.uid import UID_dictionary  # a dict: no cache by value (an archive has millions)
 
     return uid.strip() in UID_dictionary
 
