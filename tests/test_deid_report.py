@@ -246,3 +246,20 @@ def test_cli_eval_report_json(cohort, capsys):
     assert main(["eval-report", str(cohort), "--json", "-q"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"recall", "precision", "f1", "whitelist_retention", "per_category"} <= set(result)
+
+
+def test_surrogate_names_never_reuse_a_real_name_of_the_report():
+    from updp_napari.core.spans import Span
+    from updp_napari.deid.report.replace import Replacer, _surrogate_names
+
+    _, lasts = _surrogate_names()
+    real_first, real_last = "Marcus", lasts[0]
+    # A key under which the plain keyed choice for the first name is the real surname.
+    key = next(k.to_bytes(32, "big") for k in range(1, 20000)
+               if lasts[Replacer("surrogate", k.to_bytes(32, "big"))._int(
+                   "name", real_first, len(lasts))] == real_last)
+    text = f"Discussed with {real_first} {real_last}."
+    start = text.index(real_first)
+    out = Replacer("surrogate", key).apply(text, [Span(start, start + len(real_first) + 1
+                                                       + len(real_last), "NAME", "test")])
+    assert real_last not in out and real_first not in out

@@ -21,6 +21,9 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _MON = {m[:3].lower(): i for i, m in enumerate(_MONTHS, start=1)}
 
 
+_NAME_WORD = re.compile(r"[^\W\d_][\w'’-]*\.?")
+
+
 @cache
 def _surrogate_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(read_list("first_names.txt")), tuple(read_list("last_names.txt"))
@@ -43,8 +46,13 @@ class Replacer:
         if mode == "surrogate" and key is None:
             raise ValueError("surrogate mode needs a key")
         self.mode, self.key, self.shift = mode, key, shift_days
+        self._real_names: set[str] = set()
 
     def apply(self, text: str, spans: list[Span]) -> str:
+        # A fake name must never be one of the real names of the same report ("John Smith"
+        # must not become "Smith Jones").
+        self._real_names = {w.casefold() for span in spans if span.category == "NAME"
+                            for w in _NAME_WORD.findall(text[span.start:span.end])}
         out, pos = [], 0
         for span in spans:
             out.append(text[pos:span.start])
@@ -71,9 +79,12 @@ class Replacer:
                 word = m.group()
                 if len(word.rstrip(".")) == 1:
                     return chr(ord("A") + self._int("initial", word, 26)) + word[1:]
-                fake = lasts[self._int("name", word, len(lasts))]
+                start = self._int("name", word, len(lasts))
+                fake = next(f for k in range(len(lasts))
+                            if (f := lasts[(start + k) % len(lasts)]).casefold()
+                            not in self._real_names)
                 return _match_case(fake, word)
-            return re.sub(r"[^\W\d_][\w'’-]*\.?", token, original)
+            return _NAME_WORD.sub(token, original)
         if category == "DATE":
             shifted = self._shift_date(original)
             return shifted if shifted is not None else "[DATE]"
