@@ -35,8 +35,16 @@ lint: venv
 test: system-deps venv lint
 	$(BIN)/python -m pytest
 
+# The pipeline as far as it goes: cohort, images and reports de-identified with one
+# workspace key, then the leak scan that gates any export.
 demo: system-deps venv
 	$(BIN)/updp make-cohort demo/cohort $(SAMPLE_ARGS) --overwrite
+	rm -rf demo/deid
+	$(BIN)/updp deid-dicom demo/cohort demo/deid --workspace demo/workspace
+	$(BIN)/updp deid-report --in demo/cohort --out demo/deid --header-beside --mode surrogate \
+		--key-file demo/workspace/secret.key
+	@$(BIN)/updp scan-leaks demo/cohort demo/deid -q \
+		|| echo "scan-leaks found the above: nothing of this study set may leave"
 	@echo "The same cohort ships in sample_data/ (napari: File > Open Sample > UPDP Review)."
 
 # Rebuild the committed sample cohort (tests check it still matches the generator).

@@ -340,3 +340,34 @@ def test_implicit_big_endian_and_un_encoded_headers(tmp_path, name):
     assert record.status == "ok", record.reason
     assert pydicom.dcmread(tmp_path / "out" / name).PatientIdentityRemoved == "YES"
     assert scan_leaks(src, tmp_path / "out", ocr=False).clean
+
+
+def test_pipeline_reports_and_images_share_the_shift_and_pass_the_scan(cohort, records, tmp_path):
+    """deid-report --header-beside and deid-dicom with one workspace key, then scan-leaks."""
+    from updp_napari.deid.leaks import scan_leaks
+
+    src, out, key = tmp_path / "in", tmp_path / "out", tmp_path / "k.key"
+    for r in records[:4]:
+        for name in (r["image"], r["report"]):
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(cohort) / name, src / name)
+    assert main(["deid-dicom", str(src), str(out), "--pixels", "off", "--key-file", str(key),
+                 "-q"]) == 0
+    assert main(["deid-report", "--in", str(src), "--out", str(out), "--header-beside",
+                 "--mode", "surrogate", "--key-file", str(key), "-q"]) == 0
+    r = records[0]
+    original = pydicom.dcmread(src / r["image"], stop_before_pixels=True)
+    shifted = pydicom.dcmread(out / r["image"], stop_before_pixels=True).StudyDate
+    days = (dt.datetime.strptime(shifted, "%Y%m%d")
+            - dt.datetime.strptime(original.StudyDate, "%Y%m%d")).days
+    workspace_key = bytes.fromhex(key.read_text().strip())
+    assert days == date_shift_days(workspace_key, header_identifiers(original).patient_key)
+    # The report step, given the same header, moves the same date by the same days.
+    ident = header_identifiers(original)
+    written = dt.datetime.strptime(original.StudyDate, "%Y%m%d").strftime("%m/%d/%Y")
+    moved = ReportDeidentifier(use_plugins=False).deidentify(
+        f"Compared with {written}.", ident, mode="surrogate", key=workspace_key).text
+    assert dt.datetime.strptime(shifted, "%Y%m%d").strftime("%m/%d/%Y") in moved
+    report = scan_leaks(src, out, ocr=False)
+    assert report.files == 4
+    assert report.clean, [(leak.file, leak.place, leak.category) for leak in report.leaks]

@@ -75,6 +75,10 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
         from .deid.report.header import read_header
 
         header = read_header(args.header)
+    if args.header_beside and not args.in_dir:
+        raise UpdpError("--header-beside is for batch mode (--in DIR --out DIR)")
+    if args.header_beside and args.header:
+        raise UpdpError("give --header DICOM or --header-beside, not both")
     if args.in_dir or args.out_dir:
         if not (args.in_dir and args.out_dir) or args.file:
             raise UpdpError("batch mode takes --in DIR and --out DIR (and no FILE)")
@@ -91,6 +95,17 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.text)
     return 0
+
+
+def _header_beside(report: Path):
+    """The identifiers of the one DICOM file in a report's folder (its study's image)."""
+    from .deid.report.header import read_header
+
+    images = sorted(report.parent.glob("*.dcm"))
+    if len(images) != 1:
+        raise UpdpError(f"{report.parent}: --header-beside needs exactly one *.dcm beside the "
+                        f"report, found {len(images)}")
+    return read_header(images[0])
 
 
 def _deid_report_batch(deid, args, key, header) -> int:
@@ -111,7 +126,8 @@ def _deid_report_batch(deid, args, key, header) -> int:
         rel = path.relative_to(src)
         try:
             text = read_report(path)
-            result = deid.deidentify(text, header, mode=args.mode, key=key)
+            this_header = _header_beside(path) if args.header_beside else header
+            result = deid.deidentify(text, this_header, mode=args.mode, key=key)
             out = dst / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out, result.text, private=True)
@@ -314,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="report file, or - for standard input")
     p.add_argument("--header", metavar="DICOM", help="the study's DICOM file: its identifiers "
                    "(names, IDs, dates, institution) are searched in the report too")
+    p.add_argument("--header-beside", action="store_true", help="batch: use the DICOM file "
+                   "in each report's folder as that report's --header (its identifiers, and "
+                   "the patient's date shift shared with deid-dicom)")
     p.add_argument("--mode", choices=["surrogate", "tag", "mask"], default="tag",
                    help="surrogate: consistent fakes and shifted dates (needs --key-file); "
                         "tag: [NAME], [DATE], …; mask: ****  (default tag)")

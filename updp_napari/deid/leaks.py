@@ -215,6 +215,9 @@ class Identifiers:
         self._folded: dict[str, set[tuple[str, str]]] | None = None
         # Normalised values of the original's public elements that identify nobody.
         self.public_text: set[str] = set()
+        # Values searched as written, punctuation and all ("09:55:28"): normalised, they
+        # would match digits of neighbouring numbers by chance.
+        self._exact: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.public_digits: set[str] = set()
 
     def __len__(self) -> int:
@@ -234,6 +237,9 @@ class Identifiers:
         self._tokens[norm].add((category, source))
         self._folded = None
 
+    def add_exact(self, text: str, category: str, source: str) -> None:
+        self._exact[text].add((category, source))
+
     def add_digits(self, text: str, category: str, source: str, *, min_digits: int = 6) -> None:
         # Phone numbers and IDs are compared by their digits so that "(608) 555-0140",
         # "608.555.0140" and "6085550140" are one value. Shorter digit strings are left to the
@@ -251,6 +257,10 @@ class Identifiers:
         hay = normalise(text)
         for tok, owners in self._tokens.items():
             if tok in hay:
+                for cat, src in owners:
+                    found[cat].add(src)
+        for exact, owners in self._exact.items():
+            if exact in text:
                 for cat, src in owners:
                     found[cat].add(src)
         if digits and self._digits and any(ch.isdigit() for ch in hay):
@@ -424,13 +434,22 @@ def _time_forms(value: str) -> list[str]:
     if len(digits) < 6 or not digits.isdigit():
         # HH or HHMM alone is any four-digit number (a window width, a year); not searched.
         return []
-    hh, mm, ss = digits[:2], digits[2:4], digits[4:6]
-    if mm == ss == "00":
+    if digits[2:6] == "0000":
         return []  # a time on the hour says no more than the hour, which may be kept
-    forms = [digits[:6], f"{hh} {mm} {ss}"]
+    forms = [digits[:6]]
     if value.strip() != digits[:6]:
         forms.append(value.strip())
     return forms
+
+
+def _add_time(ids: Identifiers, value: str, source: str) -> None:
+    for form in _time_forms(value):
+        ids.add(form, "time", source)
+    digits = value.strip().split(".")[0]
+    if len(digits) >= 6 and digits.isdigit() and not digits[2:6] == "0000":
+        # Written with colons only as written: spaced out ("09 26 06"), a time would match
+        # a date's month and day and the next time's hour ("2018-09-26 06:13") by chance.
+        ids.add_exact(f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}", "time", source)
 
 
 def _well_known_uid(value: str) -> bool:
@@ -453,12 +472,10 @@ def _add_value(ids: Identifiers, kind: str, source: str, value: str) -> None:
     elif kind == "datetime":
         for form in _date_forms(value[:8]):
             ids.add(form, "date", source)
-        for form in _time_forms(value[8:]):
-            ids.add(form, "time", source)
+        _add_time(ids, value[8:], source)
         ids.add(value, "date", source)
     elif kind == "time":
-        for form in _time_forms(value):
-            ids.add(form, "time", source)
+        _add_time(ids, value, source)
     elif kind == "uid":
         if not _well_known_uid(value):
             ids.add(value, "uid", source)
