@@ -263,3 +263,18 @@ def test_surrogate_names_never_reuse_a_real_name_of_the_report():
     out = Replacer("surrogate", key).apply(text, [Span(start, start + len(real_first) + 1
                                                        + len(real_last), "NAME", "test")])
     assert real_last not in out and real_first not in out
+
+
+def test_surrogate_names_avoid_everyone_the_header_names():
+    from updp_napari.core.spans import Span
+    from updp_napari.deid.report.replace import Replacer, _surrogate_names
+
+    _, lasts = _surrogate_names()
+    staff = lasts[1]  # a technologist named in the header, not in the report
+    key = next(k.to_bytes(32, "big") for k in range(1, 20000)
+               if lasts[Replacer("surrogate", k.to_bytes(32, "big"))._int(
+                   "name", "Beatrice", len(lasts))] == staff)
+    text = "pt: Beatrice"
+    out = Replacer("surrogate", key, avoid_names={staff}).apply(
+        text, [Span(4, 12, "NAME", "test")])
+    assert staff not in out and "Beatrice" not in out

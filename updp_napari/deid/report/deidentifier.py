@@ -157,7 +157,8 @@ class ReportDeidentifier:
         spans = self.detect(text, header)
         patient = header.patient_key if header is not None else ""
         shift = date_shift_days(key, patient) if key is not None else 0
-        return Redaction(Replacer(mode, key, shift).apply(text, spans), spans)
+        avoid = {part for parts in header.names for part in parts} if header is not None else set()
+        return Redaction(Replacer(mode, key, shift, avoid_names=avoid).apply(text, spans), spans)
 
 
 def _plugin_detectors() -> list[Detector]:

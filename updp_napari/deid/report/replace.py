@@ -40,19 +40,23 @@ def _match_case(fake: str, like: str) -> str:
 class Replacer:
     """Builds replacement text; surrogates are keyed on the workspace key, per patient."""
 
-    def __init__(self, mode: str, key: bytes | None = None, shift_days: int = 0):
+    def __init__(self, mode: str, key: bytes | None = None, shift_days: int = 0,
+                 avoid_names: set[str] = frozenset()):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "surrogate" and key is None:
             raise ValueError("surrogate mode needs a key")
         self.mode, self.key, self.shift = mode, key, shift_days
+        # Names a fake must not be: everyone the study's header names (staff included).
+        self.avoid_names = {n.casefold() for n in avoid_names}
         self._real_names: set[str] = set()
 
     def apply(self, text: str, spans: list[Span]) -> str:
         # A fake name must never be one of the real names of the same report ("John Smith"
         # must not become "Smith Jones").
-        self._real_names = {w.casefold() for span in spans if span.category == "NAME"
-                            for w in _NAME_WORD.findall(text[span.start:span.end])}
+        self._real_names = self.avoid_names | {
+            w.casefold() for span in spans if span.category == "NAME"
+            for w in _NAME_WORD.findall(text[span.start:span.end])}
         out, pos = [], 0
         for span in spans:
             out.append(text[pos:span.start])
