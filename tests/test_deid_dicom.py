@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 
 from updp_napari.cli import main
 from updp_napari.core.keys import date_shift_days
-from updp_napari.deid.dicom import RECORD_NAME, DicomDeidentifier, deidentify_tree
+from updp_napari.deid.dicom import DicomDeidentifier, deidentify_tree
 from updp_napari.deid.header import (
     DEFAULT_OPTIONS,
     HeaderDeidentifier,
@@ -199,16 +199,21 @@ def test_folder_with_a_corrupt_file_goes_on(cohort, tmp_path, records):
     (src / "garbage.dcm").write_bytes(b"\x00" * 300 + b"not dicom at all")
     good = Path(cohort) / records[3]["image"]
     (src / "truncated.dcm").write_bytes(good.read_bytes()[:2000])
-    records_out = deidentify_tree(src, tmp_path / "out", DicomDeidentifier(KEY, pixels="off"))
+    record_path = tmp_path / "ws" / "record.jsonl"
+    records_out = deidentify_tree(src, tmp_path / "out", DicomDeidentifier(KEY, pixels="off"),
+                                  record_path=record_path)
     by_file = {r.file: r for r in records_out}
     assert by_file["garbage.dcm"].status == "skipped" and "DICOM" in by_file["garbage.dcm"].reason
     assert by_file["truncated.dcm"].status == "skipped"
     assert sum(r.status == "ok" for r in records_out) == 3
     for r in records[:3]:
         assert pydicom.dcmread(tmp_path / "out" / r["image"]).PatientIdentityRemoved == "YES"
-    logged = [json.loads(line) for line in (tmp_path / "out" / RECORD_NAME).read_text().splitlines()]
+    logged = [json.loads(line) for line in record_path.read_text().splitlines()]
     assert {entry["file"] for entry in logged} == set(by_file)
-    text = (tmp_path / "out" / RECORD_NAME).read_text()
+    assert os.stat(record_path).st_mode & 0o777 == 0o600
+    # It names the original files: it stays in the workspace, out of the shared folder.
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".jsonl", ".json")]
+    text = record_path.read_text()
     original = pydicom.dcmread(Path(cohort) / records[0]["image"])
     assert str(original.PatientID) not in text and original.PatientName.family_name not in text
 
@@ -273,6 +278,8 @@ def test_cli_mirrors_paths_and_keeps_the_workspace_private(cohort, tmp_path, cap
     assert written == expected
     assert os.stat(ws).st_mode & 0o777 == 0o700
     assert os.stat(ws / "secret.key").st_mode & 0o777 == 0o600
+    (record,) = (ws / "records").glob("deid-dicom-*.jsonl")
+    assert len(record.read_text().splitlines()) == len(list(Path(cohort).rglob("*.*")))
     assert "de-identified" in capsys.readouterr().out
     assert main(["deid-dicom", str(cohort), str(tmp_path / "o2"), "--pixels", "off"]) == 2
     assert "--workspace" in capsys.readouterr().err
@@ -320,11 +327,15 @@ def test_identifiers_in_folder_names_are_replaced_and_the_scan_follows(cohort, r
     src = tmp_path / "archive"
     (src / pid / "CR1").mkdir(parents=True)
     shutil.copy(path, src / pid / "CR1" / "image.dcm")
-    out = tmp_path / "out"
-    (record,) = deidentify_tree(src, out, DicomDeidentifier(KEY, pixels="off"))
+    out, record_path = tmp_path / "out", tmp_path / "ws" / "record.jsonl"
+    (record,) = deidentify_tree(src, out, DicomDeidentifier(KEY, pixels="off"),
+                                record_path=record_path)
     assert record.output.startswith("PT-") and pid not in record.output
     assert (out / record.output).is_file() and not (out / pid).exists()
-    assert scan_leaks(src, out, ocr=False).clean
+    assert scan_leaks(src, out, ocr=False, record=record_path).clean
+    # Without the record the counterpart is not found: the gate stays shut.
+    unfollowed = scan_leaks(src, out, ocr=False)
+    assert not unfollowed.clean and "missing" in [leak.kind for leak in unfollowed.leaks]
 
 
 @pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm",

@@ -213,8 +213,10 @@ def _workspace_key(args: argparse.Namespace) -> bytes:
 
 
 def _cmd_deid_dicom(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
     from .core.progress import Progress
-    from .deid.dicom import RECORD_NAME, DicomDeidentifier, deidentify_tree
+    from .deid.dicom import DicomDeidentifier, deidentify_tree
     from .deid.header import parse_options, parse_safe_private
 
     key = _workspace_key(args)
@@ -227,8 +229,15 @@ def _cmd_deid_dicom(args: argparse.Namespace) -> int:
         extra = parse_safe_private(text, args.safe_private)
     deid = DicomDeidentifier(key, parse_options(args.options), pixels=args.pixels,
                              trust_burned_in_no=args.trust_burned_in_no, extra_safe_private=extra)
+    if args.record:
+        record_path = Path(args.record)
+    else:  # in the workspace (or beside the key): it names the original files
+        home = Path(args.workspace) if args.workspace else Path(args.key_file).parent
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        record_path = home / "records" / f"deid-dicom-{stamp}.jsonl"
     records = deidentify_tree(args.input, args.output, deid,
-                              progress=Progress("deid-dicom", enabled=not args.quiet))
+                              progress=Progress("deid-dicom", enabled=not args.quiet),
+                              record_path=record_path)
     done = [r for r in records if r.status == "ok"]
     skipped = [r for r in records if r.status != "ok"]
     # Files that are plainly not DICOM (reports, masks) are counted; the rest are named.
@@ -243,7 +252,7 @@ def _cmd_deid_dicom(args: argparse.Namespace) -> int:
               file=sys.stderr)
     boxes = sum(len(r.pixels.get("boxes", [])) for r in done)
     print(f"de-identified {len(done)} file(s) into {args.output} ({boxes} burned-in text "
-          f"box(es) filled); skipped {len(skipped)}; record: {Path(args.output) / RECORD_NAME}")
+          f"box(es) filled); skipped {len(skipped)}; record: {record_path}")
     return 1 if skipped and not done else 0
 
 
@@ -253,7 +262,8 @@ def _cmd_scan_leaks(args: argparse.Namespace) -> int:
     from .deid.leaks import scan_leaks
 
     report = scan_leaks(args.originals, args.deidentified, ocr=not args.no_ocr,
-                        progress=Progress("scan-leaks", enabled=not args.quiet))
+                        progress=Progress("scan-leaks", enabled=not args.quiet),
+                        record=args.record)
     # Places and categories only: the values themselves never reach the output.
     for leak in report.leaks:
         print(leak.line())
@@ -371,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the patient's offset (the one deid-report uses); clean descriptors with the "
                     "report de-identifier; find burned-in text by OCR and fill it. OUT mirrors "
                     "IN's relative paths; files that are not DICOM or cannot be decoded are "
-                    "listed and skipped; updp-deid-record.jsonl in OUT says what was done to "
+                    "listed and skipped; a record in the workspace says what was done to "
                     "each file (element paths and actions, never values).")
     p.add_argument("input", type=Path, help="a DICOM file, or a folder (searched recursively)")
     p.add_argument("output", type=Path, help="folder to write the de-identified files to")
@@ -388,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", metavar="DIR", help="workspace folder holding the secret key "
                    "(DIR/secret.key, created owner-only)")
     p.add_argument("--key-file", metavar="K", help="the secret key file itself")
+    p.add_argument("--record", metavar="FILE", help="where to write the per-file record "
+                   "(default: WORKSPACE/records/deid-dicom-TIME.jsonl, or beside the key file); "
+                   "it names the original files, so it never goes into OUT")
     p.add_argument("--safe-private", metavar="FILE", help="more private elements to keep "
                    "(creator, group, element; tab-separated)")
     p.add_argument("--trust-burned-in-no", action="store_true", help="skip the pixel scan "
@@ -409,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("originals", type=Path, help="original DICOM file, or a folder of them")
     p.add_argument("deidentified", type=Path, help="the de-identified file, or the folder that "
                    "mirrors the originals' relative paths")
+    p.add_argument("--record", metavar="FILE", help="the deid-dicom record, to find files "
+                   "written under another path (identifiers taken out of folder names)")
     p.add_argument("--no-ocr", action="store_true", help="leave the pixels out: headers, "
                    "reports and paths only")
     p.add_argument("--json", metavar="FILE", help="also write the findings to FILE as JSON")

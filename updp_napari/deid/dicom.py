@@ -18,7 +18,6 @@ from ..core.errors import InputError, UpdpError
 from ..core.progress import Progress
 from .header import DEFAULT_OPTIONS, HeaderDeidentifier
 
-RECORD_NAME = "updp-deid-record.jsonl"
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 
 
@@ -249,13 +248,18 @@ def input_files(root: Path) -> list[tuple[Path, str]]:
         return [(root, root.name)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != RECORD_NAME)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
     return [(p, p.relative_to(root).as_posix()) for p in files]
 
 
 def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomDeidentifier,
-                    progress: Progress | None = None) -> list[FileRecord]:
-    """De-identify every DICOM file under ``src`` into ``dst``; write the record beside them."""
+                    progress: Progress | None = None,
+                    record_path: str | os.PathLike | None = None) -> list[FileRecord]:
+    """De-identify every DICOM file under ``src`` into ``dst``.
+
+    The record names the original files, whose paths may carry identifiers, so it is kept
+    out of ``dst``: written, owner-only, to ``record_path`` (in the workspace) when given.
+    """
     src, dst = Path(src), Path(dst)
     files = input_files(src)
     if not files:
@@ -274,8 +278,10 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
                                                 out_root=dst if src.is_dir() else None))
         if progress:
             progress(i + 1, len(files))
-    record_path = dst / RECORD_NAME
-    with open(record_path, "w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record.as_json(), sort_keys=True) + "\n")
+    if record_path is not None:
+        from ..core.files import write_text_atomic
+
+        Path(record_path).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(record_path, "".join(json.dumps(r.as_json(), sort_keys=True) + "\n"
+                                               for r in records), private=True)
     return records

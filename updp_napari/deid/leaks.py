@@ -800,13 +800,12 @@ class _Scanner:
         return records
 
 
-def _moved_files(deidentified: Path) -> dict[str, str]:
+def _moved_files(record: Path) -> dict[str, str]:
     """Files ``deid-dicom`` wrote under another relative path (identifiers taken out of
-    folder and file names), from its record beside them: {original: output}."""
-    record = deidentified / "updp-deid-record.jsonl"
+    folder and file names), from its record: {original: output}."""
     moved: dict[str, str] = {}
     if not record.is_file():
-        return moved
+        raise UpdpError(f"{record}: no such record")
     try:
         for line in record.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line) if line.strip() else {}
@@ -818,13 +817,15 @@ def _moved_files(deidentified: Path) -> dict[str, str]:
 
 
 def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
-               ocr: bool = True, progress: Callable[[int, int], None] | None = None) -> LeakReport:
+               ocr: bool = True, progress: Callable[[int, int], None] | None = None,
+               record: str | os.PathLike | None = None) -> LeakReport:
     """Search every identifier of every original DICOM file in its de-identified counterpart.
 
     ``originals`` is a DICOM file or a folder (searched recursively); ``deidentified`` the
     de-identified file, or the folder that mirrors the originals' relative paths. Files of
     the originals that are not DICOM are listed in ``skipped`` with the reason; companions
     (``*.txt``, ``*.json``, ``*.png``, …) are not tried. ``ocr=False`` leaves the pixels out.
+    ``record`` (deid-dicom's) maps originals to counterparts written under another path.
     Raises UpdpError when the inputs cannot be used at all.
     """
     src, dst = Path(originals), Path(deidentified)
@@ -845,7 +846,7 @@ def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
         raise UpdpError(f"{src}: no files to scan here")
     scanner = _Scanner(ocr)
     report = LeakReport()
-    moved = _moved_files(dst) if dst.is_dir() else {}
+    moved = _moved_files(Path(record)) if record is not None and dst.is_dir() else {}
     for n, (orig, rel) in enumerate(pairs, 1):
         try:
             ids = collect_identifiers(_read(orig, pixels=False))
