@@ -33,6 +33,11 @@ def inside(distance: np.ndarray, edge: float = _EDGE) -> np.ndarray:
     return smoothstep(distance / edge)
 
 
+def _rounded(record) -> dict:
+    """A dataclass as a dict, floats to four places (for the ground-truth file)."""
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(record).items()}
+
+
 @dataclass
 class AnatomyTraits:
     """A patient's stable anatomy (identity traits), the same in every study."""
@@ -79,7 +84,7 @@ class AnatomyTraits:
     markings_seed: int
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return _rounded(self)
 
 
 def draw_traits(rng: np.random.Generator, sex: str, weight_kg: float, height_m: float
@@ -146,7 +151,7 @@ class Acquisition:
     view: str
 
     def as_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return _rounded(self)
 
 
 def draw_acquisition(rng: np.random.Generator, view: str) -> Acquisition:
