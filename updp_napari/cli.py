@@ -51,17 +51,22 @@ def _deidentifier(args: argparse.Namespace):
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-    from .core.keys import load_or_create_key
-
     if args.mode != "surrogate":
         return None
     if not args.key_file:
         raise UpdpError("--mode surrogate needs --key-file K (a secret key kept with the "
                         "workspace; created, owner-only, if it does not exist)")
-    existed = Path(args.key_file).exists()
-    key = load_or_create_key(args.key_file)
+    return _open_key(Path(args.key_file))
+
+
+def _open_key(path: Path) -> bytes:
+    """Load the workspace key, or create it (owner-only) and say so."""
+    from .core.keys import load_or_create_key
+
+    existed = path.exists()
+    key = load_or_create_key(path)
     if not existed:
-        print(f"created key file {args.key_file} (owner-only); keep it secret", file=sys.stderr)
+        print(f"created key file {path} (owner-only); keep it secret", file=sys.stderr)
     return key
 
 
@@ -194,8 +199,6 @@ def _workspace_key(args: argparse.Namespace) -> bytes:
     """The workspace's secret key: DIR/secret.key (made, owner-only), or --key-file K."""
     import os
 
-    from .core.keys import load_or_create_key
-
     if bool(args.workspace) == bool(args.key_file):
         raise UpdpError("give one of --workspace DIR or --key-file K (the secret that keys the "
                         "UID remap, pseudonyms and date shift; keep it with the workspace)")
@@ -205,11 +208,7 @@ def _workspace_key(args: argparse.Namespace) -> bytes:
         path = Path(args.workspace) / "secret.key"
     else:
         path = Path(args.key_file)
-    existed = path.exists()
-    key = load_or_create_key(path)
-    if not existed:
-        print(f"created key file {path} (owner-only); keep it secret", file=sys.stderr)
-    return key
+    return _open_key(path)
 
 
 def _cmd_deid_dicom(args: argparse.Namespace) -> int:

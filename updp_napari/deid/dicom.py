@@ -199,22 +199,21 @@ def identifier_free_path(rel: str, ds, key: bytes) -> str:
     filed by MRN, and a mirrored path would carry it out."""
     import re
 
-    from .header import pseudonym, remap_uid
+    from .header import remap_uid, stand_in
 
     swaps: list[tuple[str, str]] = []
-    pid = str(ds.get("PatientID", "") or "").strip()
-    if pid:
-        swaps.append((pid, pseudonym(key, "patient-id", pid, "PT-")))
-    accession = str(ds.get("AccessionNumber", "") or "").strip()
-    if accession:
-        swaps.append((accession, pseudonym(key, "accession", accession, "AC-")))
+    # The same stand-ins the header gets: patient ID (0010,0020), accession (0008,0050).
+    for tag in (0x00100020, 0x00080050):
+        value = str((ds[tag].value if tag in ds else "") or "").strip()
+        if value:
+            swaps.append((value, stand_in(key, ds, tag)))
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         uid = str(ds.get(keyword, "") or "").strip()
         if uid:
             swaps.append((uid, remap_uid(key, uid)))
     name = str(ds.get("PatientName", "") or "")
-    stand_in = pseudonym(key, "patient-id", pid or name, "PT-")
-    swaps += [(part, stand_in) for part in re.split(r"[\^\s,]+", name) if len(part) >= 3]
+    patient = stand_in(key, ds, 0x00100010)
+    swaps += [(part, patient) for part in re.split(r"[\^\s,]+", name) if len(part) >= 3]
     # Longest first, so a UID is replaced whole before a shorter value inside it.
     swaps.sort(key=lambda pair: len(pair[0]), reverse=True)
     parts = []

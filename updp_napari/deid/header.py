@@ -153,9 +153,6 @@ class HeaderResult:
     dates_removed: int = 0
     options: tuple[str, ...] = ()
 
-    def count(self, action: str) -> int:
-        return sum(1 for a in self.actions.values() if a == action)
-
 
 # Dummies name this tool, so they cannot be mistaken for (or equal) an original value.
 _DUMMY_TEXT = "UPDP REMOVED"
@@ -253,13 +250,11 @@ class HeaderDeidentifier:
             # (Implicit-VR and UN elements are converted as before: their VR comes from the
             # dictionary, and a file written with explicit VR needs it.)
             raw_vr = ds.get_item(tag).VR
+            action = None if tag.is_private else self.action(int(tag))
             if raw_vr not in (None, "UN", "SQ") and raw_vr not in IDENTIFIER_VRS \
-                    and not tag.is_private:
-                action = self.action(int(tag))
-                if action is None:
-                    action = _action_by_vr(raw_vr, options)
-                if action is None:
-                    continue
+                    and not tag.is_private and action is None \
+                    and _action_by_vr(raw_vr, options) is None:
+                continue
             elem = ds[tag]
             vr = elem.VR
             if vr != "SQ":
@@ -271,7 +266,6 @@ class HeaderDeidentifier:
                 had_private = True
                 self._private(ds, elem, prefix + _name(elem), result)
                 continue
-            action = self.action(int(tag))
             if vr == "SQ":
                 path = prefix + _name(elem)
                 # A dummy sequence would say nothing true: removing it is the safe reading
@@ -324,8 +318,7 @@ class HeaderDeidentifier:
             self._clean(elem, path, result, shift)
         elif action in ("Z", "D"):
             if tag in _PSEUDONYMS and not empty:
-                purpose, prefix = _PSEUDONYMS[tag]
-                elem.value = pseudonym(self.key, purpose, _pseudonym_source(ds, tag), prefix)
+                elem.value = stand_in(self.key, ds, tag)
                 result.actions[path] = "D"
             elif action == "Z" or empty:
                 elem.value = "" if elem.VR not in ("US", "SS", "UL", "SL", "FL", "FD") else None
@@ -433,6 +426,12 @@ def _creator(ds, tag) -> str | None:
         value = ds[creator_tag].value
         return str(value).strip() if value is not None else None
     return None
+
+
+def stand_in(key: bytes, ds, tag: int) -> str:
+    """The keyed stand-in for the identifier ``ds`` holds at ``tag`` (PT-…, AC-…, ST-…)."""
+    purpose, prefix = _PSEUDONYMS[tag]
+    return pseudonym(key, purpose, _pseudonym_source(ds, tag), prefix)
 
 
 def _pseudonym_source(ds, tag: int) -> str:

@@ -220,6 +220,11 @@ class Identifiers:
         self._exact: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.public_digits: set[str] = set()
 
+    def in_public_text(self, norm: str) -> bool:
+        """Whether the normalised (space-padded) ``norm`` stands, as whole words, in a value
+        of the original's public, non-identifying elements."""
+        return any(norm in public for public in self.public_text)
+
     def __len__(self) -> int:
         return len(self._tokens) + len(self._digits)
 
@@ -406,7 +411,7 @@ def _add_name(ids: Identifiers, value: str, source: str) -> None:
         # only within the whole name.
         for part in f"{family} {given} {middle}".split():
             if sum(ch.isalpha() for ch in part) >= 3 and \
-                    not any(f" {part} " in public for public in ids.public_text):
+                    not ids.in_public_text(f" {part} "):
                 ids.add(part, "name", source, min_alnum=3)
 
 
@@ -523,7 +528,7 @@ def _add_value(ids: Identifiers, kind: str, source: str, value: str) -> None:
         # "TOSHIBA" as institution inside the manufacturer "TOSHIBA_MEC" names a vendor, not
         # a hospital.
         norm = normalise(value)  # padded: a whole-word search
-        if not any(norm in public for public in ids.public_text):
+        if not ids.in_public_text(norm):
             ids.add(value, kind, source)
 
 
