@@ -290,6 +290,35 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cases(args: argparse.Namespace) -> int:
+    from .review.store import ReviewStore
+
+    with ReviewStore.open(args.workspace) as store:
+        for case in store.cases(status=args.status):
+            print(case.case_id)
+    return 0
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .review.store import ReviewStore
+
+    reviewer = args.reviewer
+    if reviewer is None:
+        try:
+            reviewer = getpass.getuser()
+        except (OSError, KeyError):
+            raise UpdpError("cannot tell the user name of this session; give --reviewer NAME") \
+                from None
+    with ReviewStore.open(args.workspace) as store:
+        done = store.decide(args.case_id, args.decision, reviewer=reviewer,
+                            comment=args.comment)
+        status = store.case(done.case_id).status
+    print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updp",
@@ -446,6 +475,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "held-out patients (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train_ner)
+
+    p = sub.add_parser(
+        "cases", help="list the case ids of a review workspace, in review order",
+        description="Print the case id of every case in WORKSPACE (or of those with --status), "
+                    "one per line, in the order they were added. Case ids are keyed hashes of "
+                    "the study identity: safe to print and log.")
+    p.add_argument("workspace", type=Path, help="the review workspace folder")
+    p.add_argument("--status", metavar="S", help="only cases with this status: pending, "
+                   "accepted, rejected, flagged or failed")
+    p.set_defaults(func=_cmd_cases)
+
+    p = sub.add_parser(
+        "decide", help="record a reviewer's decision on a case (accept, reject, flag)",
+        description="Record a decision on one case of WORKSPACE exactly as the review dock "
+                    "does: the case's status changes, the decision and an audit entry are "
+                    "written, and both are on disk when the command returns.")
+    p.add_argument("workspace", type=Path, help="the review workspace folder")
+    p.add_argument("case_id", help="the case id (see updp cases)")
+    p.add_argument("decision", help="accept, reject or flag")
+    p.add_argument("--reviewer", metavar="NAME", help="who decides (default: the user name "
+                   "of this session)")
+    p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the "
+                   "decision")
+    p.set_defaults(func=_cmd_decide)
 
     p = sub.add_parser("plugins", help="list installed plugins (detectors, filters, executors)",
                        description="List the optional backends installed through entry "

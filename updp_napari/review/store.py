@@ -1,0 +1,724 @@
+"""The review workspace: cases, spans, decisions and the audit log in SQLite, plus artifacts.
+
+A workspace is a folder::
+
+    WORKSPACE/secret.key          the key that makes case ids, UIDs and surrogates (owner-only)
+    WORKSPACE/workspace.sqlite    this store (WAL mode; -wal and -shm files beside it)
+    WORKSPACE/artifacts/ab/<sha256>[.suffix]   content-addressed files (images, masks, reports)
+    WORKSPACE/records/            what the batch commands did to each file
+
+Every write is one committed transaction, flushed to disk (``synchronous=FULL``) before the
+call returns, so a decision survives the process being killed or the power going off the
+moment after. Every reviewer action is also appended to an audit log that the database
+itself refuses to change or delete.
+
+The store keeps offsets, categories, scores and keyed ids, never report text or header
+values; those stay in the artifacts. Case ids are keyed hashes of the study's identity, so
+they are safe to print, log and export.
+
+From a notebook::
+
+    from updp_napari.review import ReviewStore
+    store = ReviewStore.open("ws")
+    case = store.first_undecided()
+    store.decide(case.case_id, "accept", reviewer="ann", seconds=42.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..core.errors import InputError, UpdpError
+from ..core.files import fsync_folder, write_bytes_atomic
+
+DATABASE = "workspace.sqlite"
+KEY_FILE = "secret.key"
+ARTIFACTS = "artifacts"
+#: Marks a database as ours in its header (``PRAGMA application_id``): ASCII "UPDP".
+APPLICATION_ID = 0x55504450
+#: Bumped whenever the tables change; a database from a newer version is refused, not guessed at.
+SCHEMA_VERSION = 1
+
+STATUSES = ("pending", "accepted", "rejected", "flagged", "failed")
+#: The decision words a reviewer gives, and the status each one leaves the case in.
+DECISIONS = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
+ACTIONS = ("redact", "keep")
+ORIGINS = ("auto", "reviewer")
+CASE_ID_HEX = 16
+_CASE_ID = re.compile(rf"[0-9a-f]{{{CASE_ID_HEX}}}")
+_ARTIFACT = re.compile(rf"{ARTIFACTS}/([0-9a-f]{{2}})/(\1[0-9a-f]{{62}})(\.[a-z0-9]{{1,8}})?")
+_SUFFIX = re.compile(r"(\.[a-z0-9]{1,8})?")
+
+_SCHEMA = f"""
+CREATE TABLE cases (
+    seq            INTEGER PRIMARY KEY,   -- the order cases were added: the review order
+    case_id        TEXT NOT NULL UNIQUE,  -- keyed hash of the study identity
+    study_ref      TEXT NOT NULL UNIQUE,  -- keyed StudyInstanceUID, as deid-dicom writes it
+    status         TEXT NOT NULL DEFAULT 'pending' CHECK (status IN {STATUSES}),
+    failure_reason TEXT,
+    privacy_score  REAL,
+    utility_score  REAL,
+    site           TEXT,
+    artifacts      TEXT NOT NULL DEFAULT '{{}}',  -- JSON: name -> {{path, signature}}
+    added_at       TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX cases_status ON cases (status, seq);
+
+-- What the model and rules said (proposed_action) beside what stands now (action).
+CREATE TABLE spans (
+    span_id         INTEGER PRIMARY KEY,
+    case_id         TEXT NOT NULL REFERENCES cases (case_id),
+    char_start      INTEGER NOT NULL CHECK (char_start >= 0),
+    char_end        INTEGER NOT NULL CHECK (char_end > char_start),
+    category        TEXT NOT NULL,
+    source          TEXT NOT NULL,         -- the rule or model that found it, or 'reviewer'
+    origin          TEXT NOT NULL CHECK (origin IN {ORIGINS}),
+    proposed_action TEXT CHECK (proposed_action IN {ACTIONS}),  -- NULL when a reviewer added it
+    action          TEXT NOT NULL CHECK (action IN {ACTIONS}),
+    changed_by      TEXT                   -- the reviewer who last set action
+);
+CREATE INDEX spans_case ON spans (case_id, char_start, char_end);
+
+CREATE TABLE decisions (
+    decision_id INTEGER PRIMARY KEY,
+    case_id     TEXT NOT NULL REFERENCES cases (case_id),
+    decision    TEXT NOT NULL CHECK (decision IN {tuple(DECISIONS)}),
+    reviewer    TEXT NOT NULL,
+    seconds     REAL CHECK (seconds IS NULL OR seconds >= 0),  -- time spent; NULL: not measured
+    comment     TEXT NOT NULL DEFAULT '',
+    decided_at  TEXT NOT NULL
+);
+CREATE INDEX decisions_case ON decisions (case_id, decision_id);
+
+CREATE TABLE audit_log (
+    entry_id INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    case_id  TEXT,
+    detail   TEXT NOT NULL DEFAULT '{{}}'    -- JSON; ids, offsets and words, never report text
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One study under review. ``artifacts`` maps a name to ``{"path", "signature"}``."""
+
+    case_id: str
+    study_ref: str
+    status: str
+    site: str | None
+    privacy_score: float | None
+    utility_score: float | None
+    failure_reason: str | None
+    artifacts: dict = field(default_factory=dict)
+    added_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """``text[start:end]`` of the case's report: what was proposed and what stands now."""
+
+    span_id: int
+    case_id: str
+    start: int
+    end: int
+    category: str
+    source: str
+    origin: str
+    proposed_action: str | None
+    action: str
+    changed_by: str | None
+
+    @property
+    def changed(self) -> bool:
+        """True when a reviewer overrode the model or rules (or added the span)."""
+        return self.action != self.proposed_action
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: int
+    case_id: str
+    decision: str
+    reviewer: str
+    seconds: float | None
+    comment: str
+    decided_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    entry_id: int
+    at: str
+    reviewer: str
+    action: str
+    case_id: str | None
+    detail: dict
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _private_folder(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+class ReviewStore:
+    """The cases of one workspace and everything reviewers did to them.
+
+    Open with :meth:`open`; use as a context manager or call :meth:`close`. One store may be
+    used from several threads (calls are serialised); several processes may open the same
+    workspace (SQLite locks; a writer waits up to ``busy_timeout`` seconds).
+    """
+
+    def __init__(self, workspace: Path, connection: sqlite3.Connection):
+        self.workspace = workspace
+        self._db = connection
+        self._lock = threading.RLock()
+        self._key: bytes | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, workspace: str | os.PathLike, create: bool = False,
+             busy_timeout: float = 30.0) -> ReviewStore:
+        """Open the store of ``workspace``; with ``create=True`` make the folder, key and
+        database first where they are missing (all owner-only)."""
+        workspace = Path(workspace)
+        database = workspace / DATABASE
+        if create:
+            if workspace.exists() and not workspace.is_dir():
+                raise InputError(f"{workspace}: not a folder, cannot hold a review workspace")
+            _private_folder(workspace)
+            from ..core.keys import load_or_create_key
+
+            load_or_create_key(workspace / KEY_FILE)
+            if not database.exists():
+                # SQLite gives its -wal and -shm files the mode of the database file.
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                fsync_folder(workspace)
+        elif not workspace.exists():
+            raise InputError(f"{workspace}: no such folder (not a review workspace)")
+        elif not workspace.is_dir():
+            raise InputError(f"{workspace}: not a folder (not a review workspace)")
+        elif not database.is_file():
+            raise InputError(f"{workspace}: not a review workspace (no {DATABASE} in it)")
+        try:
+            connection = sqlite3.connect(database, timeout=busy_timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise InputError(f"{database}: cannot open ({exc})") from None
+        try:
+            store = cls(workspace, connection)
+            store._prepare(create)
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise InputError(f"{database}: not a review workspace database ({exc})") from None
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def _prepare(self, create: bool) -> None:
+        db = self._db
+        database = self.workspace / DATABASE
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        fresh = application_id == 0 and version == 0 and tables == 0
+        if fresh and not create:
+            raise InputError(f"{database}: empty database, not a review workspace")
+        if not fresh and application_id != APPLICATION_ID:
+            raise InputError(f"{database}: an SQLite database of another program, not a "
+                             "review workspace")
+        if version > SCHEMA_VERSION:
+            raise UpdpError(f"{database}: made by a newer updp-napari (schema {version}; this "
+                            f"version reads schema {SCHEMA_VERSION}); upgrade updp-napari")
+        if not fresh and version != SCHEMA_VERSION:
+            raise UpdpError(f"{database}: schema {version} is not one this version can read "
+                            f"(schema {SCHEMA_VERSION})")
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise UpdpError(f"{database}: cannot use write-ahead logging here (journal mode "
+                            f"stays {mode!r}; a network folder?)")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        if fresh:
+            with self._write() as cur:
+                # Another process may have created it between our look and our lock.
+                if cur.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in _statements(_SCHEMA):
+                        cur.execute(statement)
+                    cur.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ReviewStore({str(self.workspace)!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        """One transaction, committed (and on disk) when the block ends, rolled back on error.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes never both read
+        and then both try to upgrade to writing.
+        """
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # -- cases -----------------------------------------------------------------------------
+
+    def _workspace_key(self) -> bytes:
+        if self._key is None:
+            from ..core.keys import load_key
+
+            self._key = load_key(self.workspace / KEY_FILE)
+        return self._key
+
+    def case_id_for(self, study: str) -> str:
+        """The case id of a study: a keyed hash of its identity (its StudyInstanceUID)."""
+        from ..core.keys import keyed_digest
+
+        study = _identity(study)
+        return keyed_digest(self._workspace_key(), "case-id", study).hex()[:CASE_ID_HEX]
+
+    def add_case(self, study: str, site: str | None = None,
+                 artifacts: dict | None = None) -> str:
+        """Add the case of ``study`` (its StudyInstanceUID, or another identity unique in the
+        archive) and return its case id. The identity itself is not stored.
+
+        Adding the same study again changes nothing but ``site`` and the named ``artifacts``
+        when given; status, scores, spans and decisions stay.
+        """
+        from ..deid.header import remap_uid
+
+        case_id = self.case_id_for(study)
+        study_ref = remap_uid(self._workspace_key(), _identity(study))
+        artifacts = _artifact_map(artifacts or {})
+        now = _now()
+        with self._write() as cur:
+            row = cur.execute("SELECT study_ref, site, artifacts FROM cases WHERE case_id = ?",
+                              (case_id,)).fetchone()
+            if row is None:
+                cur.execute("INSERT INTO cases (case_id, study_ref, site, artifacts, added_at, "
+                            "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (case_id, study_ref, site, json.dumps(artifacts), now, now))
+                return case_id
+            if row[0] != study_ref:  # two studies on one truncated hash: never merge them
+                raise UpdpError(f"case id {case_id} already belongs to another study")
+            merged = {**json.loads(row[2]), **artifacts}
+            site = row[1] if site is None else site
+            if site != row[1] or merged != json.loads(row[2]):
+                cur.execute("UPDATE cases SET site = ?, artifacts = ?, updated_at = ? "
+                            "WHERE case_id = ?", (site, json.dumps(merged), now, case_id))
+        return case_id
+
+    def cases(self, status: str | None = None) -> list[CaseRecord]:
+        """All cases (or those with ``status``) in the order they were added."""
+        if status is None:
+            rows = self._read(f"SELECT {_CASE_COLUMNS} FROM cases ORDER BY seq")
+        else:
+            rows = self._read(f"SELECT {_CASE_COLUMNS} FROM cases WHERE status = ? ORDER BY seq",
+                              (_check_word(status, STATUSES, "status"),))
+        return [_case(row) for row in rows]
+
+    def case(self, case_id: str) -> CaseRecord:
+        rows = self._read(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?",
+                          (_check_case_id(case_id),))
+        if not rows:
+            raise InputError(f"{self.workspace}: no case {case_id} in this workspace")
+        return _case(rows[0])
+
+    def first_undecided(self) -> CaseRecord | None:
+        """The first pending case in review order (where a review session resumes), or None."""
+        rows = self._read(f"SELECT {_CASE_COLUMNS} FROM cases WHERE status = 'pending' "
+                          "ORDER BY seq LIMIT 1")
+        return _case(rows[0]) if rows else None
+
+    def _require_case(self, cur: sqlite3.Cursor, case_id: str) -> str:
+        """The case's status; an error when there is no such case."""
+        row = cur.execute("SELECT status FROM cases WHERE case_id = ?",
+                          (_check_case_id(case_id),)).fetchone()
+        if row is None:
+            raise InputError(f"{self.workspace}: no case {case_id} in this workspace")
+        return row[0]
+
+    def set_scores(self, case_id: str, privacy: float | None = None,
+                   utility: float | None = None) -> None:
+        """Set the privacy and/or utility score of a case (None leaves one as it is)."""
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            for column, value in (("privacy_score", privacy), ("utility_score", utility)):
+                if value is not None:
+                    cur.execute(f"UPDATE cases SET {column} = ?, updated_at = ? WHERE case_id = ?",
+                                (_finite(value, column), _now(), case_id))
+
+    def set_artifact(self, case_id: str, name: str, path: str,
+                     signature: dict | str | None = None) -> None:
+        """Attach an artifact (a path from :meth:`put_artifact`) to a case under ``name``,
+        with the signature of how it was made."""
+        entry = _artifact_map({name: {"path": path, "signature": signature}})
+        self.artifact_path(path)  # must exist
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            row = cur.execute("SELECT artifacts FROM cases WHERE case_id = ?",
+                              (case_id,)).fetchone()
+            cur.execute("UPDATE cases SET artifacts = ?, updated_at = ? WHERE case_id = ?",
+                        (json.dumps({**json.loads(row[0]), **entry}), _now(), case_id))
+
+    def mark_failed(self, case_id: str, reason: str) -> None:
+        """The pipeline could not finish this case. ``reason`` is shown to reviewers: say
+        what failed, never a value from the report or header."""
+        reason = str(reason).strip()
+        if not reason:
+            raise InputError("mark_failed needs a reason")
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            cur.execute("UPDATE cases SET status = 'failed', failure_reason = ?, updated_at = ? "
+                        "WHERE case_id = ?", (reason, _now(), case_id))
+
+    # -- reviewer actions ------------------------------------------------------------------
+
+    def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
+               comment: str = "") -> DecisionRecord:
+        """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
+
+        ``seconds`` is the time spent on the case (None when not measured). A later decision
+        replaces the case's status; every decision stays in :meth:`decisions`.
+        """
+        decision = _check_word(decision, tuple(DECISIONS), "decision")
+        reviewer = _check_reviewer(reviewer)
+        if seconds is not None:
+            seconds = _finite(seconds, "seconds")
+            if seconds < 0:
+                raise InputError(f"seconds must be 0 or more, not {seconds}")
+        comment = str(comment or "")
+        now = _now()
+        with self._write() as cur:
+            status = self._require_case(cur, case_id)
+            if status == "failed" and decision == "accept":
+                raise UpdpError(f"case {case_id} failed in the pipeline and has nothing to "
+                                "accept; re-run it, or reject or flag it")
+            cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
+                        "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (case_id, decision, reviewer, seconds, comment, now))
+            decision_id = cur.lastrowid
+            cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
+                        (DECISIONS[decision], now, case_id))
+            _audit(cur, now, reviewer, "decide", case_id,
+                   {"decision": decision, "decision_id": decision_id, "seconds": seconds,
+                    "previous_status": status})
+        return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
+
+    def decisions(self, case_id: str | None = None) -> list[DecisionRecord]:
+        """Every decision (of one case, or of all), oldest first."""
+        sql = ("SELECT decision_id, case_id, decision, reviewer, seconds, comment, decided_at "
+               "FROM decisions")
+        if case_id is None:
+            rows = self._read(sql + " ORDER BY decision_id")
+        else:
+            rows = self._read(sql + " WHERE case_id = ? ORDER BY decision_id",
+                              (_check_case_id(case_id),))
+        return [DecisionRecord(*row) for row in rows]
+
+    def record_mask_edit(self, case_id: str, reviewer: str, mask_artifact: str) -> None:
+        """A reviewer changed the preserved-region mask; ``mask_artifact`` (from
+        :meth:`put_array` or :meth:`put_artifact`) becomes the case's ``reviewer_mask`` beside
+        the pipeline's own mask, which stays."""
+        reviewer = _check_reviewer(reviewer)
+        self.artifact_path(mask_artifact)
+        now = _now()
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            row = cur.execute("SELECT artifacts FROM cases WHERE case_id = ?",
+                              (case_id,)).fetchone()
+            artifacts = json.loads(row[0])
+            previous = artifacts.get("reviewer_mask", {}).get("path")
+            artifacts["reviewer_mask"] = {"path": mask_artifact, "signature": {"reviewer": reviewer}}
+            cur.execute("UPDATE cases SET artifacts = ?, updated_at = ? WHERE case_id = ?",
+                        (json.dumps(artifacts), now, case_id))
+            _audit(cur, now, reviewer, "edit_mask", case_id,
+                   {"mask": mask_artifact, "previous": previous})
+
+    # -- spans -----------------------------------------------------------------------------
+
+    def set_spans(self, case_id: str, spans: Iterable) -> list[SpanRecord]:
+        """Replace what the model and rules found in a case's report.
+
+        ``spans`` are :class:`updp_napari.core.spans.Span` objects (or anything with
+        ``start``, ``end``, ``category``, ``source`` and optionally ``action``, default
+        ``redact``; or dicts with those keys). Spans a reviewer added stay; where a reviewer
+        overrode a span that comes back unchanged (same offsets and category), the override
+        is kept.
+        """
+        rows = [_proposed(span) for span in spans]
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            overrides = {(s, e, c): (a, who) for s, e, c, a, who in cur.execute(
+                "SELECT char_start, char_end, category, action, changed_by FROM spans "
+                "WHERE case_id = ? AND origin = 'auto' AND action != proposed_action",
+                (case_id,))}
+            cur.execute("DELETE FROM spans WHERE case_id = ? AND origin = 'auto'", (case_id,))
+            for start, end, category, source, proposed in rows:
+                action, who = overrides.get((start, end, category), (proposed, None))
+                cur.execute("INSERT INTO spans (case_id, char_start, char_end, category, source, "
+                            "origin, proposed_action, action, changed_by) "
+                            "VALUES (?, ?, ?, ?, ?, 'auto', ?, ?, ?)",
+                            (case_id, start, end, category, source, proposed, action, who))
+        return self.spans(case_id)
+
+    def spans(self, case_id: str) -> list[SpanRecord]:
+        """The case's spans in reading order."""
+        self.case(case_id)
+        rows = self._read(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE case_id = ? "
+                          "ORDER BY char_start, char_end, span_id", (case_id,))
+        return [SpanRecord(*row) for row in rows]
+
+    def toggle_span(self, case_id: str, span_id: int, reviewer: str) -> SpanRecord:
+        """Flip a span between ``redact`` and ``keep``; returns it as it now stands."""
+        reviewer = _check_reviewer(reviewer)
+        now = _now()
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            row = cur.execute("SELECT action FROM spans WHERE span_id = ? AND case_id = ?",
+                              (int(span_id), case_id)).fetchone()
+            if row is None:
+                raise InputError(f"case {case_id} has no span {span_id}")
+            action = "keep" if row[0] == "redact" else "redact"
+            cur.execute("UPDATE spans SET action = ?, changed_by = ? WHERE span_id = ?",
+                        (action, reviewer, int(span_id)))
+            _audit(cur, now, reviewer, "toggle_span", case_id,
+                   {"span_id": int(span_id), "from": row[0], "to": action})
+            found = cur.execute(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE span_id = ?",
+                                (int(span_id),)).fetchone()
+        return SpanRecord(*found)
+
+    def add_span(self, case_id: str, start: int, end: int, category: str, reviewer: str,
+                 action: str = "redact") -> SpanRecord:
+        """A span the model and rules missed (or a term to keep), marked by a reviewer."""
+        reviewer = _check_reviewer(reviewer)
+        start, end, category, _, action = _proposed(
+            {"start": start, "end": end, "category": category, "source": "reviewer",
+             "action": action})
+        now = _now()
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            cur.execute("INSERT INTO spans (case_id, char_start, char_end, category, source, "
+                        "origin, proposed_action, action, changed_by) "
+                        "VALUES (?, ?, ?, ?, 'reviewer', 'reviewer', NULL, ?, ?)",
+                        (case_id, start, end, category, action, reviewer))
+            span_id = cur.lastrowid
+            _audit(cur, now, reviewer, "add_span", case_id,
+                   {"span_id": span_id, "start": start, "end": end, "category": category,
+                    "action": action})
+            found = cur.execute(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE span_id = ?",
+                                (span_id,)).fetchone()
+        return SpanRecord(*found)
+
+    # -- audit log -------------------------------------------------------------------------
+
+    def audit_log(self, case_id: str | None = None) -> list[AuditEntry]:
+        """Every reviewer action (of one case, or of all), oldest first."""
+        sql = "SELECT entry_id, at, reviewer, action, case_id, detail FROM audit_log"
+        if case_id is None:
+            rows = self._read(sql + " ORDER BY entry_id")
+        else:
+            rows = self._read(sql + " WHERE case_id = ? ORDER BY entry_id",
+                              (_check_case_id(case_id),))
+        return [AuditEntry(*row[:5], json.loads(row[5])) for row in rows]
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def put_artifact(self, data: bytes, suffix: str = "") -> str:
+        """Store ``data`` under its sha256 and return its path relative to the workspace
+        (``artifacts/ab/ab…[suffix]``). Storing the same bytes twice writes them once."""
+        data = bytes(data)
+        if not _SUFFIX.fullmatch(suffix):
+            raise InputError(f"artifact suffix must look like '.png' (lowercase, up to 8 "
+                             f"letters or digits), not {suffix!r}")
+        digest = hashlib.sha256(data).hexdigest()
+        relpath = f"{ARTIFACTS}/{digest[:2]}/{digest}{suffix}"
+        path = self.workspace / relpath
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            return relpath
+        _private_folder(self.workspace / ARTIFACTS)
+        _private_folder(path.parent)
+        write_bytes_atomic(path, data, private=True)
+        return relpath
+
+    def artifact_path(self, relpath: str) -> Path:
+        """The file of an artifact path; an error when it is not one of ours or is missing."""
+        match = _ARTIFACT.fullmatch(str(relpath))
+        if match is None:
+            raise InputError(f"{relpath!r} is not an artifact path (artifacts/ab/<sha256>)")
+        path = self.workspace / relpath
+        if not path.is_file():
+            raise InputError(f"{path}: artifact missing from the workspace")
+        return path
+
+    def get_artifact(self, relpath: str) -> bytes:
+        """The bytes of an artifact, checked against the hash in its name."""
+        path = self.artifact_path(relpath)
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != _ARTIFACT.fullmatch(relpath).group(2):
+            raise UpdpError(f"{path}: artifact damaged (its content no longer matches its hash)")
+        return data
+
+    def put_array(self, array) -> str:
+        """Store a numpy array (``.npy``, no pickles) and return its artifact path."""
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        return self.put_artifact(buffer.getvalue(), ".npy")
+
+    def get_array(self, relpath: str):
+        import numpy as np
+
+        return np.load(io.BytesIO(self.get_artifact(relpath)), allow_pickle=False)
+
+
+_CASE_COLUMNS = ("case_id, study_ref, status, site, privacy_score, utility_score, "
+                 "failure_reason, artifacts, added_at, updated_at")
+_SPAN_COLUMNS = ("span_id, case_id, char_start, char_end, category, source, origin, "
+                 "proposed_action, action, changed_by")
+
+
+def _case(row: tuple) -> CaseRecord:
+    values = list(row)
+    values[7] = json.loads(values[7])
+    return CaseRecord(*values)
+
+
+def _statements(script: str) -> list[str]:
+    """The schema's statements one by one (``executescript`` would commit on its own)."""
+    out, current = [], []
+    for line in script.splitlines():
+        line = line.split("--")[0].rstrip()
+        if not line:
+            continue
+        current.append(line)
+        joined = "\n".join(current)
+        if sqlite3.complete_statement(joined):
+            out.append(joined)
+            current = []
+    return out
+
+
+def _audit(cur: sqlite3.Cursor, at: str, reviewer: str, action: str, case_id: str | None,
+           detail: dict) -> None:
+    cur.execute("INSERT INTO audit_log (at, reviewer, action, case_id, detail) "
+                "VALUES (?, ?, ?, ?, ?)", (at, reviewer, action, case_id, json.dumps(detail)))
+
+
+def _identity(study: str) -> str:
+    study = str(study).strip()
+    if not study:
+        raise InputError("a case needs the study's identity (its StudyInstanceUID)")
+    return study
+
+
+def _check_case_id(case_id: str) -> str:
+    case_id = str(case_id)
+    if not _CASE_ID.fullmatch(case_id):
+        # Not echoed: a mistyped argument may be an accession number or a name.
+        raise InputError(f"not a case id (case ids are {CASE_ID_HEX} lowercase hex digits; "
+                         "`updp cases WORKSPACE` lists them)")
+    return case_id
+
+
+def _check_word(word: str, allowed: tuple[str, ...], what: str) -> str:
+    if word not in allowed:
+        shown = repr(word) if isinstance(word, str) and len(word) <= 20 else "that"
+        raise InputError(f"{what} must be {', '.join(allowed[:-1])} or {allowed[-1]}, "
+                         f"not {shown}")
+    return word
+
+
+def _check_reviewer(reviewer: str) -> str:
+    reviewer = str(reviewer or "").strip()
+    if not reviewer or len(reviewer) > 100 or any(c in reviewer for c in "\r\n\t"):
+        raise InputError("reviewer must be a name of 1 to 100 characters on one line")
+    return reviewer
+
+
+def _finite(value, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be a finite number, not {value}")
+    return value
+
+
+def _proposed(span) -> tuple[int, int, str, str, str]:
+    """(start, end, category, source, action) of a Span, span-like object or dict."""
+    get = span.get if isinstance(span, dict) else (lambda k, d=None: getattr(span, k, d))
+    try:
+        start, end = int(get("start")), int(get("end"))
+    except (TypeError, ValueError):
+        raise InputError("a span needs integer start and end offsets") from None
+    if start < 0 or end <= start:
+        raise InputError(f"a span must have 0 <= start < end, not {start}..{end}")
+    category, source = str(get("category") or "").strip(), str(get("source") or "").strip()
+    if not category or not source:
+        raise InputError("a span needs a category and a source")
+    action = _check_word(get("action", "redact") or "redact", ACTIONS, "span action")
+    return start, end, category, source, action
+
+
+def _artifact_map(artifacts: dict) -> dict:
+    """Artifacts as stored: name -> {"path", "signature"} (a bare path becomes that)."""
+    out = {}
+    for name, entry in artifacts.items():
+        if not isinstance(name, str) or not name:
+            raise InputError("artifact names must be non-empty strings")
+        entry = {"path": entry} if isinstance(entry, str) else dict(entry)
+        if not _ARTIFACT.fullmatch(str(entry.get("path", ""))):
+            raise InputError(f"artifact {name!r}: {entry.get('path')!r} is not an artifact "
+                             "path (use put_artifact)")
+        out[name] = {"path": entry["path"], "signature": entry.get("signature")}
+    return out
