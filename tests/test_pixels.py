@@ -214,3 +214,17 @@ def test_images_without_text_come_back_unchanged(cohort, records):
                                     monochrome1=r["photometric"] == "MONOCHROME1")
         assert result.boxes == [], r["study_id"]
         assert np.array_equal(result.pixels, stored) and result.pixels is not stored
+
+
+def test_unread_lines_set_flush_with_a_filled_line_join_its_block(monkeypatch):
+    # Three annotation lines, left-aligned, 8 px high, 3 px apart; OCR read the top one
+    # only. A fourth chain of glyph-like blobs below is offset: anatomy, not print.
+    lines = [(20, 200, 120, 208), (20, 211, 90, 219), (21, 222, 140, 230), (60, 233, 150, 241)]
+    words = [px.OcrWord("Doe^Jane", (20, 200, 118, 208), 91.0)]
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1: (words, lines))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    result = px.clean_burned_in(image, ["Doe", "Jane"])
+    filled = _filled_mask(image.shape, result.boxes)
+    for box in lines[:3]:
+        assert _covered(filled, box) == 1.0, box
+    assert _covered(filled, lines[3]) < 0.5
