@@ -464,3 +464,9 @@ def test_ocr_misreadings_are_still_matched_but_random_letters_are_not():
     assert set(ids.find_ocr(["RG-5337", "FITZ", "GERALD"])) == {"name"}  # split in two
     garbage = "ai ak Sige Rs fe ie Seeks pn CaAt Sr oh ee Be we Sythe mS But INS ar xe".split()
     assert not ids.find_ocr(garbage)
+    # A name split in two counts when its halves stand side by side on one line, not when
+    # OCR read two fragments of anatomy far apart one after the other.
+    halves = ["FITZ", "GERALD"]
+    assert set(ids.find_ocr(halves, [(40, 10, 60, 20), (63, 11, 101, 21)])) == {"name"}
+    assert not ids.find_ocr(halves, [(40, 10, 60, 20), (190, 11, 228, 21)])
+    assert not ids.find_ocr(halves, [(40, 10, 60, 20), (61, 30, 99, 40)])

@@ -193,6 +193,15 @@ def _ocr_fold(text: str) -> str:
     return normalise(text).replace(" ", "").translate(_OCR_CONFUSABLE)
 
 
+def _side_by_side(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Two word boxes on one line (overlapping by half the smaller height), at most one
+    and a half line heights apart."""
+    ha, hb = a[3] - a[1], b[3] - b[1]
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    gap = max(a[0], b[0]) - min(a[2], b[2])
+    return overlap >= 0.5 * max(1, min(ha, hb)) and gap <= 1.5 * max(ha, hb, 1)
+
+
 def _infix_distance(pattern: str, text: str) -> int:
     """Fewest edits turning ``pattern`` into some substring of ``text``."""
     prev = [0] * (len(text) + 1)
@@ -274,18 +283,24 @@ class Identifiers:
                     found[cat].add(src)
         return found
 
-    def find_ocr(self, words: list[str]) -> dict[str, set[str]]:
+    def find_ocr(self, words: list[str], boxes: list[tuple[int, int, int, int]] | None = None
+                 ) -> dict[str, set[str]]:
         """Like :meth:`find`, for the words OCR read: separators are often lost or misread
         (``^`` read as ``4``), letters confused with digits, a character dropped or wrong.
         Each identifier of five characters or more is also looked for inside each word (and
         each pair of neighbouring words, for a value split in two), separators removed and
         confusable characters folded, allowing one error from six characters and two from
         ten. Words are not run together further: OCR of anatomy yields long runs of random
-        letters, in which short identifiers would turn up by chance."""
+        letters, in which short identifiers would turn up by chance. With ``boxes`` (where
+        each word was read, x0, y0, x1, y1), a pair counts only when its words stand next
+        to each other on one line: OCR lists fragments of anatomy from all over the image
+        one after another, and two of them far apart once made a surname."""
         found = self.find(" ".join(words))
         folded = [_ocr_fold(w) for w in words]
         candidates = {w for w in folded if w}
-        candidates |= {a + b for a, b in zip(folded, folded[1:]) if a and b}
+        candidates |= {folded[i] + folded[i + 1] for i in range(len(folded) - 1)
+                       if folded[i] and folded[i + 1]
+                       and (boxes is None or _side_by_side(boxes[i], boxes[i + 1]))}
         for form, owners in self._folded_forms().items():
             errors = 0 if len(form) < 6 else 1 if len(form) < 10 else 2
             # A match with k errors keeps one of k + 1 pieces of the form unchanged: a cheap
@@ -645,7 +660,9 @@ def _report_text(path: Path) -> str:
     return text
 
 
-def _pixel_words(ds) -> list[str]:
+def _pixel_words(ds) -> tuple[list[str], list[tuple[int, int, int, int]]]:
+    """The words OCR reads in every frame, and where (frames stacked far apart, so that no
+    two words of different frames pass for neighbours)."""
     import numpy as np
 
     from .pixels import ocr_words
@@ -657,9 +674,13 @@ def _pixel_words(ds) -> list[str]:
         pixels = pixels.mean(axis=-1)  # colour: OCR reads the luminance
     frames = pixels if pixels.ndim == 3 else pixels[None]
     words: list[str] = []
-    for frame in frames:
-        words.extend(w.text for w in ocr_words(frame, monochrome1=mono1))
-    return words
+    boxes: list[tuple[int, int, int, int]] = []
+    for n, frame in enumerate(frames):
+        offset = n * 2 * (frame.shape[0] + 1)
+        for w in ocr_words(frame, monochrome1=mono1):
+            words.append(w.text)
+            boxes.append((w.box[0], w.box[1] + offset, w.box[2], w.box[3] + offset))
+    return words, boxes
 
 
 def check_ocr_available() -> None:
@@ -792,14 +813,14 @@ class _Scanner:
 
         if self.ocr and ds is not None and "PixelData" in ds:
             try:
-                text = _pixel_words(ds)
+                text, boxes = _pixel_words(ds)
             except Exception as exc:
                 # Decoders and OCR raise anything; the gate records that these pixels were
                 # not read, and goes on with the other files.
                 records.append(Leak(shown, "pixels (OCR)", kind=UNREADABLE,
                                     reason=f"pixels not read ({type(exc).__name__})"))
             else:
-                hits = ids.find_ocr(text)
+                hits = ids.find_ocr(text, boxes)
                 if hits:
                     add("pixels (OCR)", hits)
         return records
