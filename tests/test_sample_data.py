@@ -1,4 +1,5 @@
-"""The committed sample cohort is exactly what `updp make-cohort` makes with its recorded seed."""
+"""The committed sample cohort is what `updp make-cohort` makes with its recorded seed (headers,
+reports and masks byte for byte; pixels up to the rounding of one grey level)."""
 
 import json
 
@@ -23,8 +24,13 @@ def test_sample_cohort_matches_the_generator(tmp_path):
     for r in made:
         assert (sample / r["report"]).read_bytes() == (fresh / r["report"]).read_bytes()
         a, b = pydicom.dcmread(sample / r["image"]), pydicom.dcmread(fresh / r["image"])
-        assert a == b and a.file_meta == b.file_meta
-        assert np.array_equal(a.pixel_array, b.pixel_array)
+        assert a.file_meta == b.file_meta
+        assert [e.tag for e in a] == [e.tag for e in b]
+        assert all(e.value == b[e.tag].value for e in a if e.keyword != "PixelData")
+        # Pixels are float arithmetic rounded to integers: another numpy or CPU may round a
+        # value sitting on .5 the other way, and nothing more.
+        pa, pb = a.pixel_array.astype(np.int64), b.pixel_array.astype(np.int64)
+        assert np.abs(pa - pb).max() <= 1 and (pa != pb).mean() < 0.005
         for mask in r["masks"].values():
             assert np.array_equal(np.asarray(Image.open(sample / mask)),
                                   np.asarray(Image.open(fresh / mask)))
