@@ -1,0 +1,92 @@
+"""Small evaluation metrics on plain arrays (numpy and the standard library only).
+
+The scorers report these on held-out patients; the privacy–utility evaluation reports them
+on original and synthetic images. Each is exact (no binning, no sampling).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UpdpError
+
+
+def roc_auc(scores, targets) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``targets`` (1 = positive).
+
+    Exact, computed as the Mann–Whitney U statistic: the chance that a random positive
+    scores above a random negative, ties counting one half. Raises UpdpError when only one
+    class is present (the AUC is then undefined) or the inputs do not match.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    targets = np.asarray(targets).ravel()
+    if scores.shape != targets.shape:
+        raise UpdpError(f"roc_auc: {scores.size} scores but {targets.size} targets")
+    if not np.all(np.isfinite(scores)):
+        raise UpdpError("roc_auc: the scores hold NaN or infinite values")
+    positive = targets.astype(bool)
+    if not np.array_equal(targets, positive.astype(targets.dtype)):
+        raise UpdpError("roc_auc: targets must be 0 or 1")
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise UpdpError(f"roc_auc: needs both classes, got {n_pos} positive and {n_neg} negative")
+    ranks = _average_ranks(scores)
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks; tied values share the mean of the ranks they span."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    # Start of each run of equal values, and the mean rank of that run.
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], values.size]
+    mean_rank = (starts + 1 + ends) / 2.0
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def pair_targets(groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every unordered pair ``i < j`` of items and whether both share a group.
+
+    Returns ``(i, j, same)``: the index arrays and a bool array, 1 where ``groups[i] ==
+    groups[j]`` (e.g. the same patient).
+    """
+    groups = np.asarray(groups)
+    i, j = np.triu_indices(groups.size, k=1)
+    return i, j, groups[i] == groups[j]
+
+
+def top_k_accuracy(ranks, k: int = 1) -> float:
+    """Share of queries whose true match ranks ``k`` or better (ranks are 1-based)."""
+    ranks = np.asarray(ranks)
+    if ranks.size == 0:
+        raise UpdpError("top_k_accuracy: no ranks given")
+    return float(np.mean(ranks <= k))
+
+
+def equal_error_rate(scores, targets) -> float:
+    """The error rate where false accepts equal false rejects (verification's usual figure).
+
+    Taken at the threshold where the two rates are closest, as their mean.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positive = np.asarray(targets).ravel().astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise UpdpError(f"equal_error_rate: needs both classes, got {n_pos} positive and "
+                        f"{n_neg} negative")
+    thresholds = np.unique(scores)
+    # Accept a pair when its score is at least the threshold.
+    order = np.argsort(scores)
+    sorted_scores, sorted_pos = scores[order], positive[order]
+    below = np.searchsorted(sorted_scores, thresholds, side="left")
+    pos_below = np.r_[0, np.cumsum(sorted_pos)][below]
+    neg_below = below - pos_below
+    false_reject = pos_below / n_pos
+    false_accept = (n_neg - neg_below) / n_neg
+    best = int(np.argmin(np.abs(false_reject - false_accept)))
+    return float((false_reject[best] + false_accept[best]) / 2.0)
