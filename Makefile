@@ -35,17 +35,18 @@ lint: venv
 test: system-deps venv lint
 	$(BIN)/python -m pytest
 
-# The pipeline as far as it goes: cohort, images and reports de-identified with one
-# workspace key, then the leak scan that gates any export.
+# The whole product on the sample cohort: the pipeline fills a review workspace (header,
+# burned-in text, report, synthetic image, scores), then the review app opens on it. On a
+# machine without a display the app is rendered on a virtual one and saved as a picture.
 demo: system-deps venv
 	$(BIN)/updp make-cohort demo/cohort $(SAMPLE_ARGS) --overwrite
-	rm -rf demo/deid
-	$(BIN)/updp deid-dicom demo/cohort demo/deid --workspace demo/workspace
-	$(BIN)/updp deid-report --in demo/cohort --out demo/deid --header-beside --mode surrogate \
-		--key-file demo/workspace/secret.key
-	@$(BIN)/updp scan-leaks demo/cohort demo/deid -q \
-		|| echo "scan-leaks found the above: nothing of this study set may leave"
-	@echo "The same cohort ships in sample_data/ (napari: File > Open Sample > UPDP Review)."
+	$(BIN)/updp run demo/cohort demo/workspace
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(BIN)/updp review demo/workspace; \
+	else \
+		echo "no display: rendering the review app on a virtual display"; \
+		$(BIN)/updp review demo/workspace --screenshot demo/review.png; \
+	fi
 
 # Rebuild the committed sample cohort (tests check it still matches the generator).
 sample-data: venv

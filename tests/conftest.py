@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +33,21 @@ def wide_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("wide") / "c"
     make_cohort(out, patients=40, studies=3, seed=5, size=128, sites=5)
     return out, read_ground_truth(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """An untrained filter and barely trained scorers: the plumbing, not the quality."""
+    import torch
+
+    from updp_napari.scoring import train_scorers
+    from updp_napari.synth.model import build_unet, noise_schedule, save_model_folder
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("models")
+    card = {"model": {"size": 32, "patch": 2, "conditioning": "mask+known"},
+            "model_id": "tiny untrained", "defaults": {"strength": 1.0, "steps": 3, "dilation": 0.02}}
+    save_model_folder(out / "filter", build_unet(size=32, channels=(16, 32)), noise_schedule(), card)
+    sample = Path(__file__).resolve().parent.parent / "sample_data"
+    train_scorers(sample, out / "scorers", size=32, reid_steps=3, pathology_epochs=1)
+    return out / "filter", out / "scorers"

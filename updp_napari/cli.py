@@ -195,6 +195,70 @@ def _cmd_train_ner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_filter(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .synth.train import train_filter
+
+    card = train_filter(args.cohort, args.out, size=args.size, epochs=args.epochs, seed=args.seed,
+                        threads=args.threads, progress=Progress("train-filter", enabled=not args.quiet))
+    m, t = card["model"], card["training"]
+    print(f"trained a {m['size']}px filter ({m['parameters']:,} parameters, conditioning "
+          f"{m['conditioning']}) on {t['cohort']['images']} images in {t['seconds']:.1f}s "
+          f"({t['epochs']} epochs, {t['steps']} steps, final loss {t['final_loss']}); saved to {args.out}")
+    return 0
+
+
+def _print_scorer_figures(figures: dict) -> None:
+    r, p = figures["reid"], figures["pathology"]
+    print(f"  re-identification: verification AUC {r.get('verification_auc', float('nan')):.4f} over "
+          f"{r['pairs']} pairs ({r['same_patient_pairs']} same-patient), same site only "
+          f"{r.get('verification_auc_same_site', float('nan')):.4f}, EER "
+          f"{r.get('equal_error_rate', float('nan')):.4f}")
+    if "closed_set_top1" in r:
+        print(f"  closed-set: top-1 {r['closed_set_top1']:.4f}, top-5 {r['closed_set_top5']:.4f} "
+              f"({r['closed_set_queries']} queries, gallery of {r['closed_set_gallery_patients']} "
+              "patients)")
+    macro = "n/a" if p["macro_auc"] is None else f"{p['macro_auc']:.4f}"
+    print(f"  pathology: macro AUC {macro}")
+    for name, auc in p["auc"].items():
+        print(f"    {name:14s} AUC {'skipped (one class only)' if auc is None else f'{auc:.4f}'}")
+
+
+def _cmd_train_scorers(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .scoring.train import train_scorers
+
+    summary = train_scorers(args.cohort, args.out, size=args.size, reid_steps=args.reid_steps,
+                            pathology_epochs=args.epochs, seed=args.seed, threads=args.threads,
+                            progress=Progress("train-scorers", enabled=not args.quiet))
+    s, t = summary["split"], summary["seconds"]
+    print(f"trained on {s['train_studies']} studies of {s['train_patients']} patients in "
+          f"{t['total']:.1f}s (re-identification {t['reid']:.1f}s, pathology {t['pathology']:.1f}s); "
+          f"saved to {args.out}")
+    print(f"held out: {s['heldout_studies']} studies of {s['heldout_patients']} patients never seen "
+          "in training")
+    _print_scorer_figures(summary["heldout"])
+    return 0
+
+
+def _cmd_eval_scorers(args: argparse.Namespace) -> int:
+    import torch
+
+    from .core.progress import Progress
+    from .scoring import evaluate_scorers, load_scorers
+
+    torch.set_num_threads(max(1, args.threads))
+    scorers = load_scorers(args.scorers)
+    figures = evaluate_scorers(args.cohort, scorers, size=args.size,
+                               progress=Progress("eval-scorers", enabled=not args.quiet))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{figures['studies']} studies of {figures['patients']} patients, scorers from {scorers.path}")
+    _print_scorer_figures(figures)
+    return 0
+
+
 def _workspace_key(args: argparse.Namespace) -> bytes:
     """The workspace's secret key: DIR/secret.key (made, owner-only), or --key-file K."""
     import os
@@ -319,6 +383,161 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _virtual_display():
+    """Start an Xvfb display when there is none (a headless machine); its process, or None
+    when a display is already there. The caller terminates it."""
+    import os
+    import select
+    import shutil
+    import subprocess
+
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux":
+        return None
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        raise UpdpError("no display (DISPLAY is not set) and no Xvfb to make one: install xvfb "
+                        "(apt-get install xvfb) or run under xvfb-run")
+    read, write = os.pipe()
+    # -displayfd: Xvfb picks a free display number and writes it to us when it is ready.
+    process = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", "1920x1200x24",
+                                "-nolisten", "tcp"], pass_fds=(write,),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    try:
+        while not number.endswith(b"\n"):
+            ready, _, _ = select.select([read], [], [], 10.0)
+            chunk = os.read(read, 16) if ready else b""
+            if not chunk:
+                break
+            number += chunk
+    finally:
+        os.close(read)
+    if not number.strip().isdigit():
+        process.kill()
+        raise UpdpError("could not start a virtual display (Xvfb did not come up within 10 s)")
+    os.environ["DISPLAY"] = f":{number.strip().decode()}"
+    return process
+
+
+def _sample_workspace() -> Path:
+    """The sample cohort's workspace, run through the pipeline on first use."""
+    import os
+
+    from ._sample_data import sample_cohort_path
+    from .core.progress import Progress
+    from .pipeline import run_pipeline
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    workspace = cache / "updp-napari" / "sample-workspace"
+    if not (workspace / "workspace.sqlite").is_file() or not _all_cases_run(workspace):
+        print(f"building the sample workspace in {workspace} (once)", file=sys.stderr)
+        run_pipeline(sample_cohort_path(), workspace, progress=Progress("sample"))
+    return workspace
+
+
+def _all_cases_run(workspace: Path) -> bool:
+    from .review.store import ReviewStore
+
+    with ReviewStore.open(workspace) as store:
+        cases = store.cases()
+        return bool(cases) and all("synthetic" in c.artifacts or c.status == "failed"
+                                   for c in cases)
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    import os
+
+    from .review.session import ReviewSession
+
+    if args.sample:
+        if args.workspace is not None:
+            raise UpdpError("give a WORKSPACE or --sample, not both")
+        args.workspace = _sample_workspace()
+    elif args.workspace is None:
+        raise UpdpError("give the WORKSPACE to review (or --sample for the sample cohort)")
+    # The workspace is checked before any window opens: a wrong folder is one line, exit 2.
+    session = ReviewSession.open(args.workspace, reviewer=args.reviewer)
+    display = None
+    try:
+        if args.screenshot:
+            display = _virtual_display()
+        elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+                and sys.platform == "linux":
+            raise UpdpError("no display to open the review window on (DISPLAY is not set); "
+                            "on a headless machine use --screenshot OUT.png")
+        try:
+            import napari
+        except ImportError:
+            raise UpdpError("updp review needs napari and a Qt binding: pip install "
+                            "'updp-napari[gui]'") from None
+        viewer = napari.Viewer(title="UPDP Review", show=True)
+        try:
+            # Through napari's plugin registry, as the Plugins menu does.
+            _, widget = viewer.window.add_plugin_dock_widget("updp-napari", "Review")
+        except (KeyError, ValueError, LookupError) as exc:
+            viewer.close()
+            raise UpdpError(f"napari does not list the updp-napari review dock ({exc}); "
+                            "reinstall updp-napari") from None
+        if args.screenshot:
+            viewer.window.resize(1600, 1000)
+        widget.open_session(session)
+        if args.screenshot:
+            widget.screenshot(args.screenshot)
+            viewer.close()
+            print(args.screenshot)
+            return 0
+        napari.run()
+        return 0
+    finally:
+        session.close()
+        if display is not None:
+            display.terminate()
+            display.wait(timeout=10)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .pipeline import run_pipeline
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    summary = run_pipeline(args.input, args.workspace, manifest=args.manifest,
+                           model=args.filter_model, scorers=args.scorers, strength=args.strength,
+                           seed=args.seed, steps=args.steps, pixels=args.pixels,
+                           progress=Progress("run", enabled=not args.quiet),
+                           score_progress=Progress("scores", enabled=not args.quiet))
+    print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
+          f"{summary.already_done} already done, {len(summary.failed)} failed; "
+          f"{summary.scored} scored")
+    if summary.not_studies:
+        print(f"{len(summary.not_studies)} file(s) were not studies and were left out:")
+        for name, reason in summary.not_studies:
+            print(f"  {name}: {reason}")
+    if summary.failed:
+        print("failed (listed by updp cases WORKSPACE --status failed; run again to retry):")
+        for case_id, name, reason in summary.failed:
+            print(f"  {case_id}  {name}: {reason}")
+    return 0 if summary.done + summary.already_done > 0 else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .core.progress import Progress
+    from .export import LeakFound, export_package
+
+    try:
+        summary = export_package(args.workspace, args.out, ocr=not args.no_ocr,
+                                 progress=Progress("export", enabled=not args.quiet))
+    except LeakFound as exc:
+        print(f"updp export: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {len(summary.cases)} accepted case(s) to {summary.out} "
+          f"({summary.pending} not accepted, left out); leak scan: {summary.scan}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="updp",
@@ -349,13 +568,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmarks time real work on this machine and report medians over "
                     "repeats. `cohort`: studies per second of `make-cohort`; `report`: reports "
                     "per second of the rule de-identifier on one core; `dicom`: files per second of "
-                    "deid-dicom, header only beside dicognito (if installed), and with OCR.")
-    p.add_argument("what", choices=["cohort", "report", "dicom"], help="what to measure")
+                    "deid-dicom, header only beside dicognito (if installed), and with OCR; "
+                    "`synth`: seconds per 256-pixel image of the generative filter on the CPU "
+                    "(--threads 1,2 for more thread counts), and images per second at 256 and "
+                    "512 pixels when CUDA is present.")
+    p.add_argument("what", choices=["cohort", "report", "dicom", "synth", "review"],
+                   help="what to measure (review: the longest stall of the review dock's event "
+                        "loop while it regenerates a case; needs napari)")
     p.add_argument("--studies", type=int, default=200, help="studies per run (default 200)")
     p.add_argument("--size", type=int, default=256, help="image size (default 256)")
     p.add_argument("--repeat", type=int, default=3, help="runs to take the median of (default 3)")
     p.add_argument("--ner-model", metavar="DIR", help="report: also time the de-identifier with "
                    "this model detector (a folder made by updp train-ner)")
+    p.add_argument("--filter-model", metavar="DIR", help="synth: time this filter folder "
+                   "instead of the shipped one")
+    p.add_argument("--threads", default="1", metavar="LIST", help="synth: torch CPU thread counts "
+                   "to time, comma-separated (default 1; more threads than idle cores is much "
+                   "slower, not faster)")
     p.add_argument("--json", metavar="OUT.json", help="also write the result to this file")
     p.set_defaults(func=_cmd_bench)
 
@@ -477,6 +706,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train_ner)
 
     p = sub.add_parser(
+        "train-filter", help="train the generative filter (a small diffusion UNet) on a cohort",
+        description="Train the generative filter's diffusers UNet2DModel (v-prediction, cosine "
+                    "schedule, DDIM sampling) on the radiographs of a cohort made by updp "
+                    "make-cohort, from "
+                    "random weights (no download). Beside the noisy image it sees the preserve "
+                    "mask and the original under it, so it learns to draw anatomy around kept "
+                    "findings. DIR gets unet/ and scheduler/ in the save_pretrained layout and "
+                    "updp_filter.json (size, conditioning, cohort seed and counts, parameters, "
+                    "training time, default strength and steps). Load it with "
+                    "GenerativeFilter.load(DIR).")
+    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write the model to (empty, absent, or an older filter)")
+    p.add_argument("--size", type=int, default=128, help="side of the images the model works on, "
+                   "a multiple of 16 (default 128); inputs of any size are scaled to it and back")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the cohort (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: weights, order, noise, "
+                   "masks (default 0); the same seed and cohort give the same model")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_train_filter)
+
+    p = sub.add_parser(
         "cases", help="list the case ids of a review workspace, in review order",
         description="Print the case id of every case in WORKSPACE (or of those with --status), "
                     "one per line, in the order they were added. Case ids are keyed hashes of "
@@ -499,6 +751,116 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the "
                    "decision")
     p.set_defaults(func=_cmd_decide)
+
+    p = sub.add_parser(
+        "review", help="open a workspace in napari with the review dock",
+        description="Open napari with the review dock on WORKSPACE at its first undecided case: "
+                    "the case queue, original and synthetic side by side, the report with its "
+                    "redactions, and Accept (A), Reject (R), Flag (F), Next (N), Previous (P), "
+                    "Regenerate (G), Redact selection (X). Every decision is on disk when the "
+                    "key is pressed. --screenshot renders the window (on a virtual display "
+                    "when there is none), saves it and exits.")
+    p.add_argument("workspace", type=Path, nargs="?", help="the review workspace folder")
+    p.add_argument("--sample", action="store_true", help="review the sample cohort shipped "
+                   "with the package (its workspace is built on first use, with the shipped "
+                   "models, in ~/.cache/updp-napari/sample-workspace)")
+    p.add_argument("--reviewer", metavar="NAME", help="who reviews (default: the user name of "
+                   "this session)")
+    p.add_argument("--screenshot", metavar="OUT.png", type=Path, help="save a screenshot of the "
+                   "whole window with the first case, print its path and exit")
+    p.set_defaults(func=_cmd_review)
+
+    p = sub.add_parser(
+        "train-scorers", help="train the re-identification and pathology scorers on a cohort",
+        description="Train the two scorers from random weights (no download) on a cohort made by "
+                    "updp make-cohort: a Siamese re-identification verifier (privacy: is this the "
+                    "same patient?) and a multi-label pathology classifier (utility: which "
+                    "findings?). A fifth of the patients, with all their studies, is held out and "
+                    "never seen in training; the command prints, on them, the verification AUC "
+                    "(same vs different patient over all pairs, and over pairs of one site), "
+                    "closed-set top-1 (each patient's first study is the gallery), the pathology "
+                    "AUC per finding, and the time taken. DIR gets reid/ and pathology/, each "
+                    "with config.json, model.safetensors and updp_scorer.json (kind, labels, "
+                    "input size, cohort seed and counts, held-out figures); load them with "
+                    "load_scorers(DIR). The same cohort, seed and threads give the same models.")
+    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write the scorers to (empty, absent, or older scorers)")
+    p.add_argument("--size", type=int, default=128, help="side the cohort's images are read at "
+                   "(default 128); each model scales them to its own input")
+    p.add_argument("--epochs", type=int, default=25, help="pathology: passes over the training "
+                   "studies (default 25)")
+    p.add_argument("--reid-steps", type=int, default=600, help="re-identification: batches of 16 "
+                   "patients x 4 studies (default 600)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: held-out patients, weights, "
+                   "batches, augmentation (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_train_scorers)
+
+    p = sub.add_parser(
+        "eval-scorers", help="score the scorers on a cohort (re-identification, pathology AUC)",
+        description="Load the scorers (the ones shipped in the package, or --scorers DIR) and "
+                    "print their figures on every study of COHORT: verification AUC over all "
+                    "pairs and over pairs of one site, equal error rate, closed-set top-1 and "
+                    "top-5, pathology AUC per finding and macro AUC. Use a cohort of a seed the "
+                    "scorers were not trained on.")
+    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
+    p.add_argument("--scorers", type=Path, metavar="DIR", help="a folder made by updp "
+                   "train-scorers (default: the scorers shipped in the package)")
+    p.add_argument("--size", type=int, default=128, help="side the images are read at (default 128)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_eval_scorers)
+
+    p = sub.add_parser(
+        "run", help="the whole pipeline over a folder of studies, into a review workspace",
+        description="De-identify every study of INPUT (a cohort folder, or any folder of DICOM "
+                    "files; reports matched by study folder, AccessionNumber or "
+                    "StudyInstanceUID file name, or a --manifest CSV) into WORKSPACE: header "
+                    "profile and burned-in text, report spans, the synthetic counterpart from "
+                    "the generative filter, and privacy and utility scores for each case. "
+                    "Resumable: cases already finished with the same settings, or already "
+                    "decided by a reviewer, are skipped. A case that fails is recorded with "
+                    "its reason and the others go on. Review the result with updp review.")
+    p.add_argument("input", type=Path, help="folder of studies (searched recursively)")
+    p.add_argument("workspace", type=Path, help="review workspace folder (made when missing; "
+                   "owner-only; holds PHI and the key)")
+    p.add_argument("--manifest", type=Path, metavar="CSV", help="CSV with columns image,report "
+                   "(paths relative to the CSV) naming the studies to run")
+    p.add_argument("--filter-model", type=Path, metavar="DIR", help="a generative filter folder "
+                   "(updp train-filter, or a diffusers save_pretrained folder; default: the "
+                   "model shipped in the package)")
+    p.add_argument("--scorers", type=Path, metavar="DIR", help="a scorers folder (updp "
+                   "train-scorers; default: the scorers shipped in the package)")
+    p.add_argument("--strength", type=float, help="how much of the image is regenerated, 0-1 "
+                   "(default: the model's)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
+    p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="find and fill "
+                   "burned-in text with OCR (default), or off: header and report only (the "
+                   "export's leak scan still reads the pixels)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "export", help="write the share package of a workspace's accepted cases",
+        description="Write OUT (a new folder) with the accepted cases of WORKSPACE only: "
+                    "de-identified DICOM carrying the synthetic pixels, the redacted reports, "
+                    "a manifest (JSON and CSV: case id, content hashes, scores, decision, "
+                    "reviewer, model signatures) and a README for the receiving hospital. The "
+                    "package is built beside OUT and scanned for every identifier of the "
+                    "originals (headers, reports, OCR of the pixels); only a clean package is "
+                    "moved into place. Exit 1 when the scan finds anything (nothing is "
+                    "written). The workspace key never leaves.")
+    p.add_argument("workspace", type=Path, help="the review workspace folder")
+    p.add_argument("out", type=Path, help="the package folder to create (must not exist)")
+    p.add_argument("--no-ocr", action="store_true", help="scan headers and reports only, not "
+                   "the pixels (faster; only where the filter regenerates every text box)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("plugins", help="list installed plugins (detectors, filters, executors)",
                        description="List the optional backends installed through entry "

@@ -16,9 +16,13 @@ case under a name, with the signature of how it was made:
 ``report``         UTF-8 text, the original report. PHI: stays in the workspace.
 ``report_context`` JSON ``{"shift_days": int, "avoid_names": [...]}``: what re-renders the
                    redacted report from the spans exactly as the pipeline did.
+``source``         the original DICOM file, as read. PHI: stays in the workspace; the export's
+                   leak scan collects the identifiers to search for from it.
 ``dicom``          the de-identified DICOM file (header profile applied, burned-in text
                    filled); export puts the synthetic pixels into it.
 ``scores``         JSON: the per-case privacy and utility measurements (see ``pipeline``).
+``identity``       JSON ``{"patient": "PT-…"}``: the keyed stand-in of the patient, which
+                   groups a patient's studies for re-identification scores.
 =================  ==========================================================================
 """
 
@@ -33,7 +37,7 @@ from ..core.errors import UpdpError
 
 IMAGES = ("original", "cleaned", "synthetic")
 MASKS = ("preserve_mask", "reviewer_mask")
-JSONS = ("text_boxes", "report_context", "scores")
+JSONS = ("text_boxes", "report_context", "scores", "identity")
 TEXTS = ("report",)
 
 

@@ -419,6 +419,13 @@ class ReviewStore:
             cur.execute("UPDATE cases SET status = 'failed', failure_reason = ?, updated_at = ? "
                         "WHERE case_id = ?", (reason, _now(), case_id))
 
+    def clear_failure(self, case_id: str) -> None:
+        """A failed case was run again and went through: it is pending review again."""
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            cur.execute("UPDATE cases SET status = 'pending', failure_reason = NULL, updated_at = ? "
+                        "WHERE case_id = ? AND status = 'failed'", (_now(), case_id))
+
     # -- reviewer actions ------------------------------------------------------------------
 
     def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
@@ -481,6 +488,28 @@ class ReviewStore:
                         (json.dumps(artifacts), now, case_id))
             _audit(cur, now, reviewer, "edit_mask", case_id,
                    {"mask": mask_artifact, "previous": previous})
+
+    def record_regeneration(self, case_id: str, reviewer: str, synthetic_artifact: str,
+                            signature: dict) -> None:
+        """A reviewer regenerated the synthetic image: ``synthetic_artifact`` (from
+        :meth:`put_array`) becomes the case's ``synthetic``, and the audit log keeps the
+        settings and the image it replaced, in one transaction."""
+        reviewer = _check_reviewer(reviewer)
+        self.artifact_path(synthetic_artifact)
+        now = _now()
+        entry = _artifact_map({"synthetic": {"path": synthetic_artifact, "signature": signature}})
+        with self._write() as cur:
+            self._require_case(cur, case_id)
+            row = cur.execute("SELECT artifacts FROM cases WHERE case_id = ?",
+                              (case_id,)).fetchone()
+            artifacts = json.loads(row[0])
+            previous = artifacts.get("synthetic", {}).get("path")
+            cur.execute("UPDATE cases SET artifacts = ?, updated_at = ? WHERE case_id = ?",
+                        (json.dumps({**artifacts, **entry}), now, case_id))
+            settings = {k: signature.get(k) for k in ("strength", "seed", "steps", "dilation")
+                        if isinstance(signature, dict) and k in signature}
+            _audit(cur, now, reviewer, "regenerate", case_id,
+                   {"synthetic": synthetic_artifact, "previous": previous, **settings})
 
     # -- spans -----------------------------------------------------------------------------
 

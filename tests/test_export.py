@@ -1,0 +1,89 @@
+"""updp export: accepted cases only, synthetic pixels, manifest, and the leak gate."""
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from updp_napari.cli import main
+from updp_napari.cohort.dataset import display_image
+from updp_napari.core.errors import UpdpError
+from updp_napari.export import LeakFound, export_package
+from updp_napari.pipeline import run_pipeline
+from updp_napari.review.session import ReviewSession
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+STUDIES = ["p0000_s01", "p0001_s01", "p0002_s02"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_models):
+    model, scorers = tiny_models
+    root = tmp_path_factory.mktemp("export")
+    for study in STUDIES:
+        shutil.copytree(SAMPLE / study, root / "in" / study)
+    run_pipeline(root / "in", root / "ws", model=model, scorers=scorers, pixels="ocr")
+    return root / "ws"
+
+
+def test_only_accepted_cases_leave_with_synthetic_pixels_and_a_manifest(workspace, tmp_path, capsys):
+    with ReviewSession.open(workspace, reviewer="ann") as session:
+        cases = [c.case_id for c in session.cases()]
+        session.go(cases[0])
+        session.decide("accept")
+        session.go(cases[1])
+        session.decide("reject")
+        synthetic = session.case(cases[0]).synthetic
+        redacted = session.case(cases[0]).redacted
+    out = tmp_path / "package"
+    assert main(["export", str(workspace), str(out), "-q"]) == 0
+    assert "exported 1 accepted case(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "cases").iterdir()) == [cases[0]]
+    image = out / "cases" / cases[0] / "image.dcm"
+    ds = pydicom.dcmread(image)
+    assert ds.PatientIdentityRemoved == "YES" and "DERIVED" in ds.ImageType
+    # The pixels are the synthetic image, stored the way the original stored its own.
+    assert np.abs(display_image(image) - synthetic).max() < 0.01
+    assert (out / "cases" / cases[0] / "report.txt").read_text(encoding="utf-8") == redacted
+    manifest = json.loads((out / "manifest.json").read_text())
+    row = manifest["cases"][0]
+    assert row["case_id"] == cases[0] and row["decision"] == "accept" and row["reviewer"] == "ann"
+    assert row["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert "clean" in manifest["leak_scan"] and row["synthesis"]
+    with (out / "manifest.csv").open() as fh:
+        assert [r["case_id"] for r in csv.DictReader(fh)] == [cases[0]]
+    assert not list(out.rglob("secret.key")) and not list(out.rglob("*.sqlite"))
+    # The package is a new folder: never written over.
+    with pytest.raises(UpdpError, match="already exists"):
+        export_package(workspace, out)
+
+
+def test_a_name_the_reviewer_let_through_stops_the_export(workspace, tmp_path):
+    with ReviewSession.open(workspace, reviewer="ann") as session:
+        case = session.case(session.cases()[2].case_id)
+        session.go(case.case_id)
+        names = [s for s in case.spans if s.category == "NAME" and s.action == "redact"]
+        assert names
+        for span in names:
+            session.toggle_span(span.span_id)  # a reviewer wrongly keeps every name
+        session.decide("accept")
+    out = tmp_path / "leaky"
+    with pytest.raises(LeakFound, match="report") as caught:
+        export_package(workspace, out, ocr=False)
+    assert not caught.value.report.clean
+    assert not out.exists() and not list(tmp_path.glob(".leaky.*"))
+    assert main(["export", str(workspace), str(tmp_path / "again"), "--no-ocr", "-q"]) == 1
+
+
+def test_nothing_accepted_is_a_clear_error(tmp_path, tiny_models, capsys):
+    model, scorers = tiny_models
+    shutil.copytree(SAMPLE / STUDIES[0], tmp_path / "in" / STUDIES[0])
+    run_pipeline(tmp_path / "in", tmp_path / "ws", model=model, scorers=scorers, pixels="off")
+    assert main(["export", str(tmp_path / "ws"), str(tmp_path / "out")]) == 2
+    assert "no accepted cases" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "in"), str(tmp_path / "out")]) == 2

@@ -1,0 +1,94 @@
+"""updp run: a folder of studies into a review workspace, resumable, failures recorded."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from updp_napari.cli import main
+from updp_napari.core.errors import InputError
+from updp_napari.pipeline import run_pipeline
+from updp_napari.review.session import ReviewSession
+from updp_napari.review.store import ReviewStore
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+STUDIES = ["p0000_s01", "p0000_s02", "p0001_s01", "p0002_s02"]
+
+
+def _input(tmp_path, studies=STUDIES) -> Path:
+    root = tmp_path / "in"
+    for study in studies:
+        shutil.copytree(SAMPLE / study, root / study)
+    return root
+
+
+def test_run_fills_the_workspace_and_a_second_run_resumes(tmp_path, tiny_models):
+    model, scorers = tiny_models
+    root, ws = _input(tmp_path), tmp_path / "ws"
+    summary = run_pipeline(root, ws, model=model, scorers=scorers, pixels="ocr")
+    assert (summary.cases, summary.done, summary.failed, summary.scored) == (4, 4, [], 4)
+    with ReviewSession.open(ws, reviewer="t") as session:
+        for record in session.cases():
+            case = session.case(record.case_id)
+            assert case.original.shape == case.synthetic.shape == (256, 256)
+            assert 0.0 <= case.synthetic.min() and case.synthetic.max() <= 1.0
+            assert not np.array_equal(case.synthetic, case.original)
+            assert case.report and case.spans and case.redacted != case.report
+            assert 0.0 <= record.privacy_score <= 1.0 and 0.0 <= record.utility_score <= 1.0
+            assert case.scores["details"]["gallery_patients"] == 3
+        # The burned-in name of p0002_s02 was found and its box kept for the filter.
+        assert any(session.case(r.case_id).text_boxes for r in session.cases())
+    again = run_pipeline(root, ws, model=model, scorers=scorers, pixels="ocr")
+    assert (again.done, again.already_done, again.scored) == (0, 4, 4)
+
+
+def test_the_redacted_report_is_what_deid_report_writes(tmp_path, tiny_models, capsys):
+    model, scorers = tiny_models
+    root, ws = _input(tmp_path, STUDIES[:2]), tmp_path / "ws"
+    assert main(["run", str(root), str(ws), "--filter-model", str(model), "--scorers",
+                 str(scorers), "--pixels", "off", "-q"]) == 0
+    assert "2 case(s)" in capsys.readouterr().out
+    out = tmp_path / "reports"
+    assert main(["deid-report", "--in", str(root), "--out", str(out), "--header-beside",
+                 "--mode", "surrogate", "--key-file", str(ws / "secret.key"), "-q"]) == 0
+    expected = sorted(p.read_text(encoding="utf-8") for p in out.rglob("report.txt"))
+    with ReviewSession.open(ws, reviewer="t") as session:
+        got = sorted(session.case(r.case_id).redacted for r in session.cases())
+    assert got == expected
+
+
+def test_a_bad_study_is_recorded_and_the_rest_go_on(tmp_path, tiny_models, capsys):
+    model, scorers = tiny_models
+    root, ws = _input(tmp_path, STUDIES[:3]), tmp_path / "ws"
+    (root / STUDIES[1] / "report.txt").write_bytes(b"\x00\x01binary")
+    dicom = root / STUDIES[2] / "image.dcm"
+    dicom.write_bytes(dicom.read_bytes()[:2000])  # truncated: header readable, pixels not
+    assert main(["run", str(root), str(ws), "--filter-model", str(model), "--scorers",
+                 str(scorers), "--pixels", "off", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "1 done now" in out and "2 failed" in out
+    assert f"{STUDIES[1]}/report.txt: report is binary" in out
+    assert f"{STUDIES[2]}/image.dcm" in out
+    with ReviewStore.open(ws) as store:
+        failed = store.cases(status="failed")
+        assert len(failed) == 2 and all(c.failure_reason for c in failed)
+        assert len(store.cases(status="pending")) == 1
+    # Fixed and run again, the failed cases go through; the finished one is not redone.
+    shutil.copy(SAMPLE / STUDIES[1] / "report.txt", root / STUDIES[1] / "report.txt")
+    shutil.copy(SAMPLE / STUDIES[2] / "image.dcm", dicom)
+    again = run_pipeline(root, ws, model=model, scorers=scorers, pixels="off")
+    assert (again.done, again.already_done, again.failed) == (2, 1, [])
+
+
+def test_bad_inputs_are_one_line(tmp_path, tiny_models, capsys):
+    model, scorers = tiny_models
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(tmp_path / "empty"), str(tmp_path / "ws")]) == 2
+    assert "no studies found" in capsys.readouterr().err
+    root = _input(tmp_path, STUDIES[:1])
+    assert main(["run", str(root), str(tmp_path / "ws"), "--filter-model",
+                 str(tmp_path / "nope"), "--scorers", str(scorers)]) == 2
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(InputError, match="no such folder"):
+        run_pipeline(tmp_path / "missing", tmp_path / "ws")

@@ -1,0 +1,756 @@
+"""The review dock: a case queue, original and synthetic side by side, the report with its
+spans, decisions and regeneration, all over a :class:`ReviewSession`.
+
+The viewer shows the original (left) and the synthetic image (right) in napari's grid mode,
+three layers per grid cell, with one camera for both, so zooming one zooms the other. The
+preserved region is a Labels layer the reviewer edits with napari's own paint tools; the
+edit is saved when leaving the case, deciding, regenerating or pressing Save mask.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QKeySequence, QShortcut
+from qtpy.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import UpdpError
+from ..review.session import Regenerated, ReviewSession
+from .background import JobRunner, StallMeter
+from .case_queue import CaseQueue
+from .report_view import STYLES, RedactedView, ReportView
+
+if TYPE_CHECKING:  # napari passes the viewer to parameters annotated with its class
+    import napari
+
+#: Reviewer keys: shown on the buttons, bound in the dock and on the viewer canvas.
+KEYS = {"accept": "A", "reject": "R", "flag": "F", "next": "N", "previous": "P",
+        "regenerate": "G", "redact": "X"}
+#: The six layers the dock owns, in grid order: three in the left cell, three in the right.
+LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "burned-in text",
+               "synthetic": "synthetic", "difference": "difference",
+               "boxes_synthetic": "burned-in text (synthetic)"}
+LAYERS_PER_CELL = 3
+PROGRESS_INTERVAL_MS = 200
+REDACTION_CATEGORIES = ("OTHER", "NAME", "DATE", "ID", "ADDRESS", "INSTITUTION", "PHONE", "AGE")
+
+
+def _label(text: str, key: str) -> str:
+    return f"{text} ({key})"
+
+
+class ReviewWidget(QWidget):
+    """The review dock for ``viewer`` over ``session`` (None: it offers to open a workspace).
+
+    ``filter`` is the generative filter used by Regenerate (default: the shipped model);
+    ``background`` runs regeneration on a worker thread (default: unless ``UPDP_SYNC=1``).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, session: ReviewSession | None = None,
+                 filter=None, background: bool | None = None):
+        super().__init__()
+        # Regeneration and rescoring run torch on a worker thread. torch's first import holds
+        # the interpreter lock for a third of a second, so it is paid here, while the window
+        # is being built, and never in the middle of a reviewer's work.
+        import torch  # noqa: F401
+
+        self.viewer = viewer
+        self.session: ReviewSession | None = None
+        self.filter = filter
+        self.layers: dict = {}
+        self.last_regeneration: dict | None = None
+        self._shown: str | None = None
+        self._shape: tuple | None = None
+        self._regeneration_started = 0.0
+        self._regeneration: dict = {}
+        self.runner = JobRunner(self._on_job_item, self._on_job_done, background, parent=self)
+        self.stall_meter = StallMeter(parent=self)
+        # Progress is shown a few times a second, not per step: QProgressBar repaints the
+        # window at once on every change, which is costly on a software-rendered display.
+        self._progress_latest: tuple[int, int] | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(PROGRESS_INTERVAL_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
+        self._difference_stale = False
+        self._regenerating = False
+        self.setMinimumWidth(480)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._open_page())
+        self.pages.addWidget(self._review_page())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.pages)
+        self._bind_keys()
+        if session is not None:
+            self.open_session(session)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _open_page(self) -> QWidget:
+        page = QWidget()
+        self.reviewer_edit = QLineEdit()
+        try:
+            self.reviewer_edit.setText(getpass.getuser())
+        except (OSError, KeyError):
+            pass
+        self.open_button = QPushButton("Open workspace…")
+        self.open_button.clicked.connect(self.choose_workspace)
+        self.open_message = QLabel("No review workspace is open. Choose the folder that "
+                                   "`updp run` filled (it holds workspace.sqlite).")
+        self.open_message.setWordWrap(True)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.open_message)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("reviewer:"))
+        row.addWidget(self.reviewer_edit, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.open_button)
+        layout.addStretch(1)
+        return page
+
+    def _button(self, text: str, key: str | None, slot, tip: str = "") -> QPushButton:
+        button = QPushButton(_label(text, key) if key else text)
+        button.clicked.connect(slot)
+        if tip:
+            button.setToolTip(tip)
+        return button
+
+    def _review_page(self) -> QWidget:
+        page = QWidget()
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.queue = CaseQueue()
+        self.queue.case_chosen.connect(self._on_case_chosen)
+
+        self.report_view = ReportView(redact_key=KEYS["redact"])
+        self.report_view.span_clicked.connect(self.toggle_span)
+        self.report_view.redact_requested.connect(self.add_redaction)
+        self.redacted_view = RedactedView()
+        legend = QLabel(" ".join(
+            f'<span style="background:{bg}; color:{fg}">&nbsp;{words}&nbsp;</span>'
+            for bg, fg, words in STYLES.values()))
+        legend.setWordWrap(True)
+        legend.setToolTip("click a marked span to switch it between redacted and kept; select "
+                          f"text and press {KEYS['redact']} to redact it")
+        self.category = QComboBox()
+        self.category.addItems(REDACTION_CATEGORIES)
+        self.category.setToolTip("the category a new redaction is given")
+        self.redact_button = self._button("Redact selection", KEYS["redact"],
+                                          lambda: self.add_redaction_from_selection())
+        texts = QSplitter(Qt.Orientation.Horizontal)
+        original_box, redacted_box = QWidget(), QWidget()
+        for box, title, view in ((original_box, "report", self.report_view),
+                                 (redacted_box, "redacted (as shared)", self.redacted_view)):
+            inner = QVBoxLayout(box)
+            inner.setContentsMargins(0, 0, 0, 0)
+            inner.addWidget(QLabel(title))
+            inner.addWidget(view)
+            texts.addWidget(box)
+        report_panel = QWidget()
+        report_layout = QVBoxLayout(report_panel)
+        report_layout.setContentsMargins(0, 0, 0, 0)
+        report_layout.addWidget(legend)
+        report_layout.addWidget(texts, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.redact_button)
+        row.addWidget(self.category)
+        row.addStretch(1)
+        report_layout.addLayout(row)
+        self.report_panel = report_panel
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.queue)
+        split.addWidget(report_panel)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+
+        self.scores = QLabel()
+        self.scores.setWordWrap(True)
+
+        overlays = QHBoxLayout()
+        self.show_mask = QCheckBox("preserved region")
+        self.show_boxes = QCheckBox("burned-in text")
+        self.show_difference = QCheckBox("difference")
+        for box, checked in ((self.show_mask, True), (self.show_boxes, True),
+                             (self.show_difference, False)):
+            box.setChecked(checked)
+            box.toggled.connect(self._apply_overlays)
+            overlays.addWidget(box)
+        self.save_mask_button = self._button("Save mask", None, self.save_mask,
+                                             "store the edited preserved region now (it is also "
+                                             "stored when you leave the case or decide)")
+        overlays.addStretch(1)
+        overlays.addWidget(self.save_mask_button)
+
+        regen = QGroupBox("regenerate the synthetic image")
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.05, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setValue(1.0)
+        self.strength.setToolTip("how far the image is noised before denoising (1: from noise)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.regenerate_button = self._button("Regenerate", KEYS["regenerate"], self.regenerate)
+        self.cancel_button = self._button("Cancel", None, self.cancel_regeneration)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        grid = QGridLayout(regen)
+        grid.addWidget(QLabel("strength"), 0, 0)
+        grid.addWidget(self.strength, 0, 1)
+        grid.addWidget(QLabel("seed"), 0, 2)
+        grid.addWidget(self.seed, 0, 3)
+        grid.addWidget(self.regenerate_button, 1, 0, 1, 2)
+        grid.addWidget(self.cancel_button, 1, 2)
+        grid.addWidget(self.progress, 1, 3)
+
+        self.comment = QLineEdit()
+        self.comment.setPlaceholderText("comment kept with the decision")
+        decide = QHBoxLayout()
+        self.accept_button = self._button("Accept", KEYS["accept"], lambda: self.decide("accept"))
+        self.reject_button = self._button("Reject", KEYS["reject"], lambda: self.decide("reject"))
+        self.flag_button = self._button("Flag", KEYS["flag"], lambda: self.decide("flag"))
+        for button in (self.accept_button, self.reject_button, self.flag_button):
+            decide.addWidget(button)
+        nav = QHBoxLayout()
+        self.previous_button = self._button("Previous", KEYS["previous"], self.previous)
+        self.next_button = self._button("Next", KEYS["next"], self.next)
+        nav.addWidget(self.previous_button)
+        nav.addWidget(self.next_button)
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.scores)
+        layout.addLayout(overlays)
+        layout.addWidget(regen)
+        layout.addWidget(self.comment)
+        layout.addLayout(decide)
+        layout.addLayout(nav)
+        layout.addWidget(self.message)
+        return page
+
+    def run_action(self, name: str) -> None:
+        """Run a reviewer action by its name in :data:`KEYS` (what the keys do)."""
+        if self.session is None:
+            return
+        if name in ("accept", "reject", "flag"):
+            self.decide(name)
+        elif name == "redact":
+            self.add_redaction_from_selection()
+        else:
+            getattr(self, name)()
+
+    def _bind_keys(self) -> None:
+        for name, key in KEYS.items():
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda name=name: self.run_action(name))
+        # The same keys on the canvas. A layer's own keys come first (with the preserved
+        # region selected, P and F are napari's paint and fill).
+        me = weakref.ref(self)
+        viewer, bound = self.viewer, []
+        for name, key in KEYS.items():
+            if name == "redact":
+                continue
+
+            def press(_viewer, name=name):
+                widget = me()
+                if widget is not None:
+                    widget.run_action(name)
+            try:
+                viewer.bind_key(key, press, overwrite=True)
+                bound.append(key)
+            except (AttributeError, TypeError, ValueError):
+                pass
+
+        def unbind(*_):
+            for key in bound:
+                try:
+                    viewer.bind_key(key, None)
+                except Exception:  # the viewer may be closed already
+                    pass
+        self.destroyed.connect(unbind)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def choose_workspace(self) -> bool:
+        """Ask for a workspace folder and open it; False when none was chosen or it failed."""
+        folder = QFileDialog.getExistingDirectory(self, "Open a review workspace")
+        if not folder:
+            return False
+        return self.open_workspace(folder, self.reviewer_edit.text().strip() or None)
+
+    def open_workspace(self, workspace, reviewer: str | None = None) -> bool:
+        try:
+            session = ReviewSession.open(workspace, reviewer=reviewer)
+        except UpdpError as exc:
+            self.open_message.setText(str(exc))
+            self.pages.setCurrentIndex(0)
+            return False
+        self.open_session(session)
+        return True
+
+    def open_session(self, session: ReviewSession) -> None:
+        if self.session is not None and self.session is not session:
+            self._leave_case()
+            self.session.close()
+        self.session = session
+        self.pages.setCurrentIndex(1)
+        self._ensure_layers()
+        self.refresh_queue()
+        self.show_case()
+
+    # -- layers ----------------------------------------------------------------------------
+
+    def _ensure_layers(self) -> None:
+        from napari.layers import Image, Labels, Shapes
+
+        present = [name for name, layer in self.layers.items() if layer in self.viewer.layers]
+        if len(present) == len(LAYER_NAMES):
+            return
+        for name in present:  # a partial set would break the grid's grouping: start afresh
+            self.viewer.layers.remove(self.layers[name])
+        blank = np.zeros((8, 8), np.float32)
+        from ..cohort.model import LABELS
+
+        boxes = {"edge_color": "yellow", "face_color": "transparent", "edge_width": 2, "ndim": 2}
+        self.layers = {
+            "original": Image(blank, name=LAYER_NAMES["original"], colormap="gray",
+                              contrast_limits=(0.0, 1.0)),
+            "mask": Labels(np.zeros((8, 8), np.uint8), name=LAYER_NAMES["mask"], opacity=0.45,
+                           metadata={"labels": {i: n for i, n in enumerate(LABELS, start=1)}}),
+            "boxes": Shapes(name=LAYER_NAMES["boxes"], **boxes),
+            "synthetic": Image(blank, name=LAYER_NAMES["synthetic"], colormap="gray",
+                               contrast_limits=(0.0, 1.0)),
+            "difference": Image(blank, name=LAYER_NAMES["difference"], colormap="inferno",
+                                blending="additive", opacity=0.8, contrast_limits=(0.0, 0.5)),
+            "boxes_synthetic": Shapes(name=LAYER_NAMES["boxes_synthetic"], **boxes),
+        }
+        for index, layer in enumerate(self.layers.values()):
+            self.viewer.layers.insert(index, layer)
+        grid = self.viewer.canvas.grid if hasattr(self.viewer, "canvas") else self.viewer.grid
+        grid.stride = LAYERS_PER_CELL
+        grid.shape = (1, -1)
+        grid.spacing = 8  # screen pixels between the two images
+        grid.enabled = True
+        # The original is the active layer: its canvas keys are ours. With the preserved
+        # region active, napari's paint keys (P, F, …) come first.
+        self.viewer.layers.selection.active = self.layers["original"]
+        self._shape = None
+        self._apply_overlays()
+
+    def _apply_overlays(self) -> None:
+        if not self.layers:
+            return
+        self.layers["mask"].visible = self.show_mask.isChecked()
+        self.layers["boxes"].visible = self.show_boxes.isChecked()
+        self.layers["boxes_synthetic"].visible = self.show_boxes.isChecked()
+        self.layers["difference"].visible = self.show_difference.isChecked()
+        if self.show_difference.isChecked() and self._difference_stale:
+            self._update_difference()
+
+    def _update_difference(self) -> None:
+        original = np.asarray(self.layers["original"].data, np.float32)
+        synthetic = np.asarray(self.layers["synthetic"].data, np.float32)
+        if original.shape == synthetic.shape:
+            self.layers["difference"].data = np.abs(synthetic - original)
+        self._difference_stale = False
+
+    @staticmethod
+    def _set_boxes(layer, boxes) -> None:
+        layer.data = []
+        if boxes:
+            rectangles = [np.array([[y0 - 0.5, x0 - 0.5], [y1 + 0.5, x1 + 0.5]], float)
+                          for x0, y0, x1, y1 in boxes]
+            layer.add_rectangles(rectangles, edge_color="yellow", face_color="transparent",
+                                 edge_width=2)
+
+    # -- showing a case --------------------------------------------------------------------
+
+    def refresh_queue(self) -> None:
+        if self.session is not None:
+            self.queue.set_cases(self.session.cases(), self.session.current_id)
+
+    def show_case(self) -> None:
+        """Put the session's current case on screen."""
+        session = self.session
+        case = session.current if session is not None else None
+        self._shown = None if case is None else case.case_id
+        if case is None:
+            self.header.setText("this workspace has no cases")
+            self.report_view.set_report("", [])
+            self.redacted_view.set_pieces([])
+            self.scores.setText("")
+            return
+        self._ensure_layers()
+        record = case.record
+        original = case.original
+        shape = original.shape if original is not None else case.shape or (8, 8)
+        blank = np.zeros(shape, np.float32)
+        synthetic = case.synthetic
+        self.layers["original"].data = original if original is not None else blank
+        self.layers["synthetic"].data = synthetic if synthetic is not None else blank
+        # The difference map is made when it is shown (a hidden layer costs nothing).
+        self.layers["difference"].data = blank
+        self._difference_stale = True
+        self._apply_overlays()
+        mask = case.mask
+        self.layers["mask"].data = (np.array(mask, np.uint8) if mask is not None
+                                    else np.zeros(shape, np.uint8))
+        boxes = case.text_boxes
+        self._set_boxes(self.layers["boxes"], boxes)
+        self._set_boxes(self.layers["boxes_synthetic"], boxes)
+        if self._shape != tuple(shape):
+            self._shape = tuple(shape)
+            self.viewer.reset_view()
+
+        place, total = session.position()
+        failed = f" · failed: {record.failure_reason}" if record.failure_reason else ""
+        missing = "" if synthetic is not None else " · no synthetic image yet"
+        self.header.setText(f"<b>case {place} of {total}</b> · {case.case_id} · "
+                            f"<b>{record.status}</b> · site {record.site or '?'}{failed}{missing}")
+        self.show_report()
+        self.show_scores()
+        self.queue.select(case.case_id)
+
+    def show_report(self) -> None:
+        case = self.session.current
+        self.report_view.set_report(case.report, case.spans)
+        self.redacted_view.set_pieces(case.redacted_pieces())
+
+    def show_scores(self) -> None:
+        scores = self.session.current.scores
+
+        def shown(value):
+            return "–" if value is None else f"{value:.3f}"
+
+        extra = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in scores["details"].items()
+                          if k not in ("privacy", "utility") and isinstance(v, (int, float, str, bool)))
+        self.scores.setText(f"privacy score <b>{shown(scores['privacy'])}</b> · utility score "
+                            f"<b>{shown(scores['utility'])}</b>" + (f" · {extra}" if extra else ""))
+
+    def say(self, text: str) -> None:
+        self.message.setText(text)
+
+    # -- leaving a case --------------------------------------------------------------------
+
+    def _mask_edit(self) -> np.ndarray | None:
+        """The preserved region as painted, when it differs from the case's."""
+        if self.session is None or self._shown is None or "mask" not in self.layers:
+            return None
+        case = self.session.case(self._shown)
+        painted = np.asarray(self.layers["mask"].data)
+        stored = case.mask
+        if stored is None:
+            return painted if painted.any() else None
+        if painted.shape != stored.shape or not np.array_equal(painted, stored):
+            return painted
+        return None
+
+    def _save_mask_edit(self) -> bool:
+        edit = self._mask_edit()
+        if edit is None or self.session.current_id != self._shown:
+            return False
+        saved = self.session.save_mask(edit)
+        if saved:
+            self.say(f"saved the edited preserved region of case {self._shown}")
+        return saved
+
+    def _leave_case(self) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+        self._save_mask_edit()
+
+    def _guarded(self, action):
+        try:
+            return action()
+        except UpdpError as exc:
+            self.say(f"<span style='color:#ff8080'>{exc}</span>")
+            return None
+
+    # -- reviewer actions ------------------------------------------------------------------
+
+    def _move(self, step) -> None:
+        if self.session is None:
+            return
+
+        def move():
+            self._leave_case()
+            moved = step()
+            if moved is None:
+                self.say("no further case" + (f" with status {self.queue.status}"
+                                              if self.queue.status else ""))
+                return
+            self.refresh_queue()
+            self.show_case()
+        self._guarded(move)
+
+    def next(self) -> None:
+        self._move(lambda: self.session.next(status=self.queue.status))
+
+    def previous(self) -> None:
+        self._move(lambda: self.session.previous(status=self.queue.status))
+
+    def go(self, case_id: str) -> None:
+        if self.session is not None and case_id != self.session.current_id:
+            self._move(lambda: self.session.go(case_id))
+
+    def _on_case_chosen(self, case_id: str) -> None:
+        self.go(case_id)
+
+    def decide(self, decision: str) -> None:
+        if self.session is None or self.session.current is None:
+            return
+
+        def act():
+            self._save_mask_edit()
+            done = self.session.decide(decision, comment=self.comment.text())
+            self.comment.clear()
+            self.refresh_queue()
+            word = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}[decision]
+            seconds = f" after {done.seconds:.0f} s" if done.seconds is not None else ""
+            if self.runner.running:
+                self.runner.cancel()
+            moved = self.session.next(status=self.queue.status)
+            if moved is None:
+                self.show_case()
+                self.say(f"{word} case {done.case_id}{seconds}; that was the last case"
+                         + (f" with status {self.queue.status}" if self.queue.status else ""))
+                return
+            self.refresh_queue()
+            self.show_case()
+            self.say(f"{word} case {done.case_id}{seconds}")
+        self._guarded(act)
+
+    def toggle_span(self, span_id: int) -> None:
+        if self.session is None:
+            return
+
+        def act():
+            span = self.session.toggle_span(span_id)
+            self.show_report()
+            self.say(f"{span.category} span now {'redacted' if span.action == 'redact' else 'kept'}")
+        self._guarded(act)
+
+    def add_redaction(self, start: int, end: int, category: str | None = None) -> None:
+        if self.session is None:
+            return
+
+        def act():
+            span = self.session.add_redaction(start, end, category or self.category.currentText())
+            self.show_report()
+            self.say(f"redacted {span.end - span.start} characters as {span.category}")
+        self._guarded(act)
+
+    def add_redaction_from_selection(self) -> None:
+        if not self.report_view.request_redaction():
+            self.say(f"select text in the report first, then press {KEYS['redact']}")
+
+    def save_mask(self) -> None:
+        if self.session is None:
+            return
+
+        def act():
+            if not self._save_mask_edit():
+                self.say("the preserved region is unchanged")
+        self._guarded(act)
+
+    # -- regeneration ----------------------------------------------------------------------
+
+    def regenerate(self) -> None:
+        if self.session is None or self.session.current is None:
+            return
+        if self._regenerating:
+            self.say("a regeneration is already running (Cancel stops it)")
+            return
+
+        def start():
+            self._save_mask_edit()
+            job = self.session.regenerate(strength=self.strength.value(),
+                                          seed=self.seed.value(), filter=self.filter)
+            self.regenerate_button.setEnabled(False)
+            self.cancel_button.setEnabled(True)
+            self.say(f"regenerating case {job.case_id}…")
+            self._regeneration_started = time.perf_counter()
+            self._regeneration = {"case_id": job.case_id, "outcome": "running"}
+            self._progress_latest = None
+            self._regenerating = True
+            self.last_regeneration = None
+            self.stall_meter.start()
+            self._progress_timer.start()
+            self.runner.start(job)
+        self._guarded(start)
+
+    def cancel_regeneration(self) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+            self.say("cancelling the regeneration…")
+
+    def _show_progress(self) -> None:
+        latest = self._progress_latest
+        if latest is None:
+            return
+        done, total = max(0, int(latest[0])), max(1, int(latest[1]))
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, total)
+        if self.progress.value() != done:
+            self.progress.setValue(done)
+
+    def _on_job_item(self, item) -> None:
+        if isinstance(item, tuple):
+            self._progress_latest = item
+            return
+        if not isinstance(item, Regenerated):
+            return
+        self.stall_meter.mark()
+        on_screen = item.case_id == self._shown
+        if item.stored and on_screen:
+            self.layers["synthetic"].data = item.image
+            self._difference_stale = True
+            if self.show_difference.isChecked():  # in a later turn of the event loop
+                QTimer.singleShot(0, self._update_difference)
+            self._regeneration["outcome"] = "stored"
+            text = (f"new synthetic image stored for case {item.case_id} "
+                    f"(seed {item.signature.get('seed')})")
+        else:
+            self._regeneration["outcome"] = "dropped"
+            text = (f"dropped the regenerated image of case {item.case_id}: it is no longer "
+                    "on screen")
+        QTimer.singleShot(0, lambda: self.say(text))
+
+    def _on_job_done(self, error) -> None:
+        self._progress_timer.stop()
+        record = dict(self._regeneration)
+        if error is not None:
+            record["outcome"] = "error"
+            self.say(f"<span style='color:#ff8080'>regeneration failed: {error}</span>")
+        elif record.get("outcome") == "running":
+            record["outcome"] = "cancelled"
+            self.say("regeneration cancelled; nothing was stored")
+        self.cancel_button.setEnabled(False)
+        # The bar is reset in a later turn of the event loop (it repaints at once), and the
+        # stall meter stops after that: the whole regeneration is measured.
+        QTimer.singleShot(0, lambda: self._finish_regeneration(record))
+
+    def _finish_regeneration(self, record: dict) -> None:
+        self.progress.setValue(0)
+        self.regenerate_button.setEnabled(True)
+        self._regenerating = False
+        record["seconds"] = round(time.perf_counter() - self._regeneration_started, 3)
+        record.update(self.stall_meter.stop())
+        self.last_regeneration = record
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def benchmark_regeneration(self, repeat: int = 3, settle_s: float = 1.0) -> dict:
+        """Regenerate the current case ``repeat`` times (seeds 0, 1, …) on the worker thread
+        with the event loop running, as a reviewer would; per run its seconds and longest
+        stalls of the event loop, and beside them how long one plain redraw of the canvas
+        takes here (showing any new image costs one)."""
+        import napari.qt.threading  # noqa: F401  (imported before anything is timed)
+
+        if self.session is None or self.session.current is None:
+            raise UpdpError("the benchmark needs an open workspace with a case")
+        background = self.runner.background
+        self.runner.background = True
+        try:
+            _run_event_loop(settle_s)  # the first frames (shaders, glyphs) are drawn first
+            camera, redraws = self.viewer.camera, []
+            for i in range(5):
+                start = time.perf_counter()
+                camera.zoom = camera.zoom * (1.01 if i % 2 else 1 / 1.01)
+                QApplication.processEvents()
+                redraws.append(time.perf_counter() - start)
+                _run_event_loop(0.05)
+            runs = []
+            for seed in range(repeat):
+                self.seed.setValue(seed)
+                self.regenerate()
+                _run_event_loop(600.0, until=lambda: not self._regenerating)
+                if self.last_regeneration is None:
+                    raise UpdpError(f"regeneration did not run: {self.message.text()}")
+                runs.append(self.last_regeneration)
+                _run_event_loop(0.2)
+        finally:
+            self.runner.background = background
+        redraws.sort()
+        return {"runs": runs, "redraw_ms_median": round(redraws[len(redraws) // 2] * 1000, 1),
+                "redraw_ms": [round(r * 1000, 1) for r in redraws]}
+
+    # -- screenshots -----------------------------------------------------------------------
+
+    def screenshot(self, path) -> dict:
+        """Save the whole napari window as a PNG; returns where its parts lie in the image as
+        ``[x, y, width, height]`` (``canvas``, ``report``, ``redacted``, ``dock``)."""
+        window = self.window()
+        for _ in range(3):
+            QApplication.processEvents()
+            time.sleep(0.05)
+        pixmap = window.grab()
+        ratio = pixmap.devicePixelRatio() or 1.0
+        path = Path(path)
+        if not pixmap.save(str(path), "PNG"):
+            raise UpdpError(f"{path}: cannot write the screenshot (folder missing or not "
+                            "writable?)")
+
+        def place(widget) -> list[int] | None:
+            if widget is None or not widget.isVisible():
+                return None
+            corner = widget.mapTo(window, widget.rect().topLeft())
+            return [round(corner.x() * ratio), round(corner.y() * ratio),
+                    round(widget.width() * ratio), round(widget.height() * ratio)]
+
+        canvases = [w for w in window.findChildren(QWidget)
+                    if "CanvasBackend" in type(w).__name__ and w.isVisible()]
+        canvas = max(canvases, key=lambda w: w.width() * w.height(), default=None)
+        return {"size": [pixmap.width(), pixmap.height()], "canvas": place(canvas),
+                "report": place(self.report_view), "redacted": place(self.redacted_view),
+                "dock": place(self)}
+
+
+def _run_event_loop(seconds: float, until=None) -> None:
+    """Run the Qt event loop for ``seconds``, or until ``until()`` is true."""
+    from qtpy.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    deadline = time.perf_counter() + seconds
+    poll = QTimer()
+    poll.setInterval(20)
+    poll.timeout.connect(lambda: loop.quit() if (until is not None and until())
+                         or time.perf_counter() >= deadline else None)
+    poll.start()
+    if not (until is not None and until()):
+        loop.exec()
+    poll.stop()

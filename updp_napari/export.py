@@ -1,0 +1,212 @@
+"""The share package: accepted cases only, with synthetic pixels, behind the leak gate.
+
+``export_package(WORKSPACE, OUT)`` writes::
+
+    OUT/README.txt                      what the receiving hospital gets, and how it was made
+    OUT/manifest.json, manifest.csv     one row per case: case id, content hashes, scores,
+                                        decision, reviewer, time, model signatures
+    OUT/cases/<case id>/image.dcm       the de-identified header with the synthetic pixels
+    OUT/cases/<case id>/report.txt      the redacted report, as the reviewer left it
+
+The package is built in a temporary folder beside OUT, scanned for every identifier of
+every original (header values, in the DICOM, the report and by OCR of the pixels), and only
+then renamed to OUT; when anything leaks nothing is left behind and the export fails. The
+workspace key, the originals and the reviewers' comments never leave.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .core.errors import InputError, UpdpError
+from .core.files import fsync_folder, write_bytes_atomic
+
+MANIFEST_FIELDS = ("case_id", "site", "decision", "reviewer", "decided_at", "privacy_score",
+                   "utility_score", "image_sha256", "report_sha256", "filter_model", "strength",
+                   "seed", "steps")
+
+
+class LeakFound(UpdpError):
+    """The leak scan found an original identifier in the package: nothing was exported."""
+
+    def __init__(self, message: str, report):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ExportSummary:
+    out: Path
+    cases: list[str] = field(default_factory=list)
+    pending: int = 0  # cases not accepted (left out)
+    scan: str = ""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes) -> bytes:
+    """The de-identified DICOM with its pixels replaced by ``synthetic`` (display 0…1, bright
+    is dense), stored the way the original stored its pixels (window, photometric, rescale,
+    bit depth), as a derived image with its own keyed SOP Instance UID."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from .deid.header import remap_uid
+    from .ingest import _window
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes))
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    image = np.clip(np.asarray(synthetic, np.float64), 0.0, 1.0)
+    if image.shape != (rows, cols):
+        raise UpdpError(f"synthetic image is {image.shape[1]}x{image.shape[0]} but the DICOM "
+                        f"is {cols}x{rows}")
+    bits = int(ds.get("BitsStored", 16) or 16)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    top = float((1 << bits) - 1) * slope + intercept
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    limits = _window(ds)
+    if limits is None or limits[1] <= limits[0]:
+        limits = (intercept, top)
+    if photometric == "MONOCHROME1":
+        limits = (top + intercept - limits[1], top + intercept - limits[0])
+    values = limits[0] + image * (limits[1] - limits[0])  # display space, as ingest reads it
+    if photometric == "MONOCHROME1":
+        values = top + intercept - values
+    stored = np.clip(np.round((values - intercept) / slope), 0, (1 << bits) - 1)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    dtype = (np.int16 if signed else np.uint16) if int(ds.get("BitsAllocated", 16)) > 8 else np.uint8
+    ds.PixelData = stored.astype(dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds["PixelData"].VR = "OW" if dtype != np.uint8 else "OB"
+    ds.SamplesPerPixel = 1
+    for keyword in ("NumberOfFrames", "PlanarConfiguration"):  # one grey frame now
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.DerivationDescription = "synthetic counterpart (UPDP generative filter); no original pixels"
+    ds.BurnedInAnnotation = "NO"
+    ds.SOPInstanceUID = remap_uid(key, f"{ds.SOPInstanceUID}/synthetic")
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _readme(rows: list[dict], scan: str) -> str:
+    return f"""UPDP Review share package
+=========================
+
+{len(rows)} chest X-ray case(s), each accepted by a reviewer, made by updp-napari {__version__}.
+
+cases/<case id>/image.dcm   DICOM: header de-identified (PS3.15 Annex E basic profile and the
+                            options listed in DeidentificationMethod), dates shifted by one
+                            offset per patient, UIDs replaced by keyed ones; the pixels are a
+                            synthetic counterpart made by a generative filter that keeps the
+                            findings and replaces the patient's anatomy. No original pixels.
+cases/<case id>/report.txt  the report with identifiers replaced by consistent stand-ins
+                            (names, places, IDs; dates moved by the patient's offset).
+manifest.json / .csv        per case: content hashes (SHA-256), privacy and utility scores,
+                            the decision, who made it and when, and how the image was made.
+
+Case ids are keyed hashes: they link a patient's studies within this package and to
+nothing outside it. Leak scan before export: {scan}
+"""
+
+
+def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> ExportSummary:
+    """Write the share package of ``workspace``'s accepted cases to ``out`` (which must not
+    exist). Raises LeakFound (nothing written) when the leak scan finds anything."""
+    from .deid.leaks import scan_leaks
+    from .review.session import ReviewSession
+
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"{out}: already exists; the package is written to a new folder")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such folder to write the package in")
+    with ReviewSession.open(workspace, reviewer="export") as session:
+        store = session.store
+        accepted = store.cases(status="accepted")
+        summary = ExportSummary(out, pending=len(store.cases()) - len(accepted))
+        if not accepted:
+            raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
+                            "updp review, or with updp decide)")
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        originals = Path(tempfile.mkdtemp(prefix="updp-originals-"))  # PHI, owner-only, removed
+        rows = []
+        try:
+            for n, record in enumerate(accepted):
+                case = session.case(record.case_id)
+                missing = [name for name in ("dicom", "source", "synthetic")
+                           if name not in record.artifacts]
+                if missing:
+                    raise UpdpError(f"case {record.case_id}: accepted but has no "
+                                    f"{', '.join(missing)} (run updp run again)")
+                dicom = with_synthetic_pixels(store.get_artifact(record.artifacts["dicom"]["path"]),
+                                              case.synthetic, session.key)
+                report = case.redacted.encode("utf-8")
+                folder = staging / "cases" / record.case_id
+                folder.mkdir(parents=True)
+                write_bytes_atomic(folder / "image.dcm", dicom)
+                write_bytes_atomic(folder / "report.txt", report)
+                source = originals / "cases" / record.case_id
+                source.mkdir(parents=True)
+                (source / "image.dcm").write_bytes(
+                    store.get_artifact(record.artifacts["source"]["path"]))
+                decision = store.decisions(record.case_id)[-1]
+                signature = record.artifacts["synthetic"].get("signature") or {}
+                rows.append({
+                    "case_id": record.case_id, "site": record.site or "",
+                    "decision": decision.decision, "reviewer": decision.reviewer,
+                    "decided_at": decision.decided_at,
+                    "privacy_score": record.privacy_score, "utility_score": record.utility_score,
+                    "image_sha256": _sha256(dicom), "report_sha256": _sha256(report),
+                    "filter_model": signature.get("model_id", signature.get("model", "")),
+                    "strength": signature.get("strength"), "seed": signature.get("seed"),
+                    "steps": signature.get("steps"), "synthesis": signature,
+                    "scores": case.scores["details"],
+                })
+                if progress:
+                    progress(n + 1, len(accepted))
+            report_scan = scan_leaks(originals, staging, ocr=ocr)
+            if not report_scan.clean:
+                lines = "\n".join(f"  {leak.line()}" for leak in report_scan.leaks[:20])
+                raise LeakFound(f"the leak scan found identifiers in the package; nothing was "
+                                f"exported:\n{lines}\n{report_scan.summary()}", report_scan)
+            summary.scan = report_scan.summary()
+            manifest = {"package": "updp-share", "version": __version__, "cases": rows,
+                        "leak_scan": summary.scan, "ocr": ocr}
+            write_bytes_atomic(staging / "manifest.json",
+                               json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+            table = io.StringIO()
+            writer = csv.DictWriter(table, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            write_bytes_atomic(staging / "manifest.csv", table.getvalue().encode("utf-8"))
+            write_bytes_atomic(staging / "README.txt", _readme(rows, summary.scan).encode("utf-8"))
+            os.chmod(staging, 0o755)
+            os.replace(staging, out)
+            fsync_folder(out.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            shutil.rmtree(originals, ignore_errors=True)
+        summary.cases = [r["case_id"] for r in rows]
+    return summary

@@ -1,0 +1,258 @@
+"""The whole pipeline over a folder of studies, into a review workspace (``updp run``).
+
+For each study: the header is de-identified and burned-in text filled (``deid.dicom``), the
+report's PHI spans and protected pathology terms are found (``deid.report``), the
+generative filter makes the synthetic counterpart (``synth``), and at the end every case is
+scored against all originals of the workspace (``scoring``). Everything lands in the
+workspace as the artifacts ``review.artifacts`` names; the review app reads them.
+
+A second run skips cases that are finished with the same settings (resumable); a case that
+fails is recorded with its reason (``updp cases WS --status failed``) and the others go on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .core.errors import InputError, UpdpError
+from .review.artifacts import put_array, put_json, put_text
+from .studies import StudyInput, find_studies
+
+#: Cases synthesised together (one model call per batch; a GPU takes them at once).
+BATCH = 8
+
+
+@dataclass
+class RunSummary:
+    cases: int = 0
+    done: int = 0
+    already_done: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (case id, file, reason)
+    not_studies: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    scored: int = 0
+
+
+@dataclass
+class _Prepared:
+    case_id: str
+    cleaned: np.ndarray
+    preserve: np.ndarray
+    text_mask: np.ndarray
+
+
+def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    from .cohort.model import LABELS
+
+    out = np.zeros(shape, np.uint8)
+    for i, label in enumerate(LABELS, start=1):
+        path = study.masks.get(label)
+        if path is None:
+            continue
+        try:
+            with Image.open(path) as im:
+                mask = np.asarray(im.convert("L")) > 0
+        except (OSError, UnidentifiedImageError):
+            raise InputError(f"{path}: mask is not a readable PNG image") from None
+        if mask.shape != shape:
+            raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{shape[1]}x{shape[0]}")
+        out[mask] = i
+    return out
+
+
+class Pipeline:
+    """One workspace's settings: key, de-identifiers, filter and scorers (loaded once)."""
+
+    def __init__(self, store, *, model=None, scorers=None, strength: float | None = None,
+                 seed: int = 0, steps: int | None = None, dilation: float | None = None,
+                 pixels: str = "ocr", options: tuple[str, ...] | None = None):
+        from .deid.dicom import DicomDeidentifier
+        from .deid.header import DEFAULT_OPTIONS
+        from .deid.report import ReportDeidentifier
+
+        self.store = store
+        self.key = store._workspace_key()
+        self.dicom = DicomDeidentifier(self.key, options or DEFAULT_OPTIONS, pixels=pixels)
+        self.reports = ReportDeidentifier()
+        self.model, self.scorers_path = model, scorers
+        self.synth = {"strength": strength, "steps": steps, "dilation": dilation}
+        self.seed = seed
+        self._filter = None
+        self._scorers = None
+
+    # -- models ----------------------------------------------------------------------------
+
+    def filter(self):
+        if self._filter is None:
+            from .synth.job import load_filter
+
+            self._filter = load_filter(self.model)
+        return self._filter
+
+    def synth_signature(self) -> dict:
+        filt = self.filter()
+        strength, steps, dilation = filt.resolve_settings(**self.synth)
+        signature = filt.signature(strength, steps, dilation, self.seed)
+        signature["package"] = __version__
+        return signature
+
+    def scorers(self):
+        if self._scorers is None:
+            from .scoring import load_scorers
+
+            self._scorers = load_scorers(self.scorers_path)
+        return self._scorers
+
+    # -- one case --------------------------------------------------------------------------
+
+    def prepare(self, study: StudyInput, case_id: str) -> _Prepared:
+        """De-identify the study's image and report into the case's artifacts."""
+        import pydicom
+
+        from .cohort.dataset import display_image
+        from .core.keys import date_shift_days
+        from .deid.dicom import FileRecord
+        from .deid.header import pseudonym
+        from .deid.report.header import header_identifiers, patient_key
+        from .ingest import read_report
+
+        original = display_image(study.image)  # InputError names the file and the problem
+        try:
+            ds = pydicom.dcmread(study.image)
+        except Exception as exc:  # read_dicom above read it; this is only belt and braces
+            raise InputError(f"{study.name}: DICOM file cannot be read ({type(exc).__name__})") \
+                from None
+        identifiers = header_identifiers(ds)
+        patient = patient_key(ds)
+        record = FileRecord(file=study.name, status="ok")
+        self.dicom.deidentify_dataset(ds, record)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        boxes = [{"box": [int(v) for v in b["box"]], "reason": b.get("reason", "ocr")}
+                 for b in record.pixels.get("boxes", [])]
+        text_mask = np.zeros(original.shape, bool)
+        for b in boxes:
+            x0, y0, x1, y1 = b["box"]
+            text_mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+        cleaned = original.copy()
+        cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
+        preserve = _label_image(study, original.shape)
+
+        store, key = self.store, self.key
+        deid_signature = {"options": list(self.dicom.options), "pixels": self.dicom.pixels,
+                          "package": __version__}
+        put_array(store, case_id, "original", original, {"source": "input"})
+        put_array(store, case_id, "cleaned", cleaned, deid_signature)
+        put_array(store, case_id, "preserve_mask", preserve, {"source": "mask files"})
+        put_json(store, case_id, "text_boxes", boxes, deid_signature)
+        path = store.put_artifact(buffer.getvalue(), suffix=".dcm")
+        store.set_artifact(case_id, "dicom", path, deid_signature)
+        source = store.put_artifact(study.image.read_bytes(), suffix=".dcm")
+        store.set_artifact(case_id, "source", source, {"source": "input"})
+        put_json(store, case_id, "identity", {"patient": pseudonym(key, "patient-id", patient, "PT-")})
+
+        text = read_report(study.report) if study.report is not None else ""
+        spans = self.reports.detect(text, identifiers) if text else []
+        protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
+                      "action": "keep"} for s, e in self.reports.protected(text)] if text else []
+        put_text(store, case_id, "report", text, {"source": "input" if study.report else "none"})
+        put_json(store, case_id, "report_context", {
+            "shift_days": date_shift_days(key, patient),
+            "avoid_names": sorted({part for parts in identifiers.names for part in parts})})
+        store.set_spans(case_id, list(spans) + protected)
+        return _Prepared(case_id, cleaned, preserve, text_mask)
+
+    def synthesize(self, batch: list[_Prepared], progress=None) -> None:
+        from .synth.job import run_job
+
+        result = run_job([p.cleaned for p in batch], [p.preserve > 0 for p in batch],
+                         [p.text_mask for p in batch], model=self.model,
+                         seeds=[self.seed] * len(batch), progress=progress, **self.synth)
+        if result is None:
+            raise UpdpError("synthesis was cancelled")
+        signature = self.synth_signature()
+        for prepared, image in zip(batch, result.images):
+            put_array(self.store, prepared.case_id, "synthetic", np.asarray(image, np.float32),
+                      signature)
+
+    def finished(self, case_id: str) -> bool:
+        """The case has its synthetic image, made with the settings of this run, or a
+        reviewer has decided on it already (what was decided on is never replaced)."""
+        record = self.store.case(case_id)
+        if record.status in ("accepted", "rejected", "flagged"):
+            return True
+        if record.status == "failed":
+            return False
+        entry = record.artifacts.get("synthetic")
+        return entry is not None and entry.get("signature") == self.synth_signature()
+
+    # -- scores over the workspace ---------------------------------------------------------
+
+    def score_all(self, progress=None) -> int:
+        """Privacy and utility of every case with a synthetic image, against all originals
+        (see ``review.scores``)."""
+        from .review.scores import score_cases
+
+        if not any(c.status != "failed" and "synthetic" in c.artifacts for c in self.store.cases()):
+            return 0
+        return score_cases(self.store, self.scorers(), progress=progress)
+
+
+def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
+                 manifest: str | os.PathLike | None = None, model=None, scorers=None,
+                 strength: float | None = None, seed: int = 0, steps: int | None = None,
+                 dilation: float | None = None, pixels: str = "ocr",
+                 progress: Callable[[int, int], None] | None = None,
+                 score_progress: Callable[[int, int], None] | None = None) -> RunSummary:
+    """Run every study of ``input`` into ``workspace`` (made when missing)."""
+    from .review.store import ReviewStore
+
+    found = find_studies(input, manifest)
+    summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
+    with ReviewStore.open(workspace, create=True) as store:
+        pipe = Pipeline(store, model=model, scorers=scorers, strength=strength, seed=seed,
+                        steps=steps, dilation=dilation, pixels=pixels)
+        pipe.filter(), pipe.scorers()  # a missing model folder stops the run before any case
+        pending: list[_Prepared] = []
+        names: dict[str, str] = {}
+
+        def flush() -> None:
+            if not pending:
+                return
+            try:
+                pipe.synthesize(pending)
+                summary.done += len(pending)
+            except UpdpError as exc:
+                for p in pending:
+                    store.mark_failed(p.case_id, f"synthesis: {exc}")
+                    summary.failed.append((p.case_id, names[p.case_id], f"synthesis: {exc}"))
+            pending.clear()
+
+        for n, study in enumerate(found.studies):
+            case_id = store.add_case(study.study_uid, site=study.site)
+            names[case_id] = study.name
+            if pipe.finished(case_id):
+                summary.already_done += 1
+            else:
+                try:
+                    store.clear_failure(case_id)
+                    pending.append(pipe.prepare(study, case_id))
+                except UpdpError as exc:
+                    reason = str(exc).replace(str(study.image), study.name)
+                    store.mark_failed(case_id, reason)
+                    summary.failed.append((case_id, study.name, reason))
+                if len(pending) >= BATCH:
+                    flush()
+            if progress:
+                progress(n + 1, len(found.studies))
+        flush()
+        summary.scored = pipe.score_all(score_progress)
+    return summary

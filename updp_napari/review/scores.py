@@ -1,0 +1,66 @@
+"""Privacy and utility scores of a workspace's cases, against all of its originals.
+
+``updp run`` scores every case once its synthetic images are made; the review session scores
+a case again when a reviewer regenerates its synthetic image, so the queue never shows the
+figures of an image that is gone.
+
+* privacy: where the patient's own originals rank among all patients' originals by
+  likeness to the synthetic image (re-identification scorer), scaled 0…1 (0: its own
+  patient is the best match, re-identified; about 0.5: no better than chance; None with a
+  single patient);
+* utility: the share of findings the pathology classifier calls the same on the synthetic
+  image as on the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .artifacts import CaseArtifacts, put_json
+
+
+def score_cases(store, scorers, only: Iterable[str] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> int:
+    """Score the cases ``only`` (default: every case with a synthetic image) of ``store``
+    with ``scorers`` (``scoring.load_scorers``); the gallery is the originals of every case
+    that has a synthetic image and did not fail. Returns how many cases were scored."""
+    from .. import __version__
+
+    cases = [c for c in store.cases() if c.status != "failed" and "synthetic" in c.artifacts]
+    wanted = None if only is None else set(only)
+    if not cases or (wanted is not None and not wanted & {c.case_id for c in cases}):
+        return 0
+    art = [CaseArtifacts(store, c.case_id) for c in cases]
+    originals = [a.array("original") for a in art]
+    patients = [(a.json("identity") or {}).get("patient", c.case_id) for a, c in zip(art, cases)]
+    n_patients = len(set(patients))
+    picked = [k for k, c in enumerate(cases) if wanted is None or c.case_id in wanted]
+    synthetic = [art[k].array("synthetic") for k in picked]
+    own = [originals[k] for k in picked]
+    similarity = scorers.reid.similarity(own, synthetic)
+    ranks = scorers.reid.closed_set_rank(synthetic, originals, patients, [patients[k] for k in picked])
+    agreement = scorers.pathology.agreement(own, synthetic)
+    names = scorers.pathology.label_names
+    for n, k in enumerate(picked):
+        privacy = None if n_patients < 2 else float((ranks[n] - 1) / (n_patients - 1))
+        utility = float(agreement["label_agreement"][n])
+        details = {
+            "reid_similarity": round(float(similarity[n]), 4),
+            "reid_rank": int(ranks[n]), "gallery_patients": n_patients,
+            "pathology_agreement": round(utility, 4),
+            "pathology_mean_abs_difference": round(float(agreement["mean_abs_difference"][n]), 4),
+            "pathology_original": _rounded(names, agreement["original"][n]),
+            "pathology_synthetic": _rounded(names, agreement["synthetic"][n]),
+            "privacy": None if privacy is None else round(privacy, 4),
+            "utility": round(utility, 4),
+        }
+        store.set_scores(cases[k].case_id, privacy=privacy, utility=utility)
+        put_json(store, cases[k].case_id, "scores", details,
+                 {"scorers": str(scorers.path), "package": __version__})
+        if progress:
+            progress(n + 1, len(picked))
+    return len(picked)
+
+
+def _rounded(names, values) -> dict[str, float]:
+    return {name: round(float(v), 4) for name, v in zip(names, values)}
