@@ -114,8 +114,13 @@ def _synthetic_figures(scorers, data, synthetic) -> dict:
     reid = scorers.reid
     e_orig, e_syn = reid.embed(data.images), reid.embed(synthetic)
     out["reid"] = {"mean_similarity_to_own_original": round(float(np.sum(e_orig * e_syn, 1).mean()), 4)}
-    # The attacker holds the patient's other studies: own-study pairs are left out.
     sim = e_syn @ e_orig.T
+    # Every synthetic image against every original, its own study included: the strictest
+    # view, since the own original shares the very acquisition.
+    same_all = patients[:, None] == patients[None]
+    if same_all.any() and not same_all.all():
+        out["reid"]["verification_auc_vs_originals"] = round(roc_auc(sim.ravel(), same_all.ravel()), 4)
+    # The attacker holds the patient's other studies: own-study pairs are left out.
     other_study = ~np.eye(len(patients), dtype=bool)
     same = (patients[:, None] == patients[None]) & other_study
     if same.any() and not same[other_study].all():

@@ -1,0 +1,201 @@
+"""Privacy–utility evaluation of the generative filter: ``updp evaluate-filter``.
+
+For each strength the filter makes a counterpart of every study of a cohort; the scorers
+(``updp_napari.scoring``) then say how well the patient is still recognised and how well the
+findings still are:
+
+* re-identification: verification AUC over pairs of originals (the cohort's identity level),
+  over synthetic-vs-original pairs (every synthetic image against every original, its own
+  included) and over synthetic-vs-other-originals (the attacker holds the patient's other
+  studies); closed-set top-1 of the originals and of the synthetic images;
+* pathology: macro AUC on the originals and on the synthetic images, and the share of
+  labels on which the classifier's calls agree;
+* fidelity: SSIM inside the preserve mask (findings, burned-in text excluded) and outside it.
+
+The top-level keys are the figures at the filter's default strength; ``curve`` holds one
+entry per strength.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+
+# The issue's targets, reported beside the figures (never used to change them).
+TARGETS = {"reid_auc_original_min": 0.95, "reid_auc_synthetic_max": 0.60,
+           "pathology_auc_gap_max": 0.02}
+
+
+def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
+                    strengths: Sequence[float] = (0.2, 0.4, 0.6, 0.8), *, steps: int | None = None,
+                    dilation: float | None = None, seed: int = 0, limit: int | None = None,
+                    size: int = 256, batch_size: int = 8,
+                    progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Evaluate the filter in ``model`` (a folder; None: the shipped one) with the scorers in
+    ``scorers`` (a folder; None: the shipped ones) on a cohort made by ``updp make-cohort``.
+
+    The filter's default strength is always evaluated, added to ``strengths`` when missing.
+    ``progress(stage, done, total)`` reports reading, each strength's synthesis, and scoring.
+    """
+    from ..cohort.dataset import load_cohort_images
+    from ..scoring import load_scorers
+    from ..scoring.evaluate import evaluate_scorers
+    from .filter import GenerativeFilter
+    from .measure import region_ssim
+
+    strengths = sorted({float(s) for s in strengths})
+    if any(not 0.0 < s <= 1.0 for s in strengths):
+        raise InputError(f"strengths must lie in (0, 1], got {', '.join(f'{s:g}' for s in strengths)}")
+    filt = GenerativeFilter.load(model)
+    judges = load_scorers(scorers)
+    default = filt.default_strength
+    if default not in strengths:
+        strengths = sorted(strengths + [default])
+    data = load_cohort_images(cohort, size, progress=(lambda d, t: progress("read", d, t))
+                              if progress else None)
+    if limit:
+        data = data.subset(np.arange(min(int(limit), len(data))))
+    if len(set(data.patients)) < 2:
+        raise InputError(f"{cohort}: evaluation needs studies of at least two patients")
+    original = evaluate_scorers(data, judges)
+    reid_o, path_o = original["reid"], original["pathology"]
+    preserve = data.preserve
+    seeds = [seed + i for i in range(len(data))]
+    curve = []
+    for strength in strengths:
+        stage = f"strength {strength:g}"
+        started = time.perf_counter()
+        synthetic = np.stack(filt.synthesize_batch(
+            list(data.images), list(preserve), list(data.text_boxes), seeds=seeds, strength=strength,
+            steps=steps, dilation=dilation, batch_size=batch_size,
+            progress=(lambda d, t, s=stage: progress(s, d, t)) if progress else None))
+        seconds = (time.perf_counter() - started) / len(data)
+        figures = evaluate_scorers(data, judges, synthetic=synthetic)["synthetic"]
+        inside, outside = [], []
+        for o, s, m, t in zip(data.images, synthetic, preserve, data.text_boxes):
+            i, o_ = region_ssim(o, s, m & ~t)
+            if not np.isnan(i):
+                inside.append(i)
+            outside.append(o_)
+        reid_s, path_s = figures["reid"], figures["pathology"]
+        curve.append({
+            "strength": strength,
+            "reid_auc_synthetic": reid_s.get("verification_auc_vs_originals"),
+            "reid_auc_synthetic_other_studies": reid_s.get("verification_auc_vs_other_originals"),
+            "closed_set_top1_synthetic": reid_s.get("closed_set_top1"),
+            "similarity_to_own_original": reid_s.get("mean_similarity_to_own_original"),
+            "pathology_auc_synthetic": path_s.get("macro_auc"),
+            "pathology_auc_per_label_synthetic": path_s.get("auc"),
+            "pathology_label_agreement": path_s.get("label_agreement"),
+            "ssim_inside": round(statistics.fmean(inside), 4) if inside else None,
+            "ssim_outside": round(statistics.fmean(outside), 4),
+            "seconds_per_image": round(seconds, 3),
+        })
+    at_default = next(c for c in curve if c["strength"] == default)
+    signature = filt.signature(*filt.resolve_settings(default, steps, dilation), seed)
+    result = {
+        "cohort": str(cohort), "studies": len(data), "patients": len(set(data.patients)),
+        "size": size, "filter": signature,
+        "scorers": str(judges.path) if judges.path else None,
+        "default_strength": default,
+        "reid_auc_original": reid_o.get("verification_auc"),
+        "reid_auc_synthetic": at_default["reid_auc_synthetic"],
+        "reid_auc_synthetic_other_studies": at_default["reid_auc_synthetic_other_studies"],
+        "closed_set_top1_original": reid_o.get("closed_set_top1"),
+        "closed_set_top1_synthetic": at_default["closed_set_top1_synthetic"],
+        "pathology_auc_original": path_o.get("macro_auc"),
+        "pathology_auc_synthetic": at_default["pathology_auc_synthetic"],
+        "pathology_auc_per_label_original": path_o.get("auc"),
+        "ssim_inside": at_default["ssim_inside"], "ssim_outside": at_default["ssim_outside"],
+        "curve": curve,
+    }
+    result["targets"] = _against_targets(result)
+    return result
+
+
+def _against_targets(r: dict) -> dict:
+    """Each target with the measured figure and whether it is met (None: not measurable)."""
+    def check(value, ok):
+        return {"value": value, "met": None if value is None else bool(ok(value))}
+
+    gap = None
+    if r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
+        gap = round(r["pathology_auc_original"] - r["pathology_auc_synthetic"], 4)
+    return {
+        "reid_auc_original >= 0.95": check(r["reid_auc_original"],
+                                            lambda v: v >= TARGETS["reid_auc_original_min"]),
+        "reid_auc_synthetic <= 0.60": check(r["reid_auc_synthetic"],
+                                             lambda v: v <= TARGETS["reid_auc_synthetic_max"]),
+        "pathology_auc drop <= 0.02": check(gap, lambda v: v <= TARGETS["pathology_auc_gap_max"]),
+    }
+
+
+def summary_lines(r: dict) -> list[str]:
+    """The result as a short table for the terminal."""
+    def f(v):
+        return "  n/a" if v is None else f"{v:5.3f}"
+
+    lines = [f"{r['studies']} studies of {r['patients']} patients at {r['size']}px; "
+             f"filter default strength {r['default_strength']:g}",
+             f"originals: re-id AUC {f(r['reid_auc_original'])}, closed-set top-1 "
+             f"{f(r['closed_set_top1_original'])}, pathology macro AUC {f(r['pathology_auc_original'])}",
+             "strength  reid AUC (all / other studies)  top-1  pathology AUC  agree  "
+             "SSIM in / out  s/image"]
+    for c in r["curve"]:
+        lines.append(f"  {c['strength']:>5g}   {f(c['reid_auc_synthetic'])} / "
+                     f"{f(c['reid_auc_synthetic_other_studies'])}             "
+                     f"{f(c['closed_set_top1_synthetic'])}  {f(c['pathology_auc_synthetic'])}"
+                     f"          {f(c['pathology_label_agreement'])}  {f(c['ssim_inside'])} / "
+                     f"{f(c['ssim_outside'])}  {c['seconds_per_image']:.2f}")
+    for name, t in r["targets"].items():
+        state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        lines.append(f"target {name}: {f(t['value']).strip()} — {state}")
+    return lines
+
+
+def plot_curve(r: dict, out: str | os.PathLike) -> None:
+    """The privacy–utility curve as a PNG: AUCs against strength, and pathology AUC against
+    re-identification AUC of the synthetic images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = r["curve"]
+    s = [c["strength"] for c in curve]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.plot(s, [c["reid_auc_synthetic"] for c in curve], "o-", color="tab:red",
+              label="re-id AUC, synthetic vs originals")
+    left.plot(s, [c["pathology_auc_synthetic"] for c in curve], "s-", color="tab:blue",
+              label="pathology AUC, synthetic")
+    if r["reid_auc_original"] is not None:
+        left.axhline(r["reid_auc_original"], color="tab:red", ls="--", lw=1, label="re-id AUC, originals")
+    if r["pathology_auc_original"] is not None:
+        left.axhline(r["pathology_auc_original"], color="tab:blue", ls="--", lw=1,
+                     label="pathology AUC, originals")
+    left.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+    left.set(xlabel="filter strength", ylabel="AUC", ylim=(0.4, 1.02),
+             title="Identity and findings against strength")
+    left.legend(fontsize=8, loc="lower left")
+    xs = [c["reid_auc_synthetic"] for c in curve]
+    ys = [c["pathology_auc_synthetic"] for c in curve]
+    right.plot(xs, ys, "o-", color="tab:purple")
+    for x, y, st in zip(xs, ys, s):
+        if x is not None and y is not None:
+            right.annotate(f"s={st:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if r["reid_auc_original"] is not None and r["pathology_auc_original"] is not None:
+        right.plot([r["reid_auc_original"]], [r["pathology_auc_original"]], "k*", ms=12, label="originals")
+        right.legend(fontsize=8)
+    right.axvline(0.5, color="grey", ls=":", lw=1)
+    right.set(xlabel="re-identification AUC (lower is more private)",
+              ylabel="pathology macro AUC (higher keeps more)", title="Privacy–utility curve")
+    fig.suptitle(f"{r['studies']} studies of {r['patients']} patients — {r['cohort']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
