@@ -92,3 +92,28 @@ def test_bad_inputs_are_one_line(tmp_path, tiny_models, capsys):
     assert "nope" in capsys.readouterr().err
     with pytest.raises(InputError, match="no such folder"):
         run_pipeline(tmp_path / "missing", tmp_path / "ws")
+
+
+def test_review_sample_builds_the_sample_workspace_once(tmp_path, tiny_models, monkeypatch, capsys):
+    import updp_napari.pipeline as pipeline
+    from updp_napari import cli
+
+    model, scorers = tiny_models
+    real, runs = pipeline.run_pipeline, []
+
+    def tiny_run(*args, **kwargs):  # the shipped models are slow for a test; same plumbing
+        runs.append(args)
+        return real(*args, model=model, scorers=scorers, pixels="off",
+                    **{k: v for k, v in kwargs.items() if k not in ("model", "scorers", "pixels")})
+
+    monkeypatch.setattr(pipeline, "run_pipeline", tiny_run)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ws = cli._sample_workspace()
+    assert ws == tmp_path / "cache" / "updp-napari" / "sample-workspace"
+    assert "building the sample workspace" in capsys.readouterr().err
+    with ReviewStore.open(ws) as store:
+        cases = store.cases()
+    assert len(cases) == len(list(SAMPLE.glob("p*_s*"))) and all("synthetic" in c.artifacts for c in cases)
+    assert cli._sample_workspace() == ws and len(runs) == 1  # built once, then reused
+    assert main(["review", str(ws), "--sample"]) == 2
+    assert "not both" in capsys.readouterr().err

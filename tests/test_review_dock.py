@@ -221,6 +221,25 @@ def test_background_regeneration_stores_the_result_and_keeps_the_ui_responsive(d
     assert widget.regenerate_button.isEnabled() and not widget.cancel_button.isEnabled()
 
 
+def test_g_regenerates_with_a_tiny_real_model_and_rescores(dock, qtbot, tiny_models):
+    from updp_napari.synth.filter import GenerativeFilter
+
+    _, widget, _ = dock
+    widget.filter, widget.runner.background = GenerativeFilter.load(tiny_models[0]), True
+    case = widget.session.current
+    before = case.synthetic.copy()
+    qtbot.keyClick(widget, Qt.Key.Key_G)
+    qtbot.waitUntil(lambda: widget.last_regeneration is not None, timeout=60000)
+    assert widget.last_regeneration["outcome"] == "stored", widget.last_regeneration
+    assert case.signature("synthetic")["model"] == "tiny untrained"
+    assert not np.array_equal(case.synthetic, before)
+    assert np.array_equal(widget.layers["synthetic"].data, case.synthetic)
+    assert widget.session.store.audit_log(case.case_id)[-1].action == "regenerate"
+    # the case was scored again: the dock shows the new figures
+    details = case.scores["details"]
+    assert "reid_rank" in details and f"{case.scores['privacy']:.2f}" in widget.scores.text()
+
+
 def test_moving_on_mid_regeneration_shows_the_new_case_and_stores_nothing(dock, qtbot):
     _, widget, ws = dock
     gate = threading.Event()

@@ -643,12 +643,18 @@ class ReviewWidget(QWidget):
                 QTimer.singleShot(0, self._update_difference)
             self._regeneration["outcome"] = "stored"
             text = (f"new synthetic image stored for case {item.case_id} "
-                    f"(seed {item.signature.get('seed')})")
+                    f"(seed {item.signature.get('seed')}); scored again")
+            QTimer.singleShot(0, self._show_new_scores)  # the job rescored it before yielding
         else:
             self._regeneration["outcome"] = "dropped"
             text = (f"dropped the regenerated image of case {item.case_id}: it is no longer "
                     "on screen")
         QTimer.singleShot(0, lambda: self.say(text))
+
+    def _show_new_scores(self) -> None:
+        if self.session is not None and self.session.current is not None:
+            self.show_scores()
+            self.refresh_queue()
 
     def _on_job_done(self, error) -> None:
         self._progress_timer.stop()
