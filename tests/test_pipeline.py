@@ -39,8 +39,14 @@ def test_run_fills_the_workspace_and_a_second_run_resumes(tmp_path, tiny_models)
             assert case.scores["details"]["gallery_patients"] == 3
         # The burned-in name of p0002_s02 was found and its box kept for the filter.
         assert any(session.case(r.case_id).text_boxes for r in session.cases())
+        # every case draws its own noise: no shared counterpart across cases
+        seeds = [session.case(r.case_id).signature("synthetic")["seed"] for r in session.cases()]
+        assert len(set(seeds)) == 4
     again = run_pipeline(root, ws, model=model, scorers=scorers, pixels="ocr")
     assert (again.done, again.already_done, again.scored) == (0, 4, 4)
+    # the same run seed gives the same images; another one redraws every case
+    other = run_pipeline(root, ws, model=model, scorers=scorers, pixels="ocr", seed=1)
+    assert (other.done, other.already_done) == (4, 0)
 
 
 def test_the_redacted_report_is_what_deid_report_writes(tmp_path, tiny_models, capsys):

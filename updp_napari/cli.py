@@ -900,7 +900,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, help="how much of the image is regenerated, 0-1 "
                    "(default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="synthesis seed, added to a number read "
+                   "off each case id so every case draws its own image (default 0)")
     p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="find and fill "
                    "burned-in text with OCR (default), or off: header and report only (the "
                    "export's leak scan still reads the pixels)")

@@ -97,10 +97,17 @@ class Pipeline:
             self._filter = load_filter(self.model)
         return self._filter
 
-    def synth_signature(self) -> dict:
+    def case_seed(self, case_id: str) -> int:
+        """The noise seed of one case: the run's seed plus a number read off the case id (a
+        keyed hash), so every case draws its own counterpart and a run is reproducible. One
+        seed for all would give every healthy chest the same counterpart, and that one
+        image, by chance more like one patient than the others, would "re-identify" them."""
+        return (int(self.seed) + int(case_id[:7], 16)) % 2**31
+
+    def synth_signature(self, case_id: str) -> dict:
         filt = self.filter()
         strength, steps, dilation = filt.resolve_settings(**self.synth)
-        signature = filt.signature(strength, steps, dilation, self.seed)
+        signature = filt.signature(strength, steps, dilation, self.case_seed(case_id))
         signature["package"] = __version__
         return signature
 
@@ -175,13 +182,13 @@ class Pipeline:
 
         result = run_job([p.cleaned for p in batch], [p.preserve > 0 for p in batch],
                          [p.text_mask for p in batch], model=self.model,
-                         seeds=[self.seed] * len(batch), progress=progress, **self.synth)
+                         seeds=[self.case_seed(p.case_id) for p in batch], progress=progress,
+                         **self.synth)
         if result is None:
             raise UpdpError("synthesis was cancelled")
-        signature = self.synth_signature()
         for prepared, image in zip(batch, result.images):
             put_array(self.store, prepared.case_id, "synthetic", np.asarray(image, np.float32),
-                      signature)
+                      self.synth_signature(prepared.case_id))
 
     def finished(self, case_id: str) -> bool:
         """The case has its synthetic image, made with the settings of this run, or a
@@ -192,7 +199,7 @@ class Pipeline:
         if record.status == "failed":
             return False
         entry = record.artifacts.get("synthetic")
-        return entry is not None and entry.get("signature") == self.synth_signature()
+        return entry is not None and entry.get("signature") == self.synth_signature(case_id)
 
     # -- scores over the workspace ---------------------------------------------------------
 
