@@ -423,7 +423,7 @@ def _virtual_display():
     import shutil
     import subprocess
 
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux":
+    if _has_display():
         return None
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
@@ -478,8 +478,6 @@ def _all_cases_run(workspace: Path) -> bool:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    import os
-
     from .review.session import ReviewSession
 
     if args.sample:
@@ -490,39 +488,53 @@ def _cmd_review(args: argparse.Namespace) -> int:
         raise UpdpError("give the WORKSPACE to review (or --sample for the sample cohort)")
     # The workspace is checked before any window opens: a wrong folder is one line, exit 2.
     session = ReviewSession.open(args.workspace, reviewer=args.reviewer)
+    try:
+        return _in_napari("UPDP Review", "Review", session, args.screenshot,
+                          "on a headless machine use --screenshot OUT.png")
+    finally:
+        session.close()
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+        or sys.platform != "linux"
+
+
+def _in_napari(title: str, dock: str, session, screenshot, headless_hint: str) -> int:
+    """Open napari with one of our docks on ``session`` (through napari's plugin registry,
+    as the Plugins menu does) and run it; with ``screenshot``, render the window on a
+    virtual display when there is none, save it, print the path and return."""
     display = None
     try:
-        if args.screenshot:
+        if screenshot:
             display = _virtual_display()
-        elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
-                and sys.platform == "linux":
-            raise UpdpError("no display to open the review window on (DISPLAY is not set); "
-                            "on a headless machine use --screenshot OUT.png")
+        elif not _has_display():
+            raise UpdpError(f"no display to open the window on (DISPLAY is not set); {headless_hint}")
         try:
             import napari
         except ImportError:
-            raise UpdpError("updp review needs napari and a Qt binding: pip install "
+            raise UpdpError("this needs napari and a Qt binding: pip install "
                             "'updp-napari[gui]'") from None
-        viewer = napari.Viewer(title="UPDP Review", show=True)
+        viewer = napari.Viewer(title=title, show=True)
         try:
-            # Through napari's plugin registry, as the Plugins menu does.
-            _, widget = viewer.window.add_plugin_dock_widget("updp-napari", "Review")
+            _, widget = viewer.window.add_plugin_dock_widget("updp-napari", dock)
         except (KeyError, ValueError, LookupError) as exc:
             viewer.close()
-            raise UpdpError(f"napari does not list the updp-napari review dock ({exc}); "
+            raise UpdpError(f"napari does not list the updp-napari {dock} dock ({exc}); "
                             "reinstall updp-napari") from None
-        if args.screenshot:
+        if screenshot:
             viewer.window.resize(1600, 1000)
         widget.open_session(session)
-        if args.screenshot:
-            widget.screenshot(args.screenshot)
+        if screenshot:
+            widget.screenshot(screenshot)
             viewer.close()
-            print(args.screenshot)
+            print(screenshot)
             return 0
         napari.run()
         return 0
     finally:
-        session.close()
         if display is not None:
             display.terminate()
             display.wait(timeout=10)
@@ -567,6 +579,153 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 1
     print(f"exported {len(summary.cases)} accepted case(s) to {summary.out} "
           f"({summary.pending} not accepted, left out); leak scan: {summary.scan}")
+    return 0
+
+
+def _parse_span(text: str | None):
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start), int(end)
+    except ValueError:
+        raise UpdpError("--span takes START:END, two character offsets such as 120:131") from None
+
+
+def _parse_box(text: str | None):
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise UpdpError("--box takes x0,y0,x1,y1, four pixel coordinates such as 10,20,80,40")
+    return values
+
+
+def _audit_lines(audit) -> list[str]:
+    sample = audit.sample
+    strata = ",".join(sample.strata) or "none"
+    lines = [f"audit sample of {audit.target.kind} {audit.target.path}: {len(sample.cases)} of "
+             f"{sample.frame_size} case(s) in frame {sample.frame!r} (asked {sample.size_requested}, "
+             f"strata {strata}, seed {sample.seed}, drawn by {sample.drawn_by} at {sample.drawn_at})"]
+    if audit.frame_changed():
+        lines.append("note: the frame holds other cases now than when the sample was drawn; the "
+                     "bound speaks for the frame as it was")
+    if audit.target.kind == "package":
+        lines.append("note: a package does not record where its stand-ins are, so suspects "
+                     "include them (places to look, not leaks)")
+    lines.append("  #  case id           site      category            suspects  verdict")
+    for case in sample.cases:
+        view = audit.view(case.case_id)
+        verdict = ",".join(sorted(view.verdicts)) or "-"
+        lines.append(f"{case.position + 1:>3}  {case.case_id}  {case.site:<8}  {case.category:<18}  "
+                     f"{len(view.suspects):>8}  {verdict}")
+    return lines
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit.stats import plan_sample_size, upper_bound
+
+    if args.plan:
+        if args.target is not None or args.sample is not None:
+            raise UpdpError("--plan takes no TARGET and no --sample (it only computes a size)")
+        if args.max_rate is None:
+            raise UpdpError("--plan needs --max-rate R (0.01 for 1%)")
+        n = plan_sample_size(args.max_rate, args.confidence, args.findings)
+        bound = upper_bound(args.findings, n, args.confidence)
+        print(f"{n} cases: with {args.findings} finding(s) among {n} audited cases the one-sided "
+              f"{args.confidence:.0%} Clopper-Pearson upper bound of the residual-PHI rate is "
+              f"{bound:.4%}, below {args.max_rate:.4%}")
+        return 0
+    if args.target is None:
+        raise UpdpError("give the TARGET (a review workspace or a share package), or --plan")
+    from .audit.session import AuditSession
+
+    with AuditSession.open(args.target, auditor=args.auditor) as audit:
+        if args.sample is not None:
+            _, drawn = audit.draw(args.sample, args.stratify, args.seed, args.frame)
+            if drawn:
+                print(f"drew a sample of {len(audit.sample.cases)} case(s) into "
+                      f"{audit.audit_folder}", file=sys.stderr)
+        elif audit.sample is None:
+            raise UpdpError(f"{args.target}: no audit sample yet; draw one with --sample N")
+        elif args.stratify or args.seed is not None or args.frame:
+            raise UpdpError("--stratify, --seed and --frame go with --sample N")
+        if args.list or not (args.screenshot or _has_display()):
+            print("\n".join(_audit_lines(audit)))
+            if not args.list:
+                print("no display: the sample is printed above; mark cases with updp audit-mark, "
+                      "or render the audit dock with --screenshot OUT.png", file=sys.stderr)
+            return 0
+        return _in_napari("UPDP Audit", "Audit", audit, args.screenshot,
+                          "use --list or --screenshot OUT.png")
+
+
+def _cmd_audit_mark(args: argparse.Namespace) -> int:
+    from .audit.session import AuditSession
+
+    with AuditSession.open(args.target, auditor=args.auditor) as audit:
+        if audit.sample is None:
+            raise UpdpError(f"{args.target}: no audit sample yet; draw one with updp audit "
+                            "TARGET --sample N")
+        finding = audit.mark(args.verdict, case_id=args.case_id, category=args.category,
+                             span=_parse_span(args.span), box=_parse_box(args.box),
+                             comment=args.comment)
+    where = (f" at report {finding.span[0]}:{finding.span[1]}" if finding.span else
+             f" at image box {','.join(map(str, finding.box))}" if finding.box else "")
+    category = f" ({finding.phi_category})" if finding.phi_category else ""
+    print(f"case {finding.case_id}: {finding.verdict.replace('_', '-')}{category}{where} by "
+          f"{finding.auditor} at {finding.at} (finding {finding.finding_id})")
+    return 0
+
+
+def _stats_lines(stats: dict) -> list[str]:
+    def rate(r: dict) -> str:
+        if r["rate"] is None:
+            return "not audited yet"
+        low, high = r["interval"]
+        return (f"{r['events']}/{r['cases']} = {r['rate']:.2%}; upper bound {r['upper']:.2%} "
+                f"(one-sided {r['confidence']:.0%}); two-sided [{low:.2%}, {high:.2%}]")
+
+    lines = [f"sampled {stats['sampled']}, audited {stats['audited']}, not yet "
+             f"{stats['not_audited']}, clean {stats['clean']}",
+             f"residual PHI:   {rate(stats['residual_phi'])}",
+             f"over-redaction: {rate(stats['over_redaction'])}"]
+    for category, r in stats["by_phi_category"].items():
+        lines.append(f"  residual PHI, {category}: {rate(r)}")
+    for title, key in (("site", "by_site"), ("category", "by_category")):
+        for value, group in stats[key].items():
+            lines.append(f"  {title} {value} ({group['sampled']} sampled): residual PHI "
+                         f"{rate(group['residual_phi'])}; over-redaction "
+                         f"{rate(group['over_redaction'])}")
+    return lines
+
+
+def _cmd_audit_stats(args: argparse.Namespace) -> int:
+    from .audit.session import AuditSession
+
+    with AuditSession.open(args.target, auditor="stats") as audit:
+        if audit.sample is None:
+            raise UpdpError(f"{args.target}: no audit sample yet; draw one with updp audit "
+                            "TARGET --sample N")
+        stats = audit.statistics(args.confidence)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print("\n".join(_stats_lines(stats)))
+    return 0
+
+
+def _cmd_audit_report(args: argparse.Namespace) -> int:
+    from .audit.report import write_audit_report
+
+    out = write_audit_report(args.target, args.out, evaluation=args.evaluation,
+                             confidence=args.confidence)
+    print(f"audit report: {out}")
     return 0
 
 
@@ -925,6 +1084,92 @@ def build_parser() -> argparse.ArgumentParser:
                    "the pixels (faster; only where the filter regenerates every text box)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "audit", help="draw (or reopen) a privacy-audit sample; or plan its size",
+        description="Draw a reproducible random sample of TARGET's cases (a review workspace: "
+                    "its accepted cases by default, see --frame; or an exported share package: "
+                    "its cases), stratified by site and/or category when asked, and list it "
+                    "with the number of PHI-looking spans (suspects) in each outgoing report. "
+                    "Running it again reopens the same sample. The audit lives in "
+                    "WORKSPACE/audit/ or beside a package in PACKAGE.audit/. --plan computes "
+                    "how many cases to audit: the least n whose exact (Clopper-Pearson) upper "
+                    "bound with --findings K findings is below --max-rate.")
+    p.add_argument("target", type=Path, nargs="?", help="a review workspace or a share package")
+    p.add_argument("--sample", type=int, metavar="N", help="draw N cases (the whole frame when "
+                   "it holds fewer)")
+    p.add_argument("--stratify", metavar="S", help="site, category or site,category: "
+                   "proportional allocation, at least one case per stratum when N allows")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (default: chosen at random "
+                   "and recorded)")
+    p.add_argument("--frame", choices=("accepted", "decided", "all"), help="workspace cases to "
+                   "draw from: accepted (default; what an export shares), decided, or all but "
+                   "failed")
+    p.add_argument("--auditor", metavar="NAME", help="who audits (default: the user name of "
+                   "this session)")
+    p.add_argument("--list", action="store_true", help="print the sample (case ids with their "
+                   "suspect counts) instead of opening the audit dock; without a display it is "
+                   "printed anyway")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render the audit dock on the first "
+                   "case not audited (under Xvfb when there is no display), save the window, "
+                   "print the path and exit")
+    p.add_argument("--plan", action="store_true", help="print the sample size needed and exit")
+    p.add_argument("--max-rate", type=float, metavar="R", help="with --plan: the rate to bound "
+                   "(0.01 for 1%%)")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C", help="with --plan: "
+                   "the confidence (default 0.95)")
+    p.add_argument("--findings", type=int, default=0, metavar="K", help="with --plan: findings "
+                   "allowed in the sample (default 0)")
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser(
+        "audit-mark", help="record an auditor's finding on a sampled case",
+        description="Record a finding on one case of TARGET's audit sample: clean, "
+                    "residual-phi (with where: --span START:END in the outgoing report, or "
+                    "--box x0,y0,x1,y1 on the outgoing image) or over-redaction (pathology "
+                    "text or image content lost). On disk when the command returns. Offsets "
+                    "only: the leaked text is never stored.")
+    p.add_argument("target", type=Path, help="a review workspace or a share package")
+    p.add_argument("case_id", help="a case id of the sample (see updp audit TARGET)")
+    p.add_argument("verdict", choices=("clean", "residual-phi", "over-redaction"))
+    p.add_argument("--category", metavar="C", help="the PHI category (NAME, DATE, MRN, …; "
+                   "default OTHER for residual PHI)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--span", metavar="START:END", help="character offsets in the outgoing "
+                       "report")
+    where.add_argument("--box", metavar="x0,y0,x1,y1", help="a box on the outgoing image, pixels")
+    p.add_argument("--auditor", metavar="NAME", help="who audits (default: the user name of "
+                   "this session)")
+    p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the finding "
+                   "(never put the leaked text in it)")
+    p.set_defaults(func=_cmd_audit_mark)
+
+    p = sub.add_parser(
+        "audit-stats", help="residual-PHI and over-redaction rates with exact upper bounds",
+        description="Print the residual-PHI rate of TARGET's audit (cases with a residual-PHI "
+                    "finding over cases audited) with its one-sided Clopper-Pearson upper "
+                    "bound and two-sided interval, overall, per PHI category, per site and per "
+                    "case category; the over-redaction rate likewise.")
+    p.add_argument("target", type=Path, help="a review workspace or a share package")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                   help="confidence of the bounds (default 0.95)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_audit_stats)
+
+    p = sub.add_parser(
+        "audit-report", help="write the audit as one self-contained HTML file",
+        description="Write OUT.html: the sample and how it was drawn, the findings (offsets "
+                    "and boxes, never text), the rates and bounds, the privacy and utility "
+                    "score distributions, the re-identification results and privacy-utility "
+                    "curve (from --evaluation), the leak-scan result, configuration, model "
+                    "signatures and software versions. Plots are embedded; it prints to PDF.")
+    p.add_argument("target", type=Path, help="a review workspace or a share package")
+    p.add_argument("out", type=Path, help="the HTML file to write")
+    p.add_argument("--evaluation", type=Path, metavar="EVAL.json", help="the output of updp "
+                   "evaluate-filter --json")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                   help="confidence of the bounds (default 0.95)")
+    p.set_defaults(func=_cmd_audit_report)
 
     p = sub.add_parser("plugins", help="list installed plugins (detectors, filters, executors)",
                        description="List the optional backends installed through entry "
