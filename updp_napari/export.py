@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .audit.sample import case_category
 from .core.errors import InputError, UpdpError
 from .core.files import fsync_folder, write_bytes_atomic
 
-MANIFEST_FIELDS = ("case_id", "site", "decision", "reviewer", "decided_at", "privacy_score",
-                   "utility_score", "image_sha256", "report_sha256", "filter_model", "strength",
-                   "seed", "steps")
+MANIFEST_FIELDS = ("case_id", "site", "category", "decision", "reviewer", "decided_at",
+                   "privacy_score", "utility_score", "image_sha256", "report_sha256",
+                   "filter_model", "strength", "seed", "steps")
 
 
 class LeakFound(UpdpError):
@@ -173,6 +174,9 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 signature = record.artifacts["synthetic"].get("signature") or {}
                 rows.append({
                     "case_id": record.case_id, "site": record.site or "",
+                    # whether the image carried burned-in text: an audit stratifies by it
+                    "category": case_category(case.text_boxes if "text_boxes" in record.artifacts
+                                              else None, case.signature("text_boxes")),
                     "decision": decision.decision, "reviewer": decision.reviewer,
                     "decided_at": decision.decided_at,
                     "privacy_score": record.privacy_score, "utility_score": record.utility_score,

@@ -134,7 +134,8 @@ class AuditTarget:
 
         if self.kind == "package":
             return [FrameCase(str(row["case_id"]), str(row.get("site") or "unknown"), "exported",
-                              case_category(None), _number(row.get("privacy_score")),
+                              str(row.get("category") or case_category(None)),
+                              _number(row.get("privacy_score")),
                               _number(row.get("utility_score")))
                     for row in self.manifest["cases"]]
         out = []
