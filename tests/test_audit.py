@@ -328,6 +328,14 @@ def test_cli_walks_a_workspace_audit(planted, capsys):
     assert stats["residual_phi"]["events"] == 1 and stats["audited"] == 1
     assert main(["audit", ws, "--list"]) == 0  # reopens
     assert "residual_phi" in capsys.readouterr().out
+    # a finding recorded by mistake is withdrawn, not deleted: out of the statistics
+    with AuditSession.open(ws, auditor="ann") as audit:
+        finding = audit.store.findings()[0]
+    assert main(["audit-withdraw", ws, str(finding.finding_id), "--reason", "wrong case"]) == 0
+    assert main(["audit-stats", ws, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["residual_phi"]["events"] == 0
+    assert main(["audit-withdraw", ws, str(finding.finding_id)]) == 2
+    assert "already withdrawn" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -683,6 +683,16 @@ def _cmd_audit_mark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_withdraw(args: argparse.Namespace) -> int:
+    from .audit.session import AuditSession
+
+    with AuditSession.open(args.target, auditor=args.auditor) as audit:
+        if audit.sample is None:
+            raise UpdpError(f"{args.target}: no audit sample yet, so no findings to withdraw")
+        audit.withdraw(args.finding_id, args.reason)
+    print(f"finding {args.finding_id} withdrawn")
+    return 0
+
 def _stats_lines(stats: dict) -> list[str]:
     def rate(r: dict) -> str:
         if r["rate"] is None:
@@ -1143,6 +1153,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the finding "
                    "(never put the leaked text in it)")
     p.set_defaults(func=_cmd_audit_mark)
+
+    p = sub.add_parser(
+        "audit-withdraw", help="withdraw an auditor's finding recorded by mistake",
+        description="Withdraw finding FINDING_ID (printed by updp audit-mark) of TARGET's audit. "
+                    "Nothing is deleted: the withdrawal is recorded beside the finding, with who "
+                    "and why, and the statistics leave the finding out.")
+    p.add_argument("target", type=Path, help="a review workspace or a share package")
+    p.add_argument("finding_id", type=int, help="the finding's number")
+    p.add_argument("--reason", metavar="TEXT", default="", help="why (never put PHI in it)")
+    p.add_argument("--auditor", metavar="NAME", help="who withdraws it (default: the user name "
+                   "of this session)")
+    p.set_defaults(func=_cmd_audit_withdraw)
 
     p = sub.add_parser(
         "audit-stats", help="residual-PHI and over-redaction rates with exact upper bounds",
