@@ -6,8 +6,11 @@
 #
 #   scripts/train-default-scorers.sh            # uses .venv/bin
 #   BIN=/path/to/venv/bin scripts/train-default-scorers.sh
-#   DEST=/tmp/check scripts/train-default-scorers.sh && cmp /tmp/check/reid/model.safetensors \
-#       updp_napari/models/scorers/reid/model.safetensors
+#   DEST=/tmp/check scripts/train-default-scorers.sh && python -c "from safetensors.numpy import \
+#       load_file as f; a, b = f('/tmp/check/reid/model.safetensors'), \
+#       f('updp_napari/models/scorers/reid/model.safetensors'); print(all((a[k] == b[k]).all() \
+#       for k in a))"
+# (compare the tensors, not the bytes: the order of the file's metadata entries varies.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}

@@ -339,3 +339,22 @@ def test_identity_proxy_tells_a_copy_from_a_stranger():
     assert copies["self"] == 1.0 and copies["top1"] == 1.0 and copies["margin"] > 0.5
     strangers = identity_of(originals[[2, 3, 4, 5, 0, 1]], originals, patients, sites)
     assert strangers["top1"] == 0.0 and strangers["margin"] < 0
+
+
+def test_training_never_asks_the_model_to_draw_a_finding():
+    from updp_napari.synth.train import training_mask
+
+    rng = np.random.default_rng(0)
+    finding, text = _box((64, 64), (20, 30), (10, 25)), _box((64, 64), (50, 56), (40, 60))
+    healthy = np.zeros((64, 64), bool)
+    kinds = set()
+    for _ in range(200):
+        known = training_mask(rng, finding, text)
+        assert known[finding].all() and not known[text].any()
+        empty = training_mask(rng, healthy, text)
+        kinds.add(("whole chest" if not empty.any() else "blobs") + (
+            ", extra" if (known & ~dilate(finding, 0.08 * 64)).any() else ""))
+    # a healthy chest is sometimes drawn whole, sometimes around blobs; around a finding,
+    # sometimes more than the finding is kept
+    assert {"whole chest", "blobs"} <= {k.split(",")[0] for k in kinds}
+    assert any(k.endswith("extra") for k in kinds)

@@ -1,10 +1,11 @@
 """``updp train-filter``: train the generative filter's UNet on a cohort's radiographs.
 
 The UNet learns to denoise radiographs (cosine schedule, a plain mean-squared error on its
-prediction), seeing beside the noisy image a mask and the original under it. The masks it trains on are
-the cohort's own finding masks grown by a random band, random blobs (so it can fill around
-any region a reviewer draws) and no mask at all (to draw a whole chest). Burned-in text is
-painted out of the training images first, so the model never learns to write.
+prediction), seeing beside the noisy image a mask and the original under it. The masks it trains on
+always hold the image's own findings, grown by a random band, so the model only ever draws
+healthy anatomy; random blobs are added (so it can fill around any region a reviewer draws),
+and a healthy chest is sometimes given no mask at all (to draw a whole one). Burned-in text
+is painted out of the training images first, so the model never learns to write.
 
 Nothing comes from a model hub: the network starts from random weights. The saved folder
 holds an exponential moving average of the weights, in fp16, in the ``save_pretrained``
@@ -36,7 +37,8 @@ TRAINED_DEFAULT_STRENGTH = 1.0
 # by sqrt(alpha_bar) (0.06 at t=960 with the cosine schedule): measured after 750 steps,
 # x0 error 0.90 at t=950 against 0.20 for the mean image; v-prediction, same run: 0.14.
 PREDICTIONS = ("v_prediction", "epsilon")
-# Share of training masks of each kind: the cohort's findings, random blobs, none.
+# Share of training masks of each kind: the cohort's findings, findings and random blobs,
+# findings only (none at all on a healthy chest: the model draws a whole one).
 MASK_MIX = (0.5, 0.3, 0.2)
 
 
@@ -52,16 +54,19 @@ def _blobs(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def training_mask(rng: np.random.Generator, preserve: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """The known region of one training example (never on text)."""
+    """The known region of one training example (never on text).
+
+    The image's own findings are always known: the model is only ever asked to draw what
+    lies outside every finding, so it learns that what it draws is healthy anatomy. (Asked
+    to fill a whole chest with a consolidation in it, it learnt to draw consolidations, and
+    drew them into healthy counterparts too.)
+    """
     size = preserve.shape[0]
+    findings = mk.dilate(preserve, rng.uniform(0.0, 2.0 * DEFAULT_DILATION) * size)
     kind = rng.choice(3, p=MASK_MIX)
-    if kind == 0 and preserve.any():
-        mask = mk.dilate(preserve, rng.uniform(0.0, 2.0 * DEFAULT_DILATION) * size)
-    elif kind == 2:
-        mask = np.zeros_like(preserve)
-    else:
-        mask = _blobs(rng, size)
-    return mask & ~text
+    if kind == 1 or (kind == 0 and not preserve.any()):
+        findings = findings | _blobs(rng, size)
+    return findings & ~text
 
 
 def _cohort_signature(cohort: Path, count: int) -> dict:
@@ -180,7 +185,9 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
             "training": {"cohort": _cohort_signature(cohort, n), "seed": seed, "epochs": epochs,
                          "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
                          "ema_decay": ema_decay,
-                         "mask_mix": dict(zip(("findings", "blobs", "none"), MASK_MIX)),
+                         "mask_mix": dict(zip(("findings (blobs if none)", "findings and blobs",
+                                               "findings only"), MASK_MIX)),
+                         "findings_always_known": True,
                          "final_loss": round(float(np.mean(losses[-20:])), 4),
                          "seconds": round(seconds, 1), "device": device.type,
                          "threads": int(threads), "updp_version": __version__},
