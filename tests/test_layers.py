@@ -24,6 +24,19 @@ def test_import_updp_napari_pulls_in_neither_torch_nor_qt():
     assert not loaded & set(HEAVY)
 
 
+def test_import_makes_idle_cpu_threads_sleep_unless_the_user_chose():
+    import os
+
+    code = "import os, updp_napari; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
 def test_reader_and_manifest_entry_do_not_pull_in_torch_or_qt():
     loaded = _imported_in_fresh_interpreter("import updp_napari._reader, updp_napari.cli")
     assert not loaded & {"torch", "qtpy", "PyQt6", "napari", "diffusers"}
