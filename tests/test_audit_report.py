@@ -116,6 +116,7 @@ def test_workspace_audit_surfaces_the_kept_name_and_reports_it(shared, tmp_path)
     html = out.read_text(encoding="utf-8")
     for section in SECTIONS:
         assert section in html
+    assert "Every case had about the same chance" in html  # the whole frame was drawn
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 3  # bounds, scores, the privacy–utility curve
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
@@ -185,3 +186,16 @@ def test_report_errors(shared, tmp_path):
     assert main(["audit-report", str(copy), str(tmp_path / "r.html")]) == 2
     with pytest.raises(InputError, match="no such folder to write"):
         write_audit_report(shared["ws"], tmp_path / "nowhere" / "r.html")
+
+
+def test_the_report_says_when_strata_were_drawn_at_unequal_rates(shared, tmp_path):
+    import shutil
+
+    package = tmp_path / "share"
+    shutil.copytree(shared["package"], package)
+    with AuditSession.open(package, auditor="ann") as audit:
+        audit.draw(4, strata=("site",), seed=2)  # 4 cases over 3 sites of 3, 9 and 12
+    out = tmp_path / "unequal.html"
+    assert main(["audit-report", str(package), str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "The chances differ" in html and "Every case had about the same chance" not in html

@@ -319,11 +319,20 @@ def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=
         verdict = ", ".join(sorted(v.replace("_", " ") for v in view.verdicts)) or "not audited"
         case_rows.append([case.position + 1, f"<span class='mono'>{case.case_id}</span>",
                           _e(case.site), _e(case.category), len(view.suspects), _e(verdict)])
-    allocation_rows = []
+    allocation_rows, chances = [], []
     for a in sample.allocation:
         stratum = ", ".join(f"{k} = {v}" for k, v in a["stratum"].items()) or "the whole frame"
         chance = a["sample"] / a["frame"] if a["frame"] else 0.0
+        chances.append(chance)
         allocation_rows.append([_e(stratum), a["frame"], a["sample"], f"{chance:.1%}"])
+    if chances and min(chances) > 0 and max(chances) / min(chances) > 1.25:
+        weighting = (f"The chances differ ({min(chances):.1%} to {max(chances):.1%}): rounding and "
+                     "the floor of one case per stratum over-sample small strata, and the plain "
+                     "rate below weighs every audited case alike, so it leans toward them. Read "
+                     "the per-stratum rates too, or draw a larger sample.")
+    else:
+        weighting = ("Every case had about the same chance of being drawn, so the plain rate "
+                     "speaks for the frame.")
     finding_rows = []
     for f in findings:
         where = (f"report {f.span[0]}:{f.span[1]}" if f.span else
@@ -368,13 +377,12 @@ def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=
         f"<b>{_e(sample.frame)}</b> with seed {sample.seed}"
         f"{', stratified by ' + _e(' and '.join(sample.strata)) if sample.strata else ''}. Case ids "
         "were sorted and drawn without replacement with numpy's default generator; strata get "
-        "cases in proportion to their size (at least one each when the sample allows), so every "
-        "case has about the same chance of being drawn and the plain rate speaks for the frame. "
-        "The chance per stratum:</p>",
+        "cases in proportion to their size (at least one each when the sample allows). "
+        f"{_e(weighting)} The chance per stratum:</p>",
         _table(["stratum", "cases in frame", "drawn", "chance of a case"], allocation_rows),
         "<p class='note'>Case category: whether the case's image carried burned-in text the "
-        "pipeline found and filled (<i>unknown</i> for a share package, whose manifest does not "
-        "record it). Suspects: spans of the outgoing report that still look like PHI to the "
+        "pipeline found and filled (from the manifest for a share package; <i>unknown</i> "
+        "when it does not say). Suspects: spans of the outgoing report that still look like PHI to the "
         "report de-identifier"
         + (", outside the known stand-ins." if target.kind == "workspace" else
            "; a package does not record where its stand-ins are, so they are counted too.")
