@@ -24,17 +24,19 @@ def test_import_updp_napari_pulls_in_neither_torch_nor_qt():
     assert not loaded & set(HEAVY)
 
 
-def test_import_makes_idle_cpu_threads_sleep_unless_the_user_chose():
+def test_import_makes_idle_cpu_threads_sleep_soon_unless_the_user_chose():
     import os
 
-    code = "import os, updp_napari; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
-    assert out.stdout.strip() == "ACTIVE"
+    code = "import os, updp_napari; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**env, **extra}, check=True).stdout.strip()
+
+    assert run() == "1000"
+    assert run(GOMP_SPINCOUNT="50") == "50"
+    assert run(OMP_WAIT_POLICY="ACTIVE") == "None"
 
 
 def test_reader_and_manifest_entry_do_not_pull_in_torch_or_qt():
