@@ -27,15 +27,12 @@ import math
 import os
 import re
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.durable import DurableDatabase, private_folder
 from ..core.errors import InputError, UpdpError
-from ..core.files import fsync_folder
 
 DATABASE = "audit.sqlite"
 #: ``PRAGMA application_id``: ASCII "UPDA".
@@ -213,18 +210,17 @@ def check_category(category) -> str | None:
     return word
 
 
-def _private_folder(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-class AuditStore:
+class AuditStore(DurableDatabase):
     """The sample and findings of one audit. Open with :meth:`open`; close when done."""
 
-    def __init__(self, folder: Path, connection: sqlite3.Connection):
+    WHAT = "an audit"
+    APPLICATION_ID = APPLICATION_ID
+    SCHEMA_VERSION = SCHEMA_VERSION
+    SCHEMA = _SCHEMA
+
+    def __init__(self, folder: Path, connection: sqlite3.Connection, database: Path):
+        super().__init__(connection, database)
         self.folder = folder
-        self._db = connection
-        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, folder: str | os.PathLike, create: bool = False,
@@ -234,85 +230,15 @@ class AuditStore:
         if create:
             if folder.exists() and not folder.is_dir():
                 raise InputError(f"{folder}: not a folder, cannot hold an audit")
-            _private_folder(folder)
-            if not database.exists():
-                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                fsync_folder(folder)
+            private_folder(folder)
+            cls._create_file(database)
         elif not database.is_file():
             raise InputError(f"{folder}: no audit here yet (draw a sample with updp audit "
                              "TARGET --sample N)")
-        try:
-            connection = sqlite3.connect(database, timeout=busy_timeout, isolation_level=None,
-                                         check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise InputError(f"{database}: cannot open ({exc})") from None
-        try:
-            store = cls(folder, connection)
-            store._prepare(create)
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise InputError(f"{database}: not an audit database ({exc})") from None
-        except BaseException:
-            connection.close()
-            raise
-        return store
-
-    def _prepare(self, create: bool) -> None:
-        db = self._db
-        database = self.folder / DATABASE
-        application_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        fresh = application_id == 0 and version == 0 and tables == 0
-        if fresh and not create:
-            raise InputError(f"{database}: empty database, not an audit")
-        if not fresh and application_id != APPLICATION_ID:
-            raise InputError(f"{database}: an SQLite database of another program, not an audit")
-        if version > SCHEMA_VERSION:
-            raise UpdpError(f"{database}: made by a newer updp-napari (audit schema {version}); "
-                            "upgrade updp-napari")
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise UpdpError(f"{database}: cannot use write-ahead logging here (journal mode "
-                            f"stays {mode!r}; a network folder?)")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        if fresh:
-            with self._write() as cur:
-                if cur.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _statements(_SCHEMA):
-                        cur.execute(statement)
-                    cur.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                    cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> AuditStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return cls._connect(database, create, busy_timeout, folder)
 
     def __repr__(self) -> str:
         return f"AuditStore({str(self.folder)!r})"
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-
-    def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
 
     # -- the sample ---------------------------------------------------------------------------
 
@@ -477,21 +403,6 @@ class AuditStore:
         rows = self._read("SELECT entry_id, at, auditor, action, case_id, detail FROM audit_log "
                           "ORDER BY entry_id")
         return [LogEntry(*row[:5], json.loads(row[5])) for row in rows]
-
-
-def _statements(script: str) -> list[str]:
-    """The schema's statements one by one (``executescript`` would commit on its own)."""
-    out, current = [], []
-    for line in script.splitlines():
-        line = line.split("--")[0].rstrip()
-        if not line:
-            continue
-        current.append(line)
-        joined = "\n".join(current)
-        if sqlite3.complete_statement(joined):
-            out.append(joined)
-            current = []
-    return out
 
 
 def _log(cur: sqlite3.Cursor, at: str, auditor: str, action: str, case_id: str | None,

@@ -33,15 +33,14 @@ import math
 import os
 import re
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.durable import DurableDatabase, private_folder
 from ..core.errors import InputError, UpdpError
-from ..core.files import fsync_folder, write_bytes_atomic
+from ..core.files import write_bytes_atomic
 
 DATABASE = "workspace.sqlite"
 KEY_FILE = "secret.key"
@@ -180,12 +179,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _private_folder(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-class ReviewStore:
+class ReviewStore(DurableDatabase):
     """The cases of one workspace and everything reviewers did to them.
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. One store may be
@@ -193,10 +187,14 @@ class ReviewStore:
     workspace (SQLite locks; a writer waits up to ``busy_timeout`` seconds).
     """
 
-    def __init__(self, workspace: Path, connection: sqlite3.Connection):
+    WHAT = "a review workspace"
+    APPLICATION_ID = APPLICATION_ID
+    SCHEMA_VERSION = SCHEMA_VERSION
+    SCHEMA = _SCHEMA
+
+    def __init__(self, workspace: Path, connection: sqlite3.Connection, database: Path):
+        super().__init__(connection, database)
         self.workspace = workspace
-        self._db = connection
-        self._lock = threading.RLock()
         self._key: bytes | None = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -211,102 +209,21 @@ class ReviewStore:
         if create:
             if workspace.exists() and not workspace.is_dir():
                 raise InputError(f"{workspace}: not a folder, cannot hold a review workspace")
-            _private_folder(workspace)
+            private_folder(workspace)
             from ..core.keys import load_or_create_key
 
             load_or_create_key(workspace / KEY_FILE)
-            if not database.exists():
-                # SQLite gives its -wal and -shm files the mode of the database file.
-                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-                fsync_folder(workspace)
+            cls._create_file(database)
         elif not workspace.exists():
             raise InputError(f"{workspace}: no such folder (not a review workspace)")
         elif not workspace.is_dir():
             raise InputError(f"{workspace}: not a folder (not a review workspace)")
         elif not database.is_file():
             raise InputError(f"{workspace}: not a review workspace (no {DATABASE} in it)")
-        try:
-            connection = sqlite3.connect(database, timeout=busy_timeout, isolation_level=None,
-                                         check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise InputError(f"{database}: cannot open ({exc})") from None
-        try:
-            store = cls(workspace, connection)
-            store._prepare(create)
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise InputError(f"{database}: not a review workspace database ({exc})") from None
-        except BaseException:
-            connection.close()
-            raise
-        return store
-
-    def _prepare(self, create: bool) -> None:
-        db = self._db
-        database = self.workspace / DATABASE
-        application_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        fresh = application_id == 0 and version == 0 and tables == 0
-        if fresh and not create:
-            raise InputError(f"{database}: empty database, not a review workspace")
-        if not fresh and application_id != APPLICATION_ID:
-            raise InputError(f"{database}: an SQLite database of another program, not a "
-                             "review workspace")
-        if version > SCHEMA_VERSION:
-            raise UpdpError(f"{database}: made by a newer updp-napari (schema {version}; this "
-                            f"version reads schema {SCHEMA_VERSION}); upgrade updp-napari")
-        if not fresh and version != SCHEMA_VERSION:
-            raise UpdpError(f"{database}: schema {version} is not one this version can read "
-                            f"(schema {SCHEMA_VERSION})")
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise UpdpError(f"{database}: cannot use write-ahead logging here (journal mode "
-                            f"stays {mode!r}; a network folder?)")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        if fresh:
-            with self._write() as cur:
-                # Another process may have created it between our look and our lock.
-                if cur.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _statements(_SCHEMA):
-                        cur.execute(statement)
-                    cur.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                    cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ReviewStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return cls._connect(database, create, busy_timeout, workspace)
 
     def __repr__(self) -> str:
         return f"ReviewStore({str(self.workspace)!r})"
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
-        """One transaction, committed (and on disk) when the block ends, rolled back on error.
-
-        ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes never both read
-        and then both try to upgrade to writing.
-        """
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-
-    def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
 
     # -- cases -----------------------------------------------------------------------------
 
@@ -612,8 +529,8 @@ class ReviewStore:
         path = self.workspace / relpath
         if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
             return relpath
-        _private_folder(self.workspace / ARTIFACTS)
-        _private_folder(path.parent)
+        private_folder(self.workspace / ARTIFACTS)
+        private_folder(path.parent)
         write_bytes_atomic(path, data, private=True)
         return relpath
 
@@ -659,21 +576,6 @@ def _case(row: tuple) -> CaseRecord:
     values = list(row)
     values[7] = json.loads(values[7])
     return CaseRecord(*values)
-
-
-def _statements(script: str) -> list[str]:
-    """The schema's statements one by one (``executescript`` would commit on its own)."""
-    out, current = [], []
-    for line in script.splitlines():
-        line = line.split("--")[0].rstrip()
-        if not line:
-            continue
-        current.append(line)
-        joined = "\n".join(current)
-        if sqlite3.complete_statement(joined):
-            out.append(joined)
-            current = []
-    return out
 
 
 def _audit(cur: sqlite3.Cursor, at: str, reviewer: str, action: str, case_id: str | None,
