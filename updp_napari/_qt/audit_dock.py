@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import Qt
-from qtpy.QtGui import QTextCursor
 from qtpy.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -56,26 +54,6 @@ class OutgoingReportView(_MappedText):
                     "redact", tooltip=f"{s.category} · looks like PHI ({s.source})")))
         runs.sort(key=lambda r: r[0])
         self._write(text, runs)
-
-    def selection(self) -> tuple[int, int] | None:
-        cursor = self.textCursor()
-        if not cursor.hasSelection():
-            return None
-        start = self.text_offset(cursor.selectionStart())
-        end = self.text_offset(cursor.selectionEnd())
-        return (start, end) if end > start else None
-
-    def select_range(self, start: int, end: int) -> None:
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self.document_position(start))
-        cursor.setPosition(self.document_position(end), QTextCursor.MoveMode.KeepAnchor)
-        self.setTextCursor(cursor)
-
-    def background_at(self, offset: int) -> str:
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self.document_position(offset) + 1)
-        brush = cursor.charFormat().background()
-        return brush.color().name() if brush.style() != Qt.BrushStyle.NoBrush else ""
 
 
 class AuditWidget(QWidget):

@@ -147,6 +147,28 @@ class _MappedText(QTextBrowser):
             return True
         return super().viewportEvent(event)
 
+    def background_at(self, offset: int) -> str:
+        """The background colour drawn at report ``offset`` (``#rrggbb``), for checks."""
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(self.document_position(offset) + 1)
+        brush = cursor.charFormat().background()
+        return brush.color().name() if brush.style() != Qt.BrushStyle.NoBrush else ""
+
+    def selection(self) -> tuple[int, int] | None:
+        """The selected report range as (start, end) offsets, or None."""
+        cursor = self.textCursor()
+        if not cursor.hasSelection():
+            return None
+        start = self.text_offset(cursor.selectionStart())
+        end = self.text_offset(cursor.selectionEnd())
+        return (start, end) if end > start else None
+
+    def select_range(self, start: int, end: int) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(self.document_position(start))
+        cursor.setPosition(self.document_position(end), QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(cursor)
+
 
 class ReportView(_MappedText):
     """The original report; spans are links: a click toggles one, a selection plus the
@@ -172,28 +194,6 @@ class ReportView(_MappedText):
         cursor = QTextCursor(self.document())
         cursor.setPosition(self.document_position(offset) + 1)
         return cursor.charFormat().toolTip()
-
-    def background_at(self, offset: int) -> str:
-        """The background colour drawn at report ``offset`` (``#rrggbb``), for checks."""
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self.document_position(offset) + 1)
-        brush = cursor.charFormat().background()
-        return brush.color().name() if brush.style() != Qt.BrushStyle.NoBrush else ""
-
-    def selection(self) -> tuple[int, int] | None:
-        """The selected report range as (start, end) offsets, or None."""
-        cursor = self.textCursor()
-        if not cursor.hasSelection():
-            return None
-        start = self.text_offset(cursor.selectionStart())
-        end = self.text_offset(cursor.selectionEnd())
-        return (start, end) if end > start else None
-
-    def select_range(self, start: int, end: int) -> None:
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(self.document_position(start))
-        cursor.setPosition(self.document_position(end), QTextCursor.MoveMode.KeepAnchor)
-        self.setTextCursor(cursor)
 
     def request_redaction(self) -> bool:
         selected = self.selection()
