@@ -66,7 +66,7 @@ def _load_study(image_path: Path) -> dict:
     for label in LABELS:
         mask_path = folder / f"{MASK_PREFIX}{label}.png"
         if mask_path.is_file():
-            masks[label] = _read_mask(mask_path, loaded.pixels.shape)
+            masks[label] = read_mask(mask_path, loaded.pixels.shape)
     return {
         "image": loaded,
         "report": read_report(report_path) if report_path.is_file() else "",
@@ -75,7 +75,7 @@ def _load_study(image_path: Path) -> dict:
     }
 
 
-def _read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -89,7 +89,7 @@ def _read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
-def _label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
+def label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
     # Later labels in LABELS win where masks overlap; index 0 is background.
     out = np.zeros(shape, dtype=np.uint8)
     for i, label in enumerate(LABELS, start=1):
@@ -120,7 +120,7 @@ def _layers(studies: list[dict], name: str) -> list[tuple]:
                                         "colormap": "gray", "metadata": _study_metadata(s)},
                            "image"))
             if s["masks"]:
-                layers.append((_label_image(s["masks"], img.pixels.shape),
+                layers.append((label_image(s["masks"], img.pixels.shape),
                                {"name": f"{s['name']} findings", "opacity": 0.4,
                                 "metadata": {"labels": label_names}}, "labels"))
         return layers
@@ -131,7 +131,7 @@ def _layers(studies: list[dict], name: str) -> list[tuple]:
     layers = [(stack, {"name": name, "contrast_limits": (0.0, 1.0), "colormap": "gray",
                        "metadata": meta}, "image")]
     if any(s["masks"] for s in studies):
-        labels = np.stack([_label_image(s["masks"], s["image"].pixels.shape) for s in studies])
+        labels = np.stack([label_image(s["masks"], s["image"].pixels.shape) for s in studies])
         layers.append((labels, {"name": f"{name} findings", "opacity": 0.4,
                                 "metadata": {"labels": label_names}}, "labels"))
     return layers

@@ -47,25 +47,11 @@ class _Prepared:
 
 
 def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+    from ._reader import label_image, read_mask
     from .cohort.model import LABELS
 
-    out = np.zeros(shape, np.uint8)
-    for i, label in enumerate(LABELS, start=1):
-        path = study.masks.get(label)
-        if path is None:
-            continue
-        try:
-            with Image.open(path) as im:
-                mask = np.asarray(im.convert("L")) > 0
-        except (OSError, UnidentifiedImageError):
-            raise InputError(f"{path}: mask is not a readable PNG image") from None
-        if mask.shape != shape:
-            raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                             f"{shape[1]}x{shape[0]}")
-        out[mask] = i
-    return out
+    return label_image({label: read_mask(path, shape) for label, path in study.masks.items()
+                        if label in LABELS}, shape)
 
 
 class Pipeline:
@@ -208,8 +194,6 @@ class Pipeline:
         (see ``review.scores``)."""
         from .review.scores import score_cases
 
-        if not any(c.status != "failed" and "synthetic" in c.artifacts for c in self.store.cases()):
-            return 0
         return score_cases(self.store, self.scorers(), progress=progress)
 
 
