@@ -167,6 +167,16 @@ def _render_study(out: Path, study: Study, traits: anatomy.AnatomyTraits, seed: 
     }
 
 
+def read_cohort_info(cohort: str | os.PathLike) -> dict:
+    """The cohort's ``cohort.json`` (how it was made: generator, seed, size, sites, counts),
+    or an empty dict when it is missing or unreadable."""
+    try:
+        info = json.loads((Path(cohort) / COHORT_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def read_ground_truth(cohort: str | os.PathLike) -> list[dict]:
     """The cohort's ground-truth records, in study order."""
     path = Path(cohort) / GROUND_TRUTH

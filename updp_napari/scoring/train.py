@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -34,12 +33,9 @@ def split_patients(patients, share: float, seed: int) -> tuple[np.ndarray, np.nd
 def cohort_signature(cohort: Path, data) -> dict:
     """What identifies the training cohort without naming anyone: the generator's seed and
     settings and the counts (no patient or study identifier)."""
-    try:
-        info = json.loads((cohort / "cohort.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict):
-        info = {}
+    from ..cohort.generate import read_cohort_info
+
+    info = read_cohort_info(cohort)
     return {"generator": info.get("generator"), "seed": info.get("seed"),
             "image_size": info.get("size"), "sites": len(info.get("sites") or []) or len(set(data.sites)),
             "patients": len(set(data.patients)), "studies": len(data)}

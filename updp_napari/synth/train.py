@@ -15,7 +15,6 @@ patient's data).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -71,12 +70,9 @@ def training_mask(rng: np.random.Generator, preserve: np.ndarray, text: np.ndarr
 
 def _cohort_signature(cohort: Path, count: int) -> dict:
     """How the training cohort was made (seed, size, counts): never anything of a patient."""
-    try:
-        info = json.loads((cohort / "cohort.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict):
-        info = {}
+    from ..cohort.generate import read_cohort_info
+
+    info = read_cohort_info(cohort)
     keys = ("generator", "seed", "size", "patients", "studies_per_patient", "version")
     return {"images": count, **{k: info.get(k) for k in keys if k in info},
             "sites": len(info["sites"]) if isinstance(info.get("sites"), list) else None}
