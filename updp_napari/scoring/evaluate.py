@@ -63,7 +63,7 @@ def evaluate_scorers(data, scorers, synthetic: np.ndarray | None = None, size: i
         synthetic = np.asarray(synthetic)
         if len(synthetic) != len(data):
             raise InputError(f"synthetic holds {len(synthetic)} images for {len(data)} studies")
-        result["synthetic"] = _synthetic_figures(scorers, data, synthetic)
+        result["synthetic"] = synthetic_figures(scorers, data, synthetic)
         if progress:
             progress(3, steps)
     return result
@@ -105,7 +105,9 @@ def _pathology_figures(pathology, images, labels) -> dict:
             "accuracy": round(float((predicted == (np.asarray(labels) > 0)).mean()), 4)}
 
 
-def _synthetic_figures(scorers, data, synthetic) -> dict:
+def synthetic_figures(scorers, data, synthetic) -> dict:
+    """The ``synthetic`` part of :func:`evaluate_scorers` alone (the originals' own figures
+    are not computed again)."""
     patients = np.asarray(data.patients)
     out = {"pathology": _pathology_figures(scorers.pathology, synthetic, data.labels)}
     agreement = scorers.pathology.agreement(data.images, synthetic)

@@ -45,7 +45,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     """
     from ..cohort.dataset import load_cohort_images
     from ..scoring import load_scorers
-    from ..scoring.evaluate import evaluate_scorers
+    from ..scoring.evaluate import evaluate_scorers, synthetic_figures
     from .filter import GenerativeFilter
     from .measure import region_ssim
 
@@ -76,7 +76,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
             steps=steps, dilation=dilation, batch_size=batch_size,
             progress=(lambda d, t, s=stage: progress(s, d, t)) if progress else None))
         seconds = (time.perf_counter() - started) / len(data)
-        figures = evaluate_scorers(data, judges, synthetic=synthetic)["synthetic"]
+        figures = synthetic_figures(judges, data, synthetic)
         inside, outside = [], []
         for o, s, m, t in zip(data.images, synthetic, preserve, data.text_boxes):
             i, o_ = region_ssim(o, s, m & ~t)
