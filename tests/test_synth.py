@@ -283,7 +283,8 @@ def test_train_filter_help_text(capsys):
     with pytest.raises(SystemExit):
         main(["train-filter", "--help"])
     text = capsys.readouterr().out
-    for words in ("--size", "--epochs", "--seed", "--threads", "save_pretrained", "updp_filter.json"):
+    for words in ("--size", "--epochs", "--seed", "--threads", "--init", "--learning-rate",
+                  "--ema-decay", "save_pretrained", "updp_filter.json"):
         assert words in text
 
 
@@ -304,6 +305,28 @@ def test_train_filter_cli_writes_a_loadable_model(cohort, tmp_path, capsys):
     other.mkdir()
     (other / "notes.txt").write_text("x")
     assert main(["train-filter", str(cohort), "--out", str(other), "--size", "32", "-q"]) == 2
+    # Trained further: same architecture, new weights, both runs in the card.
+    more = tmp_path / "more"
+    assert main(["train-filter", str(cohort), "--out", str(more), "--init", str(out), "--epochs", "1",
+                 "--seed", "1", "--learning-rate", "3e-4", "--ema-decay", "0.9", "-q"]) == 0
+    further = json.loads((more / MODEL_CARD).read_text())
+    assert further["model"] == card["model"]
+    assert further["training"]["initialised_from"] == {"model_id": card["model_id"],
+                                                       "training": card["training"]}
+    assert further["training"]["learning_rate"] == 3e-4 and further["training"]["ema_decay"] == 0.9
+    assert further["model_id"].startswith(card["model_id"] + "+")
+    before = GenerativeFilter.load(out).model.unet.state_dict()
+    after = GenerativeFilter.load(more).model.unet.state_dict()
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    # Only a filter of ours can be trained further, and its size is not changed.
+    assert main(["train-filter", str(cohort), "--out", str(tmp_path / "x"), "--init", str(other),
+                 "-q"]) == 2
+    assert main(["train-filter", str(cohort), "--out", str(tmp_path / "x"), "--init", str(out),
+                 "--size", "64", "-q"]) == 2
+    assert main(["train-filter", str(cohort), "--out", str(tmp_path / "x"), "--ema-decay", "1",
+                 "-q"]) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def test_shipped_model_loads_and_synthesises_a_sample_image():

@@ -199,8 +199,14 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
     from .core.progress import Progress
     from .synth.train import train_filter
 
-    card = train_filter(args.cohort, args.out, size=args.size, epochs=args.epochs, seed=args.seed,
-                        threads=args.threads, progress=Progress("train-filter", enabled=not args.quiet))
+    if args.init is not None and args.size is not None:
+        raise UpdpError("--size comes from the --init model; leave it out when training further")
+    if not args.learning_rate > 0 or not 0 <= args.ema_decay < 1:
+        raise UpdpError("--learning-rate must be above 0 and --ema-decay in [0, 1)")
+    card = train_filter(args.cohort, args.out, size=args.size or 128, epochs=args.epochs,
+                        seed=args.seed, threads=args.threads, learning_rate=args.learning_rate,
+                        ema_decay=args.ema_decay, init=args.init,
+                        progress=Progress("train-filter", enabled=not args.quiet))
     m, t = card["model"], card["training"]
     print(f"trained a {m['size']}px filter ({m['parameters']:,} parameters, conditioning "
           f"{m['conditioning']}) on {t['cohort']['images']} images in {t['seconds']:.1f}s "
@@ -916,13 +922,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "findings. DIR gets unet/ and scheduler/ in the save_pretrained layout and "
                     "updp_filter.json (size, conditioning, cohort seed and counts, parameters, "
                     "training time, default strength and steps). Load it with "
-                    "GenerativeFilter.load(DIR).")
+                    "GenerativeFilter.load(DIR). With --init it trains a filter made before "
+                    "further (same size and architecture), recording both runs in the card.")
     p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder to write the model to (empty, absent, or an older filter)")
-    p.add_argument("--size", type=int, default=128, help="side of the images the model works on, "
+    p.add_argument("--size", type=int, default=None, help="side of the images the model works on, "
                    "a multiple of 16 (default 128); inputs of any size are scaled to it and back")
     p.add_argument("--epochs", type=int, default=20, help="passes over the cohort (default 20)")
+    p.add_argument("--init", type=Path, metavar="DIR", help="a filter folder made by updp "
+                   "train-filter to train further instead of starting from random weights")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate; it "
+                   "warms up, then falls along a cosine to a tenth (default 0.001)")
+    p.add_argument("--ema-decay", type=float, default=0.995, help="decay of the weight average "
+                   "that is saved (default 0.995; closer to 1 averages over more steps)")
     p.add_argument("--seed", type=int, default=0, help="random seed: weights, order, noise, "
                    "masks (default 0); the same seed and cohort give the same model")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

@@ -68,6 +68,22 @@ def training_mask(rng: np.random.Generator, preserve: np.ndarray, text: np.ndarr
     return findings & ~text
 
 
+def _base_model(path: Path):
+    """The filter to train further: one written by :func:`train_filter` (mask and kept
+    pixels as conditioning), so its card says how it was built."""
+    from .model import load_model_folder
+
+    if not path.is_dir():
+        raise InputError(f"{path}: no such model folder to train further")
+    base = load_model_folder(path)
+    info = base.card.get("model", {}) if base.card else {}
+    if base.conditioning != "mask+known" or not {"channels", "layers_per_block"} <= info.keys():
+        raise InputError(f"{path}: not a filter made by updp train-filter (mask and kept pixels as "
+                         "conditioning, with its architecture in updp_filter.json); only such a "
+                         "model can be trained further")
+    return base
+
+
 def _cohort_signature(cohort: Path, count: int) -> dict:
     """How the training cohort was made (seed, size, counts): never anything of a patient."""
     from ..cohort.generate import read_cohort_info
@@ -83,8 +99,14 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                  batch_size: int = 8, learning_rate: float = 1e-3,
                  channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1,
                  ema_decay: float = 0.995, prediction: str = "v_prediction", fp16: bool = True,
+                 init: str | os.PathLike | None = None,
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Train a filter on ``cohort_dir`` (made by ``updp make-cohort``); save it to ``out_dir``.
+
+    ``init``: a filter folder written by this function to train further instead of starting
+    from random weights; its size, architecture and prediction are kept (``size``,
+    ``patch``, ``channels``, ``layers_per_block`` and ``prediction`` are then ignored) and
+    its card's training record is carried into the new card.
 
     Returns what ``out_dir/updp_filter.json`` holds.
     """
@@ -98,6 +120,12 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
         raise InputError(f"{out}: exists and is not empty; choose an empty folder (or a filter "
                          "folder to replace)")
     torch, _ = require_diffusers()
+    base = _base_model(Path(init)) if init is not None else None
+    if base is not None:
+        info = base.card["model"]
+        size, patch = base.size, base.patch
+        channels, layers_per_block = tuple(info["channels"]), int(info["layers_per_block"])
+        prediction = base.scheduler.config.prediction_type
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(threads)))
     started = time.perf_counter()
@@ -112,7 +140,11 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
 
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        unet = build_unet(size, patch, "mask+known", channels, layers_per_block)
+        if base is None:
+            unet = build_unet(size, patch, "mask+known", channels, layers_per_block)
+        else:
+            unet = base.unet.float()
+            unet.requires_grad_(True)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         unet.to(device).train()
         ema = [p.detach().clone() for p in unet.parameters()]
@@ -189,6 +221,10 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                          "threads": int(threads), "updp_version": __version__},
         }
         card["model_id"] = f"updp-filter-{size}px-seed{seed}-cohort{card['training']['cohort'].get('seed')}"
+        if base is not None:
+            card["training"]["initialised_from"] = {"model_id": base.card.get("model_id"),
+                                                    "training": base.card.get("training")}
+            card["model_id"] = f"{base.card.get('model_id')}+{card['model_id'][len('updp-filter-'):]}"
         save_model_folder(out, unet, schedule, card, fp16=fp16)
     finally:
         torch.set_num_threads(threads_before)
