@@ -84,6 +84,15 @@ def test_institutions_and_names_beside_clinical_words(deid):
                    "RN [NAME] paged.")
 
 
+def test_a_name_does_not_run_into_the_next_field_across_a_wide_gap(deid):
+    # Fields set apart by several spaces: the name is a name, the next field an MRN.
+    assert redacted(deid, "Patient: Mr Yusuf Jankowski    Hospital number: RG-928103") == (
+        "Patient: Mr [NAME]    Hospital number: [MRN]")
+    # One name over one or two spaces, or wrapped onto the next line, is still one institution.
+    assert redacted(deid, "Seen at ST MARY  HOSPITAL today; from Royal Free\nHospital No: 12345.") == (
+        "Seen at [INSTITUTION] today; from [INSTITUTION] No: [MRN].")
+
+
 def test_names_that_are_words_are_kept_without_context(deid):
     text = ("There is hope the effusion will mark a turning point. Rose-coloured fluid was "
             "drained in the hall. Bill of health: clear lungs.")

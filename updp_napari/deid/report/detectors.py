@@ -346,8 +346,11 @@ def _institution_rules(words: tuple[str, ...]) -> _InstitutionRules | None:
     ordered = sorted(words, key=len, reverse=True)
     tail = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
     tail_upper = "|".join(re.escape(w.upper()).replace(r"\ ", r"\s+") for w in ordered)
-    name = (rf"\b(?:(?:St\.?|Saint)\s+)?(?:[A-Z][\w'.&-]*\s+(?:of\s+(?:the\s+)?)?){{1,5}}(?:{tail})\b"
-            rf"|\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'.&-]+\s+){{1,5}}(?:{tail_upper})\b")
+    # Words of one name stand one or two spaces apart, or across one line break; a wider gap
+    # separates fields ("Patient: Mr A B    Hospital number: …").
+    gap = r"(?:[ \t]{1,2}|[ \t]*\n[ \t]*)"
+    name = (rf"\b(?:(?:St\.?|Saint){gap})?(?:[A-Z][\w'.&-]*{gap}(?:of{gap}(?:the{gap})?)?){{1,5}}(?:{tail})\b"
+            rf"|\b(?:(?:ST\.?|SAINT){gap})?(?:[A-Z][A-Z'.&-]+{gap}){{1,5}}(?:{tail_upper})\b")
     return _InstitutionRules(
         tail=re.compile(rf"(?:{tail}|{tail_upper})\b"),
         name_ending_here=re.compile(rf"(?:{name})\Z"),
