@@ -315,6 +315,7 @@ def test_train_filter_cli_writes_a_loadable_model(cohort, tmp_path, capsys):
                                                        "training": card["training"]}
     assert further["training"]["learning_rate"] == 3e-4 and further["training"]["ema_decay"] == 0.9
     assert further["model_id"].startswith(card["model_id"] + "+")
+    assert "_name_or_path" not in json.loads((more / "unet" / "config.json").read_text())
     before = GenerativeFilter.load(out).model.unet.state_dict()
     after = GenerativeFilter.load(more).model.unet.state_dict()
     assert before.keys() == after.keys()

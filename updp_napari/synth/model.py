@@ -209,6 +209,11 @@ def save_model_folder(out: str | os.PathLike, unet, scheduler, card: dict, fp16:
     if fp16:
         stored = stored.to(torch.float16)
     stored.save_pretrained(str(out / "unet"), safe_serialization=True)
+    # A model trained further remembers the folder it was loaded from: no local path leaves.
+    config_path = out / "unet" / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.pop("_name_or_path", None) is not None:
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     scheduler.save_pretrained(str(out / "scheduler"))
     card = dict(card, format=CARD_FORMAT)
     write_text_atomic(out / MODEL_CARD, json.dumps(card, indent=2, sort_keys=True) + "\n", private=True)
