@@ -199,11 +199,7 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
     from .core.progress import Progress
     from .synth.train import train_filter
 
-    if args.init is not None and args.size is not None:
-        raise UpdpError("--size comes from the --init model; leave it out when training further")
-    if not args.learning_rate > 0 or not 0 <= args.ema_decay < 1:
-        raise UpdpError("--learning-rate must be above 0 and --ema-decay in [0, 1)")
-    card = train_filter(args.cohort, args.out, size=args.size or 128, epochs=args.epochs,
+    card = train_filter(args.cohort, args.out, size=args.size, epochs=args.epochs,
                         seed=args.seed, threads=args.threads, learning_rate=args.learning_rate,
                         ema_decay=args.ema_decay, init=args.init,
                         progress=Progress("train-filter", enabled=not args.quiet))

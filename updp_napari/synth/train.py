@@ -76,7 +76,7 @@ def _base_model(path: Path):
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder to train further")
     base = load_model_folder(path)
-    info = base.card.get("model", {}) if base.card else {}
+    info = base.card.get("model", {})
     if base.conditioning != "mask+known" or not {"channels", "layers_per_block"} <= info.keys():
         raise InputError(f"{path}: not a filter made by updp train-filter (mask and kept pixels as "
                          "conditioning, with its architecture in updp_filter.json); only such a "
@@ -94,7 +94,7 @@ def _cohort_signature(cohort: Path, count: int) -> dict:
             "sites": len(info["sites"]) if isinstance(info.get("sites"), list) else None}
 
 
-def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int = 128,
+def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int | None = None,
                  patch: int = 2, epochs: int = 20, seed: int = 0, threads: int = 1,
                  batch_size: int = 8, learning_rate: float = 1e-3,
                  channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1,
@@ -103,10 +103,11 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Train a filter on ``cohort_dir`` (made by ``updp make-cohort``); save it to ``out_dir``.
 
-    ``init``: a filter folder written by this function to train further instead of starting
-    from random weights; its size, architecture and prediction are kept (``size``,
-    ``patch``, ``channels``, ``layers_per_block`` and ``prediction`` are then ignored) and
-    its card's training record is carried into the new card.
+    ``size``: the side the model works on (None: 128). ``init``: a filter folder written by
+    this function to train further instead of starting from random weights; its size,
+    architecture and prediction are kept (``size`` must then be None; ``patch``,
+    ``channels``, ``layers_per_block`` and ``prediction`` are ignored) and its card's
+    training record is carried into the new card.
 
     Returns what ``out_dir/updp_filter.json`` holds.
     """
@@ -115,13 +116,19 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
 
     if epochs < 1:
         raise UpdpError(f"--epochs must be at least 1 (got {epochs})")
+    if not learning_rate > 0 or not 0 <= ema_decay < 1:
+        raise UpdpError("--learning-rate must be above 0 and --ema-decay in [0, 1)")
+    if init is not None and size is not None:
+        raise UpdpError("--size comes from the --init model; leave it out when training further")
     cohort, out = Path(cohort_dir), Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MODEL_CARD).exists())):
         raise InputError(f"{out}: exists and is not empty; choose an empty folder (or a filter "
                          "folder to replace)")
     torch, _ = require_diffusers()
     base = _base_model(Path(init)) if init is not None else None
-    if base is not None:
+    if base is None:
+        size = 128 if size is None else size
+    else:
         info = base.card["model"]
         size, patch = base.size, base.patch
         channels, layers_per_block = tuple(info["channels"]), int(info["layers_per_block"])
