@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from updp_napari.cli import main
@@ -40,6 +41,12 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
     for c in (barely, fully):
         assert c["ssim_inside"] > 0.8 > c["ssim_outside"] + 0.5
     assert r["targets"]["reid_auc_synthetic <= 0.60"]["value"] == fully["reid_auc_synthetic"]
+    # the gap carries an interval from resampling patients, and it holds the gap
+    gap = r["pathology_auc_gap"]
+    assert gap["resampled"] == "patients" and gap["resamples"] > 1000
+    assert gap["ci95"][0] <= gap["value"] <= gap["ci95"][1]
+    assert gap["value"] == pytest.approx(r["pathology_auc_original"] - r["pathology_auc_synthetic"], abs=2e-4)
+    assert r["targets"]["pathology_auc drop <= 0.02"]["ci95"] == gap["ci95"]
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[1] > 800 and image.std() > 10
 
@@ -47,9 +54,13 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
 def test_the_table_and_bad_input(tiny_models, tmp_path, capsys):
     model, _ = tiny_models
     assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--strengths", "1",
-                 "--size", "64", "--limit", "9", "-q"]) == 0
+                 "--size", "64", "--limit", "9", "--eta", "1", "-q"]) == 0
     out = capsys.readouterr().out
     assert "re-id AUC" in out and "target reid_auc_synthetic <= 0.60" in out
+    assert ", eta 1\n" in out
+    assert "95 % interval" in out and "patients resampled" in out
+    assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--eta", "2", "-q"]) == 2
+    assert "eta must be in [0, 1]" in capsys.readouterr().err
     assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--strengths", "0,2"]) == 2
     assert "strengths must lie in (0, 1]" in capsys.readouterr().err
     assert main(["evaluate-filter", str(tmp_path / "nothing"), "--model", str(model)]) == 2

@@ -190,6 +190,27 @@ def test_batch_gives_what_single_calls_give(tiny):
         np.testing.assert_allclose(out, tiny.synthesize(image, keep, seed=seed), atol=1e-4)
 
 
+def test_eta_adds_noise_per_step_and_a_seed_still_gives_one_image(tiny):
+    image = _chest()
+    keep = _box(image.shape, (10, 20), (10, 20))
+    assert tiny.default_eta == 0.0            # the card names none: deterministic DDIM
+    plain = tiny.synthesize(image, keep, seed=3)
+    noisy = tiny.synthesize(image, keep, seed=3, eta=1.0)
+    assert np.array_equal(noisy, tiny.synthesize(image, keep, seed=3, eta=1.0))
+    assert np.abs(noisy - plain)[~keep].mean() > 0.01
+    assert np.abs(noisy - image)[keep].mean() < 0.005
+    # per image, whatever the batch
+    images = [_chest((48, 40), 1), _chest((32, 32), 2), _chest((40, 56), 3)]
+    keeps = [_box(im.shape, (5, 15), (5, 15)) for im in images]
+    batch = tiny.synthesize_batch(images, keeps, seeds=[7, 8, 9], batch_size=2, eta=0.5)
+    for im, kp, seed, out in zip(images, keeps, [7, 8, 9], batch):
+        np.testing.assert_allclose(out, tiny.synthesize(im, kp, seed=seed, eta=0.5), atol=1e-4)
+    assert tiny.signature(1.0, 6, 0.03, 0)["eta"] == 0.0
+    assert tiny.signature(1.0, 6, 0.03, 0, eta=1.0)["eta"] == 1.0
+    with pytest.raises(UpdpError, match="eta"):
+        tiny.synthesize(image, keep, eta=1.5)
+
+
 def test_candidates_are_ranked_by_the_callers_score(tiny):
     image = _chest()
     ranked = tiny.synthesize_candidates(image, None, candidates=3, seed=10,
@@ -284,7 +305,7 @@ def test_train_filter_help_text(capsys):
         main(["train-filter", "--help"])
     text = capsys.readouterr().out
     for words in ("--size", "--epochs", "--seed", "--threads", "--init", "--learning-rate",
-                  "--ema-decay", "save_pretrained", "updp_filter.json"):
+                  "--ema-decay", "--loss-on", "save_pretrained", "updp_filter.json"):
         assert words in text
 
 
@@ -308,12 +329,14 @@ def test_train_filter_cli_writes_a_loadable_model(cohort, tmp_path, capsys):
     # Trained further: same architecture, new weights, both runs in the card.
     more = tmp_path / "more"
     assert main(["train-filter", str(cohort), "--out", str(more), "--init", str(out), "--epochs", "1",
-                 "--seed", "1", "--learning-rate", "3e-4", "--ema-decay", "0.9", "-q"]) == 0
+                 "--seed", "1", "--learning-rate", "3e-4", "--ema-decay", "0.9", "--loss-on", "drawn",
+                 "-q"]) == 0
     further = json.loads((more / MODEL_CARD).read_text())
     assert further["model"] == card["model"]
     assert further["training"]["initialised_from"] == {"model_id": card["model_id"],
                                                        "training": card["training"]}
     assert further["training"]["learning_rate"] == 3e-4 and further["training"]["ema_decay"] == 0.9
+    assert card["training"]["loss_on"] == "all" and further["training"]["loss_on"] == "drawn"
     assert further["model_id"].startswith(card["model_id"] + "+")
     assert "_name_or_path" not in json.loads((more / "unet" / "config.json").read_text())
     before = GenerativeFilter.load(out).model.unet.state_dict()
@@ -327,6 +350,9 @@ def test_train_filter_cli_writes_a_loadable_model(cohort, tmp_path, capsys):
                  "--size", "64", "-q"]) == 2
     assert main(["train-filter", str(cohort), "--out", str(tmp_path / "x"), "--ema-decay", "1",
                  "-q"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["train-filter", str(cohort), "--out", str(tmp_path / "x"), "--loss-on", "known", "-q"])
+    assert refused.value.code == 2
     assert not (tmp_path / "x").exists()
 
 
@@ -382,3 +408,19 @@ def test_training_never_asks_the_model_to_draw_a_finding():
     # sometimes more than the finding is kept
     assert {"whole chest", "blobs"} <= {k.split(",")[0] for k in kinds}
     assert any(k.endswith("extra") for k in kinds)
+
+
+def test_the_loss_can_count_only_the_pixels_the_model_draws():
+    from updp_napari.synth.train import denoising_loss
+
+    target = torch.zeros(2, 1, 8, 8)
+    known = torch.zeros(2, 1, 8, 8)
+    known[:, :, :4] = 1.0                     # top half kept from the original
+    predicted = torch.zeros(2, 1, 8, 8)
+    predicted[:, :, :4] = 3.0                 # wrong only where sampling overwrites it anyway
+    assert denoising_loss(predicted, target, known, "drawn").item() == 0.0
+    assert denoising_loss(predicted, target, known, "all").item() == pytest.approx(4.5)
+    predicted[:, :, 4:] = 1.0                 # now wrong where it draws, too
+    assert denoising_loss(predicted, target, known, "drawn").item() == pytest.approx(1.0)
+    # nothing to draw at all: no loss, no division by zero
+    assert denoising_loss(predicted, target, torch.ones_like(known), "drawn").item() == 0.0

@@ -201,7 +201,7 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 
     card = train_filter(args.cohort, args.out, size=args.size, epochs=args.epochs,
                         seed=args.seed, threads=args.threads, learning_rate=args.learning_rate,
-                        ema_decay=args.ema_decay, init=args.init,
+                        ema_decay=args.ema_decay, init=args.init, loss_on=args.loss_on,
                         progress=Progress("train-filter", enabled=not args.quiet))
     m, t = card["model"], card["training"]
     print(f"trained a {m['size']}px filter ({m['parameters']:,} parameters, conditioning "
@@ -280,8 +280,8 @@ def _cmd_evaluate_filter(args: argparse.Namespace) -> int:
         bars.setdefault(stage, Progress(f"evaluate-filter {stage}", enabled=not args.quiet))(done, total)
 
     result = evaluate_filter(args.cohort, args.model, args.scorers, strengths, steps=args.steps,
-                             dilation=args.dilation, seed=args.seed, limit=args.limit, size=args.size,
-                             batch_size=args.batch_size, progress=progress)
+                             dilation=args.dilation, eta=args.eta, seed=args.seed, limit=args.limit,
+                             size=args.size, batch_size=args.batch_size, progress=progress)
     if args.plot:
         plot_curve(result, args.plot)
     if args.json:
@@ -934,6 +934,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that is saved (default 0.995; closer to 1 averages over more steps)")
     p.add_argument("--seed", type=int, default=0, help="random seed: weights, order, noise, "
                    "masks (default 0); the same seed and cohort give the same model")
+    p.add_argument("--loss-on", choices=("all", "drawn"), default="all", help="pixels the loss "
+                   "counts: all, or only those the model draws (outside the kept region, which "
+                   "sampling overwrites with the original); default all")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train_filter)
@@ -958,6 +961,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--dilation", type=float, help="preserve-mask growth, share of the image side "
                    "(default: the model's)")
+    p.add_argument("--eta", type=float, help="DDIM eta in [0, 1]: fresh noise at each step, 0 "
+                   "deterministic, 1 ancestral (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the first study, +1 per "
                    "study (default 0)")
     p.add_argument("--size", type=int, default=256, help="side the images are read at (default 256)")

@@ -90,3 +90,51 @@ def equal_error_rate(scores, targets) -> float:
     false_accept = (n_neg - neg_below) / n_neg
     best = int(np.argmin(np.abs(false_reject - false_accept)))
     return float((false_reject[best] + false_accept[best]) / 2.0)
+
+
+def macro_auc_gap(scores_a, scores_b, targets) -> float | None:
+    """Mean over labels of ``AUC(scores_a) − AUC(scores_b)`` ([N, labels] arrays, the same
+    items scored twice), over the labels whose targets hold both classes (None if none do)."""
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    y = np.asarray(targets).astype(bool)
+    if not a.shape == b.shape == y.shape or a.ndim != 2:
+        raise UpdpError(f"macro_auc_gap: scores {a.shape} and {b.shape}, targets {y.shape}; "
+                        "expected three equal [N, labels] arrays")
+    gaps = [roc_auc(a[:, j], y[:, j]) - roc_auc(b[:, j], y[:, j])
+            for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    return float(np.mean(gaps)) if gaps else None
+
+
+def bootstrap_macro_auc_gap(scores_a, scores_b, targets, groups=None, *, resamples: int = 2000,
+                            level: float = 0.95, seed: int = 0) -> dict:
+    """:func:`macro_auc_gap` with a percentile bootstrap interval.
+
+    The items are resampled with replacement by ``groups`` (e.g. patient, whose studies are
+    not independent: all of a group's items come in together; None: each item alone), and
+    both score sets are taken on the same resample, so the interval is that of the paired
+    difference. Returns ``{"gap", "low", "high", "level", "resamples"}`` (``resamples``: how
+    many gave a gap; a resample with no label of both classes gives none).
+    """
+    y = np.asarray(targets).astype(bool)
+    gap = macro_auc_gap(scores_a, scores_b, y)
+    if gap is None:
+        raise UpdpError("bootstrap_macro_auc_gap: no label has both classes")
+    if not 0 < level < 1 or resamples < 1:
+        raise UpdpError("bootstrap_macro_auc_gap: level must lie in (0, 1) and resamples be >= 1")
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if groups.shape != (len(y),):
+        raise UpdpError(f"bootstrap_macro_auc_gap: {groups.size} groups for {len(y)} items")
+    _, member_of = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(member_of == g) for g in range(member_of.max() + 1)]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(resamples)):
+        index = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        value = macro_auc_gap(a[index], b[index], y[index])
+        if value is not None:
+            values.append(value)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail]) if values else (np.nan, np.nan)
+    return {"gap": gap, "low": float(low), "high": float(high), "level": level,
+            "resamples": len(values)}

@@ -6,7 +6,9 @@ For each image the filter
 2. resizes the image to the model's side and noises it to strength ``s`` (SDEdit: at
    ``s = 1`` it starts from pure noise and nothing of the original outside the kept region
    reaches the result);
-3. denoises with DDIM; after every step the dilated preserve mask is reset to the original
+3. denoises with DDIM (``eta`` = 1 adds fresh noise at every step, as ancestral sampling
+   does, which lets the model correct its own errors; 0 is the deterministic sampler); after
+   every step the dilated preserve mask is reset to the original
    noised to that step (RePaint known-region blending), so the anatomy around the findings
    is drawn afresh and fits them; the filter's own models also see the mask and the kept
    pixels as input channels;
@@ -38,6 +40,7 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "filter"
 DEFAULT_STRENGTH = 1.0
 DEFAULT_STEPS = 25
 DEFAULT_DILATION = 0.02   # of the image side: about 5 pixels at 256
+DEFAULT_ETA = 0.0         # DDIM's stochasticity for a model whose card names none (0: deterministic)
 TEXT_MARGIN = 0.01        # text boxes are grown by this share of the side before regenerating
 
 
@@ -73,6 +76,7 @@ class GenerativeFilter:
         self.default_strength = float(defaults.get("strength", DEFAULT_STRENGTH))
         self.default_steps = int(defaults.get("steps", DEFAULT_STEPS))
         self.default_dilation = float(defaults.get("dilation", DEFAULT_DILATION))
+        self.default_eta = float(defaults.get("eta", DEFAULT_ETA))
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | None = None,
@@ -95,14 +99,16 @@ class GenerativeFilter:
     def size(self) -> int:
         return self.model.size
 
-    def signature(self, strength: float, steps: int, dilation: float, seed: int) -> dict:
-        """What a saved synthetic image should record about how it was made."""
+    def signature(self, strength: float, steps: int, dilation: float, seed: int,
+                  eta: float | None = None) -> dict:
+        """What a saved synthetic image should record about how it was made (``eta`` None:
+        the model's default)."""
         from .. import __version__
 
         card = self.model.card or {}
         return {"model": card.get("model_id") or (str(self.model.path) if self.model.path else None),
                 "strength": float(strength), "steps": int(steps), "dilation": float(dilation),
-                "seed": int(seed), "updp_version": __version__}
+                "eta": self.resolve_eta(eta), "seed": int(seed), "updp_version": __version__}
 
     # --- preparation and composite (numpy) -------------------------------------------------
 
@@ -138,7 +144,7 @@ class GenerativeFilter:
     # --- denoising (torch) -----------------------------------------------------------------
 
     def _denoise(self, preps: Sequence[_Prepared], seeds: Sequence[int], strength: float,
-                 steps: int) -> Iterator[tuple[int, int]]:
+                 steps: int, eta: float = 0.0) -> Iterator[tuple[int, int]]:
         """Denoise a batch; yields ``(done, total)`` per step and returns [B, size, size] -1…1."""
         import torch
         from diffusers import DDIMScheduler
@@ -167,7 +173,8 @@ class GenerativeFilter:
         for i, t in enumerate(timesteps):
             with torch.inference_mode(), _autocast(torch, device):
                 eps = self._model_output(x, t, condition)
-            x = scheduler.step(eps.float(), t, x, eta=0.0).prev_sample
+            x = scheduler.step(eps.float(), t, x, eta=eta,
+                               variance_noise=noise() if eta > 0 else None).prev_sample
             if i + 1 < total:
                 x_known = scheduler.add_noise(x0, noise(), timesteps[i + 1:i + 2].repeat(len(preps)))
             else:
@@ -206,13 +213,21 @@ class GenerativeFilter:
             raise InputError(f"steps must be at least 1 (got {steps})")
         return strength, steps, dilation
 
+    def resolve_eta(self, eta: float | None) -> float:
+        """DDIM's ``eta`` as given, or the model's default; checked to lie in [0, 1]."""
+        eta = self.default_eta if eta is None else float(eta)
+        if not 0.0 <= eta <= 1.0:
+            raise InputError(f"eta must be in [0, 1] (got {eta})")
+        return eta
+
     def iterate_batch(self, images: Sequence, preserve_masks: Sequence, text_masks: Sequence | None = None,
                       *, seeds: Sequence[int] | None = None, strength: float | None = None,
                       steps: int | None = None, dilation: float | None = None,
-                      batch_size: int = 8) -> Iterator[tuple[int, int]]:
+                      batch_size: int = 8, eta: float | None = None) -> Iterator[tuple[int, int]]:
         """The work of :meth:`synthesize_batch` as a generator: yields ``(done, total)``
         denoising steps over all batches and returns the list of synthetic images."""
         strength, steps, dilation = self.resolve_settings(strength, steps, dilation)
+        eta = self.resolve_eta(eta)
         n = len(images)
         if len(preserve_masks) != n or (text_masks is not None and len(text_masks) != n):
             raise InputError(f"{n} images but {len(preserve_masks)} preserve masks"
@@ -229,7 +244,7 @@ class GenerativeFilter:
         for b, index in enumerate(batches):
             preps = [self._prepare(images[i], preserve_masks[i],
                                    None if text_masks is None else text_masks[i], dilation) for i in index]
-            work = self._denoise(preps, [seeds[i] for i in index], strength, steps)
+            work = self._denoise(preps, [seeds[i] for i in index], strength, steps, eta)
             while True:
                 try:
                     done, _ = next(work)
@@ -246,24 +261,26 @@ class GenerativeFilter:
                          strength: float | None = None, steps: int | None = None,
                          dilation: float | None = None, batch_size: int = 8,
                          progress: Callable[[int, int], None] | None = None,
-                         cancel=None) -> list[np.ndarray]:
+                         cancel=None, eta: float | None = None) -> list[np.ndarray]:
         """Counterparts of several images, ``batch_size`` at a time through the model (the
         GPU path). Image ``i`` uses ``seeds[i]`` (default ``i``); images may differ in size."""
         return drive(self.iterate_batch(images, preserve_masks, text_masks, seeds=seeds,
                                         strength=strength, steps=steps, dilation=dilation,
-                                        batch_size=batch_size), progress, cancel)
+                                        batch_size=batch_size, eta=eta), progress, cancel)
 
     def synthesize(self, image, preserve_mask, text_mask=None, *, strength: float | None = None,
                    seed: int = 0, steps: int | None = None, dilation: float | None = None,
                    progress: Callable[[int, int], None] | None = None, cancel=None,
                    candidates: int = 1,
-                   score: Callable[[np.ndarray, np.ndarray], float] | None = None) -> np.ndarray:
+                   score: Callable[[np.ndarray, np.ndarray], float] | None = None,
+                   eta: float | None = None) -> np.ndarray:
         """The synthetic counterpart of ``image`` (2-D, any size; float 0…1, same shape).
 
         ``preserve_mask``: where the findings lie (kept, grown by ``dilation`` × the side);
         ``text_mask``: burned-in text, always regenerated. The same ``seed`` gives the same
         image. ``strength`` in (0, 1]: how far the image is noised before denoising (1 = from
-        pure noise); None takes the model's defaults. ``cancel``: anything with ``is_set()``;
+        pure noise); ``eta`` in [0, 1]: fresh noise added at each DDIM step (0 = none); None
+        takes the model's defaults. ``cancel``: anything with ``is_set()``;
         when set, the call stops within one denoising step with :class:`SynthesisCancelled`.
 
         ``candidates`` > 1 draws that many seeds (``seed``, ``seed + 1``, …) and returns the
@@ -276,24 +293,24 @@ class GenerativeFilter:
         if candidates == 1:
             return self.synthesize_batch([image], [preserve_mask], None if text_mask is None else [text_mask],
                                          seeds=[seed], strength=strength, steps=steps, dilation=dilation,
-                                         progress=progress, cancel=cancel)[0]
+                                         progress=progress, cancel=cancel, eta=eta)[0]
         return self.synthesize_candidates(image, preserve_mask, text_mask, candidates=candidates,
                                           seed=seed, strength=strength, steps=steps, dilation=dilation,
-                                          progress=progress, cancel=cancel, score=score)[0][1]
+                                          progress=progress, cancel=cancel, score=score, eta=eta)[0][1]
 
     def synthesize_candidates(self, image, preserve_mask, text_mask=None, *, candidates: int = 4,
                               seed: int = 0, strength: float | None = None, steps: int | None = None,
                               dilation: float | None = None,
                               progress: Callable[[int, int], None] | None = None, cancel=None,
-                              score: Callable[[np.ndarray, np.ndarray], float] | None = None
-                              ) -> list[tuple[int, np.ndarray, float]]:
+                              score: Callable[[np.ndarray, np.ndarray], float] | None = None,
+                              eta: float | None = None) -> list[tuple[int, np.ndarray, float]]:
         """``candidates`` counterparts as ``(seed, image, score)``, best (highest) first."""
         original = mk.as_image(image)
         seeds = [seed + k for k in range(candidates)]
         outputs = self.synthesize_batch([original] * candidates, [preserve_mask] * candidates,
                                         None if text_mask is None else [text_mask] * candidates,
                                         seeds=seeds, strength=strength, steps=steps, dilation=dilation,
-                                        batch_size=candidates, progress=progress, cancel=cancel)
+                                        batch_size=candidates, progress=progress, cancel=cancel, eta=eta)
         if score is None:
             outside = ~mk.as_mask(preserve_mask, original.shape, "preserve_mask")
 

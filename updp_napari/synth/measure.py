@@ -110,6 +110,7 @@ def measure(cohort, model=None, strengths=(0.6, 0.8, 1.0), steps=None, dilation=
               "size": size, "proxy_size": PROXY_SIZE,
               "steps": filt.default_steps if steps is None else steps,
               "dilation": filt.default_dilation if dilation is None else dilation,
+              "eta": filt.default_eta,
               "originals": identity_levels(data.images, data.patients, data.sites), "strengths": {}}
     preserve = data.preserve
     for strength in strengths:

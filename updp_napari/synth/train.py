@@ -31,6 +31,10 @@ from .model import CONDITIONINGS, MODEL_CARD, build_unet, noise_schedule, requir
 # Set by measurement on held-out patients (see README, "Generative filter"); written into
 # every card so the filter and the review app start from it.
 TRAINED_DEFAULT_STRENGTH = 1.0
+# DDIM sampling with fresh noise at every step (eta 1), also set by measurement: a model this
+# small makes errors (blots in the drawn lungs that read as nodules) that the deterministic
+# sampler carries to the end and the noisy one washes out (see README, "Generative filter").
+TRAINED_DEFAULT_ETA = 1.0
 # v-prediction by default: with epsilon prediction a model trained for minutes on one core
 # cannot start from pure noise. Its x0 estimate there is the noise estimate's error divided
 # by sqrt(alpha_bar) (0.06 at t=960 with the cosine schedule): measured after 750 steps,
@@ -39,6 +43,9 @@ PREDICTIONS = ("v_prediction", "epsilon")
 # Share of training masks of each kind: the cohort's findings, findings and random blobs,
 # findings only (none at all on a healthy chest: the model draws a whole one).
 MASK_MIX = (0.5, 0.3, 0.2)
+# Where the loss is counted: on every pixel, or only on those the model has to draw (the known
+# region is overwritten by the original at every sampling step, so its prediction is unused).
+LOSS_REGIONS = ("all", "drawn")
 
 
 def _blobs(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -66,6 +73,16 @@ def training_mask(rng: np.random.Generator, preserve: np.ndarray, text: np.ndarr
     if kind == 1 or (kind == 0 and not preserve.any()):
         findings = findings | _blobs(rng, size)
     return findings & ~text
+
+
+def denoising_loss(predicted, target, known, loss_on: str = "all"):
+    """Mean squared error of the prediction, over every pixel (``"all"``) or over the pixels
+    outside ``known`` (``"drawn"``; 0 when a batch has none)."""
+    error = (predicted - target) ** 2
+    if loss_on == "all":
+        return error.mean()
+    drawn = (1.0 - known).expand_as(error)
+    return (error * drawn).sum() / drawn.sum().clamp(min=1.0)
 
 
 def _base_model(path: Path):
@@ -99,7 +116,7 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                  batch_size: int = 8, learning_rate: float = 1e-3,
                  channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1,
                  ema_decay: float = 0.995, prediction: str = "v_prediction", fp16: bool = True,
-                 init: str | os.PathLike | None = None,
+                 init: str | os.PathLike | None = None, loss_on: str = "all",
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Train a filter on ``cohort_dir`` (made by ``updp make-cohort``); save it to ``out_dir``.
 
@@ -107,7 +124,8 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
     this function to train further instead of starting from random weights; its size,
     architecture and prediction are kept (``size`` must then be None; ``patch``,
     ``channels``, ``layers_per_block`` and ``prediction`` are ignored) and its card's
-    training record is carried into the new card.
+    training record is carried into the new card. ``loss_on``: ``"all"`` pixels or only those
+    the model has to ``"drawn"`` (outside the known region).
 
     Returns what ``out_dir/updp_filter.json`` holds.
     """
@@ -118,6 +136,8 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
         raise UpdpError(f"--epochs must be at least 1 (got {epochs})")
     if not learning_rate > 0 or not 0 <= ema_decay < 1:
         raise UpdpError("--learning-rate must be above 0 and --ema-decay in [0, 1)")
+    if loss_on not in LOSS_REGIONS:
+        raise UpdpError(f"--loss-on must be one of {', '.join(LOSS_REGIONS)} (got {loss_on!r})")
     if init is not None and size is not None:
         raise UpdpError("--size comes from the --init model; leave it out when training further")
     cohort, out = Path(cohort_dir), Path(out_dir)
@@ -187,7 +207,7 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                 if patch > 1:
                     predicted = torch.nn.functional.pixel_shuffle(predicted, patch)
                 target = noise if prediction == "epsilon" else a.sqrt() * noise - (1.0 - a).sqrt() * x0
-                loss = ((predicted - target) ** 2).mean()
+                loss = denoising_loss(predicted, target, known, loss_on)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
                 optimizer.step()
@@ -216,10 +236,10 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
                       "parameters": parameters, "prediction": prediction,
                       "weights": "fp16" if fp16 else "fp32"},
             "defaults": {"strength": TRAINED_DEFAULT_STRENGTH, "steps": DEFAULT_STEPS,
-                         "dilation": DEFAULT_DILATION},
+                         "dilation": DEFAULT_DILATION, "eta": TRAINED_DEFAULT_ETA},
             "training": {"cohort": _cohort_signature(cohort, n), "seed": seed, "epochs": epochs,
                          "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
-                         "ema_decay": ema_decay,
+                         "ema_decay": ema_decay, "loss_on": loss_on,
                          "mask_mix": dict(zip(("findings (blobs if none)", "findings and blobs",
                                                "findings only"), MASK_MIX)),
                          "findings_always_known": True,
