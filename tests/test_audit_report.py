@@ -85,7 +85,9 @@ def _evaluation(tmp_path) -> Path:
             "closed_set_top1_synthetic": 0.1, "pathology_auc_original": 0.7811,
             "pathology_auc_synthetic": 0.7011, "pathology_auc_per_label_original": {},
             "ssim_inside": 0.8, "ssim_outside": 0.3, "curve": curve,
-            "targets": {"reid_auc_original >= 0.95": {"value": 0.9876, "met": True}}}
+            "targets": {"reid_auc_original >= 0.95": {"value": 0.9876, "met": True},
+                        "pathology_auc drop <= 0.02": {"value": 0.08, "met": False,
+                                                       "ci95": [0.0412, 0.1234]}}}
     path = tmp_path / "eval.json"
     path.write_text(json.dumps(data))
     return path
@@ -124,6 +126,7 @@ def test_workspace_audit_surfaces_the_kept_name_and_reports_it(shared, tmp_path)
     assert "@media print" in html
     assert f"{upper_bound(1, 24):.2%}" in html
     assert "0.988" in html and "0.543" in html  # the evaluation's figures, as given
+    assert "0.080 (95 % interval 0.041 to 0.123, patients resampled)" in html
     assert "No leak scan: this is a workspace" in html
     assert "tiny untrained" in html  # the filter's signature
     for name in ("numpy", "scipy", "matplotlib", "python"):

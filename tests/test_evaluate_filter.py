@@ -47,6 +47,7 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
     assert gap["ci95"][0] <= gap["value"] <= gap["ci95"][1]
     assert gap["value"] == pytest.approx(r["pathology_auc_original"] - r["pathology_auc_synthetic"], abs=2e-4)
     assert r["targets"]["pathology_auc drop <= 0.02"]["ci95"] == gap["ci95"]
+    assert r["targets"]["pathology_auc drop <= 0.02"]["value"] == gap["value"]
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[1] > 800 and image.std() > 10
 

@@ -196,7 +196,7 @@ def bench_synth(repeat: int = 3, images: int = 4, threads: tuple[int, ...] = (1,
         data = load_cohort_images(root, 256)
     picks = [i % len(data) for i in range(images)]
     result = {"benchmark": "synth", "size": 256, "repeats": repeat, "images_per_repeat": images,
-              "strength": filt.default_strength, "steps": filt.default_steps,
+              "strength": filt.default_strength, "steps": filt.default_steps, "eta": filt.default_eta,
               "denoising_steps_run": max(1, round(filt.default_steps * filt.default_strength)),
               "model_size": filt.size, "machine": _machine(), "cpu": {}}
     try:

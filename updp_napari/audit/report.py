@@ -254,7 +254,14 @@ def _evaluation_section(evaluation: dict | None, source) -> str:
         for name, t in targets.items():
             t = t if isinstance(t, dict) else {}
             met = {True: "yes", False: "NO", None: "not measurable"}.get(t.get("met"), "–")
-            parts.append(f"<tr><td>{_e(name)}</td><td class='num'>{f(t.get('value'))}</td>"
+            interval = t.get("ci95")
+            if (isinstance(interval, list) and len(interval) == 2
+                    and all(isinstance(v, (int, float)) for v in interval)):
+                interval = (f" (95 % interval {interval[0]:.3f} to {interval[1]:.3f}, "
+                            "patients resampled)")
+            else:
+                interval = ""
+            parts.append(f"<tr><td>{_e(name)}</td><td class='num'>{f(t.get('value'))}{interval}</td>"
                          f"<td>{met}</td></tr>")
         parts.append("</table>")
     curve = evaluation["curve"]

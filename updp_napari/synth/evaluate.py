@@ -143,8 +143,8 @@ def _against_targets(r: dict) -> dict:
     def check(value, ok):
         return {"value": value, "met": None if value is None else bool(ok(value))}
 
-    gap = None
-    if r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
+    gap = (r.get("pathology_auc_gap") or {}).get("value")
+    if gap is None and r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
         gap = round(r["pathology_auc_original"] - r["pathology_auc_synthetic"], 4)
     return {
         "reid_auc_original >= 0.95": check(r["reid_auc_original"],
