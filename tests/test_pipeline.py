@@ -121,5 +121,10 @@ def test_review_sample_builds_the_sample_workspace_once(tmp_path, tiny_models, m
         cases = store.cases()
     assert len(cases) == len(list(SAMPLE.glob("p*_s*"))) and all("synthetic" in c.artifacts for c in cases)
     assert cli._sample_workspace() == ws and len(runs) == 1  # built once, then reused
+    # other shipped models (or another version): brought up to date, once
+    monkeypatch.setattr(cli, "_shipped_models_stamp", lambda: "9.9 other-models")
+    assert cli._sample_workspace() == ws and len(runs) == 2
+    assert "updating the sample workspace" in capsys.readouterr().err
+    assert cli._sample_workspace() == ws and len(runs) == 2
     assert main(["review", str(ws), "--sample"]) == 2
     assert "not both" in capsys.readouterr().err

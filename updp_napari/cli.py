@@ -464,10 +464,32 @@ def _sample_workspace() -> Path:
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     workspace = cache / "updp-napari" / "sample-workspace"
+    stamp_file, stamp = workspace / "sample-stamp", _shipped_models_stamp()
     if not (workspace / "workspace.sqlite").is_file() or not _all_cases_run(workspace):
         print(f"building the sample workspace in {workspace} (once)", file=sys.stderr)
-        run_pipeline(sample_cohort_path(), workspace, progress=Progress("sample"))
+    elif not stamp_file.is_file() or stamp_file.read_text(encoding="ascii", errors="replace") != stamp:
+        # Made by another version or other shipped models: the run redoes the cases whose
+        # synthetic image those models would no longer make (decided cases stay as decided).
+        print(f"updating the sample workspace in {workspace} to this version's models", file=sys.stderr)
+    else:
+        return workspace
+    run_pipeline(sample_cohort_path(), workspace, progress=Progress("sample"))
+    stamp_file.write_text(stamp, encoding="ascii")
     return workspace
+
+
+def _shipped_models_stamp() -> str:
+    """The package version and a digest of the shipped models' files (cheap: no torch)."""
+    import hashlib
+
+    from . import __version__
+
+    models = Path(__file__).resolve().parent / "models"
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(models.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(models).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{__version__} {digest.hexdigest()}"
 
 
 def _all_cases_run(workspace: Path) -> bool:
@@ -1009,7 +1031,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("workspace", type=Path, nargs="?", help="the review workspace folder")
     p.add_argument("--sample", action="store_true", help="review the sample cohort shipped "
                    "with the package (its workspace is built on first use, with the shipped "
-                   "models, in ~/.cache/updp-napari/sample-workspace)")
+                   "models, in ~/.cache/updp-napari/sample-workspace, and brought up to date "
+                   "when another version or other shipped models open it)")
     p.add_argument("--reviewer", metavar="NAME", help="who reviews (default: the user name of "
                    "this session)")
     p.add_argument("--screenshot", metavar="OUT.png", type=Path, help="save a screenshot of the "
