@@ -232,6 +232,7 @@ def _evaluation_section(evaluation: dict | None, source) -> str:
         return ('<p class="note">No evaluation was given: re-identification results and the '
                 'privacy–utility curve come from <code>updp evaluate-filter --json</code>, passed '
                 'with <code>--evaluation EVAL.json</code>. No figures are shown here.</p>')
+    from ..synth.evaluate import interval_text
 
     def f(value):
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else _e(value)
@@ -254,13 +255,7 @@ def _evaluation_section(evaluation: dict | None, source) -> str:
         for name, t in targets.items():
             t = t if isinstance(t, dict) else {}
             met = {True: "yes", False: "NO", None: "not measurable"}.get(t.get("met"), "–")
-            interval = t.get("ci95")
-            if (isinstance(interval, list) and len(interval) == 2
-                    and all(isinstance(v, (int, float)) for v in interval)):
-                interval = (f" (95 % interval {interval[0]:.3f} to {interval[1]:.3f}, "
-                            "patients resampled)")
-            else:
-                interval = ""
+            interval = _e(interval_text(t.get("ci95")))
             parts.append(f"<tr><td>{_e(name)}</td><td class='num'>{f(t.get('value'))}{interval}</td>"
                          f"<td>{met}</td></tr>")
         parts.append("</table>")

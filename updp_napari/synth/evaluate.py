@@ -143,7 +143,8 @@ def _against_targets(r: dict) -> dict:
     def check(value, ok):
         return {"value": value, "met": None if value is None else bool(ok(value))}
 
-    gap = (r.get("pathology_auc_gap") or {}).get("value")
+    measured = r.get("pathology_auc_gap") or {}
+    gap = measured.get("value")
     if gap is None and r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
         gap = round(r["pathology_auc_original"] - r["pathology_auc_synthetic"], 4)
     return {
@@ -153,7 +154,7 @@ def _against_targets(r: dict) -> dict:
                                              lambda v: v <= TARGETS["reid_auc_synthetic_max"]),
         "pathology_auc drop <= 0.02": {
             **check(gap, lambda v: v <= TARGETS["pathology_auc_gap_max"]),
-            "ci95": (r.get("pathology_auc_gap") or {}).get("ci95")},
+            "ci95": measured.get("ci95")},
     }
 
 
@@ -178,10 +179,17 @@ def summary_lines(r: dict) -> list[str]:
                      f"{f(c['ssim_outside'])}  {c['seconds_per_image']:.2f}")
     for name, t in r["targets"].items():
         state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        interval = (f" (95 % interval {t['ci95'][0]:.3f} to {t['ci95'][1]:.3f}, patients resampled)"
-                    if t.get("ci95") else "")
-        lines.append(f"target {name}: {f(t['value']).strip()}{interval} — {state}")
+        lines.append(f"target {name}: {f(t['value']).strip()}{interval_text(t.get('ci95'))} — {state}")
     return lines
+
+
+def interval_text(ci95) -> str:
+    """A target's 95 % interval as printed beside its figure; "" when there is none (or the
+    value read from an evaluation file is not a pair of numbers)."""
+    if not (isinstance(ci95, (list, tuple)) and len(ci95) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ci95)):
+        return ""
+    return f" (95 % interval {ci95[0]:.3f} to {ci95[1]:.3f}, patients resampled)"
 
 
 def plot_curve(r: dict, out: str | os.PathLike) -> None:
