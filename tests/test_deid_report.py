@@ -287,3 +287,116 @@ def test_surrogate_names_avoid_everyone_the_header_names():
     out = Replacer("surrogate", key, avoid_names={staff}).apply(
         text, [Span(4, 12, "NAME", "test")])
     assert staff not in out and "Beatrice" not in out
+
+
+# -- times: kept to the hour, as the header keeps them ---------------------------------------
+
+@pytest.mark.parametrize("original, surrogate", [
+    ("12:26 PM", "12:00 PM"), ("9.05am", "9.00am"), ("5:30PM.", "5:00PM."),
+    ("2:30 p.m.", "2:00 p.m."), ("12:05 am", "12:00 am"), ("11:59 PM", "11:00 PM"),
+    ("07:29", "07:00"), ("0954", "0900"), ("10.40", "10.00"), ("14:32:10", "14:00:00"),
+    ("14h30", "14h00"), ("7:05", "7:00"), ("23:59", "23:00"), ("at 14:30", "at 14:00"),
+])
+def test_surrogate_times_keep_their_format_and_hour(original, surrogate):
+    from updp_napari.deid.report.replace import Replacer
+
+    assert Replacer("surrogate", KEY).replacement(original, "TIME") == surrogate
+    # No keyed offset any more: the same under any key.
+    assert Replacer("surrogate", bytes(32)).replacement(original, "TIME") == surrogate
+
+
+def test_twelve_hour_surrogates_stay_twelve_hour_with_their_marker():
+    from updp_napari.deid.report.replace import Replacer
+
+    replacer = Replacer("surrogate", KEY)
+    for hour in range(1, 13):
+        for minute in range(60):
+            for marker in (" AM", "PM", " p.m."):
+                got = replacer.replacement(f"{hour}:{minute:02d}{marker}", "TIME")
+                assert got == f"{hour}:00{marker}"  # never "13:34 PM" or "18:37 AM"
+
+
+def test_times_in_one_report_keep_their_order():
+    import datetime as dt
+
+    from updp_napari.core.spans import Span
+    from updp_napari.deid.report.replace import Replacer, parse_time
+
+    times = ["07:29", "07:45", "0810", "9.05am", "9:58 AM", "12:26 PM", "1:10 PM", "14:32:10",
+             "14.59", "23:59"]
+    text = "Events: " + "; ".join(f"at {t}" for t in times) + "."
+    spans, pos = [], 0
+    for t in times:
+        start = text.index(t, pos)
+        spans.append(Span(start, start + len(t), "TIME", "test"))
+        pos = start + len(t)
+    for key in (KEY, bytes(32)):
+        replacer = Replacer("surrogate", key, shift_days=-100)
+        out = [replacer.replacement(text[s.start:s.end], "TIME") for s in spans]
+        parsed = [parse_time(o)[0] for o in out]
+        assert parsed == sorted(parsed)  # a report is never signed before its exam
+        originals = [parse_time(t)[0] for t in times]
+        assert [p.hour for p in parsed] == [o.hour for o in originals]
+        assert all(p.minute == p.second == 0 for p in parsed)
+        whole = replacer.apply(text, spans)
+        assert whole == "Events: " + "; ".join(f"at {o}" for o in out) + "."
+    assert parsed[0] == dt.time(7)
+
+
+def test_unreadable_time_spans_become_a_tag():
+    from updp_napari.deid.report.replace import Replacer
+
+    replacer = Replacer("surrogate", KEY)
+    assert replacer.replacement("noon", "TIME") == "[TIME]"
+    assert replacer.replacement("24:00", "TIME") == "[TIME]"
+
+
+def test_header_times_use_the_same_rule():
+    from pydicom.dataset import Dataset
+
+    from updp_napari.deid.header import HeaderDeidentifier, shift_date, tm_to_hour
+
+    assert tm_to_hour("142637") == tm_to_hour("1426") == tm_to_hour("14") == "140000"
+    assert tm_to_hour("142637.123456") == tm_to_hour("14:26:37.5") == "140000"
+    assert tm_to_hour("") == tm_to_hour("99") == tm_to_hour("ab") == ""
+    # DT: the date moves, the time of day keeps its hour only, the UTC offset stays.
+    assert shift_date("20190304142637.123+0100", -3, "DT") == "20190301140000+0100"
+    assert shift_date("20190304", -3, "DT") == "20190301"
+    assert shift_date("20190304-0500", -3, "DT") == "20190301-0500"
+    assert shift_date("2019030414xx", -3, "DT") == ""
+
+    ds = Dataset()
+    ds.PatientID, ds.PatientName = "MRN123", "DOE^JANE"
+    ds.StudyDate, ds.StudyTime = "20190304", "142637"
+    ds.AcquisitionDateTime = "20190304142705.5"
+    HeaderDeidentifier(KEY).apply(ds, "MRN123")
+    assert ds.StudyTime == "140000"
+    assert ds.AcquisitionDateTime.endswith("140000")
+
+
+def test_report_exam_time_agrees_with_the_header(cohort, records, deid):
+    import datetime as dt
+
+    from updp_napari.deid.header import HeaderDeidentifier
+    from updp_napari.deid.report.replace import Replacer, parse_time
+
+    checked = 0
+    for r in records:
+        ds = pydicom.dcmread(cohort / r["image"])
+        exam = dt.time(int(ds.StudyTime[:2]), int(ds.StudyTime[2:4]))
+        spans = [s for s in r["phi_spans"] if s["category"] == "TIME"
+                 and (p := parse_time(s["text"])) and p[0].replace(second=0) == exam]
+        if not spans:
+            continue
+        header = header_identifiers(ds)
+        text = (cohort / r["report"]).read_text(encoding="utf-8")
+        red = deid.deidentify(text, header, mode="surrogate", key=KEY)
+        HeaderDeidentifier(KEY).apply(ds, header.patient_key)
+        header_time = dt.time(int(ds.StudyTime[:2]), int(ds.StudyTime[2:4]),
+                              int(ds.StudyTime[4:6]))
+        for s in spans:
+            surrogate = Replacer("surrogate", KEY).replacement(s["text"], "TIME")
+            assert parse_time(surrogate)[0] == header_time
+            assert surrogate in red.text
+        checked += 1
+    assert checked >= 3

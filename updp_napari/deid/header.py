@@ -20,6 +20,7 @@ from importlib import resources
 from .. import __version__
 from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
+from ..core.times import time_to_hour
 from .report.detectors import HeaderIdentifiers
 from .report.header import IDENTIFIER_VRS, add_identifiers, keyword_of
 
@@ -358,7 +359,7 @@ class HeaderDeidentifier:
             # Dates move by whole days, so the time of day is kept, but only to the hour: an
             # exact timestamp is itself a look-up key into the hospital's systems.
             values = elem.value if elem.VM > 1 else [elem.value]
-            hours = [str(v)[:2] + "0000" if len(str(v)) >= 2 else "" for v in values]
+            hours = [tm_to_hour(str(v)) for v in values]
             elem.value = hours if elem.VM > 1 else hours[0]
             result.actions[path] = "C"
         elif elem.VR in _TEXT_VRS and self.clean_text is not None:
@@ -556,7 +557,10 @@ def _shift_values(elem, shift: int):
 
 
 def shift_date(value: str, days: int, vr: str = "DA") -> str:
-    """Move a DA or DT value by ``days``; an unreadable one becomes empty, never kept."""
+    """Move a DA or DT value by ``days``; an unreadable one becomes empty, never kept.
+
+    A DT's time of day is kept to the hour, as a TM's is (``tm_to_hour``); its UTC offset
+    is kept."""
     value = value.strip()
     if not value:
         return value
@@ -565,4 +569,32 @@ def shift_date(value: str, days: int, vr: str = "DA") -> str:
     except ValueError:
         return ""
     moved = (day + dt.timedelta(days=days)).strftime("%Y%m%d")
-    return moved + value[8:] if vr == "DT" else moved
+    if vr != "DT" or len(value) == 8:
+        return moved
+    m = _DT_TIME.fullmatch(value[8:])
+    if not m:
+        return ""
+    hour = tm_to_hour(m["time"]) if m["time"] else ""
+    if m["time"] and not hour:
+        return ""
+    return moved + hour + (m["offset"] or "")
+
+
+#: DICOM TM, HH[MM[SS[.F{1,6}]]], and the older HH:MM:SS.frac form.
+_TM = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?")
+#: What follows a DT's YYYYMMDD: a time of day, then a UTC offset (&ZZXX).
+_DT_TIME = re.compile(r"(?P<time>\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?(?P<offset>[+-]\d{4})?")
+
+
+def tm_to_hour(value: str) -> str:
+    """A TM value kept to the hour (``time_to_hour``), written ``HH0000``; an unreadable one
+    becomes empty, never kept."""
+    m = _TM.fullmatch(value.strip())
+    if not m:
+        return ""
+    try:  # a leap second (60) is valid DICOM but not a datetime.time; it is zeroed anyway
+        t = dt.time(int(m[1]), int(m[2] or 0), min(int(m[3] or 0), 59),
+                    int((m[4] or "0").ljust(6, "0")))
+    except ValueError:
+        return ""
+    return time_to_hour(t).strftime("%H%M%S")

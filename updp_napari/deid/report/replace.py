@@ -8,6 +8,7 @@ from functools import cache
 
 from ...core.keys import keyed_int
 from ...core.spans import Span
+from ...core.times import time_to_hour
 from .lexicons import read_list
 
 MODES = ("surrogate", "tag", "mask")
@@ -113,12 +114,13 @@ class Replacer:
         return self._same_shape(original, category)
 
     def _time(self, original: str) -> str:
-        m = re.match(r"(\d{1,2})(\D?)(\d{2})", original)
-        if not m:
-            return self._same_shape(original, "TIME")
-        minutes = (int(m[1]) * 60 + int(m[3]) + self._int("time", original, 1440)) % 1440
-        hour = f"{minutes // 60:0{len(m[1])}d}"
-        return f"{hour}{m[2]}{minutes % 60:02d}{original[m.end():]}"
+        # The header's rule (``time_to_hour``): kept to the hour, so times keep their order
+        # and agree with the header; dates move by whole days, so date and time stay together.
+        parsed = parse_time(original)
+        if parsed is None:  # no time of day to keep to the hour ("noon", "24:00"): as dates do
+            return "[TIME]"
+        time, render = parsed
+        return render(time_to_hour(time))
 
     def _same_shape(self, original: str, category: str) -> str:
         out = []
@@ -175,6 +177,52 @@ def parse_date(text: str):
         of = " of" if m[2] else ""
         return _mk(int(m[3]), month, 15, lambda x: f"{_fmt_month(x.month, m[1])}{of} {x.year}")
     return None
+
+
+# 14:30, 2:30 PM, 9.05am, 14h30, 14:32:10; 0954 and 095410 written without a separator; 3 pm.
+_TIME_FORMS = (
+    re.compile(r"(?<!\d)(?P<h>\d{1,2})(?P<sep>[:.hH])(?P<m>\d{2})"
+               r"(?:(?P<sep2>[:.])(?P<s>\d{2})(?P<f>\.\d{1,6})?)?(?!\d)"),
+    re.compile(r"(?<!\d)(?P<h>\d{2})(?P<sep>)(?P<m>\d{2})(?:(?P<sep2>)(?P<s>\d{2}))?(?!\d)"),
+    re.compile(r"(?<!\d)(?P<h>\d{1,2})(?=\s*[ap]\.?m\b)", re.I),
+)
+_MERIDIEM = re.compile(r"\s*([ap])\.?m\b", re.I)
+
+
+def parse_time(text: str):
+    """(time, render) where render writes a time back exactly as ``text`` writes it: the
+    same clock (12-hour with its am/pm marker as written, or 24-hour), widths, separators
+    and surrounding text; None if no time of day is found."""
+    for form in _TIME_FORMS:
+        m = form.search(text)
+        if m:
+            break
+    else:
+        return None
+    parts = m.groupdict()
+    minutes, seconds, fraction = parts.get("m"), parts.get("s"), parts.get("f") or ""
+    hour = int(parts["h"])
+    marker = _MERIDIEM.match(text, m.end())
+    twelve = marker is not None and 1 <= hour <= 12  # "0:30 am", "13:34 PM": read as 24-hour
+    if twelve:
+        hour = hour % 12 + (12 if marker[1].lower() == "p" else 0)
+    try:  # a leap second (60) is zeroed anyway
+        time = dt.time(hour, int(minutes or 0), min(int(seconds or 0), 59),
+                       int(fraction[1:].ljust(6, "0")) if fraction else 0)
+    except ValueError:
+        return None
+    before, after, width = text[:m.start()], text[m.end():], len(parts["h"])
+
+    def render(t: dt.time) -> str:
+        out = f"{(t.hour % 12 or 12) if twelve else t.hour:0{width}d}"
+        if minutes is not None:
+            out += f"{parts['sep']}{t.minute:02d}"
+        if seconds is not None:
+            out += f"{parts['sep2']}{t.second:02d}"
+        if fraction:
+            out += "." + f"{t.microsecond:06d}"[:len(fraction) - 1]
+        return before + out + after
+    return time, render
 
 
 def _fmt_month(month: int, like: str) -> str:
