@@ -23,11 +23,12 @@ from .detectors import (
     detect_places,
 )
 from .lexicons import Lexicons, PhraseMatcher, Word, cut_words, default_lexicons
+from .narrative import detect_narrative
 from .replace import Replacer
 
 Detector = Callable[[str, Context], Iterable[Span]]
 RULE_DETECTORS: tuple[Detector, ...] = (detect_patterns, detect_places, detect_names,
-                                        detect_header_identifiers)
+                                        detect_narrative, detect_header_identifiers)
 # Sources whose hits yield to the whitelist. Structured patterns (dates, numbers) and the
 # study's own header values never do: "Hodgkin 03/04/2019" still hides the date.
 _YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "header:initials", "model:")
@@ -41,6 +42,8 @@ class SiteConfig:
     id_patterns: list[tuple[str, str]] = field(default_factory=list)  # (regex, category)
     protected_terms: list[str] = field(default_factory=list)
     institutions: list[str] = field(default_factory=list)
+    # Times of day: "dated" (those of a dated or labelled event, the default) or "all".
+    times: str = "dated"
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SiteConfig:
@@ -61,7 +64,10 @@ class SiteConfig:
                 raise InputError(f"{path}: id_formats[{i}] is not a valid regular expression "
                                  f"({exc})") from None
             ids.append((item["pattern"], str(item.get("category", "ID")).upper()))
-        return cls(staff=[str(s) for s in data.get("staff", [])], id_patterns=ids,
+        times = str(data.get("times", "dated"))
+        if times not in ("dated", "all"):
+            raise InputError(f"{path}: times must be 'dated' or 'all'")
+        return cls(staff=[str(s) for s in data.get("staff", [])], id_patterns=ids, times=times,
                    protected_terms=[str(t) for t in data.get("protected_terms", [])],
                    institutions=[str(t) for t in data.get("institutions", [])])
 
@@ -103,7 +109,7 @@ class ReportDeidentifier:
         return sorted(self._whitelist.find(text, words) + self._abbreviations.find(text, words))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
-        ctx = Context(self.lexicons, header, self._extra_patterns)
+        ctx = Context(self.lexicons, header, self._extra_patterns, self.config.times == "all")
         found: list[Span] = []
         for detector in self.detectors:
             found.extend(detector(text, ctx))

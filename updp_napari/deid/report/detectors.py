@@ -23,18 +23,23 @@ _I = re.IGNORECASE
 
 _DATE_PATTERNS = [
     re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])-(?:[0-2]\d|3[01])\b"),  # 2019-05-01
-    re.compile(r"(?<![\d/.-])(?:0?[1-9]|1[0-2]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2]|[12]\d|3[01])"
-               rf"\1(?:{_YEAR}|\d\d)(?![\d/])"),  # 03/04/2019, 05.01.2019, 3-4-19
-    re.compile(rf"\b{_DAY}(?:\s+of)?[\s-]+{_MONTHS}\.?,?(?:[\s-]+{_YEAR})?\b", _I),  # 3 January 2019
+    re.compile(r"(?<![\d/.])(?<![\d/.]-)(?:0?[1-9]|1[0-2]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2]|[12]\d|3[01])"
+               rf"\1(?:{_YEAR}|\d\d)(?![\d/])"),  # 03/04/2019, 05.01.2019, 3-4-19, "toxicity-9/2/92"
+    re.compile(rf"\b{_DAY}(?:\s+of)?[\s-]+{_MONTHS}\.?,?(?:[\s-]+(?:{_YEAR}|'?\d\d(?![\d:])))?\b", _I),
+    # 3 January 2019, "21 Apr, 21"
     re.compile(rf"\b{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b", _I),  # Jan 3rd, January 3, 2019
     re.compile(rf"\b{_MONTHS}\.?(?:\s+of)?,?\s+{_YEAR}\b", _I),  # January of 2019
     re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])-{_MONTHS}-(?:{_YEAR}|\d\d)\b", _I),  # 20-FEB-2020
     re.compile(rf"\b{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),  # 20160822
-    # 3/4: month/day without a year, not a fraction ("1/3 of the lung").
+    # 3/4: month/day without a year, not a fraction ("1/3 of the lung"); see _short_date_ok.
     re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?![\d/])"
-               r"(?!\s*(?:of|th|rd|nd|cm|mm)\b)"),
+               r"(?!\s*(?:of|th|rd|nd|cm|mm|%)\b)"),
+    # 8/87, 12/82: month and two-digit year, the year past any day of a month.
+    re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%]|\.\d)"),
 ]
-_TIME = re.compile(r"(?<![\d.:])(?:[01]?\d|2[0-3])[:.h][0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?"
+# A dotted time has a two-digit hour or an am/pm: "7.35" is a pH, "10.40" and "7.35 pm" times.
+_TIME = re.compile(r"(?<![\d.:])(?:(?:[01]?\d|2[0-3])[:h][0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?"
+                   r"|(?:[01]\d|2[0-3])\.[0-5]\d(?:\s*[ap]\.?m\.?)?|(?:[01]?\d|2[0-3])\.[0-5]\d\s*[ap]\.?m\.?)"
                    r"(?![\d:]|\.\d|\s*(?:cm|mm|%))", _I)
 _TIME_AFTER_DATE = re.compile(r"\s+(?:at\s+)?((?:[01]\d|2[0-3])[0-5]\d)\b")
 _TIME_BEFORE_DATE = re.compile(r"(?<![\w.:/-])((?:[01]\d|2[0-3])[0-5]\d)\s+$")
@@ -42,10 +47,14 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)]", _I)
 _IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
-_PHONE = re.compile(r"(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\d)"
+# Parts may be set apart by a dash with spaces around it ("212- 476- 8356"); a dash before
+# the number may be punctuation ("DAUGHTER---301 944-5032").
+_PHONE_SEP = r"(?:[ \t]*[.-][ \t]*|[ \t])"
+_PHONE = re.compile(rf"(?<!\w)(?<!\d-)(?:\+?1[\s.-]?)?(?:\(\d{{3}}\)\s?|\d{{3}}{_PHONE_SEP})"
+                    rf"\d{{3}}{_PHONE_SEP}\d{{4}}(?!\d)"
                     r"|(?<![\w-])0\d{2,4}\s\d{3}\s\d{3,4}(?!\d)"
                     r"|(?<!\w)(?:ext\.?|x)\s?\d{3,5}\b", _I)
-_PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*"
+_PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*#?"
                     r"(\d[\d-]{2,9}\d)\b", _I)
 _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
 _PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
@@ -128,7 +137,17 @@ class Context:
     lexicons: Lexicons
     header: HeaderIdentifiers | None = None
     extra_patterns: list[tuple[re.Pattern, str]] = field(default_factory=list)  # site config
+    all_times: bool = False  # every time of day, not only those of a dated event (site config)
     _words: tuple[str, list[Word]] | None = None
+    _reader: object = None
+
+    def reader(self, text: str):
+        """The narrative reader of ``text`` (word classes, whether capitals mean names)."""
+        from .narrative import Reader
+
+        if self._reader is None or self._reader.text is not text:
+            self._reader = Reader(text)
+        return self._reader
 
     def words(self, text: str) -> list[Word]:
         """``text``'s words (runs of letters and digits) as (start, end, lower case), cut once."""
@@ -159,7 +178,7 @@ _PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
 _URL_WORDS = {"http", "https", "www"}
 _AGE_WORDS = {"age", "aged"}
 _ISO_DATE, _NUMBER_DATE, _DAY_MONTH_DATE, _MONTH_DAY_DATE, _MONTH_YEAR_DATE, _DD_MON_DATE, \
-    _COMPACT_DATE, _SHORT_DATE = _DATE_PATTERNS
+    _COMPACT_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR = _DATE_PATTERNS
 _WORD_DATES = (_MONTH_DAY_DATE, _MONTH_YEAR_DATE)
 _CITY_STATE_REACH = 80  # characters before a state code where its city may start
 
@@ -169,7 +188,7 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     after = text[end:end + 1]
     if after in ("/", ".", "-"):
         if after == "/":
-            return _NUMBER_DATE, _SHORT_DATE
+            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR
         if after == "-":
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
                 (_NUMBER_DATE, _DD_MON_DATE)
@@ -177,6 +196,47 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     if len(word) == 8:
         return (_COMPACT_DATE,)
     return (_DAY_MONTH_DATE,) if len(word) <= 4 else ()
+
+
+_BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
+# Dates written loosely in notes: a month alone after "in" ("in Sept."), a day alone after
+# "the" at the end of a phrase ("on the 11th."), a year as "'09" or "74'" after an event.
+_LOOSE_DATES = re.compile(
+    r"\b(?:in|since|until|during|of|last|early|late|mid)\s+((?:January|February|March|April|June|July|August"
+    r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)"
+    r"|\bthe\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))"
+    r"|(?<![\w'’])((?:'|’)\d\d)(?![\w'’])"
+    r"|(?<!hob )(?<!head of bed )(?<![\w'’.])([1-9]\d(?:'|’))(?![\w'’\"])(?!\s*\d)",
+    re.IGNORECASE | re.MULTILINE)
+# Words before a number that make it a date ("since 3/4", "study of 1/2").
+_DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
+                        "thru", "before", "after", "last", "dos", "date", "in"})
+# Words before a pair of numbers that make it a measurement: ventilator settings, strength,
+# scores, ratios ("PS 10/5", "strength 5/5", "GCS 3/15").
+_MEASURE_CUES = frozenset({
+    "ps", "peep", "cpap", "bipap", "ipap", "epap", "psv", "imv", "simv", "vent", "settings",
+    "strength", "grade", "power", "motor", "gcs", "score", "bp", "nbp", "abp", "map", "x",
+    "ratio", "scale", "flow", "fio2", "ie"})
+_FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (5, 5)})
+
+
+def _short_date_ok(text: str, m: re.Match) -> bool:
+    """Whether a month/day or month/year without a full year reads as a date here.
+
+    Clinical notes are full of number pairs that look like one: fractions ("1/2"), equal
+    parts ("5/5" strength), ventilator settings ("PS 10/5"). A pair reads as a measure after a
+    measuring word or before "+"; fractions and equal parts read as dates only after a word
+    that introduces a date ("since 3/4"); half, thirds, quarters and full strength (5/5)
+    are read as such.
+    """
+    before = _word_before(text, m.start())
+    if before in _MEASURE_CUES or text[m.end():m.end() + 1] == "+" or \
+            text[max(0, m.start() - 1):m.start()] in ("+", "x"):
+        return False
+    a, _, b = m.group().partition("/")
+    if (int(a), int(b)) in _FRACTIONS:
+        return before in _DATE_CUES
+    return True
 
 
 # What a word (lower case, letters only) can begin, besides a name.
@@ -194,7 +254,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         if word[0].isdigit():
             if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
                 for pattern in _date_patterns_at(text, end, word):
-                    if m := pattern.match(text, start):
+                    if (m := pattern.match(text, start)) and (
+                            pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)):
                         dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
                 _numeric_at(text, start, end, word, found)
             continue
@@ -226,6 +287,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
+    for m in _LOOSE_DATES.finditer(text):
+        dates.append(Span(m.start(m.lastindex), m.end(m.lastindex), "DATE", "pattern:date"))
     for d in dates:
         if m := _TIME_AFTER_DATE.match(text, d.end):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
@@ -235,7 +298,26 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         found += _spans(_EMAIL, text, "EMAIL", "pattern:email")
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
+    if not ctx.all_times:
+        found = [s for s in found if s.category != "TIME" or _dated_time(text, s, dates)]
     return dates + found
+
+
+# Words before a time that make it the time of a recorded event even without a date near it.
+_TIME_LABEL = re.compile(r"\b(?:time|obtained|performed|acquired|exam(?:ination)?|examined|signed|dictated"
+                         r"|transcribed|reported|verified|dob|born|d|t)\s*(?:at|on)?\s*[:.-]?\s*$", _I)
+
+
+def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
+    """Whether a time of day is an element of a date: a date stands on its line, or a label
+    says whose time it is ("Obtained at 10:21"). A time alone ("at 16:00 turned") is not among
+    the identifiers HIPAA lists, and nursing notes are full of them."""
+    line_start = text.rfind("\n", 0, span.start) + 1
+    line_end = text.find("\n", span.end)
+    line_end = len(text) if line_end < 0 else line_end
+    if any(line_start <= d.start and d.end <= line_end for d in dates):
+        return True
+    return bool(_TIME_LABEL.search(text, max(line_start, span.start - 30), span.start))
 
 
 def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -> None:
@@ -264,6 +346,9 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -
             if _PAGER_CONTEXT.search(before):
                 category = "PAGER"
             found.append(Span(m.start(), m.end(), category, "pattern:phone"))
+        elif n == 3 and after == "-" and (m := _LOCAL_PHONE.match(text, start)) and \
+                not (word.endswith("0") and m.group().endswith("0")):
+            found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
     digits = word.rstrip("abcdefghijklmnopqrstuvwxyz")  # "93yo"
     if (len(digits) == 2 and digits[0] == "9") or (len(digits) == 3 and digits[:2] in ("10", "11")):
         m = _AGE.match(text, start)
@@ -278,9 +363,17 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -
         _bare_id_at(text, start, found)
 
 
+# Two numbers of up to four digits joined by a dash are a range ("100-120", "1900-0700"),
+# not an identifier; identifiers, phone and social security numbers have other shapes.
+_RANGE = re.compile(r"\d{1,4}-\d{1,4}")
+# A local number without its area code: three digits, a dash, four digits, unless both are
+# round like the ends of a range ("500-1000").
+_LOCAL_PHONE = re.compile(r"(?<![\w-])(?<!\d-)\d{3}-\d{4}(?![\w-])")
+
+
 def _bare_id_at(text: str, start: int, found: list[Span]) -> None:
     m = _BARE_ID.match(text, start)
-    if m:
+    if m and not _RANGE.fullmatch(m.group()):
         digits = sum(c.isdigit() for c in m.group())
         if digits >= 6 or (digits >= 5 and any(c.isalpha() for c in m.group())):
             found.append(Span(m.start(), m.end(), "ID", "pattern:id", 0.8))
@@ -469,7 +562,9 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
         if cues:
             if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
                 run = _name_run(text, m.end(), ctx, lowercase_ok=True)
-                if run:
+                # "MS changes" is mental status, "Ms Changes" a person.
+                strength = 1 if m.group().strip(" .").isupper() and word in ("ms", "pa") else 3
+                if run and ctx.reader(text).plausible_name(run[0], run[1], strength):
                     found.append(Span(*run, "NAME", "context:title"))
             if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
                 found += _name_after_label(text, m, ctx)
@@ -519,11 +614,18 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
         return
     s, e = run
     tokens = text[s:e].replace(",", " ").split()
-    loose = m.group().strip(" :.").lower() in ("per", "from", "name", "ref", "cc", "notified")
+    label = m.group().strip(" :.").lower()
+    loose = label in ("per", "from", "name", "ref", "cc", "notified")
     named = any(ctx.lexicons.is_name_word(t.rstrip(".")) for t in tokens)
     # After a loose label ("per", "from"), or in lower case ("tech: portable"), a name must
     # look like one.
     if (loose or all(t[:1].islower() for t in tokens)) and not named:
+        return
+    # Without a colon, "pt" and "patient" begin sentences of clinical notes ("PT REMAINS
+    # SEDATED"); what follows them, and any loose label, must read as a name.
+    # A field ("Referring physician: BILL HALL") holds a name whatever its words.
+    strength = 3 if ":" in m.group() else 2 if not (loose or label in ("pt", "patient", "pt name")) else 1
+    if not ctx.reader(text).plausible_name(s, e, strength):
         return
     yield Span(s, e, "NAME", "context:label")
 
@@ -552,9 +654,15 @@ def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Sp
     lowercase_credential = m.group().strip(" ,").islower()
     if picked and len(picked[0].group().rstrip(".")) >= 2 and (
             picked[0].group()[:1].isupper() or lowercase_credential):
-        yield Span(offset + picked[-1].start(), offset + picked[0].end(), "NAME", "context:credential")
+        s, e = offset + picked[-1].start(), offset + picked[0].end()
+        # "PLEASE SEE RT NOTE": in notes written in capitals a credential proves little.
+        sure = m.group().strip(" ,.").lower().replace(".", "") in _SURE_CREDENTIAL_WORDS
+        if ctx.reader(text).plausible_name(s, e, 2 if sure else 1):
+            yield Span(s, e, "NAME", "context:credential")
 
 
+# Credentials that are no words of the chart ("PT", "RT", "DO", "MS" are).
+_SURE_CREDENTIAL_WORDS = frozenset({"md", "phd", "rn", "np", "pa-c", "frcr", "mbbs", "frcp"})
 _WORD_BEFORE_CREDENTIAL = re.compile(r"[^\W\d_][\w'’.-]*")
 
 

@@ -1,0 +1,136 @@
+"""Report rules on the language of clinical notes: relatives, staff and places by context,
+dates and numbers as notes write them, and the clinical look-alikes that are no PHI.
+
+Every sentence here is made up for the test; none comes from a real note.
+"""
+
+import pytest
+
+from updp_napari.deid.report import ReportDeidentifier, SiteConfig
+from updp_napari.deid.report.narrative import Reader
+from updp_napari.deid.report.vocabulary import word_classes
+
+
+@pytest.fixture(scope="module")
+def deid():
+    return ReportDeidentifier(use_plugins=False)
+
+
+def found(deid, text):
+    return [(text[s.start:s.end], s.category) for s in deid.detect(text)]
+
+
+def covered(deid, text, phrase):
+    start = text.index(phrase)
+    end = start + len(phrase)
+    return all(any(s.start <= i < s.end for s in deid.detect(text)) for i in range(start, end)
+               if not text[i].isspace() and text[i] not in ".,")
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Social: daughter Rosalind called twice for updates.", "Rosalind"),
+    ("social- son bill in to visit this evening.", "bill"),
+    ("SOCIAL: WIFE MARGARET AND SON THEODORE IN TO VISIT.", "MARGARET"),
+    ("SOCIAL: WIFE MARGARET AND SON THEODORE IN TO VISIT.", "THEODORE"),
+    ("Sons Jerome and Patrick in to visit, aware of plan.", "Patrick"),
+    ("Niece, Philippa Gronwald, is health care proxy.", "Philippa Gronwald"),
+    ("pt's dtr-in-law Rosamund Tully visited.", "Rosamund Tully"),
+    ("Contacts: Orlaith Venn (sister) cell# 555-201-4477", "Orlaith Venn"),
+])
+def test_relatives_are_found_by_their_relation(deid, text, name):
+    assert covered(deid, text, name), found(deid, text)
+
+
+@pytest.mark.parametrize("text, name", [
+    ("FREQUENT PVCS. T. KOWALSKI AWARE, MG GIVEN.", "T. KOWALSKI"),
+    ("ABG improved on current settings.\nHelga Brandt, RRT", "Helga Brandt"),
+    ("plan discussed per Dr.Okonkwo this am", "Okonkwo"),
+    ("DRS FERREIRA AND LINDQVIST AWARE OF BP.", "LINDQVIST"),
+    ("MET WITH CASEWORKER INGRID SOLBERG RE PLACEMENT.", "INGRID SOLBERG"),
+    ("line ok to use per NP Bartholomew Quist.", "Bartholomew Quist"),
+    ("Remains stable overnight.\nWINIFRED", "WINIFRED"),
+])
+def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
+    assert covered(deid, text, name), found(deid, text)
+
+
+@pytest.mark.parametrize("text, place", [
+    ("Will transfer to Wexford 4 when a bed opens.", "Wexford 4"),
+    ("PT TRANSFERRED TO WEXFORD7 FOR TELEMETRY.", "WEXFORD7"),
+    ("She lives in Frostburg with her husband.", "Frostburg"),
+    ("pt lives in frostburg with her husband.", "frostburg"),
+    ("REFERRED TO MH FOR CATH.", "MH"),
+    ("accepted by St. Bernadette's for rehab", "St. Bernadette"),
+    ("family will drive up from San Antonio tomorrow", "San Antonio"),
+    ("to go to kessler-ridgeway rehab in the am", "kessler-ridgeway"),
+])
+def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
+    assert covered(deid, text, place), found(deid, text)
+
+
+@pytest.mark.parametrize("text, date", [
+    ("PMH: CABG, echo 8/86 with EF 30%.", "8/86"),
+    ("s/p AVR '98, on coumadin", "'98"),
+    ("was admitted to rehab in Sept. for weakness", "Sept."),
+    ("cultures drawn on the 14th. no growth", "14th"),
+    ("NEPHROLITHIASIS-9/2/93. SEE OMR", "9/2/93"),
+    ("Progress Note 21 Apr, 21 0700-1900", "21 Apr, 21"),
+])
+def test_dates_as_notes_write_them(deid, text, date):
+    assert covered(deid, text, date), found(deid, text)
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("call sister at 410- 555- 0192 anytime", "410- 555- 0192"),
+    ("DAUGHTER---410 555-0134 & SON", "410 555-0134"),
+    ("home phone 555-0178", "555-0178"),
+    ("Pager: #61123", "61123"),
+])
+def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
+    assert covered(deid, text, phone), found(deid, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Strength 5/5 in all extremities, 1/2 NS at 75 cc/hr.",
+    "Vent settings PS 10/5, FiO2 40%.",
+    "SBP 100-120, HR 80-90, shift 1900-0700 uneventful.",
+    "ABG 7.35/42/88, K 3.9.",
+    "PT REMAINS SEDATED. OOB TO CHAIR. NPO. ALERT AND ORIENTED, MAE.",
+    "Pt continues on levophed. Transfer to MICU when bed available. Sent to CT at noon.",
+    "Sputum grew S. aureus; C. diff negative.",
+    "FOLEY PATENT. CONT TO MONITOR. WILL DIURESE.",
+    "Lasix given at 16:00 with good response.",
+    "ST ELEVATIONS RESOLVED. MS CHANGES NOTED.",
+    "HOB 30' AT ALL TIMES.",
+])
+def test_clinical_look_alikes_are_not_redacted(deid, text):
+    assert found(deid, text) == []
+
+
+def test_times_of_dated_events_stay_phi_and_a_site_may_redact_every_time(deid):
+    assert ("0954", "TIME") in found(deid, "exam 2023-09-20 0954")
+    assert ("10:21", "TIME") in found(deid, "Portable AP. Obtained at 10:21.")
+    text = "Lasix given at 16:00 with good response."
+    assert found(ReportDeidentifier(SiteConfig(times="all"), use_plugins=False), text) == [("16:00", "TIME")]
+
+
+def test_site_config_times_must_be_dated_or_all(tmp_path):
+    from updp_napari.core.errors import InputError
+
+    path = tmp_path / "site.toml"
+    path.write_text('times = "some"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="times"):
+        SiteConfig.load(path)
+    path.write_text('times = "all"\n', encoding="utf-8")
+    assert SiteConfig.load(path).times == "all"
+
+
+def test_word_classes_tell_names_words_and_clinical_vocabulary_apart():
+    wc = word_classes()
+    reader = Reader("Daughter Rosalind called. She will go home.", wc)
+    assert reader.cased
+    assert reader.person_word("Rosalind", 0)  # a given name that is no English word
+    assert not reader.person_word("Grace", 0) and reader.person_word("Grace", 2)  # a word too
+    assert not reader.person_word("OOB", 2) and not reader.person_word("will", 2)
+    assert reader.person_word("Small", 3)  # after a title anything but stop words
+    assert not Reader("PT REMAINS SEDATED ON PROPOFOL", wc).cased

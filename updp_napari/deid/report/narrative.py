@@ -1,0 +1,411 @@
+"""Names and places in clinical narrative, found by the company they keep.
+
+Real notes name people where a radiology report template would not: relatives ("son Bill
+called", "daughter Grace of Reisterstown"), staff before a credential or a verb of the ward
+("EARL N. RAND, RRT", "W. MAROTTA AWARE", "per Dr.ayoub"), places after words of moving and
+living ("transferred to Quartermain 3", "lives in catonsville", "REFERRED TO GH"). Whether a
+word there is a name is decided by word classes (``WordClasses``): census given names and
+surnames, a general English dictionary, a clinical vocabulary and US and world place names.
+A word in a dictionary ("Will", "Grace", "Harbor") counts as a name only in strong context;
+a word no dictionary knows ("Przybylo", "Quartermain") counts wherever context points at a
+person or a place; clinical vocabulary ("OOB", "MICU", "Foley") never does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ...core.spans import Span
+from .vocabulary import WordClasses, word_classes
+
+# Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
+_RELATIONS = frozenset({
+    "son", "sons", "daughter", "daughters", "dtr", "dtrs", "dau", "wife", "husband", "hus", "hsb",
+    "spouse", "partner", "sister", "sisters", "sis", "brother", "brothers", "bro", "mother", "mom",
+    "mum", "father", "dad", "friend", "friends", "neighbor", "neighbour", "niece", "nephew", "aunt",
+    "uncle", "cousin", "grandson", "granddaughter", "grandaughter", "grandchild", "grandmother",
+    "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
+    "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's"})
+# What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
+_RELATION_GAP = re.compile(r"(?:'s)?(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+|\s+)")
+# Verbs after a person of the ward: "W. MAROTTA AWARE", "Dr. Griffin and Swackhamer aware".
+_AFTER_PERSON = frozenset({"aware", "notified", "paged", "called", "updated", "informed",
+                           "consulted", "contacted", "spoke", "visited", "visiting", "phoned"})
+# Words before a person: "spoke with", "per", "d/w", "met with", "work with", "by".
+_BEFORE_PERSON = re.compile(
+    r"\b(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+(?:with|w/?)|work(?:ing|ed)?\s+with"
+    r"|consult(?:ed)?\s+with|discussed\s+with|d/w|per|paged|called|notified|reported\s+to"
+    r"|seen\s+by|evaluated\s+by|examined\s+by|to\s+meet|contact(?:ed)?|updated|update|informed)"
+    r"(?![A-Za-z])[ \t]*(?:(?:dr\.?|md|np|rn)[ \t]*)?", re.IGNORECASE)
+_CREDENTIALS = frozenset({
+    "md", "do", "rn", "rrt", "crt", "rt", "np", "pa", "pa-c", "lpn", "cna", "crna", "cns", "aprn",
+    "fnp", "pharmd", "rph", "licsw", "lcsw", "msw", "sw", "slp", "ot", "otr", "pt", "dpt", "rd",
+    "ccc", "bsn", "msn", "emt", "cm", "rncm", "phd"})
+# Roles before a name: "CASEWORKER LEONA LABOWICH", "interpreter Ana".
+_ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "physicians",
+                    "surgeon", "therapist", "nutritionist", "dietitian", "dietician",
+                    "pharmacist", "coordinator", "interpreter", "translator", "manager",
+                    "attending", "resident", "intern", "fellow", "np", "rn"})
+# Labels of a phone number after a name: "Lopie Certusi cell# 410-…".
+_PHONE_LABEL = re.compile(r"[ \t]*\b(?:cell|home|work|phone|tel|ph|mobile|pager|beeper)\b"
+                          r"[ \t]*(?:#|no\.?|:)?[ \t]*:?[ \t]*\(?\d", re.IGNORECASE)
+_SURE_CREDENTIALS = frozenset({"rrt", "crt", "rn", "np", "lpn", "crna", "licsw", "lcsw", "msw",
+                               "pharmd", "rph", "aprn", "fnp"})
+_TITLE = re.compile(r"\b(?:dr|drs|doctor|dr's|drs\.|mr|mrs|ms|miss)(?:\.[ \t]*|[ \t]+)", re.IGNORECASE)
+_INITIAL = re.compile(r"\b([A-Za-z])\.[ \t]*(?=[A-Za-z])")
+_TOKEN = re.compile(r"(?<![\dA-Za-z])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*(?!\d)")
+_LIST_JOIN = re.compile(r"[ \t]*(?:,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)[ \t]+|&[ \t]*)",
+                        re.IGNORECASE)
+
+# Words of moving and living before a place ("transferred to", "lives in", "sent to").
+_MOVE = re.compile(
+    r"\b(?:transfer(?:r?ed|ring)?[ \t]+(?=[A-Z])"
+    r"|(?:transfer(?:r?ed|ring)?|trans|tx'?d?|sent|admitted|admit|referred|arrived|went|came|come|coming"
+    r"|taken|brought|presented|returned|return|discharged?|d/c'?d|accepted|followed|medflighted"
+    r"|flown|transported|screened|go(?:ing)?|slated|back)"
+    r"(?:[ \t]+(?:back|here|over|directly|initially|later|today|yesterday|emergently))?"
+    r"[ \t]+(?:to|from|at|into|in|by|via|@)"
+    r"|(?:lives|living|lived|resides|residing|resided|reside|live|born|vacation(?:ing)?|stays|staying|home)"
+    r"[ \t]+(?:in|at|near|on)"
+    r"|(?:rehab|bed|cath|surgery|admission|stay|care)[ \t]+(?:at|@|in)"
+    r"|(?:from|to|at|@)(?=[ \t]+(?:the[ \t]+)?(?-i:[A-Z])))[ \t]+(?:the[ \t]+)?", re.IGNORECASE)
+# Words that end a place's name and make it an institution ("Sacred Heart hospital").
+_INSTITUTION_TAIL = frozenset({
+    "hospital", "hosp", "hospitals", "rehab", "rehabilitation", "medical", "center", "centre",
+    "clinic", "regional", "memorial", "general", "house", "manor", "health",
+    "healthcare", "infirmary", "institute", "university", "univ", "square", "hospice"})
+# A saint's name begins an institution ("St. Agnes"); "ST elevation" is no saint.
+# A place that is also a surname this common (percent of the population) needs context.
+_SURNAME_PLACE = 0.0005
+# Words before "hospital" that name no institution ("the outside hospital").
+_GENERIC = frozenset({"outside", "other", "local", "community", "another", "previous", "prior",
+                      "same", "different", "current", "new", "old", "referring", "private",
+                      "nearby", "area", "psychiatric", "psych", "veterans", "teaching", "home",
+                      "state", "county", "city", "their", "his", "her", "general", "acute",
+                      "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
+_WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
+# The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
+# shape, "TSH", "LDH", are in the clinical vocabulary).
+_HOSPITAL_ABBREVIATION = re.compile(r"\b(?:[A-Z]{1,3}(?:H|MC|HC)|[a-z]{1,2}h)\b(?![/-])")
+_WARD_NUMBER = re.compile(r"[ \t]*\d{1,2}[A-Za-z]?\b")
+_SAINT = re.compile(r"\b(?:st|saint)\b\.?[ \t]*(?=[A-Z])", re.IGNORECASE)
+
+
+def _case_informative(text: str) -> bool:
+    """Whether capitals mean something here: not a note written all in capitals or all in
+    lower case."""
+    letters = [c for c in text[:4000] if c.isalpha()]
+    if not letters:
+        return False
+    upper = sum(c.isupper() for c in letters) / len(letters)
+    return 0.02 < upper < 0.5
+
+
+class Reader:
+    """One note: its word classes and whether capitals tell proper names."""
+
+    def __init__(self, text: str, classes: WordClasses | None = None):
+        self.text = text
+        self.wc = classes or word_classes()
+        self.cased = _case_informative(text)
+
+    def plausible_name(self, start: int, end: int, strength: int) -> bool:
+        """Whether ``text[start:end]``, found by another rule, reads as a name: its words
+        (initials aside) can all be name words with the given strength of context."""
+        words = [w for w in _TOKEN.findall(self.text, start, end) if len(w) > 1]
+        return bool(words) and all(self.person_word(w, strength) for w in words)
+
+    def person_word(self, word: str, strength: int) -> bool:
+        """Whether ``word`` can be part of a person's name here.
+
+        strength 3: a title stands before it ("Dr. Small"); 2: a relation or a credential
+        points at it; 1: a verb of the ward does; 0: nothing does (the word must be a name
+        and nothing else).
+        """
+        key = word.lower().replace("’", "'")
+        if key.endswith("'s"):
+            key = key[:-2]
+        wc = self.wc
+        capital = word[:1].isupper()
+        if len(key) < 2 or key in wc.stop:
+            return False
+        if key in wc.clinical:
+            # "Son, Ed": a given name written as one, where capitals mean something.
+            if not (strength >= 2 and self.cased and capital and not word.isupper() and key in wc.given):
+                return False
+        if strength >= 3:
+            return True
+        if self.cased and not capital and strength < 2:
+            return False
+        name = key in wc.given or key in wc.surnames or key in wc.proper
+        in_dictionary = key in wc.dictionary
+        if not in_dictionary:
+            # A word no dictionary knows: a name when context says so, or when it is one.
+            return strength >= 1 or (name and (capital or not self.cased))
+        if strength == 2:
+            return name
+        if strength == 1:
+            return name and wc.commonness(key) >= 3 and (capital or not self.cased)
+        return False
+
+    def place_word(self, word: str) -> bool:
+        key = word.lower()
+        wc = self.wc
+        if key in wc.stop or key in wc.clinical:
+            return False
+        if self.cased:
+            return word[:1].isupper() or key not in wc.dictionary
+        return key not in wc.dictionary
+
+
+def detect_narrative(text: str, ctx) -> Iterator[Span]:
+    """Relatives, staff and places in the narrative of clinical notes."""
+    reader = ctx.reader(text)
+    yield from _relatives(reader)
+    yield from _staff(reader)
+    yield from _places(reader)
+    yield from _given_names(reader)
+
+
+def _given_names(reader: Reader) -> Iterator[Span]:
+    """A given name that is no English word ("Suzette", "LUCY", "Gerry Masci"), with the
+    surname after it, wherever it stands."""
+    text, wc = reader.text, reader.wc
+    for m in _TOKEN.finditer(text):
+        word = m.group()
+        key = word.lower()
+        if len(key) < 3 or key not in wc.given or key in wc.dictionary or key in wc.clinical or \
+                key in wc.stop or (reader.cased and not word[:1].isupper()):
+            continue
+        end = m.end()
+        nxt = re.match(r"[ \t]+([A-Za-z][A-Za-z'’-]+)", text[end:end + 40])
+        if nxt and reader.person_word(nxt.group(1), 1) and nxt.group(1)[:1].isupper() == word[:1].isupper():
+            end += nxt.end()
+        yield Span(m.start(), end, "NAME", "lexicon:given-name", 0.7)
+        # "Both Suzette and Hank": whoever is named beside a name is a person too.
+        j = _LIST_JOIN.match(text, end)
+        if j:
+            for s, e in _name_run(reader, j.end(), 2):
+                yield Span(s, e, "NAME", "lexicon:given-name", 0.7)
+
+
+def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
+              lists: bool = False) -> list[tuple[int, int]]:
+    """Name tokens from ``pos`` (initials included), and, with ``lists``, "X, Y and Z"."""
+    text = reader.text
+    runs: list[tuple[int, int]] = []
+    start, end, count = pos, pos, 0
+    i = pos
+    while True:
+        m = _INITIAL.match(text, i)
+        if m and count < limit:
+            end, i, count = m.end(1) + 1, m.end(), count + 1
+            continue
+        m = _TOKEN.match(text, i)
+        if m and count < limit and reader.person_word(m.group(), strength if count == 0 else
+                                                     max(strength, 1)):
+            end, count = m.end(), count + 1
+            gap = re.match(r"[ \t]+", text[end:end + 3])
+            i = end + (gap.end() if gap else 0)
+            if gap:
+                continue
+        if count and not (count == 1 and end - start <= 2):  # a lone initial is no name
+            runs.append((start, end))
+        if not lists or not count:
+            return runs
+        j = _LIST_JOIN.match(text, end)
+        if not j:
+            return runs
+        start = i = j.end()
+        end, count = start, 0
+
+
+def _relatives(reader: Reader) -> Iterator[Span]:
+    text, wc = reader.text, reader.wc
+    for m in _TOKEN.finditer(text):
+        key = m.group().lower().removesuffix("-in-law")
+        if key not in _RELATIONS:
+            continue
+        gap = _RELATION_GAP.match(text, m.end())
+        if not gap:
+            continue
+        for s, e in _name_run(reader, gap.end(), 2, lists=True):
+            yield Span(s, e, "NAME", "context:relation", 0.9)
+    # A relation after the name: "Hank Przybylo (son)", "Marcela Carlson (sister)".
+    for m in re.finditer(r"\(\s*([A-Za-z-]+)\s*\)", text):
+        if m.group(1).lower() in _RELATIONS:
+            yield from _back_run(reader, m.start(), 2, "context:relation")
+    del wc
+
+
+def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[Span]:
+    """Up to three name tokens (initials included) ending just before ``end``."""
+    text = reader.text
+    k = end
+    while k > 0 and text[k - 1] in " \t,":
+        k -= 1
+    stop, count = k, 0
+    begin = None
+    while count < 3:
+        m = re.search(r"(?:[A-Za-z]\.|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*)$", text[max(0, k - 40):k])
+        if not m:
+            break
+        word = m.group()
+        s = k - len(word)
+        if word.endswith("."):
+            if len(word) != 2:
+                break
+        elif not reader.person_word(word, strength):
+            break
+        begin, count = s, count + 1
+        k = s
+        while k > 0 and text[k - 1] in " \t":
+            k -= 1
+        if k == s:
+            break
+    if begin is not None and stop - begin > 2:
+        yield Span(begin, stop, "NAME", source, 0.85)
+
+
+def _staff(reader: Reader) -> Iterator[Span]:
+    text = reader.text
+    for m in _TOKEN.finditer(text):
+        key = m.group().lower()
+        if key in _AFTER_PERSON:
+            yield from _back_run(reader, m.start(), 1, "context:ward-verb")
+        elif key in _CREDENTIALS and m.start() > 0 and text[m.start() - 1] in " \t,":
+            # "V. Finn, RRT", "florencia cooke np": the credential is the cue. Short ones
+            # ("PT", "MS", "OT") are words of the chart too, so they count after a comma only.
+            comma = text[max(0, m.start() - 2):m.start()].strip() == ","
+            if comma or key in _SURE_CREDENTIALS:
+                yield from _back_run(reader, m.start(), 2, "context:credential")
+    for m in _TOKEN.finditer(text):
+        key = m.group().lower()
+        if key in _ROLES and (m.group().isupper() or key not in ("np", "rn")):
+            gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[m.end():m.end() + 4])
+            for s, e in _name_run(reader, m.end() + gap.end(), 2):
+                yield Span(s, e, "NAME", "context:role", 0.85)
+        elif key == "family" and m.start() > 0:
+            yield from _back_run(reader, m.start(), 1, "context:family")
+    for m in _PHONE_LABEL.finditer(text):
+        yield from _back_run(reader, m.start(), 2, "context:phone-label")
+    for m in _BEFORE_PERSON.finditer(text):
+        for s, e in _name_run(reader, m.end(), 1, lists=True):
+            yield Span(s, e, "NAME", "context:ward-verb", 0.85)
+    for m in _TITLE.finditer(text):
+        # "MS changes" is mental status, "MR" mitral regurgitation: capitals prove little.
+        strength = 1 if m.group().strip(" .").upper() in ("MS", "MR") and m.group()[1:2].isupper() else 3
+        for s, e in _name_run(reader, m.end(), strength, lists=True):
+            yield Span(s, e, "NAME", "context:title", 0.9)
+    for m in _INITIAL.finditer(text):
+        # "W. MAROTTA", "d. renna": an initial and a surname.
+        t = _TOKEN.match(text, m.end())
+        if t and m.start() > 0 and not text[m.start() - 1].isalnum() and \
+                reader.person_word(t.group(), 1) and t.group().lower() in reader.wc.surnames:
+            yield Span(m.start(), t.end(), "NAME", "lexicon:initial-surname", 0.8)
+
+
+def _places(reader: Reader) -> Iterator[Span]:
+    text, wc = reader.text, reader.wc
+    for m in _MOVE.finditer(text):
+        span = _place_run(reader, m.end(), bare=m.group().strip().lower() in ("from", "to", "at", "@"))
+        if span:
+            yield span
+    for m in _SAINT.finditer(text):
+        # "St. Agnes", "St Mary's": a saint's name at the start of a name is an institution;
+        # after a capitalised word it ends a street ("Clover St.").
+        before = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, m.start() - 30):m.start()])
+        if before and before.group(1)[:1].isupper() and before.group(1).lower() not in wc.stop:
+            continue
+        t = _TOKEN.match(text, m.end())
+        saint = t.group().lower().removesuffix("'s") if t else ""
+        initial = len(saint) == 1 and text.startswith(".", t.end()) if t else False  # "St A."
+        named = saint not in wc.dictionary and saint not in wc.clinical and (
+            saint in wc.given or saint in wc.surnames or saint in wc.proper)
+        if t and (initial or named):
+            yield Span(m.start(), t.end(), "INSTITUTION", "context:saint", 0.8)
+    for s, e in wc.place_phrases.find(text):
+        words = text[s:e].split()
+        if all(w[:1].isupper() for w in words) if reader.cased else \
+                any(w.lower() not in wc.dictionary for w in words):
+            yield Span(s, e, "CITY", "lexicon:place", 0.7)
+    for m in _TOKEN.finditer(text):
+        key = m.group().lower()
+        if key in _INSTITUTION_TAIL:
+            yield from _before_institution_word(reader, m)
+        elif key in wc.places and key not in wc.dictionary and key not in wc.clinical and \
+                key not in wc.given and wc.surname_share(key) < _SURNAME_PLACE and \
+                (m.group()[:1].isupper() or not reader.cased) and len(key) > 3:
+            yield Span(m.start(), m.end(), "CITY", "lexicon:place", 0.7)
+
+
+def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
+    """A place's name from ``pos``: up to four words, and a ward number ("Quartermain 5")."""
+    text, wc = reader.text, reader.wc
+    end, words, evidence = pos, [], False
+    i = pos
+    ward = _WARD_TOKEN.match(text, i)
+    if ward and not bare and ward.group(1).lower() not in wc.dictionary and \
+            ward.group(1).lower() not in wc.clinical:
+        return Span(pos, ward.end(), "INSTITUTION", "context:movement", 0.8)  # "Quartermain7"
+    abbreviation = _HOSPITAL_ABBREVIATION.match(text, i)
+    if abbreviation and abbreviation.group().lower() not in wc.clinical and \
+            abbreviation.group().lower() not in wc.dictionary:
+        return Span(pos, abbreviation.end(), "INSTITUTION", "context:movement", 0.8)  # "to GH"
+    while len(words) < 4:
+        m = _TOKEN.match(text, i)
+        if not m:
+            break
+        word = m.group()
+        key = word.lower()
+        if not reader.place_word(word) and not (words and key in _INSTITUTION_TAIL):
+            break
+        words.append(word)
+        end = m.end()
+        in_dictionary = key in wc.dictionary
+        known = key in wc.places or key in wc.given or key in wc.surnames or key in wc.proper
+        # What makes the words a place: a known place or name that is no English word, an
+        # institution word after a name, a short abbreviation after a verb of moving ("sent
+        # to GH"), a capitalised word where capitals mean something. A bare "to" or "from"
+        # needs more than an abbreviation or a capital.
+        if (known and not in_dictionary) or (key in _INSTITUTION_TAIL and len(words) > 1):
+            evidence = True
+        elif not bare and not in_dictionary and (len(key) <= 3 or len(key) == 4 and word.isupper()):
+            evidence = True
+        elif reader.cased and word[:1].isupper() and (not bare or not in_dictionary or len(words) > 1):
+            evidence = True
+        gap = re.match(r"[ \t]+|-", text[end:end + 3])
+        if not gap:
+            break
+        i = end + gap.end()
+    n = _WARD_NUMBER.match(text, end) if words else None
+    if n and not bare:
+        end, evidence = n.end(), True  # "Quartermain 5": a ward
+    if not words or not evidence:
+        return None
+    if len(words) == 1 and len(words[0]) < 2:
+        return None
+    return Span(pos, end, "INSTITUTION", "context:movement", 0.8)
+
+
+def _before_institution_word(reader: Reader, m: re.Match) -> Iterator[Span]:
+    """Up to three words before "hospital", "rehab", "house": "sacred heart hospital"."""
+    text, wc = reader.text, reader.wc
+    k, begin, count = m.start(), None, 0
+    while count < 3:
+        # Words of one name stand one or two spaces apart: a wider gap separates fields.
+        w = re.search(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$", text[max(0, k - 40):k])
+        if not w:
+            break
+        word = w.group(1)
+        key = word.lower()
+        known = key in wc.places or key in wc.surnames or key in wc.given
+        if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
+                (reader.cased and not word[:1].isupper()) or \
+                (not reader.cased and wc.commonness(key) <= 1 and not known):
+            break
+        k -= len(w.group())
+        begin, count = k, count + 1
+    if begin is not None:
+        yield Span(begin, m.end(), "INSTITUTION", "context:institution-word", 0.8)

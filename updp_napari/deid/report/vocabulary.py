@@ -1,0 +1,75 @@
+"""Word classes for telling names and places from clinical language.
+
+Built once from the public lexicons (census names, places, an English dictionary with a
+commonness class per word) and the package's own clinical vocabulary and the abbreviations
+of its pathology whitelist. Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from .lexicons import PhraseMatcher, default_lexicons, fold, read_list
+from .public_lexicons import public_lexicons
+
+# Function words and the words of charting that no name or place begins with.
+_STOP = frozenset({
+    "a", "an", "the", "and", "or", "but", "if", "of", "in", "on", "at", "to", "for", "from", "by",
+    "with", "w", "without", "into", "onto", "via", "per", "as", "is", "was", "are", "were", "be",
+    "been", "being", "has", "had", "have", "will", "would", "can", "could", "may", "might",
+    "should", "shall", "must", "did", "does", "do", "not", "no", "yes", "he", "she", "it", "they",
+    "we", "i", "you", "his", "her", "their", "our", "my", "your", "him", "them", "me", "us",
+    "this", "that", "these", "those", "who", "whom", "which", "what", "when", "where", "why",
+    "how", "all", "any", "some", "each", "both", "other", "also", "very", "well", "then",
+    "than", "there", "here", "today", "tonight", "yesterday", "tomorrow", "now", "pt", "pts",
+    "patient", "patients", "family", "mr", "mrs", "ms", "dr", "drs", "am", "pm", "s", "o",
+    "x", "c", "p", "re", "about", "after", "before", "over", "under", "up", "down", "out",
+    "off", "again", "still", "just", "only", "even", "so", "too", "called", "aware", "in-law",
+    "law", "step", "cont", "con't", "cont'd", "wants", "plan", "states", "stated", "reports",
+    "reported", "says", "said", "feels", "felt", "asked", "requested", "expressed", "visited",
+    "visiting", "phoned", "calls", "came", "went", "left", "arrived", "updated", "present",
+    "during", "members", "member", "monday", "tuesday", "wednesday", "thursday",
+    "friday", "saturday", "sunday", "mon", "tues", "wed", "thurs", "fri", "sat", "sun"})
+
+
+@dataclass(frozen=True)
+class WordClasses:
+    given: frozenset[str]  # census given names
+    surnames: dict[str, float]  # census surnames -> percent of the population
+    proper: frozenset[str]  # words the dictionary lists capitalised only (David, Cooke)
+    dictionary: dict[str, int]  # lower-case English words -> commonness 1 (common) to 3 (rare)
+    clinical: frozenset[str]  # clinical vocabulary and single pathology words: never PHI
+    places: frozenset[str]  # single-word US places and world cities
+    place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
+    stop: frozenset[str]
+
+    def surname_share(self, word: str) -> float:
+        return self.surnames.get(word, 0.0)
+
+    def commonness(self, word: str) -> int:
+        """1 for everyday words, 2 for ordinary ones, 3 for rare ones, 4 for none."""
+        return self.dictionary.get(word, 4)
+
+
+@cache
+def word_classes() -> WordClasses:
+    public = public_lexicons()
+    lex = default_lexicons()
+    # The pathology whitelist stays out: its eponyms are surnames too ("Dr. Murphy"), and it
+    # protects its terms on its own.
+    clinical = {fold(w) for w in read_list("clinical_words.txt")}
+    # Its abbreviations are clinical words all the same ("to SVC", "AP").
+    clinical |= {fold(t) for t in lex.whitelist if t.isupper() and " " not in t}
+    places = {p for p in public.us_places if " " not in p}
+    places |= {p for p in public.world_cities if " " not in p}
+    return WordClasses(
+        given=frozenset(public.first_names) | lex.first_names,
+        surnames={**dict.fromkeys(lex.last_names, 0.0), **public.surnames},
+        proper=public.proper,
+        dictionary=public.dictionary,
+        clinical=frozenset(clinical),
+        places=frozenset(places),
+        place_phrases=PhraseMatcher([p for p in public.us_places if " " in p]),
+        stop=_STOP,
+    )
