@@ -179,11 +179,38 @@ def _cmd_eval_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_ner(args: argparse.Namespace) -> int:
+    from .core.files import write_text_atomic
     from .core.progress import Progress
-    from .deid.report.ner import train_ner
+    from .deid.report.ner import cross_validate_ner, format_cv_result, train_ner
 
+    negatives = None if args.negatives == 0 else args.negatives
+    if args.cv is not None:
+        if args.out is None and not args.cv_only:
+            raise UpdpError("--out DIR is needed for the final model (or give --cv-only)")
+        bars: dict[str, Progress] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bars.setdefault(stage, Progress(f"train-ner {stage}", enabled=not args.quiet))(done, total)
+
+        result = cross_validate_ner(args.cohort, args.cv, None if args.cv_only else args.out,
+                                    seed=args.seed, epochs=args.epochs, max_steps=args.max_steps,
+                                    negatives=negatives, train_years=args.train_years,
+                                    progress=progress)
+        if args.json_out:
+            write_text_atomic(Path(args.json_out), json.dumps(result, indent=2) + "\n", private=True)
+        print("\n".join(format_cv_result(result)))
+        if args.json_out:
+            print(f"wrote {args.json_out}")
+        return 0
+    if args.cv_only:
+        raise UpdpError("--cv-only needs --cv K")
+    if args.out is None:
+        raise UpdpError("--out DIR is needed: the folder to write the model to")
     card = train_ner(args.cohort, args.out, epochs=args.epochs, seed=args.seed,
+                     max_steps=args.max_steps, negatives=negatives, train_years=args.train_years,
                      progress=Progress("train-ner", enabled=not args.quiet))
+    if args.json_out:
+        write_text_atomic(Path(args.json_out), json.dumps(card, indent=2) + "\n", private=True)
     t = card["training"]
     print(f"trained on {t['train_reports']} reports of {t['train_patients']} patients in "
           f"{t['seconds']:.1f}s ({t['epochs']} epochs, {t['parameters']:,} parameters, "
@@ -936,20 +963,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_scan_leaks)
 
     p = sub.add_parser(
-        "train-ner", help="train the optional model detector for reports on a cohort",
+        "train-ner", help="train the optional model detector for reports on a cohort or corpus",
         description="Train a small BERT token classifier (built here, no download) on the "
-                    "reports and PHI ground truth of a cohort made by updp make-cohort. A fifth "
-                    "of the patients is held out and scored. DIR gets the model in the "
-                    "save_pretrained layout and updp_ner.json (labels, training, validation); "
-                    "use it with --ner-model. The folder is owner-only: a model fitted to "
-                    "reports is treated like them.")
-    p.add_argument("cohort", type=Path, help="a cohort folder made by updp make-cohort")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    "reports and PHI ground truth of a cohort made by updp make-cohort, or on "
+                    "annotated JSONL corpora (one note a line: id, text, spans with start, end, "
+                    "category; the corpus categories are mapped to the product's), or several "
+                    "of them. A fifth of the patients is held out and scored. DIR gets the "
+                    "model in the save_pretrained layout and updp_ner.json (labels, training, "
+                    "validation); use it with --ner-model. The folder is owner-only: a model "
+                    "fitted to reports is treated like them. With --cv K the patients are split "
+                    "into K folds and the rules, the model and both are scored on each held-out "
+                    "fold (corpus convention of eval-report), then the model is trained on all.")
+    p.add_argument("cohort", type=Path, nargs="+", metavar="INPUT",
+                   help="a cohort folder made by updp make-cohort, or an annotated .jsonl corpus")
+    p.add_argument("--out", type=Path, metavar="DIR",
                    help="folder to write the model to (empty, absent, or an older model)")
     p.add_argument("--epochs", type=int, default=20, help="passes over the training reports "
                    "(default 20)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="at most N optimisation steps "
+                   "(the epochs are cut short; default: no cap)")
+    p.add_argument("--negatives", type=float, default=4.0, metavar="R", help="PHI-free "
+                   "training pieces per piece with PHI, drawn afresh each epoch (default 4; "
+                   "0: all of them)")
+    p.add_argument("--train-years", action="store_true", help="train a corpus's DateYear "
+                   "spans as DATE (by default a year alone is trained as not PHI)")
+    p.add_argument("--cv", type=int, metavar="K", help="cross-validate by patient with K "
+                   "folds and print per-fold and pooled figures before training the model")
+    p.add_argument("--cv-only", action="store_true", help="with --cv: no final model")
+    p.add_argument("--json-out", metavar="FILE", help="also write the figures (the --cv "
+                   "result, or updp_ner.json) to FILE as JSON")
     p.add_argument("--seed", type=int, default=0, help="random seed: initial weights, order, "
-                   "held-out patients (default 0)")
+                   "held-out patients, folds (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train_ner)
 
