@@ -73,6 +73,10 @@ _ADDRESS = re.compile(
     r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][\w'-]*\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
     r"Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy)\b\.?"
     r"(?:,?\s+(?i:Apt|Suite|Unit|#)\.?\s*\w+)?")
+_STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane",
+                           "ln", "drive", "dr", "court", "ct", "way", "place", "pl", "terrace",
+                           "parkway", "pkwy", "circle", "cir", "highway", "hwy", "apt", "suite",
+                           "unit", "n", "s", "e", "w"})
 _CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][\w'.-]*\s){0,2}[A-Z][\w'.-]*)(,?)\s+(?-i:([A-Z]{2}))"
                              r"(?:\s+(\d{5}(?:-\d{4})?))?\b", _I)
 _CREDENTIAL_CODES = {"MD", "DO", "PA", "RN", "NP"}
@@ -257,7 +261,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                     if (m := pattern.match(text, start)) and (
                             pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)):
                         dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-                _numeric_at(text, start, end, word, found)
+                _numeric_at(text, start, end, word, found, ctx)
             continue
         if not word.isalpha():  # letters joined to digits: S46898769, MRN12345, x4417
             _bare_id_at(text, start, found)
@@ -320,7 +324,7 @@ def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
     return bool(_TIME_LABEL.search(text, max(line_start, span.start - 30), span.start))
 
 
-def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -> None:
+def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], ctx: Context) -> None:
     """The patterns that begin with a digit, tried where a number begins (into ``found``)."""
     after = text[end:end + 1]
     if after in (":", ".") or "h" in word:
@@ -357,7 +361,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span]) -
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
     if n <= 5 and after.isspace():  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
-        if m:
+        if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
@@ -450,6 +454,10 @@ def _institution_rules(words: tuple[str, ...]) -> _InstitutionRules | None:
         first_words=first_words(words))
 
 
+# The words of institution names that say what they are, not which one ("Medical Center").
+_TAIL_WORDS = frozenset({"hospital", "hosp", "medical", "center", "centre", "clinic", "health",
+                         "general", "regional", "memorial", "university", "institute", "care",
+                         "infirmary", "healthcare", "system", "st", "saint", "of", "the"})
 _INSTITUTION_REACH = 120  # characters before an institution word where its name may start
 _ABBR_SUFFIXES = {"gh", "mc", "uh", "ch", "mh", "rmc", "umc", "hc", "hs"}
 _INSTITUTION_ABBR_ENDING_HERE = re.compile(rf"(?:{_INSTITUTION_ABBR.pattern})\Z")
@@ -466,10 +474,12 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
             if tail:
                 m = rules.name_ending_here.search(text, max(0, start - _INSTITUTION_REACH), tail.end())
                 if m:
-                    yield _institution_span(m)
+                    span = _institution_span(m)
+                    if ctx.reader(text).plausible_place(span.start, span.end, _TAIL_WORDS):
+                        yield span
         if word in _ABBR_SUFFIXES and text[start:end].isupper():
             m = _INSTITUTION_ABBR_ENDING_HERE.search(text, max(0, start - 60), end)
-            if m:
+            if m and ctx.reader(text).plausible_place(m.start(), start, _TAIL_WORDS):
                 yield Span(m.start(), m.end(), "INSTITUTION", "pattern:institution-abbr", 0.9)
         if word in city_starts and "A" <= text[start] <= "Z":
             m = _CAPITALISED_RUN.match(text, start)
@@ -544,6 +554,7 @@ _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
 
 
+_RANK_TITLES = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "professor"}
 _TITLE_CUE, _LABEL_CUE, _CREDENTIAL_CUE = 1, 2, 4
 _NAME_CUES: dict[str, int] = {}
 for _cue, _words in ((_TITLE_CUE, _TITLE_WORDS), (_LABEL_CUE, _LABEL_WORDS),
@@ -563,7 +574,9 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
                 run = _name_run(text, m.end(), ctx, lowercase_ok=True)
                 # "MS changes" is mental status, "Ms Changes" a person.
-                strength = 1 if m.group().strip(" .").isupper() and word in ("ms", "pa") else 3
+                # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
+                strength = 1 if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
+                    3 if word in _RANK_TITLES else 2
                 if run and ctx.reader(text).plausible_name(run[0], run[1], strength):
                     found.append(Span(*run, "NAME", "context:title"))
             if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
@@ -573,8 +586,11 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
         n = end - start
         if n <= 3:
             if n >= 2 and text.startswith("/", end) and (m := _DICTATION.match(text, start)):
-                # "PA/lat" names two views, not a radiologist and a typist.
-                if m.group().split("/")[1] not in _VIEW_WORDS:
+                # "PA/lat" names two views, not a radiologist and a typist; "POC/pt" is a
+                # plan of care for the patient.
+                first, second = m.group().lower().split("/")
+                wc = ctx.reader(text).wc
+                if second not in _VIEW_WORDS and second not in wc.clinical and second not in wc.stop:
                     found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials",
                                       0.8))
             elif n == 1 and "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
@@ -584,7 +600,9 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
         # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
         if (word in first_names or word in lex.first_name_heads) and \
                 (m := _FIRST_LAST.match(text, start)):
-            if _first_last(m, lex):
+            reader = ctx.reader(text)
+            # Where capitals mean nothing ("PER HO"), both words must be names of their own.
+            if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), 2)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
     return found
 
@@ -624,7 +642,8 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     # Without a colon, "pt" and "patient" begin sentences of clinical notes ("PT REMAINS
     # SEDATED"); what follows them, and any loose label, must read as a name.
     # A field ("Referring physician: BILL HALL") holds a name whatever its words.
-    strength = 3 if ":" in m.group() else 2 if not (loose or label in ("pt", "patient", "pt name")) else 1
+    patient = label in ("pt", "patient", "pt name")
+    strength = (2 if patient else 3) if ":" in m.group() else 2 if not (loose or patient) else 1
     if not ctx.reader(text).plausible_name(s, e, strength):
         return
     yield Span(s, e, "NAME", "context:label")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from ...core.spans import Span
-from .vocabulary import WordClasses, word_classes
+from .vocabulary import WordClasses, clinical_shape, word_classes
 
 # Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
 _RELATIONS = frozenset({
@@ -110,6 +110,18 @@ class Reader:
         self.wc = classes or word_classes()
         self.cased = _case_informative(text)
 
+    def plausible_place(self, start: int, end: int, tail_words: frozenset[str]) -> bool:
+        """Whether ``text[start:end]``, found by its institution word, names one where capitals
+        mean nothing: no stop or clinical word in it, and a word that names something."""
+        if self.cased:
+            return True
+        words = [w.lower() for w in _TOKEN.findall(self.text, start, end)]
+        named = [w for w in words if w not in tail_words]
+        wc = self.wc
+        return bool(named) and all(self.place_word(w) or w in wc.places or w in wc.surnames
+                                   for w in named if len(w) > 1) and \
+            any(w not in wc.dictionary or w in wc.places or w in wc.surnames for w in named)
+
     def plausible_name(self, start: int, end: int, strength: int) -> bool:
         """Whether ``text[start:end]``, found by another rule, reads as a name: its words
         (initials aside) can all be name words with the given strength of context."""
@@ -126,8 +138,18 @@ class Reader:
         key = word.lower().replace("’", "'")
         if key.endswith("'s"):
             key = key[:-2]
+        if "-" in key.strip("-"):
+            # "Smith-Jones" is a name when its parts are; "DAUGHTER-DISCUSSED" is not.
+            parts = [p for p in re.split(r"-+", word) if p]
+            return len(parts) > 1 and all(self.person_word(p, strength) for p in parts) and \
+                any(p.lower() in self.wc.surnames or p.lower() in self.wc.given for p in parts)
+        key = key.strip("-")
+        if key in _RELATIONS:
+            return False
         wc = self.wc
         capital = word[:1].isupper()
+        if strength >= 3 and word.isupper() and len(word) <= 3:
+            return True  # initials in a field ("Typed by: CC")
         if len(key) < 2 or key in wc.stop:
             return False
         if key in wc.clinical:
@@ -141,7 +163,12 @@ class Reader:
         name = key in wc.given or key in wc.surnames or key in wc.proper
         in_dictionary = key in wc.dictionary
         if not in_dictionary:
-            # A word no dictionary knows: a name when context says so, or when it is one.
+            # A word no dictionary knows: a name when context says so, or when it is one;
+            # one shaped like clinical language ("cardioversion") only when a list says so.
+            if not name and clinical_shape(key):
+                return False
+            if not name and self.cased and not capital and strength < 3:
+                return False
             return strength >= 1 or (name and (capital or not self.cased))
         if strength == 2:
             return name
@@ -152,7 +179,8 @@ class Reader:
     def place_word(self, word: str) -> bool:
         key = word.lower()
         wc = self.wc
-        if key in wc.stop or key in wc.clinical:
+        if key in wc.stop or key in wc.clinical or key in _RELATIONS or \
+                (clinical_shape(key) and key not in wc.places and key not in wc.surnames):
             return False
         if self.cased:
             return word[:1].isupper() or key not in wc.dictionary
@@ -334,7 +362,7 @@ def _places(reader: Reader) -> Iterator[Span]:
         key = m.group().lower()
         if key in _INSTITUTION_TAIL:
             yield from _before_institution_word(reader, m)
-        elif key in wc.places and key not in wc.dictionary and key not in wc.clinical and \
+        elif key in wc.us_places and key not in wc.dictionary and key not in wc.clinical and \
                 key not in wc.given and wc.surname_share(key) < _SURNAME_PLACE and \
                 (m.group()[:1].isupper() or not reader.cased) and len(key) > 3:
             yield Span(m.start(), m.end(), "CITY", "lexicon:place", 0.7)

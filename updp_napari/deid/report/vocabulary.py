@@ -7,6 +7,7 @@ of its pathology whitelist. Standard library only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -33,6 +34,24 @@ _STOP = frozenset({
     "friday", "saturday", "sunday", "mon", "tues", "wed", "thurs", "fri", "sat", "sun"})
 
 
+# The shape of clinical words that no dictionary lists ("cardioversion", "nondistended",
+# "azithromycin", "ectopy"): their endings and beginnings. A word of this shape is no name
+# and no place unless a name lexicon lists it.
+_CLINICAL_SHAPE = re.compile(
+    r"(?:itis|osis|emia|aemia|ectomy|otomy|ostomy|plasty|scopy|graphy|gram|pathy|algia|ology"
+    r"|ologist|opy|tion|sion|ated|ized|ised|ing|ness|ment|ity|ous|ive|ical|tic|ular|mycin"
+    r"|cillin|olol|pril|sartan|statin|azole|floxacin|azepam|azolam|idine|amine|opine|oxone"
+    r"|phylline|parin|plastin|emic|uria|pnea|pnoea|cardia|penia|cytosis|oma|omas|ectasis|trophy"
+    r"|rrhea|rrhage|lysis|genic|ergic|ectomies|ers|ed)$"
+    r"|^(?:non|post|pre|hyper|hypo|peri|trans|intra|extra|sub|anti|tachy|brady|cardio|neuro"
+    r"|gastro|pulmo|hemo|haemo|nephro|hepat|broncho|uro|osteo|myo|electro|echo|endo|re|un|dis"
+    r"|mis|over|under)(?=[a-z]{4})", re.IGNORECASE)
+
+
+def clinical_shape(word: str) -> bool:
+    return _CLINICAL_SHAPE.search(word) is not None
+
+
 @dataclass(frozen=True)
 class WordClasses:
     given: frozenset[str]  # census given names
@@ -41,6 +60,7 @@ class WordClasses:
     dictionary: dict[str, int]  # lower-case English words -> commonness 1 (common) to 3 (rare)
     clinical: frozenset[str]  # clinical vocabulary and single pathology words: never PHI
     places: frozenset[str]  # single-word US places and world cities
+    us_places: frozenset[str]  # single-word US places (found without context too)
     place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
     stop: frozenset[str]
 
@@ -61,8 +81,8 @@ def word_classes() -> WordClasses:
     clinical = {fold(w) for w in read_list("clinical_words.txt")}
     # Its abbreviations are clinical words all the same ("to SVC", "AP").
     clinical |= {fold(t) for t in lex.whitelist if t.isupper() and " " not in t}
-    places = {p for p in public.us_places if " " not in p}
-    places |= {p for p in public.world_cities if " " not in p}
+    us_places = frozenset(p for p in public.us_places if " " not in p)
+    places = us_places | {p for p in public.world_cities if " " not in p}
     return WordClasses(
         given=frozenset(public.first_names) | lex.first_names,
         surnames={**dict.fromkeys(lex.last_names, 0.0), **public.surnames},
@@ -70,6 +90,7 @@ def word_classes() -> WordClasses:
         dictionary=public.dictionary,
         clinical=frozenset(clinical),
         places=frozenset(places),
+        us_places=us_places,
         place_phrases=PhraseMatcher([p for p in public.us_places if " " in p]),
         stop=_STOP,
     )
