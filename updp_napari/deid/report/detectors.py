@@ -150,7 +150,7 @@ class Context:
         from .narrative import Reader
 
         if self._reader is None or self._reader.text is not text:
-            self._reader = Reader(text)
+            self._reader = Reader(text, words=self.words(text))
         return self._reader
 
     def words(self, text: str) -> list[Word]:
@@ -205,13 +205,15 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
 _BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
 # Dates written loosely in notes: a month alone after "in" ("in Sept."), a day alone after
 # "the" at the end of a phrase ("on the 11th."), a year as "'09" or "74'" after an event.
-_LOOSE_DATES = re.compile(
-    r"\b(?:in|since|until|during|of|last|early|late|mid)\s+((?:January|February|March|April|June|July|August"
-    r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)"
-    r"|\bthe\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))"
-    r"|(?<![\w'’])((?:'|’)\d\d)(?![\w'’])"
-    r"|(?<!hob )(?<!head of bed )(?<![\w'’.])([1-9]\d(?:'|’))(?![\w'’\"])(?!\s*\d)",
-    re.IGNORECASE | re.MULTILINE)
+_LOOSE_MONTH = re.compile(
+    r"(?:in|since|until|during|of|last|early|late|mid)\s+((?:January|February|March|April|June|July|August"
+    r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)", _I)
+_LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
+                        r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
+_LOOSE_YEAR = re.compile(r"(?<![\w'’])((?:'|’)\d\d)(?![\w'’])"
+                         r"|(?<!hob )(?<!head of bed )(?<![\w'’.])([1-9]\d(?:'|’))(?![\w'’\"])(?!\s*\d)", _I)
+_LOOSE_WORDS = {**dict.fromkeys(("in", "since", "until", "during", "of", "last", "early", "late", "mid"),
+                                _LOOSE_MONTH), "the": _LOOSE_DAY}
 # Words before a number that make it a date ("since 3/4", "study of 1/2").
 _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
                         "thru", "before", "after", "last", "dos", "date", "in"})
@@ -270,6 +272,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             _bare_id_at(text, start, found)  # RG-928103
         if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
+        loose = _LOOSE_WORDS.get(word)
+        if loose is not None and (m := loose.match(text, start)):
+            dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue
@@ -291,8 +296,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
-    for m in _LOOSE_DATES.finditer(text):
-        dates.append(Span(m.start(m.lastindex), m.end(m.lastindex), "DATE", "pattern:date"))
+    if "'" in text or "’" in text:
+        for m in _LOOSE_YEAR.finditer(text):
+            dates.append(Span(m.start(m.lastindex), m.end(m.lastindex), "DATE", "pattern:date"))
     for d in dates:
         if m := _TIME_AFTER_DATE.match(text, d.end):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
@@ -577,8 +583,9 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
                 # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
                 strength = 1 if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
                     3 if word in _RANK_TITLES else 2
-                if run and ctx.reader(text).plausible_name(run[0], run[1], strength):
-                    found.append(Span(*run, "NAME", "context:title"))
+                end_ = ctx.reader(text).name_end(run[0], run[1], strength) if run else None
+                if end_ is not None:
+                    found.append(Span(run[0], end_, "NAME", "context:title"))
             if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
                 found += _name_after_label(text, m, ctx)
             if cues & _CREDENTIAL_CUE and (m := _CREDENTIAL.match(text, start)):
@@ -644,9 +651,9 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     # A field ("Referring physician: BILL HALL") holds a name whatever its words.
     patient = label in ("pt", "patient", "pt name")
     strength = (2 if patient else 3) if ":" in m.group() else 2 if not (loose or patient) else 1
-    if not ctx.reader(text).plausible_name(s, e, strength):
-        return
-    yield Span(s, e, "NAME", "context:label")
+    e = ctx.reader(text).name_end(s, e, strength)
+    if e is not None:
+        yield Span(s, e, "NAME", "context:label")
 
 
 def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:

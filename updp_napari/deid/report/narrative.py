@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 
 from ...core.spans import Span
+from .lexicons import cut_words
 from .vocabulary import WordClasses, clinical_shape, word_classes
 
 # Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
@@ -50,11 +51,27 @@ _ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "p
 # Labels of a phone number after a name: "Lopie Certusi cell# 410-…".
 _PHONE_LABEL = re.compile(r"[ \t]*\b(?:cell|home|work|phone|tel|ph|mobile|pager|beeper)\b"
                           r"[ \t]*(?:#|no\.?|:)?[ \t]*:?[ \t]*\(?\d", re.IGNORECASE)
+# The words each phrase rule can begin with: the rule is tried only where one stands.
+_PHONE_LABEL_WORDS = frozenset({"cell", "home", "work", "phone", "tel", "ph", "mobile", "pager", "beeper"})
+_BEFORE_PERSON_WORDS = frozenset({
+    "spoke", "talked", "met", "work", "working", "worked", "consult", "consulted", "discussed", "d",
+    "per", "paged", "called", "notified", "reported", "seen", "evaluated", "examined", "to",
+    "contact", "contacted", "updated", "update", "informed"})
+_TITLE_WORDS = frozenset({"dr", "drs", "doctor", "mr", "mrs", "ms", "miss"})
+_MOVE_WORDS = frozenset({
+    "transfer", "transferred", "transfered", "transferring", "trans", "tx", "sent", "admitted",
+    "admit", "referred", "arrived", "went", "came", "come", "coming", "taken", "brought",
+    "presented", "returned", "return", "discharged", "discharge", "d", "accepted", "followed",
+    "medflighted", "flown", "transported", "screened", "go", "going", "slated", "back", "lives",
+    "living", "lived", "resides", "residing", "resided", "reside", "live", "born", "vacation",
+    "vacationing", "stays", "staying", "home", "rehab", "bed", "cath", "surgery", "admission",
+    "stay", "care", "from", "to", "at"})
 _SURE_CREDENTIALS = frozenset({"rrt", "crt", "rn", "np", "lpn", "crna", "licsw", "lcsw", "msw",
                                "pharmd", "rph", "aprn", "fnp"})
 _TITLE = re.compile(r"\b(?:dr|drs|doctor|dr's|drs\.|mr|mrs|ms|miss)(?:\.[ \t]*|[ \t]+)", re.IGNORECASE)
-_INITIAL = re.compile(r"\b([A-Za-z])\.[ \t]*(?=[A-Za-z])")
-_TOKEN = re.compile(r"(?<![\dA-Za-z])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*(?!\d)")
+# Letters of any alphabet ("MÜLLER, JOSÉ"), not digits or underscores.
+_INITIAL = re.compile(r"\b([^\W\d_])\.[ \t]*(?=[^\W\d_])")
+_TOKEN = re.compile(r"(?<!\w)[^\W\d_][^\W\d_'’]*(?:['’][^\W\d_]+)*(?:-[^\W\d_][^\W\d_'’]*)*(?!\d)")
 _LIST_JOIN = re.compile(r"[ \t]*(?:,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)[ \t]+|&[ \t]*)",
                         re.IGNORECASE)
 
@@ -76,14 +93,13 @@ _INSTITUTION_TAIL = frozenset({
     "clinic", "regional", "memorial", "general", "house", "manor", "health",
     "healthcare", "infirmary", "institute", "university", "univ", "square", "hospice"})
 # A saint's name begins an institution ("St. Agnes"); "ST elevation" is no saint.
-# A place that is also a surname this common (percent of the population) needs context.
-_SURNAME_PLACE = 0.0005
 # Words before "hospital" that name no institution ("the outside hospital").
 _GENERIC = frozenset({"outside", "other", "local", "community", "another", "previous", "prior",
                       "same", "different", "current", "new", "old", "referring", "private",
                       "nearby", "area", "psychiatric", "psych", "veterans", "teaching", "home",
                       "state", "county", "city", "their", "his", "her", "general", "acute",
                       "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
+_WORD_AT_END = re.compile(r"(?:[^\W\d_]\.|(?<![\w'’-])[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 _WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
 # The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
 # shape, "TSH", "LDH", are in the clinical vocabulary).
@@ -95,20 +111,26 @@ _SAINT = re.compile(r"\b(?:st|saint)\b\.?[ \t]*(?=[A-Z])", re.IGNORECASE)
 def _case_informative(text: str) -> bool:
     """Whether capitals mean something here: not a note written all in capitals or all in
     lower case."""
-    letters = [c for c in text[:4000] if c.isalpha()]
-    if not letters:
+    sample = text[:4000]
+    upper = len(sample) - len(sample.translate(_DROP_UPPER))
+    lower = len(sample) - len(sample.translate(_DROP_LOWER))
+    if not upper + lower:
         return False
-    upper = sum(c.isupper() for c in letters) / len(letters)
-    return 0.02 < upper < 0.5
+    return 0.02 < upper / (upper + lower) < 0.5
+
+
+_DROP_UPPER = dict.fromkeys(range(ord("A"), ord("Z") + 1))
+_DROP_LOWER = dict.fromkeys(range(ord("a"), ord("z") + 1))
 
 
 class Reader:
     """One note: its word classes and whether capitals tell proper names."""
 
-    def __init__(self, text: str, classes: WordClasses | None = None):
+    def __init__(self, text: str, classes: WordClasses | None = None, words=None):
         self.text = text
         self.wc = classes or word_classes()
         self.cased = _case_informative(text)
+        self.words = words if words is not None else cut_words(text)
 
     def plausible_place(self, start: int, end: int, tail_words: frozenset[str]) -> bool:
         """Whether ``text[start:end]``, found by its institution word, names one where capitals
@@ -125,8 +147,21 @@ class Reader:
     def plausible_name(self, start: int, end: int, strength: int) -> bool:
         """Whether ``text[start:end]``, found by another rule, reads as a name: its words
         (initials aside) can all be name words with the given strength of context."""
-        words = [w for w in _TOKEN.findall(self.text, start, end) if len(w) > 1]
-        return bool(words) and all(self.person_word(w, strength) for w in words)
+        return self.name_end(start, end, strength) == end
+
+    def name_end(self, start: int, end: int, strength: int) -> int | None:
+        """Where the name found by another rule in ``text[start:end]`` ends: after its last
+        word of the words from the start that can be name words ("NP DJURIC MADE AWARE" is
+        "DJURIC"), or None when not even the first can."""
+        last = None
+        for m in _TOKEN.finditer(self.text, start, end):
+            word = m.group()
+            if len(word) > 1 and not self.person_word(word, strength):
+                break
+            last = m.end()
+        if last is not None and self.text[start:last].strip(" .").__len__() <= 1:
+            return None  # a lone initial
+        return last
 
     def person_word(self, word: str, strength: int) -> bool:
         """Whether ``word`` can be part of a person's name here.
@@ -190,32 +225,43 @@ class Reader:
 def detect_narrative(text: str, ctx) -> Iterator[Span]:
     """Relatives, staff and places in the narrative of clinical notes."""
     reader = ctx.reader(text)
-    yield from _relatives(reader)
-    yield from _staff(reader)
+    wc = reader.wc
+    text = reader.text
+    # One pass over the words for what single words point at; the phrases have regexes.
+    for start, end, key in reader.words:
+        if len(key) == 1 and text.startswith(".", end):
+            yield from _initial(reader, start, end)
+        cues = _WORD_CUES.get(key)
+        if cues is not None:
+            for cue in cues:
+                yield from cue(reader, start, end, key)
+        elif key in wc.lone_given:
+            yield from _given_name(reader, start, end)
+        elif key in wc.lone_places and (not reader.cased or reader.text[start].isupper()):
+            yield Span(start, end, "CITY", "lexicon:place", 0.7)
+    yield from _relatives_after(reader)
     yield from _places(reader)
-    yield from _given_names(reader)
 
 
-def _given_names(reader: Reader) -> Iterator[Span]:
+def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
     """A given name that is no English word ("Suzette", "LUCY", "Gerry Masci"), with the
     surname after it, wherever it stands."""
-    text, wc = reader.text, reader.wc
-    for m in _TOKEN.finditer(text):
-        word = m.group()
-        key = word.lower()
-        if len(key) < 3 or key not in wc.given or key in wc.dictionary or key in wc.clinical or \
-                key in wc.stop or (reader.cased and not word[:1].isupper()):
-            continue
-        end = m.end()
-        nxt = re.match(r"[ \t]+([A-Za-z][A-Za-z'’-]+)", text[end:end + 40])
-        if nxt and reader.person_word(nxt.group(1), 1) and nxt.group(1)[:1].isupper() == word[:1].isupper():
-            end += nxt.end()
-        yield Span(m.start(), end, "NAME", "lexicon:given-name", 0.7)
-        # "Both Suzette and Hank": whoever is named beside a name is a person too.
-        j = _LIST_JOIN.match(text, end)
-        if j:
-            for s, e in _name_run(reader, j.end(), 2):
-                yield Span(s, e, "NAME", "lexicon:given-name", 0.7)
+    text = reader.text
+    word = text[start:end]
+    if reader.cased and not word[:1].isupper():
+        return
+    m = _TOKEN.match(text, start)
+    if m is None or m.end() != end:
+        return
+    nxt = re.match(r"[ \t]+([^\W\d_][\w'’-]+)", text[end:end + 40])
+    if nxt and reader.person_word(nxt.group(1), 1) and nxt.group(1)[:1].isupper() == word[:1].isupper():
+        end += nxt.end()
+    yield Span(start, end, "NAME", "lexicon:given-name", 0.7)
+    # "Both Suzette and Hank": whoever is named beside a name is a person too.
+    j = _LIST_JOIN.match(text, end)
+    if j:
+        for s, e in _name_run(reader, j.end(), 2):
+            yield Span(s, e, "NAME", "lexicon:given-name", 0.7)
 
 
 def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
@@ -249,22 +295,27 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
         end, count = start, 0
 
 
-def _relatives(reader: Reader) -> Iterator[Span]:
-    text, wc = reader.text, reader.wc
-    for m in _TOKEN.finditer(text):
-        key = m.group().lower().removesuffix("-in-law")
-        if key not in _RELATIONS:
-            continue
-        gap = _RELATION_GAP.match(text, m.end())
-        if not gap:
-            continue
+def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The name after a relation: "son Bill", "DTR-IN-LAW RITA HICKEY", "Sons A and B"."""
+    text = reader.text
+    if text.startswith("-in-law", end) or text.startswith("-IN-LAW", end):
+        end += 7
+    elif text.startswith("-", end) and text[end + 1:end + 2].isalpha():
+        return  # "daughter-discussed"
+    gap = _RELATION_GAP.match(text, end)
+    if gap:
         for s, e in _name_run(reader, gap.end(), 2, lists=True):
             yield Span(s, e, "NAME", "context:relation", 0.9)
-    # A relation after the name: "Hank Przybylo (son)", "Marcela Carlson (sister)".
+
+
+def _relatives_after(reader: Reader) -> Iterator[Span]:
+    """A relation after the name: "Hank Przybylo (son)", "Marcela Carlson (sister)"."""
+    text = reader.text
+    if "(" not in text:
+        return
     for m in re.finditer(r"\(\s*([A-Za-z-]+)\s*\)", text):
         if m.group(1).lower() in _RELATIONS:
             yield from _back_run(reader, m.start(), 2, "context:relation")
-    del wc
 
 
 def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[Span]:
@@ -276,7 +327,7 @@ def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[
     stop, count = k, 0
     begin = None
     while count < 3:
-        m = re.search(r"(?:[A-Za-z]\.|[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*)$", text[max(0, k - 40):k])
+        m = _WORD_AT_END.search(text, max(0, k - 40), k)
         if not m:
             break
         word = m.group()
@@ -296,76 +347,116 @@ def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[
         yield Span(begin, stop, "NAME", source, 0.85)
 
 
-def _staff(reader: Reader) -> Iterator[Span]:
+def _ward_verb(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The person before "aware", "notified", "paged": "W. MAROTTA AWARE"."""
+    if not reader.text.startswith("-", end):
+        yield from _back_run(reader, start, 1, "context:ward-verb")
+
+
+def _credential(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The person before a credential: "V. Finn, RRT", "florencia cooke np". Short ones ("PT",
+    "MS", "OT") are words of the chart too, so they count after a comma only."""
     text = reader.text
-    for m in _TOKEN.finditer(text):
-        key = m.group().lower()
-        if key in _AFTER_PERSON:
-            yield from _back_run(reader, m.start(), 1, "context:ward-verb")
-        elif key in _CREDENTIALS and m.start() > 0 and text[m.start() - 1] in " \t,":
-            # "V. Finn, RRT", "florencia cooke np": the credential is the cue. Short ones
-            # ("PT", "MS", "OT") are words of the chart too, so they count after a comma only.
-            comma = text[max(0, m.start() - 2):m.start()].strip() == ","
-            if comma or key in _SURE_CREDENTIALS:
-                yield from _back_run(reader, m.start(), 2, "context:credential")
-    for m in _TOKEN.finditer(text):
-        key = m.group().lower()
-        if key in _ROLES and (m.group().isupper() or key not in ("np", "rn")):
-            gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[m.end():m.end() + 4])
-            for s, e in _name_run(reader, m.end() + gap.end(), 2):
-                yield Span(s, e, "NAME", "context:role", 0.85)
-        elif key == "family" and m.start() > 0:
-            yield from _back_run(reader, m.start(), 1, "context:family")
-    for m in _PHONE_LABEL.finditer(text):
-        yield from _back_run(reader, m.start(), 2, "context:phone-label")
-    for m in _BEFORE_PERSON.finditer(text):
+    if start == 0 or text[start - 1] not in " \t," or text.startswith("-", end):
+        return
+    comma = text[max(0, start - 2):start].strip() == ","
+    if comma or key in _SURE_CREDENTIALS:
+        yield from _back_run(reader, start, 2, "context:credential")
+
+
+def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The person after a role: "CASEWORKER LEONA LABOWICH", "interpreter Ana"."""
+    text = reader.text
+    if key in ("np", "rn") and not text[start:end].isupper():
+        return
+    gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[end:end + 4])
+    for s, e in _name_run(reader, end + gap.end(), 2):
+        yield Span(s, e, "NAME", "context:role", 0.85)
+
+
+def _family(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The name before "family": "keep the Romero family aware"."""
+    if start > 0:
+        yield from _back_run(reader, start, 1, "context:family")
+
+
+def _institution_word(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    yield from _before_institution_word(reader, start, end)
+
+
+def _phone_label(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The person before a labelled phone number: "Lopie Certusi cell# 410-…"."""
+    if _PHONE_LABEL.match(reader.text, start):
+        yield from _back_run(reader, start, 2, "context:phone-label")
+
+
+def _before_person(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The person after "spoke with", "per", "d/w", "paged"."""
+    m = _BEFORE_PERSON.match(reader.text, start)
+    if m:
         for s, e in _name_run(reader, m.end(), 1, lists=True):
             yield Span(s, e, "NAME", "context:ward-verb", 0.85)
-    for m in _TITLE.finditer(text):
+
+
+def _title(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    m = _TITLE.match(reader.text, start)
+    if m:
         # "MS changes" is mental status, "MR" mitral regurgitation: capitals prove little.
         strength = 1 if m.group().strip(" .").upper() in ("MS", "MR") and m.group()[1:2].isupper() else 3
         for s, e in _name_run(reader, m.end(), strength, lists=True):
             yield Span(s, e, "NAME", "context:title", 0.9)
-    for m in _INITIAL.finditer(text):
-        # "W. MAROTTA", "d. renna": an initial and a surname.
-        t = _TOKEN.match(text, m.end())
-        if t and m.start() > 0 and not text[m.start() - 1].isalnum() and \
-                reader.person_word(t.group(), 1) and t.group().lower() in reader.wc.surnames:
-            yield Span(m.start(), t.end(), "NAME", "lexicon:initial-surname", 0.8)
+
+
+def _initial(reader: Reader, start: int, end: int) -> Iterator[Span]:
+    """An initial and a surname: "W. MAROTTA", "d. renna"."""
+    text = reader.text
+    m = _INITIAL.match(text, start)
+    t = _TOKEN.match(text, m.end()) if m else None
+    if t and (start == 0 or not text[start - 1].isalnum()) and \
+            reader.person_word(t.group(), 1) and t.group().lower() in reader.wc.surnames:
+        yield Span(start, t.end(), "NAME", "lexicon:initial-surname", 0.8)
+
+
+def _move(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """A place after a word of moving or living: "transferred to Quartermain 3"."""
+    m = _MOVE.match(reader.text, start)
+    if m:
+        span = _place_run(reader, m.end(), bare=m.group().strip().lower() in ("from", "to", "at", "@"))
+        if span:
+            yield span
+
+
+def _saint(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """"St. Agnes", "St Mary's": a saint's name at the start of a name is an institution;
+    after a capitalised word it ends a street ("Clover St.")."""
+    text, wc = reader.text, reader.wc
+    m = _SAINT.match(text, start)
+    if not m:
+        return
+    before = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, start - 30):start])
+    if before and before.group(1)[:1].isupper() and before.group(1).lower() not in wc.stop:
+        return
+    t = _TOKEN.match(text, m.end())
+    saint = t.group().lower().removesuffix("'s") if t else ""
+    initial = len(saint) == 1 and text.startswith(".", t.end()) if t else False  # "St A."
+    named = saint not in wc.dictionary and saint not in wc.clinical and (
+        saint in wc.given or saint in wc.surnames or saint in wc.proper)
+    if t and (initial or named):
+        yield Span(start, t.end(), "INSTITUTION", "context:saint", 0.8)
 
 
 def _places(reader: Reader) -> Iterator[Span]:
     text, wc = reader.text, reader.wc
-    for m in _MOVE.finditer(text):
-        span = _place_run(reader, m.end(), bare=m.group().strip().lower() in ("from", "to", "at", "@"))
-        if span:
-            yield span
-    for m in _SAINT.finditer(text):
-        # "St. Agnes", "St Mary's": a saint's name at the start of a name is an institution;
-        # after a capitalised word it ends a street ("Clover St.").
-        before = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, m.start() - 30):m.start()])
-        if before and before.group(1)[:1].isupper() and before.group(1).lower() not in wc.stop:
-            continue
-        t = _TOKEN.match(text, m.end())
-        saint = t.group().lower().removesuffix("'s") if t else ""
-        initial = len(saint) == 1 and text.startswith(".", t.end()) if t else False  # "St A."
-        named = saint not in wc.dictionary and saint not in wc.clinical and (
-            saint in wc.given or saint in wc.surnames or saint in wc.proper)
-        if t and (initial or named):
-            yield Span(m.start(), t.end(), "INSTITUTION", "context:saint", 0.8)
-    for s, e in wc.place_phrases.find(text):
+    if "@" in text:
+        for m in re.finditer(r"@[ \t]*", text):
+            span = _place_run(reader, m.end(), bare=True)
+            if span:
+                yield span
+    for s, e in wc.place_phrases.find(text, reader.words):
         words = text[s:e].split()
         if all(w[:1].isupper() for w in words) if reader.cased else \
                 any(w.lower() not in wc.dictionary for w in words):
             yield Span(s, e, "CITY", "lexicon:place", 0.7)
-    for m in _TOKEN.finditer(text):
-        key = m.group().lower()
-        if key in _INSTITUTION_TAIL:
-            yield from _before_institution_word(reader, m)
-        elif key in wc.us_places and key not in wc.dictionary and key not in wc.clinical and \
-                key not in wc.given and wc.surname_share(key) < _SURNAME_PLACE and \
-                (m.group()[:1].isupper() or not reader.cased) and len(key) > 3:
-            yield Span(m.start(), m.end(), "CITY", "lexicon:place", 0.7)
 
 
 def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
@@ -417,10 +508,10 @@ def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
     return Span(pos, end, "INSTITUTION", "context:movement", 0.8)
 
 
-def _before_institution_word(reader: Reader, m: re.Match) -> Iterator[Span]:
+def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[Span]:
     """Up to three words before "hospital", "rehab", "house": "sacred heart hospital"."""
     text, wc = reader.text, reader.wc
-    k, begin, count = m.start(), None, 0
+    k, begin, count = start, None, 0
     while count < 3:
         # Words of one name stand one or two spaces apart: a wider gap separates fields.
         w = re.search(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$", text[max(0, k - 40):k])
@@ -436,4 +527,15 @@ def _before_institution_word(reader: Reader, m: re.Match) -> Iterator[Span]:
         k -= len(w.group())
         begin, count = k, count + 1
     if begin is not None:
-        yield Span(begin, m.end(), "INSTITUTION", "context:institution-word", 0.8)
+        yield Span(begin, end, "INSTITUTION", "context:institution-word", 0.8)
+
+
+_WORD_CUES: dict[str, tuple] = {}
+for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
+                        (_credential, _CREDENTIALS), (_ward_verb, _AFTER_PERSON),
+                        (_relative, _RELATIONS - {"in-law", "wife's", "husband's"}),
+                        (_family, {"family"}), (_phone_label, _PHONE_LABEL_WORDS),
+                        (_before_person, _BEFORE_PERSON_WORDS), (_title, _TITLE_WORDS),
+                        (_move, _MOVE_WORDS), (_saint, {"st", "saint"})):
+    for _key in _keys:
+        _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)

@@ -52,6 +52,10 @@ def clinical_shape(word: str) -> bool:
     return _CLINICAL_SHAPE.search(word) is not None
 
 
+# A place that is also a surname this common (percent of the population) needs context.
+SURNAME_PLACE = 0.0005
+
+
 @dataclass(frozen=True)
 class WordClasses:
     given: frozenset[str]  # census given names
@@ -60,12 +64,11 @@ class WordClasses:
     dictionary: dict[str, int]  # lower-case English words -> commonness 1 (common) to 3 (rare)
     clinical: frozenset[str]  # clinical vocabulary and single pathology words: never PHI
     places: frozenset[str]  # single-word US places and world cities
-    us_places: frozenset[str]  # single-word US places (found without context too)
+    us_places: frozenset[str]  # single-word US places
+    lone_given: frozenset[str]  # given names that are names and nothing else (found anywhere)
+    lone_places: frozenset[str]  # US places that are places and nothing else (found anywhere)
     place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
     stop: frozenset[str]
-
-    def surname_share(self, word: str) -> float:
-        return self.surnames.get(word, 0.0)
 
     def commonness(self, word: str) -> int:
         """1 for everyday words, 2 for ordinary ones, 3 for rare ones, 4 for none."""
@@ -83,14 +86,25 @@ def word_classes() -> WordClasses:
     clinical |= {fold(t) for t in lex.whitelist if t.isupper() and " " not in t}
     us_places = frozenset(p for p in public.us_places if " " not in p)
     places = us_places | {p for p in public.world_cities if " " not in p}
+    dictionary = public.dictionary
+    given = frozenset(public.first_names) | lex.first_names
+    surnames = {**dict.fromkeys(lex.last_names, 0.0), **public.surnames}
+    # Words that are names or places and nothing else: no English word, no clinical or stop
+    # word; a place also no given name nor a common surname ("Foley", "Muir").
+    plain = {w for w in given | us_places if w not in dictionary and w not in clinical and w not in _STOP}
+    lone_given = frozenset(w for w in plain & given if len(w) >= 3)
+    lone_places = frozenset(w for w in plain & us_places if len(w) > 3 and w not in given
+                            and surnames.get(w, 0.0) < SURNAME_PLACE)
     return WordClasses(
-        given=frozenset(public.first_names) | lex.first_names,
-        surnames={**dict.fromkeys(lex.last_names, 0.0), **public.surnames},
+        given=given,
+        surnames=surnames,
         proper=public.proper,
         dictionary=public.dictionary,
         clinical=frozenset(clinical),
         places=frozenset(places),
         us_places=us_places,
+        lone_given=lone_given,
+        lone_places=lone_places,
         place_phrases=PhraseMatcher([p for p in public.us_places if " " in p]),
         stop=_STOP,
     )
