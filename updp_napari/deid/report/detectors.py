@@ -14,6 +14,7 @@ from functools import cache
 
 from ...core.spans import Span
 from .lexicons import Lexicons, Word, cut_words, first_words, fold
+from .narrative import RELATION, STRONG, TITLE, WEAK
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -581,8 +582,8 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
                 run = _name_run(text, m.end(), ctx, lowercase_ok=True)
                 # "MS changes" is mental status, "Ms Changes" a person.
                 # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
-                strength = 1 if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
-                    3 if word in _RANK_TITLES else 2
+                strength = WEAK if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
+                    TITLE if word in _RANK_TITLES else STRONG
                 end_ = ctx.reader(text).name_end(run[0], run[1], strength) if run else None
                 if end_ is not None:
                     found.append(Span(run[0], end_, "NAME", "context:title"))
@@ -609,7 +610,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
                 (m := _FIRST_LAST.match(text, start)):
             reader = ctx.reader(text)
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.
-            if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), 2)):
+            if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
     return found
 
@@ -650,7 +651,10 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     # SEDATED"); what follows them, and any loose label, must read as a name.
     # A field ("Referring physician: BILL HALL") holds a name whatever its words.
     patient = label in ("pt", "patient", "pt name")
-    strength = (2 if patient else 3) if ":" in m.group() else 2 if not (loose or patient) else 1
+    if ":" in m.group():
+        strength = RELATION if patient else TITLE  # "PATIENT: SMITH, JOHN"; "PT: ALERT" is none
+    else:
+        strength = WEAK if loose or patient else STRONG
     e = ctx.reader(text).name_end(s, e, strength)
     if e is not None:
         yield Span(s, e, "NAME", "context:label")
@@ -683,7 +687,7 @@ def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Sp
         s, e = offset + picked[-1].start(), offset + picked[0].end()
         # "PLEASE SEE RT NOTE": in notes written in capitals a credential proves little.
         sure = m.group().strip(" ,.").lower().replace(".", "") in _SURE_CREDENTIAL_WORDS
-        if ctx.reader(text).plausible_name(s, e, 2 if sure else 1):
+        if ctx.reader(text).plausible_name(s, e, STRONG if sure else WEAK):
             yield Span(s, e, "NAME", "context:credential")
 
 

@@ -29,7 +29,7 @@ _RELATIONS = frozenset({
     "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
     "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's"})
 # What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
-_RELATION_GAP = re.compile(r"(?:'s)?(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+|\s+)")
+_RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+|\s+)")
 # Verbs after a person of the ward: "W. MAROTTA AWARE", "Dr. Griffin and Swackhamer aware".
 _AFTER_PERSON = frozenset({"aware", "notified", "paged", "called", "updated", "informed",
                            "consulted", "contacted", "spoke", "visited", "visiting", "phoned"})
@@ -41,7 +41,7 @@ _BEFORE_PERSON = re.compile(
     r"(?![A-Za-z])[ \t]*(?:(?:dr\.?|md|np|rn)[ \t]*)?", re.IGNORECASE)
 _CREDENTIALS = frozenset({
     "md", "do", "rn", "rrt", "crt", "rt", "np", "pa", "pa-c", "lpn", "cna", "crna", "cns", "aprn",
-    "fnp", "pharmd", "rph", "licsw", "lcsw", "msw", "sw", "slp", "ot", "otr", "pt", "dpt", "rd",
+    "fnp", "pharmd", "rph", "licsw", "lcsw", "msw", "sw", "slp", "ot", "otr", "dpt", "rd",
     "ccc", "bsn", "msn", "emt", "cm", "rncm", "phd"})
 # Roles before a name: "CASEWORKER LEONA LABOWICH", "interpreter Ana".
 _ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "physicians",
@@ -99,6 +99,7 @@ _GENERIC = frozenset({"outside", "other", "local", "community", "another", "prev
                       "nearby", "area", "psychiatric", "psych", "veterans", "teaching", "home",
                       "state", "county", "city", "their", "his", "her", "general", "acute",
                       "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
+_INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
 _WORD_AT_END = re.compile(r"(?:[^\W\d_]\.|(?<![\w'’-])[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 _WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
 # The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
@@ -121,6 +122,10 @@ def _case_informative(text: str) -> bool:
 
 _DROP_UPPER = dict.fromkeys(range(ord("A"), ord("Z") + 1))
 _DROP_LOWER = dict.fromkeys(range(ord("a"), ord("z") + 1))
+
+
+# How strongly context points at a person, from nothing to a title of rank.
+NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 
 
 class Reader:
@@ -164,12 +169,8 @@ class Reader:
         return last
 
     def person_word(self, word: str, strength: int) -> bool:
-        """Whether ``word`` can be part of a person's name here.
-
-        strength 3: a title stands before it ("Dr. Small"); 2: a relation or a credential
-        points at it; 1: a verb of the ward does; 0: nothing does (the word must be a name
-        and nothing else).
-        """
+        """Whether ``word`` can be part of a person's name here, given how strongly context
+        points at a person (``NONE`` … ``TITLE``)."""
         key = word.lower().replace("’", "'")
         if key.endswith("'s"):
             key = key[:-2]
@@ -183,32 +184,42 @@ class Reader:
             return False
         wc = self.wc
         capital = word[:1].isupper()
-        if strength >= 3 and word.isupper() and len(word) <= 3:
+        if strength >= TITLE and word.isupper() and len(word) <= 3:
             return True  # initials in a field ("Typed by: CC")
         if len(key) < 2 or key in wc.stop:
             return False
         if key in wc.clinical:
             # "Son, Ed": a given name written as one, where capitals mean something.
-            if not (strength >= 2 and self.cased and capital and not word.isupper() and key in wc.given):
+            if not (strength >= STRONG and self.cased and capital and not word.isupper() and key in wc.given):
                 return False
-        if strength >= 3:
-            return True
-        if self.cased and not capital and strength < 2:
-            return False
-        name = key in wc.given or key in wc.surnames or key in wc.proper
         in_dictionary = key in wc.dictionary
+        name = key in wc.given or key in wc.surnames or key in wc.proper
+        if strength >= TITLE:
+            # After "Dr." anything is a name, but a lower-case word that names nobody where
+            # capitals mean something ("by Dr regarding eating").
+            return capital or not self.cased or not in_dictionary or name
+        if self.cased and not capital and (strength < STRONG or not name):
+            return False
         if not in_dictionary:
-            # A word no dictionary knows: a name when context says so, or when it is one;
-            # one shaped like clinical language ("cardioversion") only when a list says so.
-            if not name and clinical_shape(key):
+            # A word no dictionary knows: a name when a lexicon says so or context points at
+            # one, unless it is shaped like clinical language ("cardioversion") or is a
+            # dictionary word misspelt ("AROUSABLE" -> "ARROUSABLE").
+            if name:
+                return strength > NONE or capital or not self.cased
+            if clinical_shape(key) or wc.misspelt(key):
                 return False
-            if not name and self.cased and not capital and strength < 3:
-                return False
-            return strength >= 1 or (name and (capital or not self.cased))
-        if strength == 2:
-            return name
-        if strength == 1:
-            return name and wc.commonness(key) >= 3 and (capital or not self.cased)
+            if self.cased:
+                return capital and strength > NONE
+            return strength >= STRONG or (strength == WEAK and len(key) >= 4)
+        if not name:
+            # A capitalised word that is no everyday one, where capitals mean something.
+            return strength >= RELATION and self.cased and capital and wc.commonness(key) >= 2
+        if strength >= RELATION:
+            return True  # "son bill"
+        if strength == STRONG:
+            return (capital and self.cased) or wc.commonness(key) >= 2
+        if strength == WEAK:
+            return wc.commonness(key) >= 3 and (capital or not self.cased)
         return False
 
     def place_word(self, word: str) -> bool:
@@ -254,13 +265,13 @@ def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
     if m is None or m.end() != end:
         return
     nxt = re.match(r"[ \t]+([^\W\d_][\w'’-]+)", text[end:end + 40])
-    if nxt and reader.person_word(nxt.group(1), 1) and nxt.group(1)[:1].isupper() == word[:1].isupper():
+    if nxt and reader.person_word(nxt.group(1), WEAK) and nxt.group(1)[:1].isupper() == word[:1].isupper():
         end += nxt.end()
     yield Span(start, end, "NAME", "lexicon:given-name", 0.7)
     # "Both Suzette and Hank": whoever is named beside a name is a person too.
     j = _LIST_JOIN.match(text, end)
     if j:
-        for s, e in _name_run(reader, j.end(), 2):
+        for s, e in _name_run(reader, j.end(), STRONG):
             yield Span(s, e, "NAME", "lexicon:given-name", 0.7)
 
 
@@ -277,8 +288,9 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
             end, i, count = m.end(1) + 1, m.end(), count + 1
             continue
         m = _TOKEN.match(text, i)
+        # After a first name word, the next name-like word is its surname ("NP CAROL M").
         if m and count < limit and reader.person_word(m.group(), strength if count == 0 else
-                                                     max(strength, 1)):
+                                                     max(strength, RELATION)):
             end, count = m.end(), count + 1
             gap = re.match(r"[ \t]+", text[end:end + 3])
             i = end + (gap.end() if gap else 0)
@@ -304,7 +316,7 @@ def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
         return  # "daughter-discussed"
     gap = _RELATION_GAP.match(text, end)
     if gap:
-        for s, e in _name_run(reader, gap.end(), 2, lists=True):
+        for s, e in _name_run(reader, gap.end(), RELATION, lists=True):
             yield Span(s, e, "NAME", "context:relation", 0.9)
 
 
@@ -315,7 +327,7 @@ def _relatives_after(reader: Reader) -> Iterator[Span]:
         return
     for m in re.finditer(r"\(\s*([A-Za-z-]+)\s*\)", text):
         if m.group(1).lower() in _RELATIONS:
-            yield from _back_run(reader, m.start(), 2, "context:relation")
+            yield from _back_run(reader, m.start(), RELATION, "context:relation")
 
 
 def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[Span]:
@@ -335,8 +347,11 @@ def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[
         if word.endswith("."):
             if len(word) != 2:
                 break
-        elif not reader.person_word(word, strength):
-            break
+        elif not reader.person_word(word, strength if count == 0 else max(strength, RELATION)):
+            # "Q. LANDER RRT": an initial before the word makes it a surname.
+            if not (_INITIAL_BEFORE.search(text, max(0, s - 4), s) and
+                    reader.person_word(word, RELATION)):
+                break
         begin, count = s, count + 1
         k = s
         while k > 0 and text[k - 1] in " \t":
@@ -350,7 +365,7 @@ def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[
 def _ward_verb(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The person before "aware", "notified", "paged": "W. MAROTTA AWARE"."""
     if not reader.text.startswith("-", end):
-        yield from _back_run(reader, start, 1, "context:ward-verb")
+        yield from _back_run(reader, start, WEAK, "context:ward-verb")
 
 
 def _credential(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
@@ -361,7 +376,7 @@ def _credential(reader: Reader, start: int, end: int, key: str) -> Iterator[Span
         return
     comma = text[max(0, start - 2):start].strip() == ","
     if comma or key in _SURE_CREDENTIALS:
-        yield from _back_run(reader, start, 2, "context:credential")
+        yield from _back_run(reader, start, STRONG, "context:credential")
 
 
 def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
@@ -370,14 +385,14 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     if key in ("np", "rn") and not text[start:end].isupper():
         return
     gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[end:end + 4])
-    for s, e in _name_run(reader, end + gap.end(), 2):
+    for s, e in _name_run(reader, end + gap.end(), RELATION):
         yield Span(s, e, "NAME", "context:role", 0.85)
 
 
 def _family(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The name before "family": "keep the Romero family aware"."""
     if start > 0:
-        yield from _back_run(reader, start, 1, "context:family")
+        yield from _back_run(reader, start, WEAK, "context:family")
 
 
 def _institution_word(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
@@ -387,14 +402,14 @@ def _institution_word(reader: Reader, start: int, end: int, key: str) -> Iterato
 def _phone_label(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The person before a labelled phone number: "Lopie Certusi cell# 410-…"."""
     if _PHONE_LABEL.match(reader.text, start):
-        yield from _back_run(reader, start, 2, "context:phone-label")
+        yield from _back_run(reader, start, STRONG, "context:phone-label")
 
 
 def _before_person(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The person after "spoke with", "per", "d/w", "paged"."""
     m = _BEFORE_PERSON.match(reader.text, start)
     if m:
-        for s, e in _name_run(reader, m.end(), 1, lists=True):
+        for s, e in _name_run(reader, m.end(), WEAK, lists=True):
             yield Span(s, e, "NAME", "context:ward-verb", 0.85)
 
 
@@ -402,7 +417,9 @@ def _title(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     m = _TITLE.match(reader.text, start)
     if m:
         # "MS changes" is mental status, "MR" mitral regurgitation: capitals prove little.
-        strength = 1 if m.group().strip(" .").upper() in ("MS", "MR") and m.group()[1:2].isupper() else 3
+        title = m.group().strip(" .")
+        weak = title.upper() in ("MS", "MR", "MRS", "MISS") and (title.isupper() or title.islower())
+        strength = WEAK if weak else TITLE
         for s, e in _name_run(reader, m.end(), strength, lists=True):
             yield Span(s, e, "NAME", "context:title", 0.9)
 
@@ -413,7 +430,7 @@ def _initial(reader: Reader, start: int, end: int) -> Iterator[Span]:
     m = _INITIAL.match(text, start)
     t = _TOKEN.match(text, m.end()) if m else None
     if t and (start == 0 or not text[start - 1].isalnum()) and \
-            reader.person_word(t.group(), 1) and t.group().lower() in reader.wc.surnames:
+            reader.person_word(t.group(), WEAK) and t.group().lower() in reader.wc.surnames:
         yield Span(start, t.end(), "NAME", "lexicon:initial-surname", 0.8)
 
 

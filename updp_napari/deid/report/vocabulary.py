@@ -42,7 +42,7 @@ _CLINICAL_SHAPE = re.compile(
     r"|ologist|opy|tion|sion|ated|ized|ised|ing|ness|ment|ity|ous|ive|ical|tic|ular|mycin"
     r"|cillin|olol|pril|sartan|statin|azole|floxacin|azepam|azolam|idine|amine|opine|oxone"
     r"|phylline|parin|plastin|emic|uria|pnea|pnoea|cardia|penia|cytosis|oma|omas|ectasis|trophy"
-    r"|rrhea|rrhage|lysis|genic|ergic|ectomies|ers|ed)$"
+    r"|rrhea|rrhage|lysis|genic|ergic|ectomies|ers|ed|able|ible|ably|ly)$"
     r"|^(?:non|post|pre|hyper|hypo|peri|trans|intra|extra|sub|anti|tachy|brady|cardio|neuro"
     r"|gastro|pulmo|hemo|haemo|nephro|hepat|broncho|uro|osteo|myo|electro|echo|endo|re|un|dis"
     r"|mis|over|under)(?=[a-z]{4})", re.IGNORECASE)
@@ -52,6 +52,7 @@ def clinical_shape(word: str) -> bool:
     return _CLINICAL_SHAPE.search(word) is not None
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # A place that is also a surname this common (percent of the population) needs context.
 SURNAME_PLACE = 0.0005
 
@@ -69,6 +70,25 @@ class WordClasses:
     lone_places: frozenset[str]  # US places that are places and nothing else (found anywhere)
     place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
     stop: frozenset[str]
+
+    def misspelt(self, word: str) -> bool:
+        """Whether ``word`` (no dictionary word itself) is one letter away from a dictionary
+        word of six letters or more: one dropped, added, changed or two swapped
+        ("ARROUSABLE", "PERCAUTIONS", "tranplant")."""
+        if len(word) < 6 or not word.isalpha():
+            return False
+        d = self.dictionary
+        n = len(word)
+        for i in range(n):
+            if word[:i] + word[i + 1:] in d:
+                return True
+            if i + 1 < n and word[:i] + word[i + 1] + word[i] + word[i + 2:] in d:
+                return True
+        for i in range(n + 1):
+            for c in _LETTERS:
+                if word[:i] + c + word[i:] in d or (i < n and word[:i] + c + word[i + 1:] in d):
+                    return True
+        return False
 
     def commonness(self, word: str) -> int:
         """1 for everyday words, 2 for ordinary ones, 3 for rare ones, 4 for none."""
