@@ -23,7 +23,7 @@ from .detectors import (
     detect_places,
 )
 from .lexicons import Lexicons, PhraseMatcher, Word, cut_words, default_lexicons
-from .narrative import detect_narrative
+from .narrative import detect_narrative, propagate
 from .replace import Replacer
 
 Detector = Callable[[str, Context], Iterable[Span]]
@@ -119,6 +119,7 @@ class ReportDeidentifier:
             found.extend(Span(start, end, category, source)
                          for start, end in matcher.find(text, words))
         found = self._apply_whitelist(text, found, words)
+        found += propagate(ctx.reader(text), found)
         return join_adjacent(resolve(found), text, "NAME")
 
     def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word]) -> list[Span]:

@@ -223,7 +223,7 @@ _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "
 _MEASURE_CUES = frozenset({
     "ps", "peep", "cpap", "bipap", "ipap", "epap", "psv", "imv", "simv", "vent", "settings",
     "strength", "grade", "power", "motor", "gcs", "score", "bp", "nbp", "abp", "map", "x",
-    "ratio", "scale", "flow", "fio2", "ie"})
+    "ratio", "scale", "flow", "fio2", "ie", "cmv", "prvc", "vc"})
 _FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (5, 5)})
 
 
@@ -262,7 +262,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
                 for pattern in _date_patterns_at(text, end, word):
                     if (m := pattern.match(text, start)) and (
-                            pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)):
+                            pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)) and not (
+                            pattern is _NUMBER_DATE and len(m.group()) <= 8 and
+                            _word_before(text, m.start()) in _MEASURE_CUES):
                         dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
                 _numeric_at(text, start, end, word, found, ctx)
             continue
@@ -379,12 +381,14 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
 _RANGE = re.compile(r"\d{1,4}-\d{1,4}")
 # A local number without its area code: three digits, a dash, four digits, unless both are
 # round like the ends of a range ("500-1000").
+# An identifier has a run of four digits or more; "114-17-49" and "MAP-75-100" are values.
+_DIGIT_RUN = re.compile(r"\d{4}")
 _LOCAL_PHONE = re.compile(r"(?<![\w-])(?<!\d-)\d{3}-\d{4}(?![\w-])")
 
 
 def _bare_id_at(text: str, start: int, found: list[Span]) -> None:
     m = _BARE_ID.match(text, start)
-    if m and not _RANGE.fullmatch(m.group()):
+    if m and not _RANGE.fullmatch(m.group()) and _DIGIT_RUN.search(m.group()):
         digits = sum(c.isdigit() for c in m.group())
         if digits >= 6 or (digits >= 5 and any(c.isalpha() for c in m.group())):
             found.append(Span(m.start(), m.end(), "ID", "pattern:id", 0.8))

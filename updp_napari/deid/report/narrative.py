@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from ...core.spans import Span
 from .lexicons import cut_words
-from .vocabulary import WordClasses, clinical_shape, word_classes
+from .vocabulary import WordClasses, clinical_shape, drug_shape, word_classes
 
 # Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
 _RELATIONS = frozenset({
@@ -196,7 +196,9 @@ class Reader:
         name = key in wc.given or key in wc.surnames or key in wc.proper
         if strength >= TITLE:
             # After "Dr." anything is a name, but a lower-case word that names nobody where
-            # capitals mean something ("by Dr regarding eating").
+            # capitals mean something ("by Dr regarding eating"), or a word shaped like a drug.
+            if not in_dictionary and not name and drug_shape(key):
+                return False
             return capital or not self.cased or not in_dictionary or name
         if self.cased and not capital and (strength < STRONG or not name):
             return False
@@ -556,3 +558,41 @@ for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
                         (_move, _MOVE_WORDS), (_saint, {"st", "saint"})):
     for _key in _keys:
         _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)
+
+
+# What a name or place found in context teaches about the rest of the note.
+_PROPAGATING = ("context:relation", "context:title", "context:credential", "context:role",
+                "context:movement", "context:saint", "context:phone-label", "lexicon:given-name",
+                "lexicon:initial-surname")
+
+
+def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
+    """Every other mention in the note of a name or place that context found once.
+
+    "Son Smokey to go to security", then "Smokey" alone; "transfer to Quartermain 3", then
+    "ON QUARTERMAIN 2". Only words that are no English word of every day, no clinical or stop
+    word, are carried over, and only as whole words.
+    """
+    wc = reader.wc
+    learned: dict[str, str] = {}
+    for span in spans:
+        if span.category not in ("NAME", "INSTITUTION", "CITY") or not span.source.startswith(_PROPAGATING):
+            continue
+        for m in _TOKEN.finditer(reader.text, span.start, span.end):
+            key = m.group().lower()
+            if len(key) < 2 or key in wc.stop or key in wc.clinical or key in _RELATIONS or \
+                    key in _INSTITUTION_TAIL or wc.commonness(key) <= 2 or \
+                    (len(key) < 4 and not m.group().isupper()):
+                continue
+            learned[key] = span.category
+    if not learned:
+        return []
+    covered = {(s.start, s.end) for s in spans}
+    text = reader.text
+    out = []
+    for start, end, key in reader.words:
+        category = learned.get(key)
+        if category is not None and (start, end) not in covered and \
+                (not reader.cased or text[start].isupper() or not key.isalpha() or key not in wc.dictionary):
+            out.append(Span(start, end, category, "context:same-note", 0.8))
+    return out

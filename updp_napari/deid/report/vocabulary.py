@@ -48,8 +48,17 @@ _CLINICAL_SHAPE = re.compile(
     r"|mis|over|under)(?=[a-z]{4})", re.IGNORECASE)
 
 
+_DRUG_SHAPE = re.compile(r"(?:mycin|cillin|olol|pril|sartan|statin|azole|floxacin|azepam|azolam|oxone"
+                         r"|phylline|parin|dipine|tidine|prazole|triptan|dronate)$", re.IGNORECASE)
+
+
 def clinical_shape(word: str) -> bool:
     return _CLINICAL_SHAPE.search(word) is not None
+
+
+def drug_shape(word: str) -> bool:
+    """Shaped like a drug's generic name ("esmolol", "vancomycin"); surnames seldom are."""
+    return _DRUG_SHAPE.search(word) is not None
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
