@@ -63,6 +63,9 @@ def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
     ("accepted by St. Bernadette's for rehab", "St. Bernadette"),
     ("family will drive up from San Antonio tomorrow", "San Antonio"),
     ("to go to kessler-ridgeway rehab in the am", "kessler-ridgeway"),
+    ("58 YO MAN TRANSFERRED FROM MEMORIAL HOSPITAL WITH CHF", "MEMORIAL HOSPITAL"),
+    ("She was first seen at mh. Now on a heparin drip.", "mh"),
+    ("DIURESED WELL. TRANSFER WEXFORD 2 IN AM.", "WEXFORD 2"),
 ])
 def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     assert covered(deid, text, place), found(deid, text)
@@ -75,6 +78,7 @@ def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     ("cultures drawn on the 14th. no growth", "14th"),
     ("NEPHROLITHIASIS-9/2/93. SEE OMR", "9/2/93"),
     ("Progress Note 21 Apr, 21 0700-1900", "21 Apr, 21"),
+    ("He went back to the OR on 7-9 for a washout.", "7-9"),
 ])
 def test_dates_as_notes_write_them(deid, text, date):
     assert covered(deid, text, date), found(deid, text)
@@ -102,6 +106,8 @@ def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
     "Lasix given at 16:00 with good response.",
     "ST ELEVATIONS RESOLVED. MS CHANGES NOTED.",
     "HOB 30' AT ALL TIMES.",
+    "Weaned from 2-4 L NC on 5-10 mcg of fentanyl.",
+    "Daughter's wedding is next month; son very supportive.",
 ])
 def test_clinical_look_alikes_are_not_redacted(deid, text):
     assert found(deid, text) == []
@@ -134,3 +140,17 @@ def test_word_classes_tell_names_words_and_clinical_vocabulary_apart():
     assert not reader.person_word("OOB", 2) and not reader.person_word("will", 2)
     assert reader.person_word("Small", 3)  # after a title anything but stop words
     assert not Reader("PT REMAINS SEDATED ON PROPOFOL", wc).cased
+
+
+def test_a_name_found_once_is_found_again_in_the_same_note(deid):
+    text = "Son Tarquin at bedside.\nLater Tarquin asked about discharge."
+    assert [t for t, c in found(deid, text)].count("Tarquin") == 2
+
+
+def test_misspelt_and_clinically_shaped_words_are_no_names(deid):
+    wc = word_classes()
+    assert wc.misspelt("initally") and wc.misspelt("percautions")
+    assert not wc.misspelt("przybylo")
+    reader = Reader("PT INITALLY ON PRECAUTIONS, CARDIOVERSION DONE.", wc)
+    assert not reader.person_word("INITALLY", 2) and not reader.person_word("CARDIOVERSION", 2)
+    assert reader.person_word("PRZYBYLO", 2)

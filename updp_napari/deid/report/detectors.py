@@ -213,8 +213,13 @@ _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
                         r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
 _LOOSE_YEAR = re.compile(r"(?<![\w'’])((?:'|’)\d\d)(?![\w'’])"
                          r"|(?<!hob )(?<!head of bed )(?<![\w'’.])([1-9]\d(?:'|’))(?![\w'’\"])(?!\s*\d)", _I)
-_LOOSE_WORDS = {**dict.fromkeys(("in", "since", "until", "during", "of", "last", "early", "late", "mid"),
-                                _LOOSE_MONTH), "the": _LOOSE_DAY}
+# "returned to OR on 7-8 for coiling": a month-day after "on", not a range of some unit.
+_LOOSE_MONTH_DAY = re.compile(r"(?:on|since|until)\s+((?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01]))(?![\d-])"
+                              r"(?!\s*(?:mg|mcg|cm|mm|ml|l|liters?|units?|hrs?|hours?|days?|wks?|weeks?|x|times"
+                              r"|%|am|pm|min|mins|minutes|breaths|bpm)\b)(?=[\s.,;)])", _I)
+_LOOSE_WORDS = {**dict.fromkeys(("in", "during", "of", "last", "early", "late", "mid"), (_LOOSE_MONTH,)),
+                **dict.fromkeys(("on", "since", "until"), (_LOOSE_MONTH, _LOOSE_MONTH_DAY)),
+                "the": (_LOOSE_DAY,)}
 # Words before a number that make it a date ("since 3/4", "study of 1/2").
 _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
                         "thru", "before", "after", "last", "dos", "date", "in"})
@@ -275,9 +280,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             _bare_id_at(text, start, found)  # RG-928103
         if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
-        loose = _LOOSE_WORDS.get(word)
-        if loose is not None and (m := loose.match(text, start)):
-            dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
+        for loose in _LOOSE_WORDS.get(word, ()):
+            if m := loose.match(text, start):
+                dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue

@@ -77,7 +77,7 @@ _LIST_JOIN = re.compile(r"[ \t]*(?:,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)
 
 # Words of moving and living before a place ("transferred to", "lives in", "sent to").
 _MOVE = re.compile(
-    r"\b(?:transfer(?:r?ed|ring)?[ \t]+(?=[A-Z])"
+    r"\b(?:transfer(?:r?ed|ring)?(?=[ \t]+(?!(?:to|from|at|into)\b)(?-i:[A-Z]))"
     r"|(?:transfer(?:r?ed|ring)?|trans|tx'?d?|sent|admitted|admit|referred|arrived|went|came|come|coming"
     r"|taken|brought|presented|returned|return|discharged?|d/c'?d|accepted|followed|medflighted"
     r"|flown|transported|screened|go(?:ing)?|slated|back)"
@@ -86,7 +86,8 @@ _MOVE = re.compile(
     r"|(?:lives|living|lived|resides|residing|resided|reside|live|born|vacation(?:ing)?|stays|staying|home)"
     r"[ \t]+(?:in|at|near|on)"
     r"|(?:rehab|bed|cath|surgery|admission|stay|care)[ \t]+(?:at|@|in)"
-    r"|(?:from|to|at|@)(?=[ \t]+(?:the[ \t]+)?(?-i:[A-Z])))[ \t]+(?:the[ \t]+)?", re.IGNORECASE)
+    r"|(?:from|to|at|@)(?=[ \t]+(?:the[ \t]+)?(?:(?-i:[A-Z])|(?-i:[a-z]{1,2}h)\b)))[ \t]+(?:the[ \t]+)?",
+    re.IGNORECASE)
 # Words that end a place's name and make it an institution ("Sacred Heart hospital").
 _INSTITUTION_TAIL = frozenset({
     "hospital", "hosp", "hospitals", "rehab", "rehabilitation", "medical", "center", "centre",
@@ -497,7 +498,9 @@ def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
             break
         word = m.group()
         key = word.lower()
-        if not reader.place_word(word) and not (words and key in _INSTITUTION_TAIL):
+        # A name may open with an institution word when another follows ("Memorial Hospital").
+        tail_pair = key in _INSTITUTION_TAIL and (words or _next_is_tail(text, m.end()))
+        if not reader.place_word(word) and not tail_pair:
             break
         words.append(word)
         end = m.end()
@@ -525,6 +528,11 @@ def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
     if len(words) == 1 and len(words[0]) < 2:
         return None
     return Span(pos, end, "INSTITUTION", "context:movement", 0.8)
+
+
+def _next_is_tail(text: str, end: int) -> bool:
+    m = _TOKEN.match(text, end + 1) if text[end:end + 1] in (" ", "\t") else None
+    return m is not None and m.group().lower() in _INSTITUTION_TAIL
 
 
 def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[Span]:
