@@ -103,31 +103,31 @@ class ReportDeidentifier:
         if use_plugins:
             self.detectors += _plugin_detectors()
 
-    def protected(self, text: str, words: list[Word] | None = None) -> list[tuple[int, int]]:
+    def protected(self, text: str, words: list[Word] | None = None, index=None) -> list[tuple[int, int]]:
         """Where whitelisted pathology, anatomy and device terms stand in ``text``."""
         words = words if words is not None else cut_words(text)
-        return sorted(self._whitelist.find(text, words) + self._abbreviations.find(text, words))
+        return sorted(self._whitelist.find(text, words, index) + self._abbreviations.find(text, words))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
         ctx = Context(self.lexicons, header, self._extra_patterns, self.config.times == "all")
         found: list[Span] = []
         for detector in self.detectors:
             found.extend(detector(text, ctx))
-        words = ctx.words(text)
+        words, index = ctx.words(text), ctx.index(text)
         for matcher, category, source in ((self._staff, "NAME", "config:staff"),
                                           (self._institutions, "INSTITUTION", "config:institution")):
             found.extend(Span(start, end, category, source)
-                         for start, end in matcher.find(text, words))
-        found = self._apply_whitelist(text, found, words)
+                         for start, end in matcher.find(text, words, index))
+        found = self._apply_whitelist(text, found, words, index)
         found += propagate(ctx.reader(text), found)
         return join_adjacent(resolve(found), text, "NAME")
 
-    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word]) -> list[Span]:
+    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None) -> list[Span]:
         # Structured patterns and the header's own values never yield: when nothing else was
         # found there is no need to look for protected terms at all.
         if not any(span.source.startswith(_YIELDING + ("context:",)) for span in spans):
             return spans
-        protected = self.protected(text, words)
+        protected = self.protected(text, words, index)
         if not protected:
             return spans
         starts = [s for s, _ in protected]

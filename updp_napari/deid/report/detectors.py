@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ...core.spans import Span
-from .lexicons import Lexicons, Word, cut_words, first_words, fold
+from .lexicons import Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import RELATION, STRONG, TITLE, WEAK
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -145,13 +145,20 @@ class Context:
     all_times: bool = False  # every time of day, not only those of a dated event (site config)
     _words: tuple[str, list[Word]] | None = None
     _reader: object = None
+    _index: tuple[str, WordIndex] | None = None
+
+    def index(self, text: str) -> WordIndex:
+        """Where each word of ``text`` stands (built once per text)."""
+        if self._index is None or self._index[0] is not text:
+            self._index = (text, index_words(self.words(text)))
+        return self._index[1]
 
     def reader(self, text: str):
         """The narrative reader of ``text`` (word classes, whether capitals mean names)."""
         from .narrative import Reader
 
         if self._reader is None or self._reader.text is not text:
-            self._reader = Reader(text, words=self.words(text))
+            self._reader = Reader(text, words=self.words(text), index=self.index(text))
         return self._reader
 
     def words(self, text: str) -> list[Word]:
@@ -211,15 +218,31 @@ _LOOSE_MONTH = re.compile(
     r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)", _I)
 _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
                         r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
-_LOOSE_YEAR = re.compile(r"(?<![\w'’])((?:'|’)\d\d)(?![\w'’])"
-                         r"|(?<!hob )(?<!head of bed )(?<![\w'’.])([1-9]\d(?:'|’))(?![\w'’\"])(?!\s*\d)", _I)
+# A year with an apostrophe: "'09" (tried where the quote stands before a two-digit number)
+# and "74'" (after it), but not the angle of the head of the bed ("HOB 30'").
+_YEAR_QUOTED_BEFORE = re.compile(r"(?<![\w'’])['’]\d\d(?![\w'’])")
+_YEAR_QUOTED_AFTER = re.compile(r"(?<![\w'’.])[1-9]\d['’](?![\w'’\"])(?!\s*\d)")
+_NOT_YEAR_BEFORE = re.compile(r"(?:hob|head of bed)\s+\Z", _I)
 # "returned to OR on 7-8 for coiling": a month-day after "on", not a range of some unit.
 _LOOSE_MONTH_DAY = re.compile(r"(?:on|since|until)\s+((?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01]))(?![\d-])"
                               r"(?!\s*(?:mg|mcg|cm|mm|ml|l|liters?|units?|hrs?|hours?|days?|wks?|weeks?|x|times"
                               r"|%|am|pm|min|mins|minutes|breaths|bpm)\b)(?=[\s.,;)])", _I)
-_LOOSE_WORDS = {**dict.fromkeys(("in", "during", "of", "last", "early", "late", "mid"), (_LOOSE_MONTH,)),
-                **dict.fromkeys(("on", "since", "until"), (_LOOSE_MONTH, _LOOSE_MONTH_DAY)),
-                "the": (_LOOSE_DAY,)}
+_LOOSE_MONTH_CUES = frozenset({"in", "during", "of", "last", "early", "late", "mid", "on", "since",
+                               "until"})
+_LOOSE_DAY_CUES = frozenset({"the"})
+_LOOSE_MONTH_DAY_CUES = frozenset({"on", "since", "until"})
+_PREVIOUS_WORD = re.compile(r"([^\W\d_]+)[ \t\r\n]+\Z")
+
+
+def _loose_date(text: str, start: int, pattern: re.Pattern, cues: frozenset[str]) -> re.Match | None:
+    """``pattern`` matched from the word before ``start`` when that word is one of ``cues``:
+    the loose dates are tried from their rare part (a month, an ordinal, a month-day), not
+    from the everyday word before it ("in", "the", "on")."""
+    before = _PREVIOUS_WORD.search(text, max(0, start - 12), start)
+    if before is None or before.group(1).lower() not in cues:
+        return None
+    m = pattern.match(text, before.start())
+    return m if m is not None and m.start(1) == start else None
 # Words before a number that make it a date ("since 3/4", "study of 1/2").
 _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
                         "thru", "before", "after", "last", "dos", "date", "in"})
@@ -257,32 +280,55 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension"}
 
 
+# Every word a pattern can begin with: the loop visits these only.
+_PATTERN_WORDS = frozenset(_ALPHA_TRIGGERS)
+_LETTERS_BEFORE = re.compile(r"(?<![\w.-])[^\W\d_]{1,5}\Z")
+
+
 def detect_patterns(text: str, ctx: Context) -> list[Span]:
     """Dates, times, contact details, identifiers, ages over 89, addresses."""
     found: list[Span] = []
     dates: list[Span] = []
-    states = ctx.lexicons.states
-    for start, end, word in ctx.words(text):
-        if word[0].isdigit():
-            if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
-                for pattern in _date_patterns_at(text, end, word):
-                    if (m := pattern.match(text, start)) and (
-                            pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)) and not (
-                            pattern is _NUMBER_DATE and len(m.group()) <= 8 and
-                            _word_before(text, m.start()) in _MEASURE_CUES):
-                        dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-                _numeric_at(text, start, end, word, found, ctx)
-            continue
-        if not word.isalpha():  # letters joined to digits: S46898769, MRN12345, x4417
-            _bare_id_at(text, start, found)
-            word = _LETTERS.match(word).group()
-        elif len(word) <= 5 and text.startswith("-", end) and text[end + 1:end + 2].isdigit():
-            _bare_id_at(text, start, found)  # RG-928103
-        if len(word) == 2 and word in states and text[start:end].isupper():  # "ID" is Idaho too
-            found += _places_before_state(text, start, end, ctx)
-        for loose in _LOOSE_WORDS.get(word, ()):
-            if m := loose.match(text, start):
+    index = ctx.index(text)
+    for start, end, word in index.numbers:
+        if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
+            for pattern in _date_patterns_at(text, end, word):
+                if (m := pattern.match(text, start)) and (
+                        pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)) and not (
+                        pattern is _NUMBER_DATE and len(m.group()) <= 8 and
+                        _word_before(text, m.start()) in _MEASURE_CUES):
+                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+            _numeric_at(text, start, end, word, found, ctx)
+            if len(word) == 2:
+                if start and text[start - 1] in "'’" and (m := _YEAR_QUOTED_BEFORE.match(text, start - 1)):
+                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+                elif text[end:end + 1] in ("'", "’") and (m := _YEAR_QUOTED_AFTER.match(text, start)) and \
+                        not _NOT_YEAR_BEFORE.search(text, max(0, start - 14), start):
+                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+            if word.endswith(("st", "nd", "rd", "th")):
+                m = _loose_date(text, start, _LOOSE_DAY, _LOOSE_DAY_CUES)  # "on the 11th."
+            elif text.startswith("-", end):
+                m = _loose_date(text, start, _LOOSE_MONTH_DAY, _LOOSE_MONTH_DAY_CUES)  # "on 7-8"
+            else:
+                m = None
+            if m:
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
+    state_codes = ctx.lexicons.state_codes
+    triggered = [*index.hits(_PATTERN_WORDS), *index.hits(state_codes)]
+    for start, _, word in index.mixed:  # letters joined to digits: S46898769, MRN12345, x4417
+        _bare_id_at(text, start, found)
+        letters = _LETTERS.match(word).group()
+        if letters in _PATTERN_WORDS:
+            triggered.append((start, start + len(letters), letters))
+    for start, _, _ in index.numbers:
+        # Up to five letters, a dash and the number: an identifier ("RG-928103").
+        if start >= 2 and text[start - 1] == "-" and text[start - 2].isalpha():
+            m = _LETTERS_BEFORE.search(text, max(0, start - 7), start - 1)
+            if m:
+                _bare_id_at(text, m.start(), found)
+    for start, end, word in triggered:
+        if word in state_codes and text[start:end].isupper():  # "ID" is Idaho too
+            found += _places_before_state(text, start, end, ctx)
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue
@@ -296,6 +342,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+            if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
+                dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
         elif trigger == "url" and (m := _URL.match(text, start)):
             found.append(Span(m.start(), m.end(), "URL", "pattern:url"))
         elif trigger == "age" and (m := _AGE.match(text, start)) and m.group(1):
@@ -304,9 +352,6 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
-    if "'" in text or "’" in text:
-        for m in _LOOSE_YEAR.finditer(text):
-            dates.append(Span(m.start(m.lastindex), m.end(m.lastindex), "DATE", "pattern:date"))
     for d in dates:
         if m := _TIME_AFTER_DATE.match(text, d.end):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
@@ -475,7 +520,7 @@ _TAIL_WORDS = frozenset({"hospital", "hosp", "medical", "center", "centre", "cli
                          "general", "regional", "memorial", "university", "institute", "care",
                          "infirmary", "healthcare", "system", "st", "saint", "of", "the"})
 _INSTITUTION_REACH = 120  # characters before an institution word where its name may start
-_ABBR_SUFFIXES = {"gh", "mc", "uh", "ch", "mh", "rmc", "umc", "hc", "hs"}
+_ABBR_SUFFIXES = frozenset({"gh", "mc", "uh", "ch", "mh", "rmc", "umc", "hc", "hs"})
 _INSTITUTION_ABBR_ENDING_HERE = re.compile(rf"(?:{_INSTITUTION_ABBR.pattern})\Z")
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b")
 
@@ -484,7 +529,9 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     """Institutions by their tell-tale words, and cities and states from the lexicons."""
     rules = _institution_rules(tuple(ctx.lexicons.institution_words))
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
-    for start, end, word in ctx.words(text):
+    index = ctx.index(text)
+    wanted = city_starts | _ABBR_SUFFIXES | (rules.first_words if rules is not None else frozenset())
+    for start, end, word in index.hits(wanted):
         if rules is not None and word in rules.first_words:
             tail = rules.tail.match(text, start)
             if tail:
@@ -567,6 +614,7 @@ _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated",
                 "paged", "cc", "informed", "spoke", "conveyed", "per", "from"}
 _CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
 _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
+_SINGLE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
 
 
@@ -582,41 +630,39 @@ for _cue, _words in ((_TITLE_CUE, _TITLE_WORDS), (_LABEL_CUE, _LABEL_WORDS),
 def detect_names(text: str, ctx: Context) -> list[Span]:
     """Names by context (titles, labels, credentials) and by the name lexicons."""
     lex = ctx.lexicons
-    first_names = lex.first_names
+    index = ctx.index(text)
     found: list[Span] = []
-    for start, end, word in ctx.words(text):
-        cues = _NAME_CUES.get(word)
-        if cues:
-            if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
-                run = _name_run(text, m.end(), ctx, lowercase_ok=True)
-                # "MS changes" is mental status, "Ms Changes" a person.
-                # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
-                strength = WEAK if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
-                    TITLE if word in _RANK_TITLES else STRONG
-                end_ = ctx.reader(text).name_end(run[0], run[1], strength) if run else None
-                if end_ is not None:
-                    found.append(Span(run[0], end_, "NAME", "context:title"))
-            if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
-                found += _name_after_label(text, m, ctx)
-            if cues & _CREDENTIAL_CUE and (m := _CREDENTIAL.match(text, start)):
-                found += _name_before_credential(text, m, ctx)
-        n = end - start
-        if n <= 3:
-            if n >= 2 and text.startswith("/", end) and (m := _DICTATION.match(text, start)):
-                # "PA/lat" names two views, not a radiologist and a typist; "POC/pt" is a
-                # plan of care for the patient.
-                first, second = m.group().lower().split("/")
-                wc = ctx.reader(text).wc
-                if second not in _VIEW_WORDS and second not in wc.clinical and second not in wc.stop:
-                    found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials",
-                                      0.8))
-            elif n == 1 and "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
-                if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
-                    found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
-        # Lexicon: a known first name followed by a capitalised word, or a known surname after
-        # an initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
-        if (word in first_names or word in lex.first_name_heads) and \
-                (m := _FIRST_LAST.match(text, start)):
+    for start, _end, word in index.hits(_NAME_CUES):
+        cues = _NAME_CUES[word]
+        if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
+            run = _name_run(text, m.end(), ctx, lowercase_ok=True)
+            # "MS changes" is mental status, "Ms Changes" a person.
+            # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
+            strength = WEAK if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
+                TITLE if word in _RANK_TITLES else STRONG
+            end_ = ctx.reader(text).name_end(run[0], run[1], strength) if run else None
+            if end_ is not None:
+                found.append(Span(run[0], end_, "NAME", "context:title"))
+        if cues & _LABEL_CUE and (m := _LABELS.match(text, start)):
+            found += _name_after_label(text, m, ctx)
+        if cues & _CREDENTIAL_CUE and (m := _CREDENTIAL.match(text, start)):
+            found += _name_before_credential(text, m, ctx)
+    if "/" in text:
+        wc = ctx.reader(text).wc
+        for m in _DICTATION.finditer(text):
+            # "PA/lat" names two views, not a radiologist and a typist; "POC/pt" is a plan of
+            # care for the patient.
+            second = m.group().lower().split("/")[1]
+            if second not in _VIEW_WORDS and second not in wc.clinical and second not in wc.stop:
+                found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8))
+    for start, _, _ in index.hits(_SINGLE_LETTERS):
+        if "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
+            if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
+                found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
+    # Lexicon: a known first name followed by a capitalised word, or a known surname after an
+    # initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
+    for start, _, _ in [*index.hits(lex.first_names), *index.hits(lex.first_name_heads)]:
+        if m := _FIRST_LAST.match(text, start):
             reader = ctx.reader(text)
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.
             if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
@@ -638,11 +684,20 @@ def _first_last(m: re.Match, lex: Lexicons) -> bool:
         or last.isupper() and first.isupper())
 
 
+_FIRST_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
 def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     start = m.end()
     t = _TITLE.match(text, start)
     if t:
         start = t.end()
+    elif ":" not in m.group() and m.group().strip(" .").lower() in ("pt", "patient"):
+        # "PT REMAINS SEDATED": checked on the first word before the whole rule runs (this
+        # is the commonest word of nursing notes).
+        first = _FIRST_WORD.match(text, start)
+        if first is None or not ctx.reader(text).person_word(first.group(), WEAK):
+            return
     lowercase_ok = m.group()[:1].islower() or text[start:start + 1].islower()
     run = _name_run(text, start, ctx, lowercase_ok=lowercase_ok)
     if not run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -29,6 +30,11 @@ class Lexicons:
     cities: set[str] = field(default_factory=set)
     institution_words: list[str] = field(default_factory=list)
     whitelist: list[str] = field(default_factory=list)
+
+    @cached_property
+    def state_codes(self) -> frozenset[str]:
+        """The two-letter codes of the states, folded ("md", "ga")."""
+        return frozenset(key for key in self.states if len(key) == 2)
 
     @cached_property
     def city_first_words(self) -> frozenset[str]:
@@ -83,6 +89,50 @@ def cut_words(text: str) -> list[Word]:
     return [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
 
 
+@dataclass
+class WordIndex:
+    """Where each word of a text stands, so that a rule visits only the words that can begin
+    it instead of every word of the text."""
+
+    words: list[Word]  # the text's words, in order
+    at: dict[str, list[int]]  # lower-case word (letters first) -> its positions in ``words``
+    numbers: list[Word]  # words that begin with a digit, in order
+    mixed: list[Word]  # letters joined to digits ("s46898769", "mrn12345"), in order
+
+    def positions(self, wanted) -> list[int]:
+        """Positions in ``words`` of every occurrence of the words of ``wanted``, in order."""
+        at = self.at
+        # Walk the smaller side: a note has a few hundred distinct words, a lexicon thousands.
+        keys = [w for w in at if w in wanted] if len(at) <= len(wanted) else [w for w in wanted if w in at]
+        if len(keys) == 1:
+            return at[keys[0]]
+        return sorted(i for key in keys for i in at[key])
+
+    def hits(self, wanted) -> Iterator[Word]:
+        """(start, end, word) of every occurrence of the words of ``wanted``, in order."""
+        words = self.words
+        return (words[i] for i in self.positions(wanted))
+
+
+def index_words(words: list[Word]) -> WordIndex:
+    at: dict[str, list[int]] = {}
+    numbers: list[Word] = []
+    mixed: list[Word] = []
+    for i, item in enumerate(words):
+        word = item[2]
+        if word[0].isdigit():
+            numbers.append(item)
+            continue
+        if not word.isalpha():
+            mixed.append(item)
+        places = at.get(word)
+        if places is None:
+            at[word] = [i]
+        else:
+            places.append(i)
+    return WordIndex(words, at, numbers, mixed)
+
+
 def first_words(phrases) -> frozenset[str]:
     """The folded first word (letters and digits) of each phrase: where a look-up can start."""
     return frozenset(m.group() for p in phrases if (m := _WORD.match(fold(p))))
@@ -109,6 +159,18 @@ def _whole_token(text: str, start: int, end: int) -> bool:
             return False
         k += 1
     return True
+
+
+class _LowerKeys:
+    """The lower-case words of a word list, read where needed, never copied."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: list[Word]):
+        self.words = words
+
+    def __getitem__(self, i: int) -> str:
+        return self.words[i][2]
 
 
 class PhraseMatcher:
@@ -141,15 +203,22 @@ class PhraseMatcher:
     def _norm(self, word: str) -> str:
         return word if self.case_sensitive else word.lower()
 
-    def find(self, text: str, words: list[Word] | None = None) -> list[tuple[int, int]]:
+    def find(self, text: str, words: list[Word] | None = None,
+             index: WordIndex | None = None) -> list[tuple[int, int]]:
         if not self.phrases:
             return []
         words = words if words is not None else cut_words(text)
-        keys = [text[s:e] for s, e, _ in words] if self.case_sensitive else [w for _, _, w in words]
         first = self.first_words
+        if self.case_sensitive:
+            keys = [text[s:e] for s, e, _ in words]
+            starts = [i for i, k in enumerate(keys) if k in first]
+        else:
+            keys = _LowerKeys(words)
+            starts = index.positions(first) if index is not None else \
+                [i for i, (_, _, k) in enumerate(words) if k in first]
         found: list[tuple[int, int]] = []
         skip_to = -1
-        for i in [i for i, k in enumerate(keys) if k in first]:
+        for i in starts:
             start = words[i][0]
             if start < skip_to:
                 continue

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from ...core.spans import Span
-from .lexicons import cut_words
+from .lexicons import cut_words, index_words
 from .vocabulary import WordClasses, clinical_shape, drug_shape, word_classes
 
 # Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
@@ -37,7 +37,7 @@ _AFTER_PERSON = frozenset({"aware", "notified", "paged", "called", "updated", "i
 _BEFORE_PERSON = re.compile(
     r"\b(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+(?:with|w/?)|work(?:ing|ed)?\s+with"
     r"|consult(?:ed)?\s+with|discussed\s+with|d/w|per|paged|called|notified|reported\s+to"
-    r"|seen\s+by|evaluated\s+by|examined\s+by|to\s+meet|contact(?:ed)?|updated|update|informed)"
+    r"|seen\s+by|evaluated\s+by|examined\s+by|contact(?:ed)?|updated|update|informed)"
     r"(?![A-Za-z])[ \t]*(?:(?:dr\.?|md|np|rn)[ \t]*)?", re.IGNORECASE)
 _CREDENTIALS = frozenset({
     "md", "do", "rn", "rrt", "crt", "rt", "np", "pa", "pa-c", "lpn", "cna", "crna", "cns", "aprn",
@@ -55,7 +55,7 @@ _PHONE_LABEL = re.compile(r"[ \t]*\b(?:cell|home|work|phone|tel|ph|mobile|pager|
 _PHONE_LABEL_WORDS = frozenset({"cell", "home", "work", "phone", "tel", "ph", "mobile", "pager", "beeper"})
 _BEFORE_PERSON_WORDS = frozenset({
     "spoke", "talked", "met", "work", "working", "worked", "consult", "consulted", "discussed", "d",
-    "per", "paged", "called", "notified", "reported", "seen", "evaluated", "examined", "to",
+    "per", "paged", "called", "notified", "reported", "seen", "evaluated", "examined",
     "contact", "contacted", "updated", "update", "informed"})
 _TITLE_WORDS = frozenset({"dr", "drs", "doctor", "mr", "mrs", "ms", "miss"})
 _MOVE_WORDS = frozenset({
@@ -102,6 +102,9 @@ _GENERIC = frozenset({"outside", "other", "local", "community", "another", "prev
                       "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
 _INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
 _WORD_AT_END = re.compile(r"(?:[^\W\d_]\.|(?<![\w'’-])[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
+# What must follow a bare "to", "at", "from" for it to be tried as a place (checked cheaply
+# before the whole rule: these are the commonest words of notes).
+_BARE_NEXT = re.compile(r"[ \t]+(?:(?i:the)[ \t]+)?(?:[A-Z]|[a-z]{1,2}h\b)")
 _WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
 # The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
 # shape, "TSH", "LDH", are in the clinical vocabulary).
@@ -125,6 +128,7 @@ _DROP_UPPER = dict.fromkeys(range(ord("A"), ord("Z") + 1))
 _DROP_LOWER = dict.fromkeys(range(ord("a"), ord("z") + 1))
 
 
+_LETTERS_SET = frozenset("abcdefghijklmnopqrstuvwxyz")
 # How strongly context points at a person, from nothing to a title of rank.
 NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 
@@ -132,11 +136,12 @@ NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 class Reader:
     """One note: its word classes and whether capitals tell proper names."""
 
-    def __init__(self, text: str, classes: WordClasses | None = None, words=None):
+    def __init__(self, text: str, classes: WordClasses | None = None, words=None, index=None):
         self.text = text
         self.wc = classes or word_classes()
         self.cased = _case_informative(text)
         self.words = words if words is not None else cut_words(text)
+        self.index = index if index is not None else index_words(self.words)
 
     def plausible_place(self, start: int, end: int, tail_words: frozenset[str]) -> bool:
         """Whether ``text[start:end]``, found by its institution word, names one where capitals
@@ -241,17 +246,19 @@ def detect_narrative(text: str, ctx) -> Iterator[Span]:
     reader = ctx.reader(text)
     wc = reader.wc
     text = reader.text
-    # One pass over the words for what single words point at; the phrases have regexes.
-    for start, end, key in reader.words:
-        if len(key) == 1 and text.startswith(".", end):
+    # Only the words that can point at something are visited (a set intersection); the
+    # phrases they begin are then matched there.
+    index = reader.index
+    for start, end, _ in index.hits(_LETTERS_SET):
+        if text.startswith(".", end):
             yield from _initial(reader, start, end)
-        cues = _WORD_CUES.get(key)
-        if cues is not None:
-            for cue in cues:
-                yield from cue(reader, start, end, key)
-        elif key in wc.lone_given:
-            yield from _given_name(reader, start, end)
-        elif key in wc.lone_places and (not reader.cased or reader.text[start].isupper()):
+    for start, end, key in index.hits(_WORD_CUES):
+        for cue in _WORD_CUES[key]:
+            yield from cue(reader, start, end, key)
+    for start, end, _ in index.hits(wc.lone_given):
+        yield from _given_name(reader, start, end)
+    for start, end, _ in index.hits(wc.lone_places):
+        if not reader.cased or text[start].isupper():
             yield Span(start, end, "CITY", "lexicon:place", 0.7)
     yield from _relatives_after(reader)
     yield from _places(reader)
@@ -439,7 +446,10 @@ def _initial(reader: Reader, start: int, end: int) -> Iterator[Span]:
 
 def _move(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """A place after a word of moving or living: "transferred to Quartermain 3"."""
-    m = _MOVE.match(reader.text, start)
+    text = reader.text
+    if key in ("to", "at", "from") and not _BARE_NEXT.match(text, end):
+        return  # a bare preposition counts only before a capital or a hospital's abbreviation
+    m = _MOVE.match(text, start)
     if m:
         span = _place_run(reader, m.end(), bare=m.group().strip().lower() in ("from", "to", "at", "@"))
         if span:
@@ -472,7 +482,7 @@ def _places(reader: Reader) -> Iterator[Span]:
             span = _place_run(reader, m.end(), bare=True)
             if span:
                 yield span
-    for s, e in wc.place_phrases.find(text, reader.words):
+    for s, e in wc.place_phrases.find(text, reader.words, reader.index):
         words = text[s:e].split()
         if all(w[:1].isupper() for w in words) if reader.cased else \
                 any(w.lower() not in wc.dictionary for w in words):
@@ -598,9 +608,9 @@ def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
     covered = {(s.start, s.end) for s in spans}
     text = reader.text
     out = []
-    for start, end, key in reader.words:
-        category = learned.get(key)
-        if category is not None and (start, end) not in covered and \
+    for start, end, key in reader.index.hits(learned):
+        category = learned[key]
+        if (start, end) not in covered and \
                 (not reader.cased or text[start].isupper() or not key.isalpha() or key not in wc.dictionary):
             out.append(Span(start, end, category, "context:same-note", 0.8))
     return out
