@@ -15,6 +15,7 @@ rule path never loads them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -801,7 +802,7 @@ def cross_validate_ner(inputs, k: int, out_dir: str | os.PathLike | None = None,
     started = time.perf_counter()
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="updp-ner-cv-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="updp-ner-cv-") as tmp, _restore_threads(torch, threads_before):
         tmp = Path(tmp)
         for i, fold in enumerate(folds):
             held = set(fold)
@@ -842,7 +843,6 @@ def cross_validate_ner(inputs, k: int, out_dir: str | os.PathLike | None = None,
             pooled[name]["notes_per_second"] = (
                 round(len(notes) / pooled[name]["detect_seconds"], 1)
                 if pooled[name]["detect_seconds"] else None)
-    torch.set_num_threads(threads_before)
     result = {
         "format": "updp-ner-cv/1",
         "inputs": sorted({n["input"] for n in notes}),
@@ -866,6 +866,14 @@ def cross_validate_ner(inputs, k: int, out_dir: str | os.PathLike | None = None,
                            "seconds": card["training"]["seconds"],
                            "parameters": card["training"]["parameters"]}
     return result
+
+
+@contextlib.contextmanager
+def _restore_threads(torch, threads: int):
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 _FIT_DEFAULTS = dict(vocab_size=4000, hidden_size=64, layers=2, heads=2, batch_size=32,
