@@ -49,3 +49,15 @@ def test_bench_cohort_writes_json(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["benchmark"] == "cohort" and result["studies"] == 2
     assert result["median_seconds"] > 0 and result["studies_per_second"] > 0
+
+
+def test_bench_report_times_an_annotated_corpus(tmp_path, capsys):
+    corpus = tmp_path / "notes.jsonl"
+    notes = [{"id": f"note_{p}_{n}", "text": f"Seen by Dr. Okafor on {n}/3/2019.", "spans": []}
+             for p in (1, 2) for n in (1, 2)]
+    corpus.write_text("\n".join(map(json.dumps, notes)) + "\n", encoding="utf-8")
+    assert main(["bench", "report", "--studies", "5", "--repeat", "1", "--corpus", str(corpus)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["corpus"]["notes"] == 4
+    assert result["corpus"]["rules"]["notes_per_second"] > 0
+    assert "rules_with_header" not in result["corpus"]

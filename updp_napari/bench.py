@@ -41,9 +41,12 @@ def bench_cohort(studies: int = 200, size: int = 256, repeat: int = 3) -> dict:
             "machine": _machine()}
 
 
-def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = None) -> dict:
+def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = None,
+                 corpus: str | None = None) -> dict:
     """Reports per second of the rule de-identifier (detect and replace), one process; with
-    ``ner_model`` (a folder made by ``updp train-ner``) also with the model detector added."""
+    ``ner_model`` (a folder made by ``updp train-ner``) also with the model detector added;
+    with ``corpus`` (an annotated JSONL corpus, as ``updp eval-report`` reads) also notes per
+    second on its notes."""
     from .cohort.generate import make_cohort, read_ground_truth
     from .deid.report import ReportDeidentifier
     from .deid.report.header import read_header
@@ -81,6 +84,25 @@ def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = No
         median = statistics.median(seconds)
         result[label] = {"seconds": [round(s, 4) for s in seconds], "median_seconds": round(median, 4),
                          "reports_per_second": round(len(texts) / median, 1)}
+    if corpus:
+        from .evaluate.report import read_corpus
+
+        notes = [note["text"] for note in read_corpus(corpus)]
+        result["corpus"] = {"notes": len(notes),
+                            "mean_characters": round(sum(map(len, notes)) / len(notes))}
+        for label, deid, _ in runs:
+            if label.endswith("_header"):
+                continue  # a corpus has no DICOM headers
+            seconds = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                for text in notes:
+                    deid.deidentify(text, None, mode="tag")
+                seconds.append(time.perf_counter() - start)
+            median = statistics.median(seconds)
+            result["corpus"][label] = {"seconds": [round(s, 4) for s in seconds],
+                                       "median_seconds": round(median, 4),
+                                       "notes_per_second": round(len(notes) / median, 1)}
     result["target_reports_per_second"] = 2000
     return result
 
@@ -330,7 +352,8 @@ def run_benchmark(what: str, args) -> dict:
     if what == "dicom":
         return bench_dicom(args.studies, args.size, args.repeat)
     if what == "report":
-        return bench_report(args.studies, args.repeat, getattr(args, "ner_model", None))
+        return bench_report(args.studies, args.repeat, getattr(args, "ner_model", None),
+                            corpus=getattr(args, "corpus", None))
     if what == "review":
         return bench_review(args.repeat, model=getattr(args, "filter_model", None))
     if what == "synth":

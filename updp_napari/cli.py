@@ -840,6 +840,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, help="runs to take the median of (default 3)")
     p.add_argument("--ner-model", metavar="DIR", help="report: also time the de-identifier with "
                    "this model detector (a folder made by updp train-ner)")
+    p.add_argument("--corpus", metavar="NOTES.jsonl", help="report: also time the notes of "
+                   "this annotated corpus (the JSONL format of eval-report)")
     p.add_argument("--filter-model", metavar="DIR", help="synth: time this filter folder "
                    "instead of the shipped one")
     p.add_argument("--threads", default="1", metavar="LIST", help="synth: torch CPU thread counts "
