@@ -66,6 +66,7 @@ def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
     ("58 YO MAN TRANSFERRED FROM MEMORIAL HOSPITAL WITH CHF", "MEMORIAL HOSPITAL"),
     ("She was first seen at mh. Now on a heparin drip.", "mh"),
     ("DIURESED WELL. TRANSFER WEXFORD 2 IN AM.", "WEXFORD 2"),
+    ("belongings sent up from wexford 5 this am", "wexford 5"),
 ])
 def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     assert covered(deid, text, place), found(deid, text)
@@ -89,6 +90,7 @@ def test_dates_as_notes_write_them(deid, text, date):
     ("DAUGHTER---410 555-0134 & SON", "410 555-0134"),
     ("home phone 555-0178", "555-0178"),
     ("Pager: #61123", "61123"),
+    ("visited today (410 555 01922) with his son", "410 555 01922"),
 ])
 def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
     assert covered(deid, text, phone), found(deid, text)

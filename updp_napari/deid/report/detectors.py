@@ -53,6 +53,8 @@ _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 _PHONE_SEP = r"(?:[ \t]*[.-][ \t]*|[ \t])"
 _PHONE = re.compile(rf"(?<!\w)(?<!\d-)(?:\+?1[\s.-]?)?(?:\(\d{{3}}\)\s?|\d{{3}}{_PHONE_SEP})"
                     rf"\d{{3}}{_PHONE_SEP}\d{{4}}(?!\d)"
+                    # a last group mistyped one digit long, where spaces set the groups apart
+                    r"|(?<!\w)\(?\d{3}\)?[ \t]\d{3}[ \t]\d{5}(?!\d)"
                     r"|(?<![\w-])0\d{2,4}\s\d{3}\s\d{3,4}(?!\d)"
                     r"|(?<!\w)(?:ext\.?|x)\s?\d{3,5}\b", _I)
 _PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*#?"

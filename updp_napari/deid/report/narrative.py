@@ -86,7 +86,8 @@ _MOVE = re.compile(
     r"|(?:lives|living|lived|resides|residing|resided|reside|live|born|vacation(?:ing)?|stays|staying|home)"
     r"[ \t]+(?:in|at|near|on)"
     r"|(?:rehab|bed|cath|surgery|admission|stay|care)[ \t]+(?:at|@|in)"
-    r"|(?:from|to|at|@)(?=[ \t]+(?:the[ \t]+)?(?:(?-i:[A-Z])|(?-i:[a-z]{1,2}h)\b)))[ \t]+(?:the[ \t]+)?",
+    r"|(?:from|to|at|@)(?=[ \t]+(?:the[ \t]+)?(?:(?-i:[A-Z])|(?-i:[a-z]{1,2}h)\b|(?-i:[a-z]{4,})[ \t]?\d)))"
+    r"[ \t]+(?:the[ \t]+)?",
     re.IGNORECASE)
 # Words that end a place's name and make it an institution ("Sacred Heart hospital").
 _INSTITUTION_TAIL = frozenset({
@@ -104,7 +105,7 @@ _INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
 _WORD_AT_END = re.compile(r"(?:[^\W\d_]\.|(?<![\w'’-])[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 # What must follow a bare "to", "at", "from" for it to be tried as a place (checked cheaply
 # before the whole rule: these are the commonest words of notes).
-_BARE_NEXT = re.compile(r"[ \t]+(?:(?i:the)[ \t]+)?(?:[A-Z]|[a-z]{1,2}h\b)")
+_BARE_NEXT = re.compile(r"[ \t]+(?:(?i:the)[ \t]+)?(?:[A-Z]|[a-z]{1,2}h\b|[a-z]{4,}[ \t]?\d{1,2}\b)")
 _WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
 # The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
 # shape, "TSH", "LDH", are in the clinical vocabulary).
@@ -531,8 +532,10 @@ def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
             break
         i = end + gap.end()
     n = _WARD_NUMBER.match(text, end) if words else None
-    if n and not bare:
-        end, evidence = n.end(), True  # "Quartermain 5": a ward
+    # "Quartermain 5": a ward; after a bare "from" or "to" only a word no dictionary knows.
+    if n and (not bare or len(words) == 1 and len(words[0]) >= 5 and words[0].lower() not in wc.dictionary
+              and not wc.misspelt(words[0].lower()) and not clinical_shape(words[0])):
+        end, evidence = n.end(), True
     if not words or not evidence:
         return None
     if len(words) == 1 and len(words[0]) < 2:
