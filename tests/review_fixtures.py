@@ -45,12 +45,14 @@ def _label_image(folder: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _cleaned(image: np.ndarray, boxes: list[list[int]]) -> np.ndarray:
-    """Burned-in text filled with the median of a ring around each box."""
+    """Burned-in text filled with the median of a ring around each box (half-open boxes, as
+    the pipeline fills them)."""
+    from updp_napari.core.boxes import Box
+
     out = image.copy()
-    h, w = image.shape
-    for x0, y0, x1, y1 in boxes:
-        ring = image[max(y0 - 3, 0):min(y1 + 4, h), max(x0 - 3, 0):min(x1 + 4, w)]
-        out[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = float(np.median(ring))
+    for values in boxes:
+        box = Box(*values)
+        out[box.slices(image.shape)] = float(np.median(image[box.padded(3).slices(image.shape)]))
     return out
 
 

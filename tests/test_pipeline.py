@@ -128,3 +128,50 @@ def test_review_sample_builds_the_sample_workspace_once(tmp_path, tiny_models, m
     assert cli._sample_workspace() == ws and len(runs) == 2
     assert main(["review", str(ws), "--sample"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_review_masks_exactly_the_text_the_pipeline_filled(tmp_path, tiny_models, monkeypatch):
+    """One box convention (core.boxes): the text mask the pipeline hands the filter, the
+    pixels it filled in the de-identified file, the mask the review reads back and the one
+    a regeneration uses are the same pixels."""
+    import io
+
+    import pydicom
+    from review_fixtures import FakeFilter
+
+    import updp_napari.synth.job as job
+    from updp_napari.deid.pixels import tesseract_available
+
+    if not tesseract_available():
+        pytest.skip("tesseract is not installed (Debian package tesseract-ocr)")
+    model, scorers = tiny_models
+    handed, real = [], job.run_job
+
+    def spy(images, preserve, text, *args, **kwargs):
+        handed.extend(np.array(t) for t in text)
+        return real(images, preserve, text, *args, **kwargs)
+
+    monkeypatch.setattr(job, "run_job", spy)
+    root, ws = _input(tmp_path, ["p0002_s02"]), tmp_path / "ws"  # a burned-in name
+    run_pipeline(root, ws, model=model, scorers=scorers, pixels="ocr")
+    (pipeline_mask,) = handed
+    assert pipeline_mask.any()
+    with ReviewSession.open(ws, reviewer="t") as session:
+        case = session.current
+        assert case.text_boxes
+        assert np.array_equal(case.text_mask, pipeline_mask)
+        assert np.all(case.cleaned[pipeline_mask] == 0.0)
+        artifacts = case.record.artifacts
+
+        def pixels(name):
+            data = session.store.get_artifact(artifacts[name]["path"])
+            return pydicom.dcmread(io.BytesIO(data)).pixel_array
+
+        source, filled = pixels("source"), pixels("dicom")
+        assert source.shape == pipeline_mask.shape
+        changed = source != filled
+        assert changed.any() and not (changed & ~pipeline_mask).any()  # nothing beyond the mask
+        assert len(np.unique(filled[pipeline_mask])) == 1  # and all of it filled
+        fake = FakeFilter(steps=1)
+        session.regenerate(seed=1, filter=fake).run()
+        assert np.array_equal(fake.calls[-1]["text"], pipeline_mask)

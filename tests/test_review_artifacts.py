@@ -22,7 +22,9 @@ def test_artifacts_round_trip_and_the_reviewer_mask_wins(tmp_path):
         assert np.array_equal(art.array("original"), image)
         assert art.signature("original") == {"source": "test"}
         assert art.text("report") == "Héllo\n" and not art.has("synthetic")
-        assert art.text_mask((64, 64)).sum() == 10 * 5
+        # half-open, as the pipeline filled it: columns 0..8, rows 0..3
+        assert art.text_mask((64, 64)).sum() == 9 * 4 and art.text_mask().shape == (64, 64)
+        assert art.text_boxes() == [(0, 0, 9, 4)]
         assert np.array_equal(art.mask(), mask)
         edited = np.zeros_like(mask)
         store.record_mask_edit(case, "ann", store.put_array(edited))

@@ -145,6 +145,12 @@ def test_keys_decide_move_on_and_leave_typing_alone(dock, qtbot):
     assert decision.comment == "a fine case" and decision.seconds is not None
     assert session.current_id == ws["cases"][1]
     assert widget.queue.row_of(first)["status"] == "accepted"
+    # the burned-in text's outlines enclose exactly the text mask the filter regenerates
+    boxed = session.current
+    assert boxed.text_mask.any()
+    for name in ("boxes", "boxes_synthetic"):
+        drawn = widget.layers[name].to_masks(boxed.shape).any(axis=0)
+        assert np.array_equal(drawn, boxed.text_mask), name
     # the same keys on the canvas (the original layer is active)
     canvas = viewer.window._qt_viewer.canvas.native
     canvas.setFocus()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
+from .core.boxes import Box, boxes_mask
 from .core.errors import InputError, UpdpError
 from .review.artifacts import put_array, put_json, put_text
 from .studies import StudyInput, find_studies
@@ -129,12 +130,10 @@ class Pipeline:
         self.dicom.deidentify_dataset(ds, record)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
-        boxes = [{"box": [int(v) for v in b["box"]], "reason": b.get("reason", "ocr")}
+        # Half-open boxes (core.boxes): the pixels the fill painted, and what the review reads.
+        boxes = [{"box": Box.from_json(b["box"]).as_json(), "reason": b.get("reason", "ocr")}
                  for b in record.pixels.get("boxes", [])]
-        text_mask = np.zeros(original.shape, bool)
-        for b in boxes:
-            x0, y0, x1, y1 = b["box"]
-            text_mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+        text_mask = boxes_mask((b["box"] for b in boxes), original.shape)
         cleaned = original.copy()
         cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
         preserve = _label_image(study, original.shape)

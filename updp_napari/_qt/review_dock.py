@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.boxes import Box
 from ..core.errors import UpdpError
 from ..review.session import Regenerated, ReviewSession
 from .background import JobRunner, StallMeter
@@ -391,8 +392,9 @@ class ReviewWidget(QWidget):
     def _set_boxes(layer, boxes) -> None:
         layer.data = []
         if boxes:
-            rectangles = [np.array([[y0 - 0.5, x0 - 0.5], [y1 + 0.5, x1 + 0.5]], float)
-                          for x0, y0, x1, y1 in boxes]
+            # Half-open boxes: each outline runs along the outer edges of exactly the pixels
+            # the text mask covers (core.boxes.Box.corners).
+            rectangles = [Box(*box).corners() for box in boxes]
             layer.add_rectangles(rectangles, edge_color="yellow", face_color="transparent",
                                  edge_width=2)
 

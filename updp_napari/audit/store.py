@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.boxes import Box
 from ..core.durable import DurableDatabase, private_folder
 from ..core.errors import InputError, UpdpError
 
@@ -192,13 +193,8 @@ def check_box(box, shape: tuple[int, int] | None = None) -> tuple[int, int, int,
         raise InputError("a box is four numbers x0,y0,x1,y1 (image pixels)") from None
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise InputError("a box is four numbers x0,y0,x1,y1 (image pixels)")
-    x0, y0, x1, y1 = (int(round(v)) for v in values)
-    if x0 < 0 or y0 < 0 or x1 <= x0 or y1 <= y0:
-        raise InputError(f"a box needs 0 <= x0 < x1 and 0 <= y0 < y1, not {x0},{y0},{x1},{y1}")
-    if shape is not None and (x1 > shape[1] or y1 > shape[0]):
-        raise InputError(f"the box {x0},{y0},{x1},{y1} lies outside the "
-                         f"{shape[1]}x{shape[0]} image")
-    return x0, y0, x1, y1
+    # Half-open, as every box of the package (core.boxes).
+    return tuple(Box(*(int(round(v)) for v in values)).check(shape))
 
 
 def check_category(category) -> str | None:

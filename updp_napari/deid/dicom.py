@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.boxes import boxes_mask
 from ..core.errors import InputError, UpdpError
 from ..core.progress import Progress
 from .header import DEFAULT_OPTIONS, HeaderDeidentifier
@@ -138,8 +139,7 @@ class DicomDeidentifier:
         # Text burned into a series stands where it stood in every frame (OCR reads some
         # frames better than others), so every box found is filled in every frame.
         fill = 0 if colour else array.max() if monochrome1 else array.min()  # shows as black
-        for x0, y0, x1, y1 in found:
-            out[:, y0:y1, x0:x1] = fill
+        out[:, boxes_mask(found, frames.shape[1:3])] = fill  # half-open boxes (core.boxes)
         boxes = list(found.values())
         if boxes:
             pixels = out if multi else out[0]

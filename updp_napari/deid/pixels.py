@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import boxes as _boxes
 from ..core.errors import UpdpError
 
 TESSERACT_COMMAND = "tesseract"
@@ -50,6 +51,8 @@ PAGE_SEGMENTATION = "11"
 TESSERACT_TIMEOUT_S = 120.0
 DEFAULT_MIN_CONFIDENCE = 60.0
 
+#: (x0, y0, x1, y1), half-open (columns x0 <= x < x1, rows y0 <= y < y1): the convention of
+#: ``core.boxes``, in which the records of what was filled are written.
 Box = tuple[int, int, int, int]
 
 _MARGIN = 32  # white border, in upscaled pixels, so glyphs touching the edge are read
@@ -73,7 +76,9 @@ class OcrWord:
 @dataclass
 class BurnedInResult:
     pixels: np.ndarray  # a new array; outside ``boxes`` byte-identical to the input
-    boxes: list[dict]  # {"box": [x0, y0, x1, y1], "reason": "ocr" | "header-match"}; no text
+    # {"box": [x0, y0, x1, y1], "reason": "ocr" | "header-match"}, half-open (core.boxes): the
+    # pixels filled are exactly out[y0:y1, x0:x1]. No text.
+    boxes: list[dict]
 
 
 # --------------------------------------------------------------------------------------
@@ -609,12 +614,10 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     if not fills:
         return BurnedInResult(pixels=out, boxes=[])
     fill = array.max() if monochrome1 else array.min()
-    rows, cols = array.shape
     records = []
     for box, reason, line_height in _blocks(fills, array.shape):
         pad = max(2, math.ceil(0.25 * line_height))
-        x0, y0 = max(0, box[0] - pad), max(0, box[1] - pad)
-        x1, y1 = min(cols, box[2] + pad), min(rows, box[3] + pad)
-        out[y0:y1, x0:x1] = fill
-        records.append({"box": [int(x0), int(y0), int(x1), int(y1)], "reason": reason})
+        padded = _boxes.Box(*box).padded(pad, array.shape)
+        out[padded.slices(array.shape)] = fill
+        records.append({"box": padded.as_json(), "reason": reason})
     return BurnedInResult(pixels=out, boxes=records)

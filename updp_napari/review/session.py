@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.boxes import Box
 from ..core.errors import InputError, UpdpError
+from .artifacts import CaseArtifacts
 from .store import KEY_FILE, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
 
 #: Arrays kept in memory between reads (content-addressed, so never stale).
@@ -68,11 +70,15 @@ class RedactedPiece:
 
 
 class ReviewCase:
-    """Read access to one case as it stands now (each call reads the store afresh)."""
+    """Read access to one case as it stands now (each call reads the store afresh).
+
+    The artifacts are read by :class:`~updp_napari.review.artifacts.CaseArtifacts` (arrays
+    through the session's cache); this class adds the review's view of them."""
 
     def __init__(self, session: ReviewSession, case_id: str):
         self._session = session
         self.case_id = case_id
+        self._artifacts = CaseArtifacts(session.store, case_id, read_array=session._array)
 
     def __repr__(self) -> str:
         return f"ReviewCase({self.case_id!r})"
@@ -95,8 +101,7 @@ class ReviewCase:
 
     def array(self, name: str) -> np.ndarray | None:
         """An array artifact (read-only view; copy it to change it), or None when absent."""
-        entry = self.record.artifacts.get(name)
-        return None if entry is None else self._session._array(entry["path"])
+        return self._artifacts.array(name)
 
     @property
     def original(self) -> np.ndarray | None:
@@ -111,8 +116,7 @@ class ReviewCase:
         return self.array("synthetic")
 
     def signature(self, name: str):
-        entry = self.record.artifacts.get(name)
-        return None if entry is None else entry.get("signature")
+        return self._artifacts.signature(name)
 
     @property
     def preserve_mask(self) -> np.ndarray | None:
@@ -126,33 +130,23 @@ class ReviewCase:
     @property
     def mask(self) -> np.ndarray | None:
         """The preserved region as it stands: the reviewer's edit when there is one."""
-        edited = self.reviewer_mask
-        return edited if edited is not None else self.preserve_mask
+        return self._artifacts.mask()
 
     @property
     def shape(self) -> tuple[int, int] | None:
-        for name in ("original", "cleaned", "synthetic"):
-            image = self.array(name)
-            if image is not None:
-                return tuple(image.shape[:2])
-        return None
+        return self._artifacts.shape()
 
     @property
-    def text_boxes(self) -> list[tuple[int, int, int, int]]:
-        """Burned-in text boxes as ``(x0, y0, x1, y1)`` in image pixels (inclusive)."""
-        boxes = self._session._json(self.record, "text_boxes") or []
-        return [tuple(int(v) for v in item["box"]) for item in boxes]
+    def text_boxes(self) -> list[Box]:
+        """Burned-in text boxes as ``(x0, y0, x1, y1)`` in image pixels, half-open: columns
+        ``x0 <= x < x1``, rows ``y0 <= y < y1`` (:class:`~updp_napari.core.boxes.Box`)."""
+        return self._artifacts.text_boxes()
 
     @property
     def text_mask(self) -> np.ndarray | None:
-        """bool mask of the burned-in text boxes (None when the case has no image)."""
-        shape = self.shape
-        if shape is None:
-            return None
-        out = np.zeros(shape, bool)
-        for x0, y0, x1, y1 in self.text_boxes:
-            out[max(y0, 0):max(y1, 0) + 1, max(x0, 0):max(x1, 0) + 1] = True
-        return out
+        """bool mask of the burned-in text boxes: the pixels the pipeline filled (None when
+        the case has no image)."""
+        return self._artifacts.text_mask()
 
     def difference(self) -> np.ndarray | None:
         """``|synthetic - original|``: where the shared image departs from the study."""
@@ -166,14 +160,8 @@ class ReviewCase:
     @property
     def report(self) -> str:
         """The original report text ("" when the case has none). PHI: never log it."""
-        record = self.record
-        entry = record.artifacts.get("report")
-        if entry is None:
-            return ""
-        try:
-            return self._session.store.get_artifact(entry["path"]).decode("utf-8")
-        except UnicodeDecodeError:
-            raise UpdpError(f"case {self.case_id}: artifact report is not UTF-8 text") from None
+        text = self._artifacts.text("report")
+        return "" if text is None else text
 
     @property
     def spans(self) -> list[SpanRecord]:
@@ -185,7 +173,6 @@ class ReviewCase:
         from ..core.spans import Span, resolve
         from ..deid.report.replace import Replacer
 
-        record = self.record
         text = self.report
         spans = [s for s in self._session.store.spans(self.case_id) if s.action == "redact"]
         beyond = [s for s in spans if s.end > len(text)]
@@ -194,7 +181,7 @@ class ReviewCase:
                             "the report (the report artifact and the spans disagree)")
         # Spans a reviewer added may overlap the rules' spans: one replacement covers both.
         redact = resolve(Span(s.start, s.end, s.category, s.source) for s in spans)
-        context = self._session._json(record, "report_context") or {}
+        context = self._artifacts.json("report_context") or {}
         replacer = Replacer("surrogate", self._session.key,
                             int(context.get("shift_days", 0)),
                             avoid_names=set(context.get("avoid_names", [])))
@@ -223,7 +210,7 @@ class ReviewCase:
     def scores(self) -> dict:
         """``{"privacy": float | None, "utility": float | None, "details": dict}``."""
         record = self.record
-        details = self._session._json(record, "scores") or {}
+        details = self._artifacts.json("scores") or {}
         return {"privacy": record.privacy_score, "utility": record.utility_score,
                 "details": details if isinstance(details, dict) else {"value": details}}
 
@@ -614,17 +601,6 @@ class ReviewSession:
             while len(self._arrays) > CACHED_ARRAYS:
                 self._arrays.popitem(last=False)
         return array
-
-    def _json(self, record: CaseRecord, name: str):
-        import json
-
-        entry = record.artifacts.get(name)
-        if entry is None:
-            return None
-        try:
-            return json.loads(self.store.get_artifact(entry["path"]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UpdpError(f"case {record.case_id}: artifact {name} is not valid JSON") from None
 
 
 def _digest(array: np.ndarray) -> str:
