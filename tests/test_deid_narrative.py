@@ -156,3 +156,19 @@ def test_misspelt_and_clinically_shaped_words_are_no_names(deid):
     reader = Reader("PT INITALLY ON PRECAUTIONS, CARDIOVERSION DONE.", wc)
     assert not reader.person_word("INITALLY", 2) and not reader.person_word("CARDIOVERSION", 2)
     assert reader.person_word("PRZYBYLO", 2)
+
+
+@pytest.mark.parametrize("text, name, after", [
+    ("Patient: VAN DER BERG, Dorothy    MRN: 1234567", "Dorothy", "MRN"),
+    ("PATIENT: MORALES, ERIC M    SEX: M", "ERIC", "SEX"),
+    ("Reported by Dr Zoe Martinez, Consultant Radiologist", "Martinez", "Consultant"),
+    ("Dictated by: M. Jankowski\nTyped by: CC", "Jankowski", "Typed"),
+])
+def test_a_name_ends_at_the_next_field_the_line_or_the_role(deid, text, name, after):
+    assert covered(deid, text, name)
+    assert not any(after in t for t, _ in found(deid, text)), found(deid, text)
+
+
+def test_surrogates_leave_the_next_field_label_alone(deid):
+    out = deid.deidentify("PATIENT: MORALES, ERIC M    SEX: M", mode="surrogate", key=b"k" * 32).text
+    assert out.endswith("    SEX: M") and "MORALES" not in out and "ERIC" not in out

@@ -168,8 +168,9 @@ class Reader:
         last = None
         for m in _TOKEN.finditer(self.text, start, end):
             word = m.group()
-            if len(word) > 1 and not self.person_word(word, strength):
-                break
+            if len(word) > 1 and not self.person_word(word, strength) or \
+                    last is not None and "\n" in self.text[last:m.start()]:
+                break  # a name stands on one line
             last = m.end()
         if last is not None and self.text[start:last].strip(" .").__len__() <= 1:
             return None  # a lone initial
@@ -275,7 +276,7 @@ def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
     m = _TOKEN.match(text, start)
     if m is None or m.end() != end:
         return
-    nxt = re.match(r"[ \t]+([^\W\d_][\w'’-]+)", text[end:end + 40])
+    nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]+)", text[end:end + 40])  # a wider gap ends a field
     if nxt and reader.person_word(nxt.group(1), WEAK) and nxt.group(1)[:1].isupper() == word[:1].isupper():
         end += nxt.end()
     yield Span(start, end, "NAME", "lexicon:given-name", 0.7)
@@ -316,6 +317,7 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
             return runs
         start = i = j.end()
         end, count = start, 0
+        strength = min(strength, RELATION)  # "Dr X, Consultant Radiologist" names one person
 
 
 def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:

@@ -31,7 +31,12 @@ _STOP = frozenset({
     "reported", "says", "said", "feels", "felt", "asked", "requested", "expressed", "visited",
     "visiting", "phoned", "calls", "came", "went", "left", "arrived", "updated", "present",
     "during", "members", "member", "monday", "tuesday", "wednesday", "thursday",
-    "friday", "saturday", "sunday", "mon", "tues", "wed", "thurs", "fri", "sat", "sun"})
+    "friday", "saturday", "sunday", "mon", "tues", "wed", "thurs", "fri", "sat", "sun",
+    # roles and field labels that follow names in signatures and headers
+    "consultant", "radiologist", "physician", "technologist", "radiographer", "registrar",
+    "surgeon", "resident", "attending", "intern", "department", "mrn", "dob", "sex", "acc",
+    "accession", "ssn", "pid", "csn", "fin", "dos", "typed", "dictated", "signed",
+    "transcribed", "verified"})
 
 
 # The shape of clinical words that no dictionary lists ("cardioversion", "nondistended",
