@@ -62,12 +62,11 @@ def build_workspace(path, studies=STUDIES, cohort=SAMPLE) -> dict:
     {case id: the pipeline's redacted text}, "studies": {case id: study folder}}``."""
     import pydicom
 
-    from updp_napari.cohort.dataset import display_image
     from updp_napari.cohort.generate import read_ground_truth
     from updp_napari.core.keys import date_shift_days, load_key
     from updp_napari.deid.report import ReportDeidentifier
     from updp_napari.deid.report.header import read_header
-    from updp_napari.ingest import read_report
+    from updp_napari.ingest import display_image, read_report
     from updp_napari.review.artifacts import put_array, put_json, put_text
     from updp_napari.review.store import KEY_FILE, ReviewStore
 

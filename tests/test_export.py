@@ -11,9 +11,9 @@ import pydicom
 import pytest
 
 from updp_napari.cli import main
-from updp_napari.cohort.dataset import display_image
 from updp_napari.core.errors import UpdpError
 from updp_napari.export import LeakFound, export_package
+from updp_napari.ingest import display_image
 from updp_napari.pipeline import run_pipeline
 from updp_napari.review.session import ReviewSession
 

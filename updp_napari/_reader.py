@@ -12,11 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .cohort.model import LABELS
 from .core.errors import InputError
-from .ingest import DICOM_SUFFIXES, REPORT_NAME, read_dicom, read_report, study_folders
-
-MASK_PREFIX = "mask_"
+from .core.vocabulary import FINDINGS
+from .ingest import (
+    DICOM_SUFFIXES,
+    MASK_PREFIX,
+    REPORT_NAME,
+    label_image,
+    read_dicom,
+    read_mask,
+    read_report,
+    study_folders,
+)
 
 
 def napari_get_reader(path):
@@ -63,7 +70,7 @@ def _load_study(image_path: Path) -> dict:
     folder = image_path.parent
     report_path = folder / REPORT_NAME
     masks = {}
-    for label in LABELS:
+    for label in FINDINGS:
         mask_path = folder / f"{MASK_PREFIX}{label}.png"
         if mask_path.is_file():
             masks[label] = read_mask(mask_path, loaded.pixels.shape)
@@ -73,29 +80,6 @@ def _load_study(image_path: Path) -> dict:
         "masks": masks,
         "name": folder.name if image_path.name == "image.dcm" else image_path.stem,
     }
-
-
-def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            mask = np.asarray(im.convert("L")) > 0
-    except (OSError, UnidentifiedImageError):
-        raise InputError(f"{path}: mask is not a readable PNG image") from None
-    if mask.shape != shape:
-        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                         f"{shape[1]}x{shape[0]}")
-    return mask
-
-
-def label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
-    # Later labels in LABELS win where masks overlap; index 0 is background.
-    out = np.zeros(shape, dtype=np.uint8)
-    for i, label in enumerate(LABELS, start=1):
-        if label in masks:
-            out[masks[label]] = i
-    return out
 
 
 def _windowed(img) -> np.ndarray:
@@ -111,7 +95,7 @@ def _study_metadata(study: dict) -> dict:
 
 def _layers(studies: list[dict], name: str) -> list[tuple]:
     shapes = {s["image"].pixels.shape for s in studies}
-    label_names = {i: label for i, label in enumerate(LABELS, start=1)}
+    label_names = {i: label for i, label in enumerate(FINDINGS, start=1)}
     if len(studies) == 1 or len(shapes) > 1:
         layers = []
         for s in studies:

@@ -274,9 +274,8 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
 
     from ._sample_data import sample_cohort_path
     from .cli import _virtual_display
-    from .cohort.dataset import display_image
     from .cohort.generate import read_ground_truth
-    from .ingest import read_report
+    from .ingest import display_image, read_report
     from .review.artifacts import put_array, put_text
     from .review.session import ReviewSession
     from .review.store import ReviewStore

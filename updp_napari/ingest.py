@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import InputError
+from .core.vocabulary import FINDINGS
 
 REPORT_NAME = "report.txt"
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -118,6 +119,42 @@ def _window(ds) -> tuple[float, float] | None:
     except (TypeError, ValueError, IndexError):
         return None
     return centre - width / 2.0, centre + width / 2.0
+
+
+#: A finding's mask beside its image: ``mask_<finding>.png``.
+MASK_PREFIX = "mask_"
+
+
+def display_image(path: str | os.PathLike) -> np.ndarray:
+    """One DICOM radiograph as float32 0…1 under its default window, bright is dense."""
+    loaded = read_dicom(path, with_header=False)
+    low, high = loaded.contrast_limits
+    return np.clip((loaded.pixels - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """A finding's mask (a PNG beside the image, non-zero inside) as bool, the image's shape."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(im.convert("L")) > 0
+    except (OSError, UnidentifiedImageError):
+        raise InputError(f"{path}: mask is not a readable PNG image") from None
+    if mask.shape != shape:
+        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                         f"{shape[1]}x{shape[0]}")
+    return mask
+
+
+def label_image(masks: dict[str, np.ndarray], shape) -> np.ndarray:
+    """The findings' masks as one label image: label ``i + 1`` where ``FINDINGS[i]`` lies,
+    0 for background; later findings win where masks overlap."""
+    out = np.zeros(shape, dtype=np.uint8)
+    for i, label in enumerate(FINDINGS, start=1):
+        if label in masks:
+            out[masks[label]] = i
+    return out
 
 
 def read_report(path: str | os.PathLike) -> str:

@@ -48,11 +48,11 @@ class _Prepared:
 
 
 def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
-    from ._reader import label_image, read_mask
-    from .cohort.model import LABELS
+    from .core.vocabulary import FINDINGS
+    from .ingest import label_image, read_mask
 
     return label_image({label: read_mask(path, shape) for label, path in study.masks.items()
-                        if label in LABELS}, shape)
+                        if label in FINDINGS}, shape)
 
 
 class Pipeline:
@@ -111,12 +111,11 @@ class Pipeline:
         """De-identify the study's image and report into the case's artifacts."""
         import pydicom
 
-        from .cohort.dataset import display_image
         from .core.keys import date_shift_days
         from .deid.dicom import FileRecord
         from .deid.header import pseudonym
         from .deid.report.header import header_identifiers, patient_key
-        from .ingest import read_report
+        from .ingest import display_image, read_report
 
         original = display_image(study.image)  # InputError names the file and the problem
         try:

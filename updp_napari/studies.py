@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.errors import InputError
-from .ingest import DICOM_SUFFIXES, REPORT_NAME
-
-MASK_PREFIX = "mask_"
+from .ingest import DICOM_SUFFIXES, MASK_PREFIX, REPORT_NAME
 
 
 @dataclass
@@ -57,9 +55,9 @@ def _header(path: Path):
 
 
 def _masks(folder: Path) -> dict[str, Path]:
-    from .cohort.model import LABELS
+    from .core.vocabulary import FINDINGS
 
-    return {label: folder / f"{MASK_PREFIX}{label}.png" for label in LABELS
+    return {label: folder / f"{MASK_PREFIX}{label}.png" for label in FINDINGS
             if (folder / f"{MASK_PREFIX}{label}.png").is_file()}
 
 

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from ..audit.session import AuditSession
 from ..core.errors import UpdpError
+from ..core.vocabulary import AUDIT_CATEGORIES
 from .report_view import _char_format, _MappedText
 
 if TYPE_CHECKING:  # napari passes the viewer to parameters annotated with its class
@@ -32,8 +33,7 @@ if TYPE_CHECKING:  # napari passes the viewer to parameters annotated with its c
 
 IMAGE_LAYER = "outgoing image"
 BOXES_LAYER = "audit boxes"
-PHI_CATEGORIES = ("NAME", "DATE", "MRN", "ACCESSION", "ID", "PHONE", "ADDRESS", "INSTITUTION",
-                  "AGE", "OTHER")
+PHI_CATEGORIES = AUDIT_CATEGORIES
 
 
 class OutgoingReportView(_MappedText):

@@ -40,6 +40,7 @@ from qtpy.QtWidgets import (
 
 from ..core.boxes import Box
 from ..core.errors import UpdpError
+from ..core.vocabulary import REVIEWER_CATEGORIES
 from ..review.session import Regenerated, ReviewSession
 from .background import JobRunner, StallMeter
 from .case_queue import CaseQueue
@@ -57,7 +58,7 @@ LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "bur
                "boxes_synthetic": "burned-in text (synthetic)"}
 LAYERS_PER_CELL = 3
 PROGRESS_INTERVAL_MS = 200
-REDACTION_CATEGORIES = ("OTHER", "NAME", "DATE", "ID", "ADDRESS", "INSTITUTION", "PHONE", "AGE")
+REDACTION_CATEGORIES = REVIEWER_CATEGORIES
 
 
 def _label(text: str, key: str) -> str:
@@ -343,14 +344,14 @@ class ReviewWidget(QWidget):
         for name in present:  # a partial set would break the grid's grouping: start afresh
             self.viewer.layers.remove(self.layers[name])
         blank = np.zeros((8, 8), np.float32)
-        from ..cohort.model import LABELS
+        from ..core.vocabulary import FINDINGS
 
         boxes = {"edge_color": "yellow", "face_color": "transparent", "edge_width": 2, "ndim": 2}
         self.layers = {
             "original": Image(blank, name=LAYER_NAMES["original"], colormap="gray",
                               contrast_limits=(0.0, 1.0)),
             "mask": Labels(np.zeros((8, 8), np.uint8), name=LAYER_NAMES["mask"], opacity=0.45,
-                           metadata={"labels": {i: n for i, n in enumerate(LABELS, start=1)}}),
+                           metadata={"labels": {i: n for i, n in enumerate(FINDINGS, start=1)}}),
             "boxes": Shapes(name=LAYER_NAMES["boxes"], **boxes),
             "synthetic": Image(blank, name=LAYER_NAMES["synthetic"], colormap="gray",
                                contrast_limits=(0.0, 1.0)),

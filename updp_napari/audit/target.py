@@ -195,7 +195,7 @@ class AuditTarget:
             path = self.path / "cases" / case_id / "image.dcm"
             if not path.is_file():
                 return None
-            from ..cohort.dataset import display_image
+            from ..ingest import display_image
 
             return np.asarray(display_image(path), np.float32)
         image = self.session.case(case_id).synthetic

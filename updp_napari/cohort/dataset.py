@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..ingest import display_image
 from .generate import read_ground_truth
 from .model import LABELS
 
@@ -65,15 +66,6 @@ def resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
         return np.asarray(im.resize((size, size), Image.Resampling.NEAREST))
     im = Image.fromarray(image.astype(np.float32), mode="F")
     return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def display_image(path: str | os.PathLike) -> np.ndarray:
-    """One DICOM radiograph as float32 0…1 under its default window, bright is dense."""
-    from ..ingest import read_dicom
-
-    loaded = read_dicom(path, with_header=False)
-    low, high = loaded.contrast_limits
-    return np.clip((loaded.pixels - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def load_cohort_images(cohort: str | os.PathLike, size: int = 128,

@@ -10,16 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-#: Findings the cohort draws, in a fixed order (the label vector of every study).
-LABELS: tuple[str, ...] = (
-    "cardiomegaly",
-    "effusion",
-    "nodule",
-    "mass",
-    "consolidation",
-    "pneumothorax",
-    "atelectasis",
-)
+from ..core.vocabulary import FINDINGS
+
+#: Findings the cohort draws, in the product's fixed order (the label vector of every study).
+LABELS: tuple[str, ...] = FINDINGS
 
 
 @dataclass(frozen=True)

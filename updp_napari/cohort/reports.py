@@ -39,15 +39,14 @@ from typing import TypeAlias, TypeVar
 
 import numpy as np
 
+from ..core.vocabulary import PHI_CATEGORIES
 from .model import Finding, Person, Study
 
 __all__ = ["CATEGORIES", "EPONYMS", "INDICATIONS", "ROLES", "write_report"]
 
-#: PHI categories a span can carry.
-CATEGORIES: tuple[str, ...] = (
-    "NAME", "DATE", "TIME", "AGE", "MRN", "ACCESSION", "PHONE", "FAX", "PAGER", "EMAIL", "URL",
-    "IP", "SSN", "ZIP", "ADDRESS", "CITY", "STATE", "INSTITUTION",
-)
+#: PHI categories a span of the cohort's reports can carry: the product's, but the generic
+#: "ID" (the cohort's identifiers are all of a named kind).
+CATEGORIES: tuple[str, ...] = tuple(c for c in PHI_CATEGORIES if c != "ID")
 
 #: Whose PHI a span is.
 ROLES: tuple[str, ...] = ("patient", "staff", "institution", "other")

@@ -9,7 +9,7 @@ case under a name, with the signature of how it was made:
                    text still in it. PHI: stays in the workspace.
 ``cleaned``        float32 [H, W] 0…1, burned-in text filled — what synthesis starts from.
 ``synthetic``      float32 [H, W] 0…1, the generative filter's counterpart (what is shared).
-``preserve_mask``  uint8 [H, W] label image: 0 background, i + 1 where ``LABELS[i]`` lies —
+``preserve_mask``  uint8 [H, W] label image: 0 background, i + 1 where ``core.vocabulary.FINDINGS[i]`` lies —
                    the region the filter keeps (the pipeline's; a reviewer's edit is
                    ``reviewer_mask``, same format, and wins when present).
 ``text_boxes``     JSON list of ``{"box": [x0, y0, x1, y1], "reason": …}`` in image pixels,

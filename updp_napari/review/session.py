@@ -41,13 +41,14 @@ import numpy as np
 
 from ..core.boxes import Box
 from ..core.errors import InputError, UpdpError
+from ..core.vocabulary import MAX_FINDING_LABEL
 from .artifacts import CaseArtifacts
 from .store import KEY_FILE, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
 
 #: Arrays kept in memory between reads (content-addressed, so never stale).
 CACHED_ARRAYS = 16
 #: Where ``save_mask`` accepts labels: 0 background, i + 1 for the i-th finding label.
-MAX_LABEL = 7
+MAX_LABEL = MAX_FINDING_LABEL
 
 
 @dataclass(frozen=True)

@@ -314,13 +314,13 @@ YEAR_CATEGORIES = ("DateYear",)
 def map_category(category: str, train_years: bool = False) -> str | None:
     """The product category a corpus span is trained as; None: trained as outside (a year
     alone, unless ``train_years``). KeyError for a category with no mapping."""
-    from ...cohort.reports import CATEGORIES
+    from ...core.vocabulary import PHI_CATEGORIES
 
     if category in YEAR_CATEGORIES and not train_years:
         return None
     if category in CORPUS_CATEGORIES:
         return CORPUS_CATEGORIES[category]
-    if category in CATEGORIES or category == "ID":
+    if category in PHI_CATEGORIES:
         return category
     raise KeyError(category)
 
