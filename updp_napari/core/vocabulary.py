@@ -38,5 +38,9 @@ REVIEWER_CATEGORIES: tuple[str, ...] = (
 AUDIT_CATEGORIES: tuple[str, ...] = (
     "NAME", "DATE", "MRN", "ACCESSION", "ID", "PHONE", "ADDRESS", "INSTITUTION", "AGE", "OTHER")
 
+#: The months, as a date names them.
+MONTHS: tuple[str, ...] = ("January", "February", "March", "April", "May", "June", "July", "August",
+                           "September", "October", "November", "December")
+
 #: Every category a span of the review workspace may carry.
 ALL_PHI_CATEGORIES: tuple[str, ...] = PHI_CATEGORIES + ("OTHER",)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError, UpdpError
+from ..core.vocabulary import MONTHS
 
 # Files in an originals tree that accompany a study but are not images: the report, its
 # redacted JSON, masks, ground truth. They are not scanned as originals (the de-identified
@@ -45,8 +46,7 @@ GENERIC_WORDS = frozenset("""
     patient physician doctor staff technologist operator station main mrs ms dr md phd
 """.split())
 
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december")
+_MONTHS = tuple(m.lower() for m in MONTHS)
 
 # Element keywords by category. PN values are names wherever they are; DA/DT/TM/UI/AS by VR.
 _ID_KEYWORDS = frozenset({

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ...core.spans import Span
+from ...core.vocabulary import MONTHS
 from .lexicons import Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import RELATION, STRONG, TITLE, WEAK
 
@@ -183,9 +184,7 @@ def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: in
 # Every pattern is tried only where a word can start it, found in one pass over the words:
 # a dozen scans of the whole report cost far more than a look-up per word. Each set below
 # lists the lower-case words that can begin its pattern (tests hold them to the patterns).
-_MONTH_WORDS = {"jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun",
-                "june", "jul", "july", "aug", "august", "sep", "sept", "september", "oct",
-                "october", "nov", "november", "dec", "december"}
+_MONTH_WORDS = {w for m in MONTHS for w in (m.lower(), m[:3].lower())} | {"sept"}
 _ID_LABEL_WORDS = {"mrn", "mr", "medical", "hospital", "patient", "pid", "unit", "id", "acc",
                    "accession", "order", "ssn", "social"}
 _PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
@@ -847,8 +846,6 @@ def institution_variants(name: str, institution_words: list[str]) -> list[str]:
     return variants
 
 
-_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December")
 
 
 def date_variants(yyyymmdd: str) -> list[str]:
@@ -858,7 +855,7 @@ def date_variants(yyyymmdd: str) -> list[str]:
     y, m, d = yyyymmdd[:4], int(yyyymmdd[4:6]), int(yyyymmdd[6:])
     if not (1 <= m <= 12 and 1 <= d <= 31):
         return []
-    month = _MONTH_NAMES[m - 1]
+    month = MONTHS[m - 1]
     return [f"{y}-{m:02d}-{d:02d}", f"{m:02d}/{d:02d}/{y}", f"{m}/{d}/{y}", f"{d:02d}.{m:02d}.{y}",
             f"{d}.{m}.{y}", f"{d:02d}/{m:02d}/{y}", f"{d} {month} {y}", f"{month} {d}, {y}",
             f"{d:02d}-{month[:3]}-{y}", yyyymmdd]

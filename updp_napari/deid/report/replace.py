@@ -9,6 +9,7 @@ from functools import cache
 from ...core.keys import keyed_int
 from ...core.spans import Span
 from ...core.times import time_to_hour
+from ...core.vocabulary import MONTHS
 from .lexicons import read_list
 
 MODES = ("surrogate", "tag", "mask")
@@ -17,8 +18,7 @@ _FAKE_INSTITUTIONS = ("Central Hospital", "Valley Medical Center", "Northside Cl
 _FAKE_STREETS = ("Main Street", "Oak Avenue", "Park Road", "Elm Drive", "River Lane", "Hill Court")
 _FAKE_CITIES = ("Springdale", "Fairview", "Riverton", "Greenfield", "Lakewood", "Milford")
 _FAKE_STATES = ("ZZ", "QQ")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = MONTHS
 _MON = {m[:3].lower(): i for i, m in enumerate(_MONTHS, start=1)}
 
 
