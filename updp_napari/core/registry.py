@@ -14,11 +14,10 @@ from typing import Any
 
 from .errors import UpdpError
 
-#: Entry-point groups the core knows, and what an object registered there must be.
+#: Entry-point groups the core knows and loads, and what an object registered there must be.
+#: A group is listed here only once some part of the core loads what it holds.
 GROUPS: dict[str, str] = {
     "updp_napari.detectors": "report PHI detectors (callables or classes yielding spans)",
-    "updp_napari.image_filters": "image filters for the pixel path (generative or classical)",
-    "updp_napari.executors": "batch executors that run pipeline jobs (local, distributed)",
 }
 
 
