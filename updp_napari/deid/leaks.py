@@ -8,6 +8,11 @@ text, at any depth of nesting) are searched, normalised, in every element of the
 counterpart, in the reports beside it, in its path, and in the text OCR reads from its
 pixels. A finding names the file, the place and the category, never the value, so the
 scanner's output can be shared.
+
+The scanner collects the original's identifiers by its own rules, not the de-identifiers':
+a value the header profile forgot is still searched for. Only inside the original's free
+text (a StudyDescription naming the patient) does it use the report rules to tell which
+words are identifying.
 """
 
 from __future__ import annotations
