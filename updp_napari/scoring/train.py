@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError, UpdpError
-
-REID_DIR = "reid"
-PATHOLOGY_DIR = "pathology"
+from .scorers import PATHOLOGY_DIR, REID_DIR
 
 
 def split_patients(patients, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,13 +51,13 @@ def train_scorers(cohort: str | os.PathLike, out: str | os.PathLike, *, size: in
 
     from .. import __version__
     from ..cohort.dataset import load_cohort_images
-    from . import Scorers
     from .evaluate import evaluate_scorers
     from .pathology import BATCH_SIZE, train_pathology
     from .reid import train_reid
+    from .scorers import Scorers
 
     if reid_steps < 1 or pathology_epochs < 1:
-        raise UpdpError("--reid-steps and --epochs must be at least 1")
+        raise UpdpError("reid_steps and pathology_epochs must be at least 1")
     cohort, out = Path(cohort), Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REID_DIR).is_dir())):
         raise InputError(f"{out}: exists and is not empty; choose an empty folder (or a scorers "
