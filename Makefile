@@ -61,11 +61,11 @@ lexicons: venv
 	$(BIN)/python scripts/build-lexicons.py
 
 bench-cohort: venv
-	$(BIN)/updp bench cohort --json bench-cohort.json
+	$(BIN)/updp bench cohort --json-out bench-cohort.json
 
 bench-dicom: venv system-deps
 	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(TORCH_PIN)"
-	$(BIN)/updp bench dicom --json bench-dicom.json
+	$(BIN)/updp bench dicom --json-out bench-dicom.json
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

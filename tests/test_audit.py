@@ -342,7 +342,7 @@ def test_cli_walks_a_workspace_audit(planted, capsys):
     (["audit", "{tmp}"], "neither a review workspace"),
     (["audit", "{tmp}/missing", "--sample", "3"], "no such folder"),
     (["audit", "{ws}", "--sample", "0"], "whole number 1 or more"),
-    (["audit", "{ws}", "--sample", "3", "--stratify", "age"], "--stratify takes"),
+    (["audit", "{ws}", "--sample", "3", "--stratify", "age"], "strata are site, category"),
     (["audit", "{ws}"], "no audit sample yet"),
     (["audit-mark", "{ws}", "0123456789abcdef", "clean"], "no audit sample yet"),
     (["audit", "--plan"], "--max-rate"),

@@ -1,8 +1,11 @@
 """The `updp` command line: help, make-cohort, errors as messages."""
 
+import argparse
 import json
 import subprocess
 import sys
+
+import pytest
 
 from updp_napari.cli import main
 
@@ -12,6 +15,38 @@ def test_help_lists_the_subcommands():
                          text=True, check=True).stdout
     for command in ("make-cohort", "bench", "plugins"):
         assert command in out
+
+
+def test_help_lists_every_command_under_its_group_and_module():
+    from updp_napari.cli import GROUPS, build_parser
+
+    sections = build_parser().format_help().split("\n\n  ")
+    for title, module in GROUPS:
+        alone = argparse.ArgumentParser().add_subparsers()
+        module.register(alone)  # each module registers its own commands, and only those
+        header = f"{title} ({module.__name__.rpartition('.')[2]}.py):"
+        section = next(s for s in sections if s.startswith(header))
+        listed = [line.split()[0] for line in section.splitlines()[1:] if line.startswith("    ")
+                  and not line.startswith("     ")]
+        assert listed == list(alone.choices), title
+
+
+def test_old_option_spellings_still_parse_hidden_from_help():
+    from updp_napari.cli import build_parser
+
+    parser = build_parser()
+    bench = parser.parse_args(["bench", "cohort", "--json", "out.json"])
+    assert bench.json_out == "out.json"
+    leaks = parser.parse_args(["scan-leaks", "a", "b", "--json", "leaks.json"])
+    assert leaks.json_out == "leaks.json"
+    old = parser.parse_args(["evaluate-filter", "c", "--model", "m"])
+    assert old.filter_model == parser.parse_args(["evaluate-filter", "c", "--filter-model", "m"]).filter_model
+
+def test_old_option_spellings_are_hidden_from_help(capsys):
+    for command, old in (("bench", "--json "), ("scan-leaks", "--json "), ("evaluate-filter", "--model")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert old not in capsys.readouterr().out
 
 
 def test_make_cohort_writes_and_reports(tmp_path, capsys):
@@ -33,7 +68,7 @@ def test_make_cohort_errors_are_one_line_messages(tmp_path, capsys):
     assert err.startswith("updp make-cohort: error:") and "not empty" in err
     assert "Traceback" not in err
     assert main(["make-cohort", str(tmp_path / "n"), "--size", "100", "--quiet"]) == 2
-    assert "--size must be" in capsys.readouterr().err
+    assert "size must be" in capsys.readouterr().err
 
 
 def test_progress_lines_when_not_a_terminal(tmp_path, capsys):
@@ -45,7 +80,7 @@ def test_progress_lines_when_not_a_terminal(tmp_path, capsys):
 def test_bench_cohort_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "cohort", "--studies", "2", "--size", "64", "--repeat", "1",
-                 "--json", str(out)]) == 0
+                 "--json-out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["benchmark"] == "cohort" and result["studies"] == 2
     assert result["median_seconds"] > 0 and result["studies_per_second"] > 0

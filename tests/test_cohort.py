@@ -260,10 +260,10 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(patients=0, studies=1), "--patients"),
-    (dict(patients=1, studies=0), "--studies"),
-    (dict(patients=1, studies=1, size=100), "--size"),
-    (dict(patients=1, studies=1, sites=9), "--sites"),
+    (dict(patients=0, studies=1), "patients must be"),
+    (dict(patients=1, studies=0), "studies must be"),
+    (dict(patients=1, studies=1, size=100), "size must be"),
+    (dict(patients=1, studies=1, sites=9), "sites must be"),
 ])
 def test_bad_arguments_are_refused(tmp_path, kwargs, message):
     with pytest.raises(CohortError, match=message):

@@ -16,7 +16,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, capsys):
     model, _ = tiny_models
     plot = tmp_path / "curve.png"
-    rc = main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--strengths", "0.05",
+    rc = main(["evaluate-filter", str(SAMPLE), "--filter-model", str(model), "--strengths", "0.05",
                "--size", "128", "--json", "--plot", str(plot), "-q"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
@@ -54,17 +54,17 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
 
 def test_the_table_and_bad_input(tiny_models, tmp_path, capsys):
     model, _ = tiny_models
-    assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--strengths", "1",
+    assert main(["evaluate-filter", str(SAMPLE), "--filter-model", str(model), "--strengths", "1",
                  "--size", "64", "--limit", "9", "--eta", "1", "-q"]) == 0
     out = capsys.readouterr().out
     assert "re-id AUC" in out and "target reid_auc_synthetic <= 0.60" in out
     assert ", eta 1\n" in out
     assert "95 % interval" in out and "patients resampled" in out
-    assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--eta", "2", "-q"]) == 2
+    assert main(["evaluate-filter", str(SAMPLE), "--filter-model", str(model), "--eta", "2", "-q"]) == 2
     assert "eta must be in [0, 1]" in capsys.readouterr().err
-    assert main(["evaluate-filter", str(SAMPLE), "--model", str(model), "--strengths", "0,2"]) == 2
+    assert main(["evaluate-filter", str(SAMPLE), "--filter-model", str(model), "--strengths", "0,2"]) == 2
     assert "strengths must lie in (0, 1]" in capsys.readouterr().err
-    assert main(["evaluate-filter", str(tmp_path / "nothing"), "--model", str(model)]) == 2
+    assert main(["evaluate-filter", str(tmp_path / "nothing"), "--filter-model", str(model)]) == 2
     assert "no such cohort folder" in capsys.readouterr().err
-    assert main(["evaluate-filter", str(SAMPLE), "--model", str(tmp_path / "none")]) == 2
+    assert main(["evaluate-filter", str(SAMPLE), "--model", str(tmp_path / "none")]) == 2  # old spelling
     assert str(tmp_path / "none") in capsys.readouterr().err

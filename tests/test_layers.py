@@ -40,7 +40,8 @@ def test_import_makes_idle_cpu_threads_sleep_soon_unless_the_user_chose():
 
 
 def test_reader_and_manifest_entry_do_not_pull_in_torch_or_qt():
-    loaded = _imported_in_fresh_interpreter("import updp_napari._reader, updp_napari.cli")
+    loaded = _imported_in_fresh_interpreter(
+        "import updp_napari._reader, updp_napari.cli, updp_napari._qt.launch")
     assert not loaded & {"torch", "qtpy", "PyQt6", "napari", "diffusers"}
 
 
@@ -67,3 +68,85 @@ def test_core_uses_only_numpy_and_the_standard_library():
     for path in (PACKAGE / "core").rglob("*.py"):
         for name in _imports(path):
             assert name.split(".")[0] in allowed, f"core/{path.name} imports {name}"
+
+
+# -- the package's own import graph --------------------------------------------------------------
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports, at module level or inside functions;
+    ``from .x import y`` counts as importing ``x.y`` when that is a module, else ``x``."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target not in modules and "." in target:  # a name inside a module
+                target = target.rsplit(".", 1)[0]
+            if target in modules and target != name:
+                found.add(target)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: _package_imports(path, set(paths)) for name, path in paths.items()}
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` (its modules in import order, the first repeated at the end),
+    or None."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" after
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target, path + [target])
+                if cycle:
+                    return cycle
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            cycle = visit(start, [start])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    cycle = _find_cycle(_import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_cycle_finder_names_the_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _find_cycle(graph) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_only_the_command_line_and_main_import_the_cli():
+    allowed = {"updp_napari.__main__"}
+    for name, targets in _import_graph().items():
+        if name == "updp_napari.cli" or name.startswith("updp_napari.cli.") or name in allowed:
+            continue
+        bad = {t for t in targets if t == "updp_napari.cli" or t.startswith("updp_napari.cli.")}
+        assert not bad, f"{name} imports the command line ({', '.join(sorted(bad))})"

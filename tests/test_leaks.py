@@ -197,7 +197,7 @@ def test_output_and_json_never_contain_the_values(cohort, records, tmp_path, cap
     originals_only(cohort, chosen, tmp_path / "orig")
     shutil.copytree(tmp_path / "orig", tmp_path / "deid")
     monkeypatch.chdir(tmp_path)
-    assert main(["scan-leaks", "orig", "deid", "--no-ocr", "--json", "leaks.json", "-q"]) == 1
+    assert main(["scan-leaks", "orig", "deid", "--no-ocr", "--json-out", "leaks.json", "-q"]) == 1
     captured = capsys.readouterr()
     text = (captured.out + captured.err).lower()
     written = (tmp_path / "leaks.json").read_text().lower()
@@ -303,15 +303,15 @@ def test_ocr_switch_is_refused_when_ocr_cannot_run(cohort, records, tmp_path, ca
     import updp_napari.deid.leaks as leaks
 
     def unavailable():
-        raise leaks.UpdpError("OCR of the pixels needs tesseract; --no-ocr scans headers "
-                              "and reports only")
+        raise leaks.UpdpError("OCR of the pixels needs tesseract; with OCR off the scan "
+                              "reads headers and reports only")
 
     monkeypatch.setattr(leaks, "check_ocr_available", unavailable)
     chosen = records[:1]
     src = originals_only(cohort, chosen, tmp_path / "orig")
     clean = write_blanked(cohort, chosen, tmp_path / "clean")
     assert main(["scan-leaks", str(src), str(clean), "-q"]) == 2
-    assert "--no-ocr" in capsys.readouterr().err
+    assert "with OCR off" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- identifiers

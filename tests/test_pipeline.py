@@ -102,7 +102,7 @@ def test_bad_inputs_are_one_line(tmp_path, tiny_models, capsys):
 
 def test_review_sample_builds_the_sample_workspace_once(tmp_path, tiny_models, monkeypatch, capsys):
     import updp_napari.pipeline as pipeline
-    from updp_napari import cli
+    from updp_napari.review import sample
 
     model, scorers = tiny_models
     real, runs = pipeline.run_pipeline, []
@@ -114,18 +114,18 @@ def test_review_sample_builds_the_sample_workspace_once(tmp_path, tiny_models, m
 
     monkeypatch.setattr(pipeline, "run_pipeline", tiny_run)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    ws = cli._sample_workspace()
+    ws = sample.sample_workspace()
     assert ws == tmp_path / "cache" / "updp-napari" / "sample-workspace"
     assert "building the sample workspace" in capsys.readouterr().err
     with ReviewStore.open(ws) as store:
         cases = store.cases()
     assert len(cases) == len(list(SAMPLE.glob("p*_s*"))) and all("synthetic" in c.artifacts for c in cases)
-    assert cli._sample_workspace() == ws and len(runs) == 1  # built once, then reused
+    assert sample.sample_workspace() == ws and len(runs) == 1  # built once, then reused
     # other shipped models (or another version): brought up to date, once
-    monkeypatch.setattr(cli, "_shipped_models_stamp", lambda: "9.9 other-models")
-    assert cli._sample_workspace() == ws and len(runs) == 2
+    monkeypatch.setattr(sample, "shipped_models_stamp", lambda: "9.9 other-models")
+    assert sample.sample_workspace() == ws and len(runs) == 2
     assert "updating the sample workspace" in capsys.readouterr().err
-    assert cli._sample_workspace() == ws and len(runs) == 2
+    assert sample.sample_workspace() == ws and len(runs) == 2
     assert main(["review", str(ws), "--sample"]) == 2
     assert "not both" in capsys.readouterr().err
 

@@ -22,7 +22,7 @@ def bench_cohort(studies: int = 200, size: int = 256, repeat: int = 3) -> dict:
     from .cohort.generate import make_cohort
 
     if studies < 1 or repeat < 1:
-        raise UpdpError("bench cohort: --studies and --repeat must be at least 1")
+        raise UpdpError("bench cohort: studies and repeat must be at least 1")
     per_patient = min(10, studies)
     patients = max(1, studies // per_patient)
     seconds = []
@@ -53,7 +53,7 @@ def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = No
     from .ingest import read_report
 
     if reports < 1 or repeat < 1:
-        raise UpdpError("bench report: --studies and --repeat must be at least 1")
+        raise UpdpError("bench report: reports and repeat must be at least 1")
     rules = ReportDeidentifier()
     runs = [("rules", rules, False), ("rules_with_header", rules, True)]
     if ner_model:
@@ -114,7 +114,7 @@ def bench_dicom(studies: int = 200, size: int = 256, repeat: int = 3, ocr_files:
     from .deid.dicom import DicomDeidentifier, input_files
 
     if studies < 1 or repeat < 1:
-        raise UpdpError("bench dicom: --studies and --repeat must be at least 1")
+        raise UpdpError("bench dicom: studies and repeat must be at least 1")
     key = bytes(range(32))
     result = {"benchmark": "dicom", "repeats": repeat, "machine": _machine()}
     with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
@@ -209,7 +209,7 @@ def bench_synth(repeat: int = 3, images: int = 4, threads: tuple[int, ...] = (1,
     from .synth.masks import resize
 
     if repeat < 1 or images < 1 or not threads or min(threads) < 1:
-        raise UpdpError("bench synth: --repeat and --threads must be at least 1")
+        raise UpdpError("bench synth: repeat, images and each thread count must be at least 1")
     threads_before = torch.get_num_threads()
     filt = GenerativeFilter.load(model, device="cpu")
     with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
@@ -272,8 +272,8 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
     import numpy as np
     from PIL import Image
 
+    from ._qt.launch import SCREENSHOT_WINDOW, display, dock_in_napari
     from ._sample_data import sample_cohort_path
-    from .cli import _virtual_display
     from .cohort.generate import read_ground_truth
     from .ingest import display_image, read_report
     from .review.artifacts import put_array, put_text
@@ -282,7 +282,7 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
     from .synth.filter import SHIPPED_MODEL, GenerativeFilter
 
     if repeat < 1 or steps < 1:
-        raise UpdpError("bench review: --repeat must be at least 1")
+        raise UpdpError("bench review: repeat and steps must be at least 1")
     cohort = sample_cohort_path()
     record = next(r for r in read_ground_truth(cohort) if r.get("masks"))
     with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
@@ -311,14 +311,10 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             save_model_folder(Path(tmp) / "filter", build_unet(), noise_schedule(), card)
             filt = GenerativeFilter.load(Path(tmp) / "filter", threads=1)
             model = "untrained, default architecture"
-        display = _virtual_display()
-        try:
-            import napari
+        with display(virtual=True):
             from napari.utils.info import sys_info
 
-            viewer = napari.Viewer(show=True)
-            viewer.window.resize(1600, 1000)
-            _, widget = viewer.window.add_plugin_dock_widget("updp-napari", "Review")
+            viewer, widget = dock_in_napari("Review", size=SCREENSHOT_WINDOW)
             widget.filter = filt
             widget.open_session(ReviewSession.open(workspace, reviewer="bench"))
             widget.strength.setValue(1.0)
@@ -326,13 +322,9 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             widget.session.close()
             viewer.close()
             gl = re.search(r"GL version:\s*(.+)", sys_info())
-        finally:
-            if display is not None:
-                display.terminate()
-                display.wait(timeout=10)
     runs = measured["runs"]
     worst = max(r["max_stall_ms"] for r in runs)
-    return {"benchmark": "review", "window": [1600, 1000], "image": list(image.shape),
+    return {"benchmark": "review", "window": list(SCREENSHOT_WINDOW), "image": list(image.shape),
             "filter": {"model": str(model), "size": filt.size, "steps": filt.default_steps,
                        "threads": 1},
             "repeats": repeat, "runs": runs,
@@ -345,17 +337,32 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             "meets_target": worst < 100.0, "machine": _machine()}
 
 
-def run_benchmark(what: str, args) -> dict:
+BENCHMARKS = ("cohort", "report", "dicom", "synth", "review")
+
+
+def parse_threads(text: str) -> tuple[int, ...]:
+    """``"1,2"`` → ``(1, 2)``: the torch thread counts of :func:`bench_synth`."""
+    try:
+        return tuple(int(n) for n in str(text).split(",") if n.strip())
+    except ValueError:
+        raise UpdpError(f"threads: not a comma list of whole numbers: {text!r}") from None
+
+
+def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int = 3,
+                  ner_model: str | None = None, corpus: str | None = None,
+                  filter_model: str | os.PathLike | None = None,
+                  threads: tuple[int, ...] = (1,)) -> dict:
+    """Run the benchmark ``what`` (one of :data:`BENCHMARKS`) with the options it takes:
+    ``studies`` (reports for ``report``), ``size``, ``repeat``, ``ner_model`` and ``corpus``
+    (report), ``filter_model`` (synth, review), ``threads`` (synth)."""
     if what == "cohort":
-        return bench_cohort(args.studies, args.size, args.repeat)
+        return bench_cohort(studies, size, repeat)
     if what == "dicom":
-        return bench_dicom(args.studies, args.size, args.repeat)
+        return bench_dicom(studies, size, repeat)
     if what == "report":
-        return bench_report(args.studies, args.repeat, getattr(args, "ner_model", None),
-                            corpus=getattr(args, "corpus", None))
+        return bench_report(studies, repeat, ner_model, corpus=corpus)
     if what == "review":
-        return bench_review(args.repeat, model=getattr(args, "filter_model", None))
+        return bench_review(repeat, model=filter_model)
     if what == "synth":
-        threads = tuple(int(n) for n in str(getattr(args, "threads", "1")).split(",") if n.strip())
-        return bench_synth(args.repeat, threads=threads, model=getattr(args, "filter_model", None))
+        return bench_synth(repeat, threads=threads, model=filter_model)
     raise UpdpError(f"unknown benchmark {what!r}")

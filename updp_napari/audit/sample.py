@@ -56,12 +56,12 @@ def frame_cases(cases: Sequence, kind: str, frame: str | None = None) -> tuple[s
     """(frame name, the cases in it). ``kind`` is ``workspace`` or ``package``."""
     if kind == "package":
         if frame not in (None, "package"):
-            raise InputError("a share package's frame is its cases; --frame is for workspaces")
+            raise InputError("a share package's frame is its cases; a frame is chosen for workspaces only")
         return "package", list(cases)
     frame = frame or "accepted"
     if frame not in FRAMES:
-        raise InputError(f"--frame must be {', '.join(FRAMES)}, not {frame!r}"
-                         if len(str(frame)) <= 20 else "--frame must be accepted, decided or all")
+        raise InputError(f"frame must be {', '.join(FRAMES)}, not {frame!r}"
+                         if len(str(frame)) <= 20 else "frame must be accepted, decided or all")
     return frame, [c for c in cases if c.status in FRAMES[frame]]
 
 
@@ -73,7 +73,7 @@ def parse_strata(text: str | Sequence[str] | None) -> tuple[str, ...]:
     parts = [p for p in parts if p]
     bad = [p for p in parts if p not in STRATA]
     if bad or len(set(parts)) != len(parts):
-        raise InputError("--stratify takes site, category or site,category")
+        raise InputError("strata are site, category or site,category")
     return tuple(sorted(parts, key=STRATA.index))
 
 
@@ -131,16 +131,16 @@ def draw_sample(cases: Sequence, n: int, strata: Sequence[str] = (),
     import numpy as np
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InputError(f"--sample must be a whole number 1 or more, not {n!r}")
+        raise InputError(f"the sample size must be a whole number 1 or more, not {n!r}")
     strata = parse_strata(list(strata))
     if seed is None:
         seed = secrets.randbelow(2 ** 32)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"--seed must be a whole number 0 or more, not {seed!r}")
+        raise InputError(f"seed must be a whole number 0 or more, not {seed!r}")
     cases = sorted(cases, key=lambda c: c.case_id)
     if not cases:
         raise InputError("the frame holds no cases to sample (for a workspace: are any cases "
-                         "accepted? see --frame)")
+                         "accepted? another frame may hold some)")
     groups: dict[tuple[str, ...], list[str]] = {}
     for case in cases:
         groups.setdefault(_stratum(case, strata), []).append(case.case_id)

@@ -52,7 +52,7 @@ def default_auditor() -> str:
     try:
         return getpass.getuser()
     except (OSError, KeyError):
-        raise UpdpError("cannot tell the user name of this session; give --auditor NAME") from None
+        raise UpdpError("cannot tell the user name of this session; name the auditor") from None
 
 
 class AuditSession:
@@ -117,7 +117,7 @@ class AuditSession:
         """Draw the sample, or reopen the one drawn before when the request matches it
         (what was not given is not compared). Returns (sample, drawn now)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InputError(f"--sample must be a whole number 1 or more, not {n!r}")
+            raise InputError(f"the sample size must be a whole number 1 or more, not {n!r}")
         strata = parse_strata(strata)
         existing = self.sample
         if existing is not None:
@@ -129,9 +129,9 @@ class AuditSession:
             if differ:
                 raise UpdpError(
                     f"{self.audit_folder}: an audit sample was already drawn "
-                    f"(--sample {existing.size_requested}"
-                    f"{' --stratify ' + ','.join(existing.strata) if existing.strata else ''} "
-                    f"--seed {existing.seed}, frame {existing.frame}); its findings belong to "
+                    f"(size {existing.size_requested}, "
+                    f"strata {','.join(existing.strata) or 'none'}, "
+                    f"seed {existing.seed}, frame {existing.frame}); its findings belong to "
                     f"it. Reopen it with the same settings or none; to start a new audit, "
                     f"move that folder aside (it keeps this one)")
             return existing, False

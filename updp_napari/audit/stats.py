@@ -72,12 +72,12 @@ def plan_sample_size(max_rate: float, confidence: float = 0.95, allowed_findings
     except (TypeError, ValueError):
         raise InputError("the rate and the confidence must be numbers") from None
     if not 0.0 < max_rate < 1.0 or not math.isfinite(max_rate):
-        raise InputError(f"--max-rate must be between 0 and 1 (0.01 for 1%), not {max_rate}")
+        raise InputError(f"max_rate must be between 0 and 1 (0.01 for 1%), not {max_rate}")
     if not 0.0 < confidence < 1.0 or not math.isfinite(confidence):
-        raise InputError(f"--confidence must be between 0 and 1 (0.95 for 95%), not {confidence}")
+        raise InputError(f"confidence must be between 0 and 1 (0.95 for 95%), not {confidence}")
     if isinstance(allowed_findings, bool) or int(allowed_findings) != allowed_findings \
             or allowed_findings < 0:
-        raise InputError(f"--findings must be a whole number 0 or more, not {allowed_findings}")
+        raise InputError(f"allowed_findings must be a whole number 0 or more, not {allowed_findings}")
     k = int(allowed_findings)
 
     def below(n: int) -> bool:

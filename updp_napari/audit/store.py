@@ -315,8 +315,8 @@ class AuditStore(DurableDatabase):
         if verdict == "clean" and (span or box or phi_category):
             raise InputError("a clean verdict takes no span, box or category")
         if verdict == "residual_phi" and span is None and box is None:
-            raise InputError("residual PHI needs where: a report span (--span START:END) or an "
-                             "image box (--box x0,y0,x1,y1)")
+            raise InputError("residual PHI needs where: a report span (START:END) or an image "
+                             "box (x0,y0,x1,y1)")
         if span is not None and box is not None:
             raise InputError("one finding is either a report span or an image box; record two")
         if verdict == "residual_phi" and phi_category is None:

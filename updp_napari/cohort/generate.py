@@ -47,18 +47,18 @@ def study_id(patient: int, study: int) -> str:
 
 def _check(out: Path, patients: int, studies: int, size: int, sites: int, overwrite: bool) -> None:
     if patients < 1:
-        raise CohortError(f"--patients must be at least 1 (got {patients})")
+        raise CohortError(f"patients must be at least 1 (got {patients})")
     if studies < 1:
-        raise CohortError(f"--studies must be at least 1 (got {studies})")
+        raise CohortError(f"studies must be at least 1 (got {studies})")
     if not MIN_SIZE <= size <= MAX_SIZE or size % 16:
-        raise CohortError(f"--size must be a multiple of 16 between {MIN_SIZE} and {MAX_SIZE} "
+        raise CohortError(f"size must be a multiple of 16 between {MIN_SIZE} and {MAX_SIZE} "
                           f"(got {size})")
     if not 1 <= sites <= MAX_SITES:
-        raise CohortError(f"--sites must be between 1 and {MAX_SITES} (got {sites})")
+        raise CohortError(f"sites must be between 1 and {MAX_SITES} (got {sites})")
     if out.exists() and not out.is_dir():
         raise CohortError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise CohortError(f"{out}: folder is not empty; choose an empty folder or pass --overwrite")
+        raise CohortError(f"{out}: folder is not empty; choose an empty folder or allow overwriting it")
 
 
 def make_cohort(out: str | os.PathLike, patients: int, studies: int, seed: int, size: int = 256,

@@ -1,8 +1,9 @@
 """The workspace's secret key and what is derived from it.
 
-Surrogates, the per-patient date shift and (later) remapped UIDs are keyed hashes of the
+Surrogates, the per-patient date shift, remapped UIDs and case ids are keyed hashes of the
 original values, so they are consistent across files and runs of one workspace and cannot
-be reversed or recomputed without the key. The key never leaves the workspace.
+be reversed or recomputed without the key. The key never leaves the workspace: it is
+``WORKSPACE/secret.key`` (:func:`workspace_key`), or a key file of its own.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import os
 import secrets
 from pathlib import Path
 
+from .durable import private_folder
 from .errors import InputError
 
+#: The key's file name in a workspace folder.
+KEY_FILE = "secret.key"
 KEY_BYTES = 32
 #: Dates move back by 30 days to about two years; never by zero.
 SHIFT_RANGE = (30, 730)
@@ -47,6 +51,16 @@ def load_key(path: str | os.PathLike) -> bytes:
 def load_or_create_key(path: str | os.PathLike) -> bytes:
     path = Path(path)
     return load_key(path) if path.exists() else create_key_file(path)
+
+
+def workspace_key(workspace: str | os.PathLike, create: bool = False) -> bytes:
+    """The key of ``workspace`` (``WORKSPACE/secret.key``); with ``create=True`` the folder
+    and the key are made where missing, both owner-only."""
+    workspace = Path(workspace)
+    if not create:
+        return load_key(workspace / KEY_FILE)
+    private_folder(workspace)
+    return load_or_create_key(workspace / KEY_FILE)
 
 
 def keyed_digest(key: bytes, purpose: str, value: str) -> bytes:

@@ -52,13 +52,13 @@ class DicomDeidentifier:
                  pixels: str = "ocr", trust_burned_in_no: bool = False,
                  extra_safe_private: frozenset = frozenset()):
         if pixels not in ("ocr", "off"):
-            raise UpdpError(f"--pixels must be ocr or off, not {pixels!r}")
+            raise UpdpError(f"pixels must be ocr or off, not {pixels!r}")
         if pixels == "ocr":
             from .pixels import tesseract_available
 
             if not tesseract_available():
                 raise UpdpError("tesseract not found: install the Debian package tesseract-ocr "
-                                "(or run with --pixels off, and scan the pixels another way)")
+                                "(or set pixels to off, and scan the pixels another way)")
         self.key = key
         self.options = tuple(o for o in options if o != "clean-pixel-data" or pixels == "ocr")
         self.pixels = pixels
@@ -114,7 +114,7 @@ class DicomDeidentifier:
         if colour and photometric not in ("RGB", "YBR_FULL", "YBR_FULL_422"):
             raise InputError(f"colour pixel data in {photometric or 'an unknown colour space'}: "
                              "burned-in text cleaning reads greyscale, RGB and YBR_FULL images "
-                             "(run with --pixels off to de-identify the header only)")
+                             "(with pixels off only the header is de-identified)")
         try:
             array = ds.pixel_array
             if colour and photometric != "RGB":  # read (and, if filled, written) as RGB

@@ -694,11 +694,11 @@ def check_ocr_available() -> None:
         from .pixels import tesseract_available
     except ImportError:
         raise UpdpError("OCR of the pixels needs updp_napari.deid.pixels, which is not "
-                        "installed here; --no-ocr scans headers and reports only") from None
+                        "installed here; with OCR off the scan reads headers and reports only") from None
     available = tesseract_available() if callable(tesseract_available) else tesseract_available
     if not available:
         raise UpdpError("OCR of the pixels needs tesseract (Debian package tesseract-ocr); "
-                        "--no-ocr scans headers and reports only")
+                        "with OCR off the scan reads headers and reports only")
 
 
 # ------------------------------------------------------------------------ pairing

@@ -216,7 +216,7 @@ def evaluate_corpus(corpus: str | os.PathLike, deidentifier=None,
     if bootstrap_by not in ("patient", "note"):
         raise InputError(f"bootstrap over {bootstrap_by!r}: use 'patient' or 'note'")
     if bootstrap < 0:
-        raise InputError(f"--bootstrap {bootstrap}: the number of resamples cannot be negative")
+        raise InputError(f"bootstrap {bootstrap}: the number of resamples cannot be negative")
     corpus = Path(corpus)
     notes = read_corpus(corpus)
     excluded = set(exclude_categories)

@@ -41,9 +41,10 @@ from pathlib import Path
 from ..core.durable import DurableDatabase, private_folder
 from ..core.errors import InputError, UpdpError
 from ..core.files import write_bytes_atomic
+from ..core.keys import KEY_FILE as KEY_FILE  # the workspace layout, named here too
+from ..core.keys import workspace_key
 
 DATABASE = "workspace.sqlite"
-KEY_FILE = "secret.key"
 ARTIFACTS = "artifacts"
 #: Marks a database as ours in its header (``PRAGMA application_id``): ASCII "UPDP".
 APPLICATION_ID = 0x55504450
@@ -209,10 +210,7 @@ class ReviewStore(DurableDatabase):
         if create:
             if workspace.exists() and not workspace.is_dir():
                 raise InputError(f"{workspace}: not a folder, cannot hold a review workspace")
-            private_folder(workspace)
-            from ..core.keys import load_or_create_key
-
-            load_or_create_key(workspace / KEY_FILE)
+            workspace_key(workspace, create=True)
             cls._create_file(database)
         elif not workspace.exists():
             raise InputError(f"{workspace}: no such folder (not a review workspace)")
@@ -229,9 +227,7 @@ class ReviewStore(DurableDatabase):
 
     def _workspace_key(self) -> bytes:
         if self._key is None:
-            from ..core.keys import load_key
-
-            self._key = load_key(self.workspace / KEY_FILE)
+            self._key = workspace_key(self.workspace)
         return self._key
 
     def case_id_for(self, study: str) -> str:

@@ -133,13 +133,13 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
     from ..cohort.dataset import load_cohort_images
 
     if epochs < 1:
-        raise UpdpError(f"--epochs must be at least 1 (got {epochs})")
+        raise UpdpError(f"epochs must be at least 1 (got {epochs})")
     if not learning_rate > 0 or not 0 <= ema_decay < 1:
-        raise UpdpError("--learning-rate must be above 0 and --ema-decay in [0, 1)")
+        raise UpdpError("learning_rate must be above 0 and ema_decay in [0, 1)")
     if loss_on not in LOSS_REGIONS:
-        raise UpdpError(f"--loss-on must be one of {', '.join(LOSS_REGIONS)} (got {loss_on!r})")
+        raise UpdpError(f"loss_on must be one of {', '.join(LOSS_REGIONS)} (got {loss_on!r})")
     if init is not None and size is not None:
-        raise UpdpError("--size comes from the --init model; leave it out when training further")
+        raise UpdpError("size comes from the init model; leave it out when training further")
     cohort, out = Path(cohort_dir), Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MODEL_CARD).exists())):
         raise InputError(f"{out}: exists and is not empty; choose an empty folder (or a filter "

@@ -1,0 +1,53 @@
+"""``updp bench``: timings of real work on this machine, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import add_filter_model, add_json_out, command
+
+
+def register(subparsers) -> None:
+    from ..bench import BENCHMARKS
+
+    p = command(
+        subparsers, "bench", _cmd_bench,
+        "run a benchmark and print (or save) its JSON result",
+        "Benchmarks time real work on this machine and report medians over repeats. "
+        "`cohort`: studies per second of `make-cohort`; `report`: reports per second of the "
+        "rule de-identifier on one core; `dicom`: files per second of deid-dicom, header only "
+        "beside dicognito (if installed), and with OCR; `synth`: seconds per 256-pixel image "
+        "of the generative filter on the CPU (--threads 1,2 for more thread counts), and "
+        "images per second at 256 and 512 pixels when CUDA is present.")
+    p.add_argument("what", choices=list(BENCHMARKS),
+                   help="what to measure (review: the longest stall of the review dock's event "
+                        "loop while it regenerates a case; needs napari)")
+    p.add_argument("--studies", type=int, default=200, help="studies per run (default 200)")
+    p.add_argument("--size", type=int, default=256, help="image size (default 256)")
+    p.add_argument("--repeat", type=int, default=3, help="runs to take the median of (default 3)")
+    p.add_argument("--ner-model", metavar="DIR", help="report: also time the de-identifier with "
+                   "this model detector (a folder made by updp train-ner)")
+    p.add_argument("--corpus", metavar="NOTES.jsonl", help="report: also time the notes of "
+                   "this annotated corpus (the JSONL format of eval-report)")
+    add_filter_model(p, "synth, review: time this filter folder instead of the shipped one")
+    p.add_argument("--threads", default="1", metavar="LIST", help="synth: torch CPU thread counts "
+                   "to time, comma-separated (default 1; more threads than idle cores is much "
+                   "slower, not faster)")
+    add_json_out(p, "also write the result to this file", old_json=True)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..bench import parse_threads, run_benchmark
+
+    result = run_benchmark(args.what, studies=args.studies, size=args.size, repeat=args.repeat,
+                           ner_model=args.ner_model, corpus=args.corpus,
+                           filter_model=args.filter_model, threads=parse_threads(args.threads))
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.json_out}")
+    print(text)
+    return 0

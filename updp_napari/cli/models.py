@@ -1,0 +1,240 @@
+"""The image models: ``train-filter``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.errors import UpdpError
+from ._common import (
+    add_cohort,
+    add_filter_model,
+    add_json,
+    add_quiet,
+    add_threads,
+    command,
+    print_json,
+    progress,
+    set_torch_threads,
+    stage_progress,
+)
+
+
+def register(subparsers) -> None:
+    _register_train_filter(subparsers)
+    _register_evaluate_filter(subparsers)
+    _register_train_scorers(subparsers)
+    _register_eval_scorers(subparsers)
+
+
+# -- train-filter ----------------------------------------------------------------------------
+
+def _register_train_filter(subparsers) -> None:
+    p = command(
+        subparsers, "train-filter", _cmd_train_filter,
+        "train the generative filter (a small diffusion UNet) on a cohort",
+        "Train the generative filter's diffusers UNet2DModel (v-prediction, cosine schedule, "
+        "DDIM sampling) on the radiographs of a cohort made by updp make-cohort, from random "
+        "weights (no download). Beside the noisy image it sees the preserve mask and the "
+        "original under it, so it learns to draw anatomy around kept findings. DIR gets unet/ "
+        "and scheduler/ in the save_pretrained layout and updp_filter.json (size, "
+        "conditioning, cohort seed and counts, parameters, training time, default strength "
+        "and steps). Load it with GenerativeFilter.load(DIR). With --init it trains a filter "
+        "made before further (same size and architecture), recording both runs in the card.")
+    add_cohort(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write the model to (empty, absent, or an older filter)")
+    p.add_argument("--size", type=int, default=None, help="side of the images the model works on, "
+                   "a multiple of 16 (default 128); inputs of any size are scaled to it and back")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the cohort (default 20)")
+    p.add_argument("--init", type=Path, metavar="DIR", help="a filter folder made by updp "
+                   "train-filter to train further instead of starting from random weights")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate; it "
+                   "warms up, then falls along a cosine to a tenth (default 0.001)")
+    p.add_argument("--ema-decay", type=float, default=0.995, help="decay of the weight average "
+                   "that is saved (default 0.995; closer to 1 averages over more steps)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: weights, order, noise, "
+                   "masks (default 0); the same seed and cohort give the same model")
+    p.add_argument("--loss-on", choices=("all", "drawn"), default="all", help="pixels the loss "
+                   "counts: all, or only those the model draws (outside the kept region, which "
+                   "sampling overwrites with the original); default all")
+    add_threads(p)
+    add_quiet(p)
+
+
+def _cmd_train_filter(args: argparse.Namespace) -> int:
+    from ..synth.train import train_filter
+
+    card = train_filter(args.cohort, args.out, size=args.size, epochs=args.epochs,
+                        seed=args.seed, threads=args.threads, learning_rate=args.learning_rate,
+                        ema_decay=args.ema_decay, init=args.init, loss_on=args.loss_on,
+                        progress=progress(args, "train-filter"))
+    m, t = card["model"], card["training"]
+    print(f"trained a {m['size']}px filter ({m['parameters']:,} parameters, conditioning "
+          f"{m['conditioning']}) on {t['cohort']['images']} images in {t['seconds']:.1f}s "
+          f"({t['epochs']} epochs, {t['steps']} steps, final loss {t['final_loss']}); saved to {args.out}")
+    return 0
+
+
+# -- evaluate-filter -------------------------------------------------------------------------
+
+def _register_evaluate_filter(subparsers) -> None:
+    p = command(
+        subparsers, "evaluate-filter", _cmd_evaluate_filter,
+        "privacy–utility evaluation of the generative filter on a cohort",
+        "Run the generative filter over every study of a cohort made by updp make-cohort at "
+        "each strength, and score originals and counterparts with the scorers: "
+        "re-identification verification AUC on pairs of originals and on synthetic-vs-original "
+        "pairs, closed-set re-identification top-1, pathology macro AUC on originals and on "
+        "synthetic images, and SSIM inside and outside the preserve mask. The filter's default "
+        "strength is always included; the top-level figures are at that strength. Prints a "
+        "table (or JSON with --json) with the targets beside the figures.")
+    add_cohort(p, "a cohort folder made by updp make-cohort (use a seed the models were not "
+                  "trained on)")
+    p.add_argument("--strengths", default="0.2,0.4,0.6,0.8", help="comma list of strengths in "
+                   "(0, 1] (default 0.2,0.4,0.6,0.8, plus the filter's default)")
+    add_filter_model(p, "filter folder (default: the shipped one)", old_model=True)
+    p.add_argument("--scorers", metavar="DIR", help="scorers folder made by updp train-scorers "
+                   "(default: the shipped ones)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--dilation", type=float, help="preserve-mask growth, share of the image side "
+                   "(default: the model's)")
+    p.add_argument("--eta", type=float, help="DDIM eta in [0, 1]: fresh noise at each step, 0 "
+                   "deterministic, 1 ancestral (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed of the first study, +1 per "
+                   "study (default 0)")
+    p.add_argument("--size", type=int, default=256, help="side the images are read at (default 256)")
+    p.add_argument("--limit", type=int, help="only the first N studies")
+    p.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    add_threads(p)
+    add_json(p, "print the figures as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="also save the privacy–utility curve")
+    add_quiet(p)
+
+
+def _strengths(text: str) -> list[float]:
+    try:
+        strengths = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UpdpError(f"--strengths: not a comma list of numbers: {text!r}") from None
+    if not strengths:
+        raise UpdpError("--strengths: give at least one strength")
+    return strengths
+
+
+def _cmd_evaluate_filter(args: argparse.Namespace) -> int:
+    from ..synth.evaluate import evaluate_filter, plot_curve, summary_lines
+
+    strengths = _strengths(args.strengths)
+    set_torch_threads(args.threads)
+    result = evaluate_filter(args.cohort, args.filter_model, args.scorers, strengths,
+                             steps=args.steps, dilation=args.dilation, eta=args.eta,
+                             seed=args.seed, limit=args.limit, size=args.size,
+                             batch_size=args.batch_size,
+                             progress=stage_progress(args, "evaluate-filter"))
+    if args.plot:
+        plot_curve(result, args.plot)
+    if args.json:
+        print_json(result)
+        return 0
+    print("\n".join(summary_lines(result)))
+    if args.plot:
+        print(f"privacy–utility curve: {args.plot}")
+    return 0
+
+
+# -- train-scorers, eval-scorers -------------------------------------------------------------
+
+def _register_train_scorers(subparsers) -> None:
+    p = command(
+        subparsers, "train-scorers", _cmd_train_scorers,
+        "train the re-identification and pathology scorers on a cohort",
+        "Train the two scorers from random weights (no download) on a cohort made by updp "
+        "make-cohort: a Siamese re-identification verifier (privacy: is this the same "
+        "patient?) and a multi-label pathology classifier (utility: which findings?). A fifth "
+        "of the patients, with all their studies, is held out and never seen in training; the "
+        "command prints, on them, the verification AUC (same vs different patient over all "
+        "pairs, and over pairs of one site), closed-set top-1 (each patient's first study is "
+        "the gallery), the pathology AUC per finding, and the time taken. DIR gets reid/ and "
+        "pathology/, each with config.json, model.safetensors and updp_scorer.json (kind, "
+        "labels, input size, cohort seed and counts, held-out figures); load them with "
+        "load_scorers(DIR). The same cohort, seed and threads give the same models.")
+    add_cohort(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder to write the scorers to (empty, absent, or older scorers)")
+    p.add_argument("--size", type=int, default=128, help="side the cohort's images are read at "
+                   "(default 128); each model scales them to its own input")
+    p.add_argument("--epochs", type=int, default=25, help="pathology: passes over the training "
+                   "studies (default 25)")
+    p.add_argument("--reid-steps", type=int, default=600, help="re-identification: batches of 16 "
+                   "patients x 4 studies (default 600)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: held-out patients, weights, "
+                   "batches, augmentation (default 0)")
+    add_threads(p)
+    add_quiet(p)
+
+
+def _cmd_train_scorers(args: argparse.Namespace) -> int:
+    from ..scoring.train import train_scorers
+
+    summary = train_scorers(args.cohort, args.out, size=args.size, reid_steps=args.reid_steps,
+                            pathology_epochs=args.epochs, seed=args.seed, threads=args.threads,
+                            progress=progress(args, "train-scorers"))
+    s, t = summary["split"], summary["seconds"]
+    print(f"trained on {s['train_studies']} studies of {s['train_patients']} patients in "
+          f"{t['total']:.1f}s (re-identification {t['reid']:.1f}s, pathology {t['pathology']:.1f}s); "
+          f"saved to {args.out}")
+    print(f"held out: {s['heldout_studies']} studies of {s['heldout_patients']} patients never seen "
+          "in training")
+    print("\n".join(_scorer_figure_lines(summary["heldout"])))
+    return 0
+
+
+def _register_eval_scorers(subparsers) -> None:
+    p = command(
+        subparsers, "eval-scorers", _cmd_eval_scorers,
+        "score the scorers on a cohort (re-identification, pathology AUC)",
+        "Load the scorers (the ones shipped in the package, or --scorers DIR) and print their "
+        "figures on every study of COHORT: verification AUC over all pairs and over pairs of "
+        "one site, equal error rate, closed-set top-1 and top-5, pathology AUC per finding and "
+        "macro AUC. Use a cohort of a seed the scorers were not trained on.")
+    add_cohort(p)
+    p.add_argument("--scorers", type=Path, metavar="DIR", help="a folder made by updp "
+                   "train-scorers (default: the scorers shipped in the package)")
+    p.add_argument("--size", type=int, default=128, help="side the images are read at (default 128)")
+    add_threads(p)
+    add_json(p, "print the figures as JSON")
+    add_quiet(p)
+
+
+def _cmd_eval_scorers(args: argparse.Namespace) -> int:
+    from ..scoring import evaluate_scorers, load_scorers
+
+    set_torch_threads(args.threads)
+    scorers = load_scorers(args.scorers)
+    figures = evaluate_scorers(args.cohort, scorers, size=args.size,
+                               progress=progress(args, "eval-scorers"))
+    if args.json:
+        print_json(figures)
+        return 0
+    print(f"{figures['studies']} studies of {figures['patients']} patients, scorers from {scorers.path}")
+    print("\n".join(_scorer_figure_lines(figures)))
+    return 0
+
+
+def _scorer_figure_lines(figures: dict) -> list[str]:
+    r, p = figures["reid"], figures["pathology"]
+    nan = float("nan")
+    lines = [f"  re-identification: verification AUC {r.get('verification_auc', nan):.4f} over "
+             f"{r['pairs']} pairs ({r['same_patient_pairs']} same-patient), same site only "
+             f"{r.get('verification_auc_same_site', nan):.4f}, EER "
+             f"{r.get('equal_error_rate', nan):.4f}"]
+    if "closed_set_top1" in r:
+        lines.append(f"  closed-set: top-1 {r['closed_set_top1']:.4f}, top-5 "
+                     f"{r['closed_set_top5']:.4f} ({r['closed_set_queries']} queries, gallery of "
+                     f"{r['closed_set_gallery_patients']} patients)")
+    macro = "n/a" if p["macro_auc"] is None else f"{p['macro_auc']:.4f}"
+    lines.append(f"  pathology: macro AUC {macro}")
+    for name, auc in p["auc"].items():
+        lines.append(f"    {name:14s} AUC {'skipped (one class only)' if auc is None else f'{auc:.4f}'}")
+    return lines

@@ -1,0 +1,218 @@
+"""The review workspace: ``run`` fills it, ``cases`` and ``decide`` read and decide, ``review``
+opens it in napari, ``export`` writes the share package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core.errors import UpdpError
+from ._common import add_filter_model, add_quiet, command, progress, set_torch_threads
+
+WORKSPACE_HELP = "the review workspace folder"
+
+
+def register(subparsers) -> None:
+    _register_run(subparsers)
+    _register_cases(subparsers)
+    _register_decide(subparsers)
+    _register_review(subparsers)
+    _register_export(subparsers)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+def _register_run(subparsers) -> None:
+    p = command(
+        subparsers, "run", _cmd_run,
+        "the whole pipeline over a folder of studies, into a review workspace",
+        "De-identify every study of INPUT (a cohort folder, or any folder of DICOM files; "
+        "reports matched by study folder, AccessionNumber or StudyInstanceUID file name, or a "
+        "--manifest CSV) into WORKSPACE: header profile and burned-in text, report spans, the "
+        "synthetic counterpart from the generative filter, and privacy and utility scores for "
+        "each case. Resumable: cases already finished with the same settings, or already "
+        "decided by a reviewer, are skipped. A case that fails is recorded with its reason and "
+        "the others go on. Review the result with updp review.")
+    p.add_argument("input", type=Path, help="folder of studies (searched recursively)")
+    p.add_argument("workspace", type=Path, help="review workspace folder (made when missing; "
+                   "owner-only; holds PHI and the key)")
+    p.add_argument("--manifest", type=Path, metavar="CSV", help="CSV with columns image,report "
+                   "(paths relative to the CSV) naming the studies to run")
+    add_filter_model(p, "a generative filter folder (updp train-filter, or a diffusers "
+                        "save_pretrained folder; default: the model shipped in the package)")
+    p.add_argument("--scorers", type=Path, metavar="DIR", help="a scorers folder (updp "
+                   "train-scorers; default: the scorers shipped in the package)")
+    p.add_argument("--strength", type=float, help="how much of the image is regenerated, 0-1 "
+                   "(default: the model's)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="synthesis seed, added to a number read "
+                   "off each case id so every case draws its own image (default 0)")
+    p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="find and fill "
+                   "burned-in text with OCR (default), or off: header and report only (the "
+                   "export's leak scan still reads the pixels)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_quiet(p)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ..pipeline import run_pipeline
+
+    set_torch_threads(args.threads)
+    summary = run_pipeline(args.input, args.workspace, manifest=args.manifest,
+                           model=args.filter_model, scorers=args.scorers, strength=args.strength,
+                           seed=args.seed, steps=args.steps, pixels=args.pixels,
+                           progress=progress(args, "run"), score_progress=progress(args, "scores"))
+    print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
+          f"{summary.already_done} already done, {len(summary.failed)} failed; "
+          f"{summary.scored} scored")
+    if summary.not_studies:
+        print(f"{len(summary.not_studies)} file(s) were not studies and were left out:")
+        for name, reason in summary.not_studies:
+            print(f"  {name}: {reason}")
+    if summary.failed:
+        print("failed (listed by updp cases WORKSPACE --status failed; run again to retry):")
+        for case_id, name, reason in summary.failed:
+            print(f"  {case_id}  {name}: {reason}")
+    return 0 if summary.done + summary.already_done > 0 else 1
+
+
+# -- cases, decide ---------------------------------------------------------------------------
+
+def _register_cases(subparsers) -> None:
+    p = command(
+        subparsers, "cases", _cmd_cases,
+        "list the case ids of a review workspace, in review order",
+        "Print the case id of every case in WORKSPACE (or of those with --status), one per "
+        "line, in the order they were added. Case ids are keyed hashes of the study identity: "
+        "safe to print and log.")
+    p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("--status", metavar="S", help="only cases with this status: pending, "
+                   "accepted, rejected, flagged or failed")
+
+
+def _cmd_cases(args: argparse.Namespace) -> int:
+    from ..review.store import ReviewStore
+
+    with ReviewStore.open(args.workspace) as store:
+        for case in store.cases(status=args.status):
+            print(case.case_id)
+    return 0
+
+
+def _register_decide(subparsers) -> None:
+    p = command(
+        subparsers, "decide", _cmd_decide,
+        "record a reviewer's decision on a case (accept, reject, flag)",
+        "Record a decision on one case of WORKSPACE exactly as the review dock does: the "
+        "case's status changes, the decision and an audit entry are written, and both are on "
+        "disk when the command returns.")
+    p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("case_id", help="the case id (see updp cases)")
+    p.add_argument("decision", help="accept, reject or flag")
+    p.add_argument("--reviewer", metavar="NAME", help="who decides (default: the user name "
+                   "of this session)")
+    p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the "
+                   "decision")
+
+
+def _reviewer(given: str | None) -> str:
+    """``--reviewer``, or the user name of this session."""
+    if given is not None:
+        return given
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        raise UpdpError("cannot tell the user name of this session; give --reviewer NAME") \
+            from None
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from ..review.store import ReviewStore
+
+    reviewer = _reviewer(args.reviewer)
+    with ReviewStore.open(args.workspace) as store:
+        done = store.decide(args.case_id, args.decision, reviewer=reviewer,
+                            comment=args.comment)
+        status = store.case(done.case_id).status
+    print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
+    return 0
+
+
+# -- review ----------------------------------------------------------------------------------
+
+def _register_review(subparsers) -> None:
+    p = command(
+        subparsers, "review", _cmd_review,
+        "open a workspace in napari with the review dock",
+        "Open napari with the review dock on WORKSPACE at its first undecided case: the case "
+        "queue, original and synthetic side by side, the report with its redactions, and "
+        "Accept (A), Reject (R), Flag (F), Next (N), Previous (P), Regenerate (G), Redact "
+        "selection (X). Every decision is on disk when the key is pressed. --screenshot "
+        "renders the window (on a virtual display when there is none), saves it and exits.")
+    p.add_argument("workspace", type=Path, nargs="?", help=WORKSPACE_HELP)
+    p.add_argument("--sample", action="store_true", help="review the sample cohort shipped "
+                   "with the package (its workspace is built on first use, with the shipped "
+                   "models, in ~/.cache/updp-napari/sample-workspace, and brought up to date "
+                   "when another version or other shipped models open it)")
+    p.add_argument("--reviewer", metavar="NAME", help="who reviews (default: the user name of "
+                   "this session)")
+    p.add_argument("--screenshot", metavar="OUT.png", type=Path, help="save a screenshot of the "
+                   "whole window with the first case, print its path and exit")
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from .._qt.launch import open_dock
+    from ..review.session import ReviewSession
+
+    if args.sample:
+        if args.workspace is not None:
+            raise UpdpError("give a WORKSPACE or --sample, not both")
+        from ..review.sample import sample_workspace
+
+        args.workspace = sample_workspace()
+    elif args.workspace is None:
+        raise UpdpError("give the WORKSPACE to review (or --sample for the sample cohort)")
+    # The workspace is checked before any window opens: a wrong folder is one line, exit 2.
+    session = ReviewSession.open(args.workspace, reviewer=args.reviewer)
+    try:
+        return open_dock("UPDP Review", "Review", session, args.screenshot,
+                         "on a headless machine use --screenshot OUT.png")
+    finally:
+        session.close()
+
+
+# -- export ----------------------------------------------------------------------------------
+
+def _register_export(subparsers) -> None:
+    p = command(
+        subparsers, "export", _cmd_export,
+        "write the share package of a workspace's accepted cases",
+        "Write OUT (a new folder) with the accepted cases of WORKSPACE only: de-identified "
+        "DICOM carrying the synthetic pixels, the redacted reports, a manifest (JSON and CSV: "
+        "case id, content hashes, scores, decision, reviewer, model signatures) and a README "
+        "for the receiving hospital. The package is built beside OUT and scanned for every "
+        "identifier of the originals (headers, reports, OCR of the pixels); only a clean "
+        "package is moved into place. Exit 1 when the scan finds anything (nothing is "
+        "written). The workspace key never leaves.")
+    p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("out", type=Path, help="the package folder to create (must not exist)")
+    p.add_argument("--no-ocr", action="store_true", help="scan headers and reports only, not "
+                   "the pixels (faster; only where the filter regenerates every text box)")
+    add_quiet(p)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ..export import LeakFound, export_package
+
+    try:
+        summary = export_package(args.workspace, args.out, ocr=not args.no_ocr,
+                                 progress=progress(args, "export"))
+    except LeakFound as exc:
+        print(f"updp export: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {len(summary.cases)} accepted case(s) to {summary.out} "
+          f"({summary.pending} not accepted, left out); leak scan: {summary.scan}")
+    return 0
