@@ -65,7 +65,7 @@ def build_workspace(path, studies=STUDIES, cohort=SAMPLE) -> dict:
     from updp_napari.cohort.generate import read_ground_truth
     from updp_napari.core.keys import date_shift_days, load_key
     from updp_napari.deid.report import ReportDeidentifier
-    from updp_napari.deid.report.header import read_header
+    from updp_napari.deid.report.header_values import read_header
     from updp_napari.ingest import display_image, read_report
     from updp_napari.review.artifacts import put_array, put_json, put_text
     from updp_napari.review.store import KEY_FILE, ReviewStore

@@ -22,7 +22,7 @@ from updp_napari.deid.header import (
     profile_table,
 )
 from updp_napari.deid.report import ReportDeidentifier
-from updp_napari.deid.report.header import header_identifiers
+from updp_napari.deid.report.header_values import header_identifiers
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

@@ -7,7 +7,7 @@ import pytest
 
 from updp_napari.cli import main
 from updp_napari.deid.report import HeaderIdentifiers, ReportDeidentifier, SiteConfig
-from updp_napari.deid.report.header import header_identifiers
+from updp_napari.deid.report.header_values import header_identifiers
 from updp_napari.evaluate.report import evaluate_reports
 
 KEY = bytes(range(32))

@@ -49,7 +49,7 @@ def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = No
     second on its notes."""
     from .cohort.generate import make_cohort, read_ground_truth
     from .deid.report import ReportDeidentifier
-    from .deid.report.header import read_header
+    from .deid.report.header_values import read_header
     from .ingest import read_report
 
     if reports < 1 or repeat < 1:

@@ -114,7 +114,7 @@ class Pipeline:
         from .core.keys import date_shift_days
         from .deid.dicom import FileRecord
         from .deid.header import pseudonym
-        from .deid.report.header import header_identifiers, patient_key
+        from .deid.report.header_values import header_identifiers, patient_key
         from .ingest import display_image, read_report
 
         original = display_image(study.image)  # InputError names the file and the problem

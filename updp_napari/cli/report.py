@@ -103,7 +103,7 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
     key = _key(args)
     header = None
     if args.header:
-        from ..deid.report.header import read_header
+        from ..deid.report.header_values import read_header
 
         header = read_header(args.header)
     _check_deid_report(args)

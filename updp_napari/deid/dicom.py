@@ -82,7 +82,7 @@ class DicomDeidentifier:
 
     def deidentify_dataset(self, ds, record: FileRecord) -> None:
         """De-identify ``ds`` in place, filling ``record``."""
-        from .report.header import header_identifiers, patient_key
+        from .report.header_values import header_identifiers, patient_key
 
         if self.pixels == "ocr" and "PixelData" in ds:
             # The pixel scan looks for the header's values, read before anything changes.

@@ -22,7 +22,7 @@ from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
 from ..core.times import time_to_hour
 from .report.detectors import HeaderIdentifiers
-from .report.header import IDENTIFIER_VRS, add_identifiers, keyword_of
+from .report.header_values import IDENTIFIER_VRS, add_identifiers, keyword_of
 
 # CID 7050 De-identification Method (coding scheme DCM).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")

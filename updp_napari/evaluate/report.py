@@ -25,7 +25,7 @@ def evaluate_reports(cohort: str | os.PathLike, deidentifier=None, use_header: b
     and how much protected pathology vocabulary stays intact."""
     from ..cohort.reports import EPONYMS
     from ..deid.report import ReportDeidentifier
-    from ..deid.report.header import read_header
+    from ..deid.report.header_values import read_header
 
     cohort = Path(cohort)
     records = read_ground_truth(cohort)

@@ -33,7 +33,7 @@ class BatchResult:
 
 def header_beside(report: Path):
     """The identifiers of the one DICOM file in a report's folder (its study's image)."""
-    from .header import read_header
+    from .header_values import read_header
 
     images = sorted(report.parent.glob("*.dcm"))
     if len(images) != 1:
