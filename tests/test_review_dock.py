@@ -180,14 +180,14 @@ def test_a_painted_mask_is_saved_as_the_reviewer_mask_when_leaving(dock, qtbot):
     widget.next_button.click()
     saved = first.reviewer_mask
     assert saved is not None and np.array_equal(saved, painted)
-    assert session.store.audit_log(first.case_id)[-1].action == "edit_mask"
+    assert session.store.action_log(first.case_id)[-1].action == "edit_mask"
     assert first.preserve_mask[30, 30] == 0  # the pipeline's mask stays
     # back on the case, the edit is what shows; Save mask with no change writes nothing
     widget.previous_button.click()
     assert labels.data[30, 30] == 3
-    entries = len(session.store.audit_log(first.case_id))
+    entries = len(session.store.action_log(first.case_id))
     widget.save_mask_button.click()
-    assert len(session.store.audit_log(first.case_id)) == entries
+    assert len(session.store.action_log(first.case_id)) == entries
     assert "unchanged" in widget.message.text()
 
 
@@ -240,7 +240,7 @@ def test_g_regenerates_with_a_tiny_real_model_and_rescores(dock, qtbot, tiny_mod
     assert case.signature("synthetic")["model"] == "tiny untrained"
     assert not np.array_equal(case.synthetic, before)
     assert np.array_equal(widget.layers["synthetic"].data, case.synthetic)
-    assert widget.session.store.audit_log(case.case_id)[-1].action == "regenerate"
+    assert widget.session.store.action_log(case.case_id)[-1].action == "regenerate"
     # the case was scored again: the dock shows the new figures
     details = case.scores["details"]
     assert "reid_rank" in details and f"{case.scores['privacy']:.2f}" in widget.scores.text()

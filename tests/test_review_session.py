@@ -67,7 +67,7 @@ def test_toggling_a_span_changes_the_redacted_text_and_the_store(ws):
         toggled = session.toggle_span(name.span_id)
         assert toggled.action == "keep" and toggled.changed_by == "ann"
         assert original_words in case.redacted and case.redacted != before
-        entry = session.store.audit_log(case.case_id)[-1]
+        entry = session.store.action_log(case.case_id)[-1]
         assert entry.action == "toggle_span" and entry.detail["span_id"] == name.span_id
         session.toggle_span(name.span_id)
         assert case.redacted == before
@@ -81,7 +81,7 @@ def test_adding_a_redaction_hides_the_text(ws):
         span = session.add_redaction(start, start + len("nodule"), "other")
         assert (span.origin, span.category, span.action) == ("reviewer", "OTHER", "redact")
         assert case.redacted.count("nodule") == report.count("nodule") - 1
-        assert session.store.audit_log(case.case_id)[-1].action == "add_span"
+        assert session.store.action_log(case.case_id)[-1].action == "add_span"
         # overlapping a span already redacted gives one replacement, not garbled text
         name = next(s for s in case.spans if s.category == "NAME" and s.action == "redact")
         session.add_redaction(name.start, name.end + 1)
@@ -100,7 +100,7 @@ def test_accept_records_status_time_and_audit(ws):
         decision = session.decide("accept", comment="findings intact")
         assert decision.seconds == pytest.approx(12.5) and decision.reviewer == "ann"
         assert session.current.status == "accepted"
-        entry = session.store.audit_log(case_id)[-1]
+        entry = session.store.action_log(case_id)[-1]
         assert entry.action == "decide" and entry.detail["decision"] == "accept"
         assert entry.detail["seconds"] == pytest.approx(12.5)
         # the clock restarts when the next case is shown
@@ -146,7 +146,7 @@ def test_saving_a_mask_stores_the_reviewer_mask_beside_the_pipelines(ws):
         assert np.array_equal(case.reviewer_mask, edited)
         assert np.array_equal(case.mask, edited)
         assert np.array_equal(case.preserve_mask, pipeline)  # the model's own stays
-        entry = session.store.audit_log(case.case_id)[-1]
+        entry = session.store.action_log(case.case_id)[-1]
         assert entry.action == "edit_mask" and entry.reviewer == "ann"
         with pytest.raises(InputError, match="shape"):
             session.save_mask(np.zeros((10, 10), np.uint8))
@@ -177,7 +177,7 @@ def test_regenerate_stores_the_new_synthetic_with_its_signature(ws):
         assert signature["input"]["image"] == "cleaned"
         assert signature["input"]["mask"] == "reviewer_mask"
         assert signature["regenerated_by"] == "ann"
-        entry = session.store.audit_log(case.case_id)[-1]
+        entry = session.store.action_log(case.case_id)[-1]
         assert entry.action == "regenerate" and entry.reviewer == "ann"
         assert entry.detail["synthetic"] == result.artifact and entry.detail["seed"] == 7
         assert entry.detail["previous"] != result.artifact

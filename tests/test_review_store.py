@@ -1,4 +1,4 @@
-"""The review workspace store: durable decisions, spans side by side, audit log, artifacts, CLI."""
+"""The review workspace store: durable decisions, spans side by side, action log, artifacts, CLI."""
 
 import os
 import signal
@@ -111,13 +111,13 @@ def test_workspace_files_are_owner_only(tmp_path):
     assert set(folders.values()) == {0o700}, folders
 
 
-def test_audit_log_refuses_update_and_delete(workspace):
+def test_action_log_refuses_update_and_delete(workspace):
     ws, ids = workspace
     with ReviewStore.open(ws) as store:
         store.decide(ids[0], "accept", reviewer="ann")
         span = store.add_span(ids[0], 3, 9, "NAME", reviewer="bob")
         store.toggle_span(ids[0], span.span_id, reviewer="bob")
-        before = store.audit_log()
+        before = store.action_log()
     assert [(e.action, e.reviewer) for e in before] == [
         ("decide", "ann"), ("add_span", "bob"), ("toggle_span", "bob")]
     raw = sqlite3.connect(ws / DATABASE)
@@ -128,7 +128,7 @@ def test_audit_log_refuses_update_and_delete(workspace):
     raw.commit()
     raw.close()
     with ReviewStore.open(ws) as store:
-        assert store.audit_log() == before
+        assert store.action_log() == before
 
 
 def test_first_undecided_resumes_where_the_review_stopped(workspace):
@@ -180,7 +180,7 @@ def test_decide_validates_its_inputs(workspace):
             store.decide(ids[0], "accept", reviewer="ann", seconds=-1)
         with pytest.raises(InputError, match="status must be"):
             store.cases("done")
-        assert store.decisions() == [] and store.audit_log() == []
+        assert store.decisions() == [] and store.action_log() == []
         assert store.case(ids[0]).status == "pending"
 
 
@@ -211,7 +211,7 @@ def test_spans_keep_what_was_proposed_beside_what_the_reviewer_decided(workspace
             store.add_span(ids[0], 9, 9, "NAME", reviewer="ann")
         with pytest.raises(InputError, match="span action"):
             store.add_span(ids[0], 1, 9, "NAME", reviewer="ann", action="hide")
-        assert [e.action for e in store.audit_log(ids[0])] == ["toggle_span", "add_span"]
+        assert [e.action for e in store.action_log(ids[0])] == ["toggle_span", "add_span"]
 
 
 def test_artifacts_are_content_addressed_checked_and_confined(workspace):
@@ -228,7 +228,7 @@ def test_artifacts_are_content_addressed_checked_and_confined(workspace):
         np.testing.assert_array_equal(store.get_array(arr), mask)
         store.record_mask_edit(ids[0], "ann", arr)
         assert store.case(ids[0]).artifacts["reviewer_mask"]["path"] == arr
-        assert store.audit_log(ids[0])[-1].detail["mask"] == arr
+        assert store.action_log(ids[0])[-1].detail["mask"] == arr
         (ws / rel).write_bytes(b"report tex!")
         with pytest.raises(UpdpError, match="damaged"):
             store.get_artifact(rel)
@@ -317,7 +317,7 @@ def test_confirmed_decisions_survive_sigkill(workspace, kill_after):
     confirmed += [int(n) for n in rest.split()]  # printed before it died: confirmed too
     with ReviewStore.open(ws) as store:
         recorded = [int(d.comment) for d in store.decisions()]
-        audited = [e.detail["decision_id"] for e in store.audit_log()]
+        audited = [e.detail["decision_id"] for e in store.action_log()]
         decision_ids = [d.decision_id for d in store.decisions()]
         assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         last = store.decisions()[-1]
@@ -345,7 +345,7 @@ def test_cli_cases_and_decide(workspace, capsys, monkeypatch):
     with ReviewStore.open(ws) as store:
         assert [(d.case_id, d.decision, d.reviewer, d.comment) for d in store.decisions()] == [
             (ids[1], "reject", "ann", "collimation cuts the apex"), (ids[2], "flag", "os-user", "")]
-        assert [e.action for e in store.audit_log()] == ["decide", "decide"]
+        assert [e.action for e in store.action_log()] == ["decide", "decide"]
     out = subprocess.run([sys.executable, "-m", "updp_napari", "cases", str(ws), "--status",
                           "flagged"], capture_output=True, text=True, check=True).stdout
     assert out == f"{ids[2]}\n"

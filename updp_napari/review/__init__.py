@@ -1,5 +1,5 @@
-"""Review: the workspace store of cases, spans, decisions and the audit log (no Qt here)."""
+"""Review: the workspace store of cases, spans, decisions and the action log (no Qt here)."""
 
-from .store import AuditEntry, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
+from .store import ActionEntry, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
 
-__all__ = ["AuditEntry", "CaseRecord", "DecisionRecord", "ReviewStore", "SpanRecord"]
+__all__ = ["ActionEntry", "CaseRecord", "DecisionRecord", "ReviewStore", "SpanRecord"]

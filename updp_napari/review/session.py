@@ -17,7 +17,7 @@ directly::
     session.next()
 
 Every reviewer action goes through :class:`~updp_napari.review.store.ReviewStore`, which
-writes it durably and appends it to the audit log. Regeneration is a job: a generator that
+writes it durably and appends it to the action log. Regeneration is a job: a generator that
 yields ``(done, total)`` progress, honours a cancel token and, when it ends, stores the new
 ``synthetic`` artifact with its signature, unless the reviewer has meanwhile moved to
 another case: then the result is dropped, so an image never lands on a case nobody is

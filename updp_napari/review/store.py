@@ -1,4 +1,4 @@
-"""The review workspace: cases, spans, decisions and the audit log in SQLite, plus artifacts.
+"""The review workspace: cases, spans, decisions and the action log in SQLite, plus artifacts.
 
 A workspace is a folder::
 
@@ -9,7 +9,7 @@ A workspace is a folder::
 
 Every write is one committed transaction, flushed to disk (``synchronous=FULL``) before the
 call returns, so a decision survives the process being killed or the power going off the
-moment after. Every reviewer action is also appended to an audit log that the database
+moment after. Every reviewer action is also appended to an action log that the database
 itself refuses to change or delete.
 
 The store keeps offsets, categories, scores and keyed ids, never report text or header
@@ -112,9 +112,9 @@ CREATE TABLE audit_log (
     detail   TEXT NOT NULL DEFAULT '{{}}'    -- JSON; ids, offsets and words, never report text
 );
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+BEGIN SELECT RAISE(ABORT, 'the action log is append-only'); END;
 """
 
 
@@ -167,7 +167,7 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True)
-class AuditEntry:
+class ActionEntry:
     entry_id: int
     at: str
     reviewer: str
@@ -405,7 +405,7 @@ class ReviewStore(DurableDatabase):
     def record_regeneration(self, case_id: str, reviewer: str, synthetic_artifact: str,
                             signature: dict) -> None:
         """A reviewer regenerated the synthetic image: ``synthetic_artifact`` (from
-        :meth:`put_array`) becomes the case's ``synthetic``, and the audit log keeps the
+        :meth:`put_array`) becomes the case's ``synthetic``, and the action log keeps the
         settings and the image it replaced, in one transaction."""
         reviewer = _check_reviewer(reviewer)
         self.artifact_path(synthetic_artifact)
@@ -499,9 +499,11 @@ class ReviewStore(DurableDatabase):
                                 (span_id,)).fetchone()
         return SpanRecord(*found)
 
-    # -- audit log -------------------------------------------------------------------------
+    # -- action log ------------------------------------------------------------------------
+    # (The table keeps its first name, audit_log, so that existing workspaces open; the
+    # privacy audit is another thing, in updp_napari.audit.)
 
-    def audit_log(self, case_id: str | None = None) -> list[AuditEntry]:
+    def action_log(self, case_id: str | None = None) -> list[ActionEntry]:
         """Every reviewer action (of one case, or of all), oldest first."""
         sql = "SELECT entry_id, at, reviewer, action, case_id, detail FROM audit_log"
         if case_id is None:
@@ -509,7 +511,7 @@ class ReviewStore(DurableDatabase):
         else:
             rows = self._read(sql + " WHERE case_id = ? ORDER BY entry_id",
                               (_check_case_id(case_id),))
-        return [AuditEntry(*row[:5], json.loads(row[5])) for row in rows]
+        return [ActionEntry(*row[:5], json.loads(row[5])) for row in rows]
 
     # -- artifacts -------------------------------------------------------------------------
 
