@@ -1,4 +1,6 @@
-"""The layer rules of DESIGN.md: a cheap top-level import, Qt only under _qt/, a pure core."""
+"""The layer rules of docs/ARCHITECTURE.md: a cheap top-level import, Qt only under _qt/, a pure
+core, no import cycle, the command line imported by nothing, the product path free of the
+synthetic cohort."""
 
 import ast
 import subprocess
@@ -150,3 +152,26 @@ def test_only_the_command_line_and_main_import_the_cli():
             continue
         bad = {t for t in targets if t == "updp_napari.cli" or t.startswith("updp_napari.cli.")}
         assert not bad, f"{name} imports the command line ({', '.join(sorted(bad))})"
+
+
+# The product's own path: what runs on a hospital's data. It must not depend on the synthetic
+# world the cohort generates (training, evaluation and benchmarks may read a cohort).
+PRODUCT = ("updp_napari.core", "updp_napari.deid", "updp_napari.review", "updp_napari.audit",
+           "updp_napari._qt", "updp_napari.pipeline", "updp_napari.export", "updp_napari.ingest",
+           "updp_napari._reader", "updp_napari.studies")
+# Where the product still reads a cohort's ground truth, and why.
+COHORT_EXCEPTIONS = {
+    # A model detector is trained on cohorts and annotated corpora alike.
+    "updp_napari.deid.report.ner",
+    # The site of each study, read from a cohort's ground truth where there is one; an
+    # archive has no ground truth, and its studies have no site yet.
+    "updp_napari.studies",
+}
+
+
+def test_the_product_path_does_not_import_the_synthetic_cohort():
+    for name, targets in _import_graph().items():
+        if not name.startswith(PRODUCT) or name in COHORT_EXCEPTIONS:
+            continue
+        bad = {t for t in targets if t.startswith("updp_napari.cohort")}
+        assert not bad, f"{name} imports the synthetic cohort ({', '.join(sorted(bad))})"
