@@ -9,7 +9,6 @@ edit is saved when leaving the case, deciding, regenerating or pressing Save mas
 
 from __future__ import annotations
 
-import getpass
 import time
 import weakref
 from pathlib import Path
@@ -40,6 +39,7 @@ from qtpy.QtWidgets import (
 
 from ..core.boxes import Box
 from ..core.errors import UpdpError
+from ..core.users import current_user_or_none
 from ..core.vocabulary import REVIEWER_CATEGORIES
 from ..review.session import Regenerated, ReviewSession
 from .background import JobRunner, StallMeter
@@ -116,10 +116,7 @@ class ReviewWidget(QWidget):
     def _open_page(self) -> QWidget:
         page = QWidget()
         self.reviewer_edit = QLineEdit()
-        try:
-            self.reviewer_edit.setText(getpass.getuser())
-        except (OSError, KeyError):
-            pass
+        self.reviewer_edit.setText(current_user_or_none() or "")
         self.open_button = QPushButton("Open workspace…")
         self.open_button.clicked.connect(self.choose_workspace)
         self.open_message = QLabel("No review workspace is open. Choose the folder that "

@@ -16,7 +16,6 @@ each finding.
 
 from __future__ import annotations
 
-import getpass
 import os
 import threading
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import InputError, UpdpError
+from ..core.users import current_user
 from .sample import draw_sample, frame_cases, frame_digest, parse_strata
 from .store import AuditStore, Finding, SampleRecord, check_auditor
 from .target import AuditTarget, Suspect
@@ -49,10 +49,7 @@ class AuditView:
 
 
 def default_auditor() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        raise UpdpError("cannot tell the user name of this session; name the auditor") from None
+    return current_user("auditor")
 
 
 class AuditSession:

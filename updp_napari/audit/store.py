@@ -34,6 +34,7 @@ from pathlib import Path
 from ..core.boxes import Box
 from ..core.durable import DurableDatabase, private_folder
 from ..core.errors import InputError, UpdpError
+from ..core.users import check_person
 
 DATABASE = "audit.sqlite"
 #: ``PRAGMA application_id``: ASCII "UPDA".
@@ -167,10 +168,7 @@ def _now() -> str:
 
 
 def check_auditor(auditor) -> str:
-    auditor = str(auditor or "").strip()
-    if not auditor or len(auditor) > 100 or any(c in auditor for c in "\r\n\t"):
-        raise InputError("auditor must be a name of 1 to 100 characters on one line")
-    return auditor
+    return check_person(auditor, "auditor")
 
 
 def check_span(span, report_length: int | None = None) -> tuple[int, int]:

@@ -120,13 +120,9 @@ def _reviewer(given: str | None) -> str:
     """``--reviewer``, or the user name of this session."""
     if given is not None:
         return given
-    import getpass
+    from ..core.users import current_user
 
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        raise UpdpError("cannot tell the user name of this session; give --reviewer NAME") \
-            from None
+    return current_user("--reviewer")
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:

@@ -26,7 +26,6 @@ looking at.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import queue
@@ -41,6 +40,7 @@ import numpy as np
 
 from ..core.boxes import Box
 from ..core.errors import InputError, UpdpError
+from ..core.users import check_person, current_user
 from ..core.vocabulary import MAX_FINDING_LABEL
 from .artifacts import CaseArtifacts
 from .store import KEY_FILE, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
@@ -332,15 +332,7 @@ class ReviewSession:
              clock: Callable[[], float] = time.monotonic) -> ReviewSession:
         """Open ``workspace`` at its first undecided case (or its first case when all are
         decided). ``reviewer`` defaults to the user name of this session."""
-        if reviewer is None:
-            try:
-                reviewer = getpass.getuser()
-            except (OSError, KeyError):
-                raise UpdpError("cannot tell the user name of this session; give a reviewer "
-                                "name") from None
-        reviewer = str(reviewer).strip()
-        if not reviewer or len(reviewer) > 100 or any(c in reviewer for c in "\r\n\t"):
-            raise InputError("reviewer must be a name of 1 to 100 characters on one line")
+        reviewer = check_person(current_user() if reviewer is None else reviewer)
         store = ReviewStore.open(workspace)
         session = cls(store, reviewer, clock)
         start = store.first_undecided()

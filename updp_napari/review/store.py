@@ -43,6 +43,7 @@ from ..core.errors import InputError, UpdpError
 from ..core.files import write_bytes_atomic
 from ..core.keys import KEY_FILE as KEY_FILE  # the workspace layout, named here too
 from ..core.keys import workspace_key
+from ..core.users import check_person
 
 DATABASE = "workspace.sqlite"
 ARTIFACTS = "artifacts"
@@ -607,10 +608,7 @@ def _check_word(word: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def _check_reviewer(reviewer: str) -> str:
-    reviewer = str(reviewer or "").strip()
-    if not reviewer or len(reviewer) > 100 or any(c in reviewer for c in "\r\n\t"):
-        raise InputError("reviewer must be a name of 1 to 100 characters on one line")
-    return reviewer
+    return check_person(reviewer, "reviewer")
 
 
 def _finite(value, what: str) -> float:
