@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 from qtpy.QtCore import QObject, Qt, QTimer
 
+from ..core.jobs import inline_jobs
+
 
 def run_in_background_default() -> bool:
     """Jobs run on a worker thread unless ``UPDP_SYNC=1`` (tests) says run them inline."""
-    return os.environ.get("UPDP_SYNC") != "1"
+    return not inline_jobs()
 
 
 def _drive(job):

@@ -39,6 +39,7 @@ from qtpy.QtWidgets import (
 
 from ..core.boxes import Box
 from ..core.errors import UpdpError
+from ..core.jobs import is_progress
 from ..core.users import current_user_or_none
 from ..core.vocabulary import REVIEWER_CATEGORIES
 from ..review.session import Regenerated, ReviewSession
@@ -629,7 +630,7 @@ class ReviewWidget(QWidget):
             self.progress.setValue(done)
 
     def _on_job_item(self, item) -> None:
-        if isinstance(item, tuple):
+        if is_progress(item):
             self._progress_latest = item
             return
         if not isinstance(item, Regenerated):

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..core.boxes import Box
 from ..core.errors import InputError, UpdpError
+from ..core.jobs import inline_jobs, run_to_end
 from ..core.users import check_person, current_user
 from ..core.vocabulary import MAX_FINDING_LABEL
 from .artifacts import CaseArtifacts
@@ -278,9 +279,7 @@ class RegenerationJob:
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> Regenerated | None:
         """Run to the end on this thread; the result (stored or dropped), None if cancelled."""
-        for item in self:
-            if isinstance(item, tuple) and progress is not None:
-                progress(*item)
+        run_to_end(self, progress)
         return self.result
 
     def _signature(self, filt) -> dict:
@@ -608,10 +607,6 @@ def _default_filter():
     return load_filter(None)
 
 
-def _sync() -> bool:
-    return os.environ.get("UPDP_SYNC") == "1"
-
-
 def _synthesis_steps(filt, image, mask, text_mask, call: dict, cancel):
     """Run ``filt.synthesize`` and turn its progress callbacks into ``(done, total)``
     yields; returns the image (None when cancelled).
@@ -620,7 +615,7 @@ def _synthesis_steps(filt, image, mask, text_mask, call: dict, cancel):
     it happens, and a cancel is answered at once even by a filter that never looks at its
     token. With ``UPDP_SYNC=1`` (tests) it runs inline and its progress follows at the end.
     """
-    if _sync():
+    if inline_jobs():
         steps: list[tuple[int, int]] = []
         try:
             image = filt.synthesize(image, mask, text_mask, progress=lambda d, t: steps.append(

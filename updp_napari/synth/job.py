@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import UpdpError
+from ..core.jobs import inline_jobs, run_to_end
 
 # How long a worker process may take to stop after a cancel before it is terminated.
 STOP_GRACE_S = 10.0
@@ -108,7 +109,7 @@ class SynthesisJob:
 
 
 def _isolate_default() -> bool:
-    if os.environ.get("UPDP_SYNC") == "1":
+    if inline_jobs():
         return False
     try:
         import torch
@@ -130,9 +131,7 @@ def run_job(images: Sequence, preserve_masks: Sequence, text_masks: Sequence | N
         isolate = _isolate_default()
     if not isolate:
         job = SynthesisJob(images, preserve_masks, text_masks, cancel=cancel, **settings)
-        for item in job:
-            if isinstance(item, tuple) and progress is not None:
-                progress(*item)
+        run_to_end(job, progress)
         return job.result
     return _run_in_process(images, preserve_masks, text_masks, progress, cancel, settings)
 
@@ -141,9 +140,7 @@ def _worker(messages, stop, images, preserve_masks, text_masks, settings) -> Non
     """The worker process: run the job, send progress, then the result or the error."""
     try:
         job = SynthesisJob(images, preserve_masks, text_masks, cancel=stop, **settings)
-        for item in job:
-            if isinstance(item, tuple):
-                messages.put(("progress", *item))
+        run_to_end(job, lambda done, total: messages.put(("progress", done, total)))
         messages.put(("cancelled",) if job.cancelled else ("result", job.result))
     except UpdpError as exc:
         messages.put(("error", str(exc)))
