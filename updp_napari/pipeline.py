@@ -66,7 +66,7 @@ class Pipeline:
         from .deid.report import ReportDeidentifier
 
         self.store = store
-        self.key = store._workspace_key()
+        self.key = store.key
         self.dicom = DicomDeidentifier(self.key, options or DEFAULT_OPTIONS, pixels=pixels)
         self.reports = ReportDeidentifier()
         self.model, self.scorers_path = model, scorers

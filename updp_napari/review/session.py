@@ -44,7 +44,7 @@ from ..core.jobs import inline_jobs, run_to_end
 from ..core.users import check_person, current_user
 from ..core.vocabulary import MAX_FINDING_LABEL
 from .artifacts import CaseArtifacts
-from .store import KEY_FILE, CaseRecord, DecisionRecord, ReviewStore, SpanRecord
+from .store import CaseRecord, DecisionRecord, ReviewStore, SpanRecord
 
 #: Arrays kept in memory between reads (content-addressed, so never stale).
 CACHED_ARRAYS = 16
@@ -322,7 +322,6 @@ class ReviewSession:
         self._lock = threading.RLock()
         self._current: str | None = None
         self._shown_at = clock()
-        self._key: bytes | None = None
         self._arrays: OrderedDict[str, np.ndarray] = OrderedDict()
         self._scorers = None
 
@@ -360,11 +359,8 @@ class ReviewSession:
 
     @property
     def key(self) -> bytes:
-        if self._key is None:
-            from ..core.keys import load_key
-
-            self._key = load_key(self.workspace / KEY_FILE)
-        return self._key
+        """The workspace's secret key (the store's)."""
+        return self.store.key
 
     # -- the queue --------------------------------------------------------------------------
 

@@ -226,7 +226,9 @@ class ReviewStore(DurableDatabase):
 
     # -- cases -----------------------------------------------------------------------------
 
-    def _workspace_key(self) -> bytes:
+    @property
+    def key(self) -> bytes:
+        """The workspace's secret key (read once). It never leaves the workspace."""
         if self._key is None:
             self._key = workspace_key(self.workspace)
         return self._key
@@ -236,7 +238,7 @@ class ReviewStore(DurableDatabase):
         from ..core.keys import keyed_digest
 
         study = _identity(study)
-        return keyed_digest(self._workspace_key(), "case-id", study).hex()[:CASE_ID_HEX]
+        return keyed_digest(self.key, "case-id", study).hex()[:CASE_ID_HEX]
 
     def add_case(self, study: str, site: str | None = None,
                  artifacts: dict | None = None) -> str:
@@ -249,7 +251,7 @@ class ReviewStore(DurableDatabase):
         from ..deid.header import remap_uid
 
         case_id = self.case_id_for(study)
-        study_ref = remap_uid(self._workspace_key(), _identity(study))
+        study_ref = remap_uid(self.key, _identity(study))
         artifacts = _artifact_map(artifacts or {})
         now = _now()
         with self._write() as cur:
