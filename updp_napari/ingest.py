@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import InputError
+from .core.files import input_file
 from .core.vocabulary import FINDINGS
 
 REPORT_NAME = "report.txt"
@@ -58,11 +59,7 @@ def read_dicom(path: str | os.PathLike, with_header: bool = True) -> LoadedImage
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
+    path = input_file(path)
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import InputError
+
 
 def write_text_atomic(path: str | os.PathLike, text: str, private: bool = False) -> None:
     """Write ``text`` (UTF-8, newlines as given) so readers see the old file or the new one."""
@@ -54,3 +56,13 @@ def fsync_folder(folder: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def input_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is an existing file; an InputError naming it otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..cohort.generate import read_ground_truth
 from ..core.errors import InputError
+from ..core.files import input_file
 from ..ingest import read_report
 
 
@@ -118,11 +119,7 @@ def read_corpus(path: str | os.PathLike) -> list[dict]:
     the text."""
     import json
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
+    path = input_file(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
