@@ -250,8 +250,11 @@ def test_non_dicom_originals_are_skipped_with_a_reason_and_the_rest_scanned(
     assert "not a DICOM file" in skipped[str(src / "p0000_s01" / "scan.bin")]
     assert "not a DICOM file" in skipped[str(src / "broken.dcm")]
     assert "truncated" in skipped[str(src / "truncated.dcm")]
-    assert report.files == 3 and report.clean
+    # Fail closed: what could not be read whole is not proven clean.
+    assert report.files == 3 and not report.leaks and not report.clean
+    assert "NOT clean" in report.summary() and "3 skipped" in report.summary()
     assert progress == [(n, 6) for n in range(1, 7)]
+    assert main(["scan-leaks", str(src), str(deid), "--no-ocr", "-q"]) == 1
 
 
 def test_a_missing_counterpart_is_its_own_kind_of_finding(cohort, records, tmp_path, capsys):
@@ -470,3 +473,29 @@ def test_ocr_misreadings_are_still_matched_but_random_letters_are_not():
     assert set(ids.find_ocr(halves, [(40, 10, 60, 20), (63, 11, 101, 21)])) == {"name"}
     assert not ids.find_ocr(halves, [(40, 10, 60, 20), (190, 11, 228, 21)])
     assert not ids.find_ocr(halves, [(40, 10, 60, 20), (61, 30, 99, 40)])
+
+
+def damaged_length(data: bytes) -> bytes:
+    """The file with PatientBirthDate's length field saying 19 instead of 8: the parser then
+    reads one bogus element that swallows what follows it (names, IDs, the pixels)."""
+    tag = b"\x10\x00\x30\x00DA\x08\x00"
+    assert data.count(tag) == 1
+    return data.replace(tag, b"\x10\x00\x30\x00DA\x13\x00")
+
+
+def test_a_header_the_parser_misreads_is_refused_and_never_called_clean(cohort, records, tmp_path,
+                                                                          capsys):
+    from updp_napari.deid.dicom import DicomDeidentifier
+
+    chosen = records[:2]
+    src = originals_only(cohort, chosen, tmp_path / "orig")
+    bad = src / chosen[1]["image"]
+    bad.write_bytes(damaged_length(bad.read_bytes()))
+    out = tmp_path / "written.dcm"
+    record = DicomDeidentifier(bytes(range(32)), pixels="off").deidentify_file(bad, out, "bad.dcm")
+    assert record.status == "skipped" and "pixel" in record.reason and not out.exists()
+    deid = write_blanked(cohort, chosen, tmp_path / "deid")
+    report = scan_leaks(src, deid, ocr=False)
+    assert [Path(p).name for p, _ in report.skipped] == [bad.name] and not report.clean
+    assert main(["scan-leaks", str(src), str(deid), "--no-ocr", "-q"]) == 1
+    assert "NOT clean" in capsys.readouterr().out

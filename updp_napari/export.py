@@ -190,9 +190,12 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                     progress(n + 1, len(accepted))
             report_scan = scan_leaks(originals, staging, ocr=ocr)
             if not report_scan.clean:
-                lines = "\n".join(f"  {leak.line()}" for leak in report_scan.leaks[:20])
-                raise LeakFound(f"the leak scan found identifiers in the package; nothing was "
-                                f"exported:\n{lines}\n{report_scan.summary()}", report_scan)
+                lines = [f"  {leak.line()}" for leak in report_scan.leaks[:20]]
+                lines += [f"  {Path(path).name}: {reason}" for path, reason in report_scan.skipped[:20]]
+                what = ("found identifiers in the package" if report_scan.leaks else
+                        "could not read every original whole, so the package is not proven clean")
+                raise LeakFound(f"the leak scan {what}; nothing was exported:\n" + "\n".join(lines)
+                                + f"\n{report_scan.summary()}", report_scan)
             summary.scan = report_scan.summary()
             manifest = {"package": "updp-share", "version": __version__, "cases": rows,
                         "leak_scan": summary.scan, "ocr": ocr}

@@ -134,7 +134,8 @@ def _register_scan_leaks(subparsers) -> None:
         "devices, private text, nested sequences) in every element of the counterpart, in the "
         "reports (*.txt, *.json) beside it, in its path and, by OCR, in its pixels. Prints "
         "`file  place  category` per leak, never the value. Exit status 0 when clean, 1 when "
-        "anything leaks or a counterpart is missing or unreadable, 2 on input errors.")
+        "anything leaks, a counterpart is missing or unreadable, or an original could not be "
+        "read whole (what was not read is not proven clean), 2 on input errors.")
     p.add_argument("originals", type=Path, help="original DICOM file, or a folder of them")
     p.add_argument("deidentified", type=Path, help="the de-identified file, or the folder that "
                    "mirrors the originals' relative paths")

@@ -225,8 +225,17 @@ def identifier_free_path(rel: str, ds, key: bytes) -> str:
 
 
 def check_complete(ds) -> None:
-    """Refuse an image whose pixel data is missing or shorter than its header says."""
+    """Refuse an image whose pixel data is missing or shorter than its header says.
+
+    An image is known by its pixel description or by its SOP class: a damaged length field
+    can make the parser swallow the rest of the header (Rows, the pixels, names after it)
+    into one bogus element, and what it read then is a partial understanding of the file."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    by_class = "Image Storage" in (getattr(sop_class, "name", "") or "")
     if "Rows" not in ds or "Columns" not in ds:
+        if by_class:
+            raise InputError("an image without its pixel description or data (a damaged header?)")
         return  # not an image (a report, a structured document)
     if "PixelData" not in ds:
         raise InputError("image without pixel data (a truncated file?)")

@@ -141,7 +141,9 @@ class LeakReport:
 
     @property
     def clean(self) -> bool:
-        return not self.leaks
+        """No leak, and every original read whole: a file the scanner could not read is not
+        proven clean (fail closed)."""
+        return not self.leaks and not self.skipped
 
     def count(self, kind: str) -> int:
         return sum(1 for leak in self.leaks if leak.kind == kind)
@@ -156,7 +158,8 @@ class LeakReport:
             parts.append(f"{missing} missing counterpart{'s' * (missing != 1)}")
         if unreadable:
             parts.append(f"{unreadable} unreadable")
-        parts.append(f"{len(self.skipped)} skipped")
+        parts.append(f"{len(self.skipped)} skipped (could not be read whole, so not proven clean)"
+                     if self.skipped else "0 skipped")
         verdict = "clean" if self.clean else "NOT clean"
         return (f"scanned {self.files} file{'s' * (self.files != 1)}: {verdict}; "
                 + ", ".join(parts))
@@ -854,8 +857,9 @@ def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
 
     ``originals`` is a DICOM file or a folder (searched recursively); ``deidentified`` the
     de-identified file, or the folder that mirrors the originals' relative paths. Files of
-    the originals that are not DICOM are listed in ``skipped`` with the reason; companions
-    (``*.txt``, ``*.json``, ``*.png``, …) are not tried. ``ocr=False`` leaves the pixels out.
+    the originals that are not DICOM, or could not be read whole, are listed in ``skipped``
+    with the reason, and the report is then not clean; companions (``*.txt``, ``*.json``,
+    ``*.png``, …) are not tried. ``ocr=False`` leaves the pixels out.
     ``record`` (deid-dicom's) maps originals to counterparts written under another path.
     Raises UpdpError when the inputs cannot be used at all.
     """
