@@ -54,19 +54,29 @@ def flatten_header(ds, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def read_dicom(path: str | os.PathLike, with_header: bool = True) -> LoadedImage:
-    """Read one radiograph for display. Raises InputError for anything unusable."""
+def read_dataset(path: str | os.PathLike, **options):
+    """``pydicom.dcmread(path, **options)``, with every way a damaged file fails (a corrupt
+    deflate stream, sequences nested past the recursion limit, a wrong length field) turned
+    into an InputError naming the file and the kind of damage, never a value from it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     path = input_file(path)
     try:
-        ds = pydicom.dcmread(path)
+        return pydicom.dcmread(path, **options)
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file (no DICOM preamble or header found)") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # pydicom's errors quote bytes of the file: never pass them on
         raise InputError(f"{path}: DICOM file is damaged or truncated "
                          f"({type(exc).__name__})") from None
+
+
+def read_dicom(path: str | os.PathLike, with_header: bool = True) -> LoadedImage:
+    """Read one radiograph for display. Raises InputError for anything unusable."""
+    path = Path(path)
+    ds = read_dataset(path)
     if "PixelData" not in ds:
         raise InputError(f"{path}: DICOM file has no pixel data (truncated, or not an image)")
     try:

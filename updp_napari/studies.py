@@ -43,14 +43,12 @@ class Discovery:
 
 
 def _header(path: Path):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    from .ingest import read_dataset
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True,
-                               specific_tags=["StudyInstanceUID", "SOPInstanceUID",
-                                              "AccessionNumber"])
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
+        return read_dataset(path, stop_before_pixels=True,
+                            specific_tags=["StudyInstanceUID", "SOPInstanceUID", "AccessionNumber"])
+    except InputError:
         return None
 
 

@@ -153,14 +153,13 @@ class DicomDeidentifier:
                         ) -> FileRecord:
         """De-identify ``src`` into ``dst``; with ``out_root``, into ``out_root`` / ``rel``
         where the file's own identifiers in ``rel`` are replaced by their stand-ins."""
-        import pydicom
-        from pydicom.errors import InvalidDicomError
+        from ..ingest import read_dataset
 
         record = FileRecord(rel, "ok")
         try:
-            ds = pydicom.dcmread(src)
-        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
-            return FileRecord(rel, "skipped", f"not a readable DICOM file ({type(exc).__name__})")
+            ds = read_dataset(src)
+        except InputError as exc:
+            return FileRecord(rel, "skipped", str(exc).split(": ", 1)[-1])
         if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
             return FileRecord(rel, "skipped", "no transfer syntax in the file meta")
         if str(ds.get("SOPClassUID", "")) == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from pathlib import Path
 
-from ...core.errors import InputError
 from .detectors import HeaderIdentifiers
 
 _PERSON_ELEMENTS = ("PatientName", "ReferringPhysicianName", "PerformingPhysicianName",
@@ -75,14 +73,6 @@ def header_identifiers(ds) -> HeaderIdentifiers:
 
 
 def read_header(path: str | os.PathLike) -> HeaderIdentifiers:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    from ...ingest import read_dataset
 
-    path = Path(path)
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
-        raise InputError(f"{path}: not a readable DICOM file") from None
-    return header_identifiers(ds)
+    return header_identifiers(read_dataset(path, stop_before_pixels=True))

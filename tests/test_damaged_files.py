@@ -1,0 +1,107 @@
+"""Damaged DICOM files among good ones: each is refused with a value-free reason, the batch
+goes on, and nothing calls what it could not read clean.
+
+The damage is made here from the sample cohort: a corrupt deflate stream, sequences nested
+past the recursion limit, and a length field that makes the parser swallow the header.
+"""
+
+import io
+import shutil
+import struct
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from updp_napari.cli import main
+from updp_napari.core.errors import InputError
+from updp_napari.deid.dicom import DicomDeidentifier, deidentify_tree
+from updp_napari.deid.leaks import scan_leaks
+from updp_napari.ingest import read_dataset
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+KEY = bytes(range(32))
+
+
+def corrupt_deflate(data: bytes) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    out = bytearray(buf.getvalue())
+    meta_end = 144 + struct.unpack("<I", out[140:144])[0]
+    out[meta_end + 10:meta_end + 40] = b"\xab" * 30
+    return bytes(out)
+
+
+def deep_nesting(data: bytes, depth: int = 400) -> bytes:
+    sequence = struct.pack("<HH", 0x7FE1, 0x1010) + b"SQ\x00\x00" + b"\xff" * 4
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    ends = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return data + (sequence + item) * depth + ends * depth
+
+
+def swallowed_header(data: bytes) -> bytes:
+    tag = b"\x10\x00\x30\x00DA\x08\x00"  # PatientBirthDate, length 8
+    assert data.count(tag) == 1
+    return data.replace(tag, b"\x10\x00\x30\x00DA\x13\x00")
+
+
+DAMAGE = {"deflate.dcm": corrupt_deflate, "nested.dcm": deep_nesting,
+          "swallowed.dcm": swallowed_header}
+
+
+@pytest.fixture()
+def mixed(tmp_path):
+    """Three good studies and one damaged file of each kind, in one folder."""
+    src = tmp_path / "in"
+    good = sorted(SAMPLE.glob("p000*_s01/image.dcm"))[:3]
+    for path in good:
+        (src / path.parent.name).mkdir(parents=True)
+        shutil.copy(path, src / path.parent.name / "image.dcm")
+    data = good[0].read_bytes()
+    (src / "damaged").mkdir()
+    for name, damage in DAMAGE.items():
+        (src / "damaged" / name).write_bytes(damage(data))
+    return src, [p.parent.name for p in good]
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGE))
+def test_the_shared_reader_refuses_damage_without_quoting_it(mixed, name):
+    src, _ = mixed
+    path = src / "damaged" / name
+    try:
+        ds = read_dataset(path)
+    except InputError as exc:
+        assert str(path) in str(exc) and "damaged" in str(exc)
+        return
+    # The swallowed header reads "well" to pydicom: the image checks must refuse it.
+    assert name == "swallowed.dcm" and "Rows" not in ds
+
+
+def test_deid_dicom_goes_on_past_every_damaged_file(mixed, tmp_path, capsys):
+    src, good = mixed
+    records = deidentify_tree(src, tmp_path / "out", DicomDeidentifier(KEY, pixels="off"))
+    by_file = {r.file: r for r in records}
+    for name in DAMAGE:
+        record = by_file[f"damaged/{name}"]
+        assert record.status == "skipped" and record.reason, name
+    assert sum(r.status == "ok" for r in records) == len(good)
+    assert not (tmp_path / "out" / "damaged").exists() or \
+        not any((tmp_path / "out" / "damaged").iterdir())
+    # And from the command line: no traceback, the good files written, exit status 0
+    # (some were done), the damaged ones listed.
+    assert main(["deid-dicom", str(src), str(tmp_path / "cli"), "--pixels", "off",
+                 "--key-file", str(tmp_path / "k.key"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "damaged" in err
+
+
+def test_the_gate_is_not_clean_when_an_original_could_not_be_read(mixed, tmp_path):
+    src, _ = mixed
+    out = tmp_path / "out"
+    deidentify_tree(src, out, DicomDeidentifier(KEY, pixels="off"))
+    report = scan_leaks(src, out, ocr=False)
+    skipped = {Path(path).name for path, _ in report.skipped}
+    assert skipped == set(DAMAGE) and not report.clean
