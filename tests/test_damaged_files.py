@@ -105,3 +105,17 @@ def test_the_gate_is_not_clean_when_an_original_could_not_be_read(mixed, tmp_pat
     report = scan_leaks(src, out, ocr=False)
     skipped = {Path(path).name for path, _ in report.skipped}
     assert skipped == set(DAMAGE) and not report.clean
+
+
+def test_updp_run_records_damaged_studies_and_processes_the_rest(mixed, tmp_path, tiny_models):
+    from updp_napari.pipeline import run_pipeline
+
+    src, good = mixed
+    summary = run_pipeline(src, tmp_path / "ws", model=tiny_models[0], scorers=tiny_models[1],
+                           pixels="off")
+    refused = {Path(name).name for _, name, _ in summary.failed} | \
+        {Path(name).name for name, _ in summary.not_studies}
+    assert set(DAMAGE) <= refused
+    assert summary.done == len(good)
+    for _, _, reason in summary.failed:
+        assert "Traceback" not in reason and "\n" not in reason

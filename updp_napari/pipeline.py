@@ -238,6 +238,12 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                     reason = str(exc).replace(str(study.image), study.name)
                     store.mark_failed(case_id, reason)
                     summary.failed.append((case_id, study.name, reason))
+                except (MemoryError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # damage met anywhere in one study: that study only
+                    reason = f"could not be processed ({type(exc).__name__})"
+                    store.mark_failed(case_id, reason)
+                    summary.failed.append((case_id, study.name, reason))
                 if len(pending) >= BATCH:
                     flush()
             if progress:
