@@ -119,3 +119,28 @@ def test_updp_run_records_damaged_studies_and_processes_the_rest(mixed, tmp_path
     assert summary.done == len(good)
     for _, _, reason in summary.failed:
         assert "Traceback" not in reason and "\n" not in reason
+
+
+def test_symbolic_links_are_not_followed(mixed, tmp_path):
+    from updp_napari.deid.report import ReportDeidentifier
+    from updp_napari.deid.report.batch import deidentify_folder
+
+    src, good = mixed
+    secret = tmp_path / "outside" / "secret.dcm"
+    secret.parent.mkdir()
+    shutil.copy(src / good[0] / "image.dcm", secret)
+    (src / "linked.dcm").symlink_to(secret)
+    written = deidentify_tree(src, tmp_path / "out", DicomDeidentifier(KEY, pixels="off"))
+    records = {r.file: r for r in written}
+    assert records["linked.dcm"].status == "skipped" and "link" in records["linked.dcm"].reason
+    assert not (tmp_path / "out" / "linked.dcm").exists()
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "a.txt").write_text("Seen by Dr. Okafor.", encoding="utf-8")
+    outside = tmp_path / "outside" / "notes.txt"
+    outside.write_text("private notes of Ann Lee", encoding="utf-8")
+    (reports / "b.txt").symlink_to(outside)
+    result = deidentify_folder(reports, tmp_path / "redacted", ReportDeidentifier(use_plugins=False))
+    assert [str(rel) for rel, _ in result.skipped] == ["b.txt"]
+    assert (tmp_path / "redacted" / "a.txt").exists() and not (tmp_path / "redacted" / "b.txt").exists()

@@ -280,6 +280,9 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
         if path.suffix.lower() in (".txt", ".json", ".jsonl", ".md") and src.is_dir():
             records.append(FileRecord(rel, "skipped", "not DICOM (text beside the images; "
                                                       "de-identify reports with deid-report)"))
+        elif path.is_symlink() and src.is_dir():
+            # Its target may lie outside the input tree: never followed.
+            records.append(FileRecord(rel, "skipped", "a symbolic link, not followed"))
         else:
             records.append(deid.deidentify_file(path, target, rel,
                                                 out_root=dst if src.is_dir() else None))

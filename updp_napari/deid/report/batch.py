@@ -64,6 +64,9 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
     for n, path in enumerate(files, 1):
         rel = path.relative_to(src)
         try:
+            if path.is_symlink():
+                # Its target may lie anywhere ("passwd.txt -> /etc/passwd"): never followed.
+                raise UpdpError(f"{path}: a symbolic link, not followed")
             text = read_report(path)
             this_header = header_beside(path) if use_header_beside else header
             redacted = deidentifier.deidentify(text, this_header, mode=mode, key=key)
