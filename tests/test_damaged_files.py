@@ -144,3 +144,39 @@ def test_symbolic_links_are_not_followed(mixed, tmp_path):
     result = deidentify_folder(reports, tmp_path / "redacted", ReportDeidentifier(use_plugins=False))
     assert [str(rel) for rel, _ in result.skipped] == ["b.txt"]
     assert (tmp_path / "redacted" / "a.txt").exists() and not (tmp_path / "redacted" / "b.txt").exists()
+
+
+def test_no_value_of_a_file_reaches_warnings_or_output(tmp_path, capsys):
+    """pydicom warns about an invalid UID with its digits; the product lets none out."""
+    import logging
+    import warnings
+
+    src = tmp_path / "in"
+    src.mkdir()
+    test_files = Path(pydicom.__file__).parent / "data" / "test_files"
+    shutil.copy(test_files / "rtdose_rle_1frame.dcm", src / "dose.dcm")
+    uid_digits = "0123.4567.89012345678901"
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    from pydicom import config
+
+    # As a fresh process finds pydicom: warning about values (another test may have quietened it).
+    config.settings.reading_validation_mode = config.WARN
+    config.settings.writing_validation_mode = config.WARN
+    handler = Keep()
+    logging.getLogger("pydicom").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["deid-dicom", str(src), str(tmp_path / "out"), "--pixels", "off",
+                         "--key-file", str(tmp_path / "k.key"), "-q"]) == 0
+            assert main(["scan-leaks", str(src), str(tmp_path / "out"), "--no-ocr", "-q"]) == 0
+    finally:
+        logging.getLogger("pydicom").removeHandler(handler)
+    out = capsys.readouterr()
+    said = [str(w.message) for w in caught] + records + [out.out, out.err]
+    assert not [s for s in said if uid_digits in s]

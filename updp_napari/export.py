@@ -67,8 +67,9 @@ def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes)
     from pydicom.uid import ExplicitVRLittleEndian
 
     from .deid.header import remap_uid
-    from .ingest import _window
+    from .ingest import _window, quiet_pydicom
 
+    quiet_pydicom()
     ds = pydicom.dcmread(io.BytesIO(dicom_bytes))
     rows, cols = int(ds.Rows), int(ds.Columns)
     image = np.clip(np.asarray(synthetic, np.float64), 0.0, 1.0)

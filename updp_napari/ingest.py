@@ -54,6 +54,16 @@ def flatten_header(ds, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def quiet_pydicom() -> None:
+    """Keep pydicom from printing a file's values: its checks of value formats warn with the
+    value itself (an invalid UID's digits, a name's bytes) on stderr and in the log. The
+    product validates what it needs itself and reports without values."""
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE
+    config.settings.writing_validation_mode = config.IGNORE
+
+
 def read_dataset(path: str | os.PathLike, **options):
     """``pydicom.dcmread(path, **options)``, with every way a damaged file fails (a corrupt
     deflate stream, sequences nested past the recursion limit, a wrong length field) turned
@@ -62,6 +72,7 @@ def read_dataset(path: str | os.PathLike, **options):
     from pydicom.errors import InvalidDicomError
 
     path = input_file(path)
+    quiet_pydicom()
     try:
         return pydicom.dcmread(path, **options)
     except InvalidDicomError:

@@ -710,6 +710,9 @@ def _read(path: Path, *, pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from ..ingest import quiet_pydicom
+
+    quiet_pydicom()
     try:
         # The whole file is parsed, elements after the pixel data included (trailing private
         # groups, signatures); large values, the pixels above all, are read only when used.
