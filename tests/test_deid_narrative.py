@@ -172,3 +172,9 @@ def test_a_name_ends_at_the_next_field_the_line_or_the_role(deid, text, name, af
 def test_surrogates_leave_the_next_field_label_alone(deid):
     out = deid.deidentify("PATIENT: MORALES, ERIC M    SEX: M", mode="surrogate", key=b"k" * 32).text
     assert out.endswith("    SEX: M") and "MORALES" not in out and "ERIC" not in out
+
+
+def test_a_name_found_again_yields_to_a_protected_term(deid):
+    text = "Discussed with Dr Hampton.\nNo Hampton hump or Westermark sign."
+    starts = [s.start for s in deid.detect(text)]
+    assert text.index("Hampton") in starts and text.index("Hampton hump") not in starts

@@ -119,7 +119,9 @@ class ReportDeidentifier:
             found.extend(Span(start, end, category, source)
                          for start, end in matcher.find(text, words, index))
         found = self._apply_whitelist(text, found, words, index)
-        found += propagate(ctx.reader(text), found)
+        # What the note repeats of a found name yields to protected terms as well: "Dr Hampton"
+        # found, "Hampton hump" stays.
+        found += self._apply_whitelist(text, propagate(ctx.reader(text), found), words, index)
         return join_adjacent(resolve(found), text, "NAME")
 
     def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None) -> list[Span]:
