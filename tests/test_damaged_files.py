@@ -180,3 +180,28 @@ def test_no_value_of_a_file_reaches_warnings_or_output(tmp_path, capsys):
     out = capsys.readouterr()
     said = [str(w.message) for w in caught] + records + [out.out, out.err]
     assert not [s for s in said if uid_digits in s]
+
+
+def test_folders_are_owner_only_whatever_the_umask(mixed, tmp_path):
+    import os
+
+    from updp_napari.deid.report import ReportDeidentifier
+    from updp_napari.deid.report.batch import deidentify_folder
+
+    src, _ = mixed
+    reports = tmp_path / "reports" / "site"
+    reports.mkdir(parents=True)
+    (reports / "a.txt").write_text("Seen by Dr. Okafor.", encoding="utf-8")
+    old = os.umask(0)
+    try:
+        deidentify_tree(src, tmp_path / "new" / "out", DicomDeidentifier(KEY, pixels="off"),
+                        record_path=tmp_path / "ws" / "records" / "r.jsonl")
+        deidentify_folder(tmp_path / "reports", tmp_path / "red" / "dacted",
+                          ReportDeidentifier(use_plugins=False))
+    finally:
+        os.umask(old)
+    made = [tmp_path / "new", tmp_path / "new" / "out", tmp_path / "ws", tmp_path / "ws" / "records",
+            tmp_path / "red", tmp_path / "red" / "dacted", tmp_path / "red" / "dacted" / "site"]
+    made += [p for p in (tmp_path / "new" / "out").rglob("*") if p.is_dir()]
+    for folder in made:
+        assert folder.stat().st_mode & 0o777 == 0o700, folder

@@ -32,7 +32,7 @@ import numpy as np
 from . import __version__
 from .audit.sample import case_category
 from .core.errors import InputError, UpdpError
-from .core.files import fsync_folder, write_bytes_atomic
+from .core.files import fsync_folder, private_folder, write_bytes_atomic
 
 MANIFEST_FIELDS = ("case_id", "site", "category", "decision", "reviewer", "decided_at",
                    "privacy_score", "utility_score", "image_sha256", "report_sha256",
@@ -164,13 +164,13 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                                               case.synthetic, session.key)
                 report = case.redacted.encode("utf-8")
                 folder = staging / "cases" / record.case_id
-                folder.mkdir(parents=True)
+                private_folder(folder)
                 write_bytes_atomic(folder / "image.dcm", dicom)
                 write_bytes_atomic(folder / "report.txt", report)
                 source = originals / "cases" / record.case_id
-                source.mkdir(parents=True)
-                (source / "image.dcm").write_bytes(
-                    store.get_artifact(record.artifacts["source"]["path"]))
+                private_folder(source)
+                write_bytes_atomic(source / "image.dcm",
+                                   store.get_artifact(record.artifacts["source"]["path"]), private=True)
                 decision = store.decisions(record.case_id)[-1]
                 signature = record.artifacts["synthetic"].get("signature") or {}
                 rows.append({

@@ -32,8 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.boxes import Box
-from ..core.durable import DurableDatabase, private_folder
+from ..core.durable import DurableDatabase
 from ..core.errors import InputError, UpdpError
+from ..core.files import private_folder
 from ..core.users import check_person
 
 DATABASE = "audit.sqlite"

@@ -21,12 +21,6 @@ from .errors import InputError, UpdpError
 from .files import fsync_folder
 
 
-def private_folder(path: Path) -> None:
-    """Make ``path`` (and its parents) and leave it readable by its owner only."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
 def statements(script: str) -> list[str]:
     """A schema's statements one by one (``executescript`` would commit on its own)."""
     out, current = [], []

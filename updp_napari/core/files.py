@@ -66,3 +66,24 @@ def input_file(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: not a file")
     return path
+
+
+def private_folder(path: str | os.PathLike) -> Path:
+    """Make ``path`` and every missing parent owner-only (0700), whatever the umask, and
+    leave ``path`` itself 0700 when it was there already. ``mkdir -p`` would make the parents
+    with the umask's modes: 0777 under umask 000."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+        os.chmod(folder, 0o700)
+    os.chmod(path, 0o700)
+    return path

@@ -14,8 +14,8 @@ import os
 import secrets
 from pathlib import Path
 
-from .durable import private_folder
 from .errors import InputError
+from .files import private_folder
 
 #: The key's file name in a workspace folder.
 KEY_FILE = "secret.key"

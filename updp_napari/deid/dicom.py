@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..core.boxes import boxes_mask
 from ..core.errors import InputError, UpdpError
+from ..core.files import private_folder
 from ..core.progress import Progress
 from .header import DEFAULT_OPTIONS, HeaderDeidentifier
 
@@ -179,7 +180,7 @@ class DicomDeidentifier:
         except Exception as exc:  # a malformed value anywhere: this file only, not the batch
             return FileRecord(rel, "skipped", f"could not be de-identified ({type(exc).__name__}; "
                                               "a malformed element?)")
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(dst.parent)
         tmp = dst.with_name(dst.name + ".part")
         try:
             ds.save_as(tmp, enforce_file_format=True)
@@ -273,7 +274,7 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
         raise InputError(f"{src}: no files to de-identify")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise InputError(f"{dst}: the output must not be the input or inside it")
-    dst.mkdir(parents=True, exist_ok=True)
+    private_folder(dst)
     records = []
     for i, (path, rel) in enumerate(files):
         target = dst / (rel if src.is_dir() else path.name)
@@ -291,7 +292,7 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
     if record_path is not None:
         from ..core.files import write_text_atomic
 
-        Path(record_path).parent.mkdir(parents=True, exist_ok=True)
+        private_folder(Path(record_path).parent)
         write_text_atomic(record_path, "".join(json.dumps(r.as_json(), sort_keys=True) + "\n"
                                                for r in records), private=True)
     return records

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..core.durable import DurableDatabase, private_folder
+from ..core.durable import DurableDatabase
 from ..core.errors import InputError, UpdpError
-from ..core.files import write_bytes_atomic
+from ..core.files import private_folder, write_bytes_atomic
 from ..core.keys import KEY_FILE as KEY_FILE  # the workspace layout, named here too
 from ..core.keys import workspace_key
 from ..core.users import check_person

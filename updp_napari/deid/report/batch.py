@@ -50,7 +50,7 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
     ``ReportDeidentifier``), in ``mode`` with ``key`` (surrogates). ``header``: identifiers
     searched in every report; ``use_header_beside``: each report's own, from the DICOM
     file in its folder. ``write_json``: also the spans found, as ``NAME.json`` beside."""
-    from ...core.files import write_text_atomic
+    from ...core.files import private_folder, write_text_atomic
     from ...ingest import read_report
 
     src, dst = Path(source), Path(out)
@@ -59,7 +59,7 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
     files = sorted(p for p in src.rglob("*.txt") if p.is_file())
     if not files:
         raise UpdpError(f"{src}: no *.txt reports in this folder")
-    dst.mkdir(parents=True, exist_ok=True)
+    private_folder(dst)
     result = BatchResult(dst, len(files))
     for n, path in enumerate(files, 1):
         rel = path.relative_to(src)
@@ -71,7 +71,7 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
             this_header = header_beside(path) if use_header_beside else header
             redacted = deidentifier.deidentify(text, this_header, mode=mode, key=key)
             target = dst / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(target.parent)
             write_text_atomic(target, redacted.text, private=True)
             if write_json:
                 write_text_atomic(target.with_suffix(".json"), json.dumps(
