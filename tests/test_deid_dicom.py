@@ -409,3 +409,20 @@ def test_character_sets_are_read_and_written_faithfully(tmp_path, charset, name,
     kept = str(back.StudyDescription)
     assert "Müller" not in kept and "Yamada" not in kept and "Zo" not in kept
     assert kept.split()[0] == description.split()[0]
+
+
+def test_unlisted_text_links_and_overlay_descriptions_are_not_passed_through(cohort, records, tmp_path):
+    """Elements outside the profile's table are handled by their VR: a long UC value holding
+    the name is cleaned, a URL removed, an overlay's description cleaned."""
+    path, _ = _first(cohort, records, study_index=0)
+    ds = pydicom.dcmread(path)
+    family = str(ds.PatientName.family_name)
+    ds.add_new(0x00080119, "UC", "code note " + "x" * 300_000 + f" for {family}")  # LongCodeValue
+    ds.add_new(0x00287FE0, "UR", f"https://pacs.example/{family}")  # PixelDataProviderURL
+    ds.add_new(0x60000022, "LO", f"marked by tech for {family}")  # OverlayDescription
+    src = tmp_path / "in.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    _, out, _ = _deid(src)
+    assert family not in str(out.get(0x00080119).value if 0x00080119 in out else "")
+    assert 0x00287FE0 not in out
+    assert family not in str(out.get(0x60000022).value if 0x60000022 in out else "")

@@ -262,7 +262,7 @@ class HeaderDeidentifier:
             action = None if tag.is_private else self.action(int(tag))
             if raw_vr not in (None, "UN", "SQ") and raw_vr not in IDENTIFIER_VRS \
                     and not tag.is_private and action is None \
-                    and _action_by_vr(raw_vr, options) is None:
+                    and _action_by_vr(raw_vr, options, int(tag)) is None:
                 continue
             if encoding is not None and raw.is_raw and raw_vr in _PLAIN_TEXT_VRS \
                     and not raw.is_implicit_VR and raw.is_little_endian:
@@ -292,7 +292,7 @@ class HeaderDeidentifier:
                     self._walk(item, f"{path}[{i}].", result, shift, encoding)
                 continue
             if action is None:
-                action = _action_by_vr(vr, options)
+                action = _action_by_vr(vr, options, int(tag))
                 if action is None:
                     continue
             self._act(ds, elem, action, prefix + _name(elem), result, shift)
@@ -485,18 +485,29 @@ class _RawText:
         ds[self.tag] = RawDataElement(self.tag, self.VR, len(data), data, 0, False, True)
 
 
-def _action_by_vr(vr: str, options: tuple[str, ...]) -> str | None:
+def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None:
     """What to do with an element the table does not list: dates, times, names, free text
-    and UIDs are treated as the table treats their kind; codes and numbers are kept."""
+    (UC, the unlimited text of any length, included; and the descriptions of overlays) and
+    UIDs are treated as the table treats their kind; a URL is removed; codes and numbers are
+    kept."""
     if vr in ("DA", "DT", "TM"):
         return "C" if "retain-modified-dates" in options else "X"
     if vr == "PN":
         return "Z"
-    if vr in ("LT", "ST", "UT"):
+    if vr in ("LT", "ST", "UT", "UC") or (vr in ("LO", "SH") and _is_overlay(tag)):
         return "C" if "clean-descriptors" in options else "X"
+    if vr == "UR":
+        return "X"  # a link says where the data (or the patient) is
     if vr == "UI":
         return "U"
     return None
+
+
+def _is_overlay(tag: int) -> bool:
+    """An element of the overlay groups (60xx, even): its label and description are free
+    text a technologist types."""
+    group = tag >> 16
+    return 0x6000 <= group <= 0x60FF and group % 2 == 0
 
 
 def _name(elem) -> str:
