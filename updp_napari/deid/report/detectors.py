@@ -14,7 +14,7 @@ from functools import cache
 
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS
-from .lexicons import Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
+from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import RELATION, STRONG, TITLE, WEAK
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -615,7 +615,6 @@ _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated",
                 "paged", "cc", "informed", "spoke", "conveyed", "per", "from"}
 _CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
 _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
-_SINGLE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
 
 
@@ -656,7 +655,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             second = m.group().lower().split("/")[1]
             if second not in _VIEW_WORDS and second not in wc.clinical and second not in wc.stop:
                 found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8))
-    for start, _, _ in index.hits(_SINGLE_LETTERS):
+    for start, _, _ in index.hits(SINGLE_LETTERS):
         if "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
             if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
                 found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))

@@ -79,6 +79,8 @@ _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 
 Word = tuple[int, int, str]  # start, end, lower case
+#: The words of one letter, as the word index holds them (initials: "W. MAROTTA").
+SINGLE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 
 
 def cut_words(text: str) -> list[Word]:

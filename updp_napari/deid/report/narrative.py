@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from ...core.spans import Span
-from .lexicons import cut_words, index_words
+from .lexicons import SINGLE_LETTERS, cut_words, index_words
 from .vocabulary import WordClasses, clinical_shape, drug_shape, word_classes
 
 # Relatives and others close to the patient, before their name ("son Bill", "DTR SUZETTE").
@@ -129,7 +129,6 @@ _DROP_UPPER = dict.fromkeys(range(ord("A"), ord("Z") + 1))
 _DROP_LOWER = dict.fromkeys(range(ord("a"), ord("z") + 1))
 
 
-_LETTERS_SET = frozenset("abcdefghijklmnopqrstuvwxyz")
 # How strongly context points at a person, from nothing to a title of rank.
 NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 
@@ -251,7 +250,7 @@ def detect_narrative(text: str, ctx) -> Iterator[Span]:
     # Only the words that can point at something are visited (a set intersection); the
     # phrases they begin are then matched there.
     index = reader.index
-    for start, end, _ in index.hits(_LETTERS_SET):
+    for start, end, _ in index.hits(SINGLE_LETTERS):
         if text.startswith(".", end):
             yield from _initial(reader, start, end)
     for start, end, key in index.hits(_WORD_CUES):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from .lexicons import PhraseMatcher, default_lexicons, fold, read_list
+from .lexicons import SINGLE_LETTERS, PhraseMatcher, default_lexicons, fold, read_list
 from .public_lexicons import public_lexicons
 
 # Function words and the words of charting that no name or place begins with.
@@ -66,7 +66,6 @@ def drug_shape(word: str) -> bool:
     return _DRUG_SHAPE.search(word) is not None
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # A place that is also a surname this common (percent of the population) needs context.
 SURNAME_PLACE = 0.0005
 
@@ -99,7 +98,7 @@ class WordClasses:
             if i + 1 < n and word[:i] + word[i + 1] + word[i] + word[i + 2:] in d:
                 return True
         for i in range(n + 1):
-            for c in _LETTERS:
+            for c in SINGLE_LETTERS:
                 if word[:i] + c + word[i:] in d or (i < n and word[:i] + c + word[i + 1:] in d):
                     return True
         return False
