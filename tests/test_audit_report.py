@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from test_date_shift import COLLIDING_KEY
 
 from updp_napari.audit.report import load_evaluation, write_audit_report
 from updp_napari.audit.session import AuditSession
@@ -33,6 +34,11 @@ def shared(tmp_path_factory, tiny_models):
 
     root = tmp_path_factory.mktemp("audit")
     ws, package = root / "ws", root / "share"
+    # A fixed key, the one whose keyed date shift would write a sample patient's exam date
+    # onto itself read day-first (test_date_shift): the export's leak scan must stay clean.
+    ws.mkdir(mode=0o700)
+    (ws / "secret.key").write_text(COLLIDING_KEY.hex() + "\n")
+    (ws / "secret.key").chmod(0o600)
     run_pipeline(SAMPLE, ws, model=tiny_models[0], scorers=tiny_models[1], pixels="off")
     with ReviewSession.open(ws, reviewer="rita") as session:
         cases = [c.case_id for c in session.cases()]

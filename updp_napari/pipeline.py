@@ -114,6 +114,7 @@ class Pipeline:
         from .core.keys import date_shift_days
         from .deid.dicom import FileRecord
         from .deid.header import pseudonym
+        from .deid.report.deidentifier import study_dates
         from .deid.report.header_values import header_identifiers, patient_key
         from .ingest import display_image, read_report
 
@@ -125,8 +126,13 @@ class Pipeline:
                 from None
         identifiers = header_identifiers(ds)
         patient = patient_key(ds)
+        text = read_report(study.report) if study.report is not None else ""
+        spans = self.reports.detect(text, identifiers) if text else []
+        # One shift for header and report, mapping none of the study's dates onto another.
+        report_dates = study_dates(text, spans)
+        shift = date_shift_days(self.key, patient, identifiers.all_dates | report_dates)
         record = FileRecord(file=study.name, status="ok")
-        self.dicom.deidentify_dataset(ds, record)
+        self.dicom.deidentify_dataset(ds, record, report_dates)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         # Half-open boxes (core.boxes): the pixels the fill painted, and what the review reads.
@@ -150,13 +156,11 @@ class Pipeline:
         store.set_artifact(case_id, "source", source, {"source": "input"})
         put_json(store, case_id, "identity", {"patient": pseudonym(key, "patient-id", patient, "PT-")})
 
-        text = read_report(study.report) if study.report is not None else ""
-        spans = self.reports.detect(text, identifiers) if text else []
         protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
                       "action": "keep"} for s, e in self.reports.protected(text)] if text else []
         put_text(store, case_id, "report", text, {"source": "input" if study.report else "none"})
         put_json(store, case_id, "report_context", {
-            "shift_days": date_shift_days(key, patient),
+            "shift_days": shift,
             "avoid_names": sorted({part for parts in identifiers.names for part in parts})})
         store.set_spans(case_id, list(spans) + protected)
         return _Prepared(case_id, cleaned, preserve, text_mask)

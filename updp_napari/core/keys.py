@@ -8,10 +8,12 @@ be reversed or recomputed without the key. The key never leaves the workspace: i
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import InputError
@@ -72,7 +74,46 @@ def keyed_int(key: bytes, purpose: str, value: str, modulo: int) -> int:
     return int.from_bytes(keyed_digest(key, purpose, value), "big") % modulo
 
 
-def date_shift_days(key: bytes, patient: str) -> int:
-    """The number of days every date of ``patient`` moves back (report and header alike)."""
+def date_shift_days(key: bytes, patient: str, dates: Iterable[dt.date] = ()) -> int:
+    """The number of days every date of ``patient`` moves back (report and header alike).
+
+    The shift is keyed on the patient, so all of a patient's files agree. It is never one that
+    writes a date of ``dates`` (the study's own, header and report) onto another of them, read
+    either way round: shifted back 89 days, 08/05/2024 becomes 05/08/2024, which a day-first
+    reader takes for the original 5 August. Where the keyed shift would, the next one that does
+    not is taken; only then may two studies of one patient move by different amounts.
+    """
     low, high = SHIFT_RANGE
-    return -(low + keyed_int(key, "date-shift", patient.strip().upper(), high - low + 1))
+    span = high - low + 1
+    start = keyed_int(key, "date-shift", patient.strip().upper(), span)
+    originals = set(dates)
+    if not originals:
+        return -(low + start)
+    taken = originals | {s for d in originals if (s := _day_month_swapped(d)) is not None}
+    best, fewest = -(low + start), None
+    for k in range(span):
+        shift = -(low + (start + k) % span)
+        step = dt.timedelta(days=shift)
+        collisions = sum(1 for d in originals if _add(d, step) in taken)
+        if collisions == 0:
+            return shift
+        if fewest is None or collisions < fewest:
+            best, fewest = shift, collisions
+    return best  # every shift collides (hundreds of dates): the leak scan will say so
+
+
+def _add(d: dt.date, step: dt.timedelta) -> dt.date | None:
+    try:
+        return d + step
+    except OverflowError:
+        return None
+
+
+def _day_month_swapped(d: dt.date) -> dt.date | None:
+    """``d`` with day and month exchanged (how 05/08 reads the other way), where that is a date."""
+    if d.day > 12 or d.day == d.month:
+        return None
+    try:
+        return d.replace(month=d.day, day=d.month)
+    except ValueError:
+        return None

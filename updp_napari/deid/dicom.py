@@ -81,15 +81,16 @@ class DicomDeidentifier:
                                               extra_safe_private=self.extra_safe_private)
         return self._header
 
-    def deidentify_dataset(self, ds, record: FileRecord) -> None:
-        """De-identify ``ds`` in place, filling ``record``."""
+    def deidentify_dataset(self, ds, record: FileRecord, dates=()) -> None:
+        """De-identify ``ds`` in place, filling ``record``; ``dates``: its report's, which
+        the date shift must not map the header's onto (``keys.date_shift_days``)."""
         from .report.header_values import header_identifiers, patient_key
 
         if self.pixels == "ocr" and "PixelData" in ds:
             # The pixel scan looks for the header's values, read before anything changes.
             record.pixels = self._clean_pixels(ds, header_identifiers(ds))
         header = self._header_deidentifier()
-        result = header.apply(ds, patient_key(ds))
+        result = header.apply(ds, patient_key(ds), dates)
         if record.pixels.get("boxes"):
             ds.BurnedInAnnotation = "NO"
         record.actions = result.actions

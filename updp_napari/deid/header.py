@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -22,7 +22,7 @@ from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
 from ..core.times import time_to_hour
 from .report.detectors import HeaderIdentifiers
-from .report.header_values import IDENTIFIER_VRS, add_identifiers, keyword_of
+from .report.header_values import IDENTIFIER_VRS, add_identifiers, dataset_dates, keyword_of
 
 # CID 7050 De-identification Method (coding scheme DCM).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
@@ -206,14 +206,15 @@ class HeaderDeidentifier:
             return "U" if "U" in parts and tag_is_uid(tag) else "D" if "D" in parts else "Z"
         return basic
 
-    def apply(self, ds, patient_key: str) -> HeaderResult:
-        """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports).
+    def apply(self, ds, patient_key: str, dates: Iterable[dt.date] = ()) -> HeaderResult:
+        """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports),
+        which maps none of the file's dates, nor ``dates`` (its report's), onto another.
 
         One walk does it all: each element's identifying values are noted before it is
         changed, and free text is cleaned at the end, with everything the file named.
         """
         result = HeaderResult(options=self.options)
-        shift = date_shift_days(self.key, patient_key) \
+        shift = date_shift_days(self.key, patient_key, dataset_dates(ds) | set(dates)) \
             if "retain-modified-dates" in self.options else None
         self._found = HeaderIdentifiers(patient_key=patient_key)
         self._texts: list = []

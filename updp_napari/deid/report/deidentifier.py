@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from bisect import bisect_left
@@ -165,9 +166,30 @@ class ReportDeidentifier:
                    key: bytes | None = None) -> Redaction:
         spans = self.detect(text, header)
         patient = header.patient_key if header is not None else ""
-        shift = date_shift_days(key, patient) if key is not None else 0
+        shift = date_shift_days(key, patient, study_dates(text, spans, header)) \
+            if key is not None else 0
         avoid = {part for parts in header.names for part in parts} if header is not None else set()
         return Redaction(Replacer(mode, key, shift, avoid_names=avoid).apply(text, spans), spans)
+
+
+def study_dates(text: str, spans: Iterable[Span], header: HeaderIdentifiers | None = None
+                ) -> set[dt.date]:
+    """The calendar dates a report's spans and its header hold: what its date shift must not
+    map one onto another of (``keys.date_shift_days``)."""
+    from .replace import parse_date
+
+    dates: set[dt.date] = set()
+    for span in spans:
+        if span.category == "DATE" and (parsed := parse_date(text[span.start:span.end])):
+            dates.add(parsed[0])
+    if header is not None:
+        dates |= header.all_dates
+        for value in header.dates:
+            try:
+                dates.add(dt.datetime.strptime(value.strip()[:8], "%Y%m%d").date())
+            except ValueError:
+                continue
+    return dates
 
 
 def _plugin_detectors() -> list[Detector]:

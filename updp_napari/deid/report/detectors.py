@@ -131,6 +131,8 @@ class HeaderIdentifiers:
     dates: list[str] = field(default_factory=list)  # YYYYMMDD values (birth date, …)
     institutions: list[str] = field(default_factory=list)
     patient_key: str = ""  # what the per-patient date shift is keyed on
+    # Every date the header holds (datetime.date): the shift maps none onto another.
+    all_dates: set = field(default_factory=set)
     _needles: list[tuple] | None = field(default=None, repr=False, compare=False)
 
     def needles(self, lexicons: Lexicons) -> list[tuple]:

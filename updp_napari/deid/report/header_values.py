@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import cache
 
@@ -67,6 +68,43 @@ def header_identifiers(ds) -> HeaderIdentifiers:
                     walk(item)
             else:
                 add_identifiers(found, elem)
+
+    walk(ds)
+    found.all_dates = dataset_dates(ds)
+    return found
+
+
+def dataset_dates(ds) -> set[dt.date]:
+    """Every calendar date the dataset holds (DA values, and DT values' dates), sequences and
+    private elements included: what a date shift must not map one onto another of. Elements
+    are read raw where they are still raw, so nothing is converted on the way."""
+    from pydicom.datadict import dictionary_VR
+
+    found: set[dt.date] = set()
+
+    def add(value) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        for part in str(value).split("\\") if isinstance(value, (str, bytes)) else value:
+            try:
+                found.add(dt.datetime.strptime(str(part).strip()[:8], "%Y%m%d").date())
+            except ValueError:
+                continue
+
+    def walk(dataset) -> None:
+        for tag in list(dataset.keys()):
+            raw = dataset.get_item(tag)
+            vr = raw.VR
+            if vr in (None, "UN"):
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    continue
+            if vr == "SQ":
+                for item in dataset[tag].value or ():
+                    walk(item)
+            elif vr in ("DA", "DT") and raw.value:
+                add(raw.value)
 
     walk(ds)
     return found
