@@ -7,6 +7,8 @@ one place.
 
 from __future__ import annotations
 
+import re
+
 #: The findings whose regions the pipeline preserves and the scorers classify, in a fixed
 #: order: the label vector of every study, and label ``i + 1`` in a preserved-region image.
 FINDINGS: tuple[str, ...] = (
@@ -44,3 +46,9 @@ MONTHS: tuple[str, ...] = ("January", "February", "March", "April", "May", "June
 
 #: Every category a span of the review workspace may carry.
 ALL_PHI_CATEGORIES: tuple[str, ...] = PHI_CATEGORIES + ("OTHER",)
+
+# Han ideographs, kana and hangul: scripts written without spaces between words, where two
+# characters make a whole given name (太郎, 花子). Their names are searched as runs of
+# characters, not as whole words.
+UNSPACED_SCRIPT = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                             "\uac00-\ud7af\uf900-\ufaff]")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError, UpdpError
-from ..core.vocabulary import MONTHS
+from ..core.vocabulary import MONTHS, UNSPACED_SCRIPT
 
 # Files in an originals tree that accompany a study but are not images: the report, its
 # redacted JSON, masks, ground truth. They are not scanned as originals (the de-identified
@@ -77,6 +77,9 @@ _DEVICE_KEYWORDS = frozenset({
 })
 # Free text that PS3.15 removes because it may say anything about the patient. The whole
 # value is searched (not its words: those are mostly ordinary clinical vocabulary).
+# Kept values that name the equipment and its codes, never a person.
+_PUBLIC_KEYWORDS = frozenset({"Manufacturer", "ManufacturerModelName", "SoftwareVersions",
+                              "CodeMeaning", "CodingSchemeDesignator"})
 _TEXT_KEYWORDS = frozenset({
     "PatientComments", "AdditionalPatientHistory", "ImageComments", "StudyComments",
     "RequestedProcedureComments", "ImagingServiceRequestComments", "InterpretationText",
@@ -175,7 +178,13 @@ class LeakReport:
 
 def normalise(text: str) -> str:
     """Case-folded, accents dropped, every run of punctuation/space/``^`` one space, padded
-    with a space each side so that ``" tok " in normalise(x)`` is a whole-token search."""
+    with a space each side so that ``" tok " in normalise(x)`` is a whole-token search.
+    Read first as a person reads it, as the report rules do: invisible and control
+    characters inside a name removed, full-width letters folded, HTML and RTF markup gone
+    (the text of every part of it kept)."""
+    from .report.normalise import fold_text
+
+    text = fold_text(text)
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return " " + _NON_ALNUM.sub(" ", text.casefold()).strip() + " "
@@ -235,6 +244,7 @@ class Identifiers:
         # Values searched as written, punctuation and all ("09:55:28"): normalised, they
         # would match digits of neighbouring numbers by chance.
         self._exact: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._unspaced: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.public_digits: set[str] = set()
 
     def in_public_text(self, norm: str) -> bool:
@@ -252,9 +262,14 @@ class Identifiers:
         alnum = "".join(words)
         # Values too short ("M", "YES", "DX", "123") match everywhere and identify nobody;
         # values made only of generic DICOM words ("CHEST PA", "Radiology") likewise.
-        if len(alnum) < min_alnum or (alnum.isdigit() and len(alnum) < min_all_digits):
+        size = len(alnum) + len(_UNSPACED.findall(alnum))  # an ideograph counts as two
+        if size < min_alnum or (alnum.isdigit() and len(alnum) < min_all_digits):
             return
         if all(w in GENERIC_WORDS for w in words):
+            return
+        if _UNSPACED.search(norm):
+            # Scripts written without spaces (山田太郎): searched as a run of characters.
+            self._unspaced[alnum].add((category, source))
             return
         self._tokens[norm].add((category, source))
         self._folded = None
@@ -281,6 +296,12 @@ class Identifiers:
             if tok in hay:
                 for cat, src in owners:
                     found[cat].add(src)
+        if self._unspaced:
+            joined = hay.replace(" ", "")
+            for run, owners in self._unspaced.items():
+                if run in joined:
+                    for cat, src in owners:
+                        found[cat].add(src)
         for exact, owners in self._exact.items():
             if exact in text:
                 for cat, src in owners:
@@ -398,6 +419,14 @@ def _kind(elem) -> str | None:
     return {"DA": "date", "DT": "datetime", "TM": "time", "UI": "uid", "AS": "age"}.get(vr)
 
 
+_UNSPACED = UNSPACED_SCRIPT
+
+
+def _letter_weight(part: str) -> int:
+    """Letters in ``part``, a character of an unspaced script counting as two."""
+    return sum(2 if _UNSPACED.match(ch) else 1 for ch in part if ch.isalpha())
+
+
 def _name_components(value: str) -> tuple[str, str, str]:
     """(family, given, middle) of a name written ``LAST^FIRST^M``, ``LAST, FIRST M`` or
     ``First M Last``."""
@@ -433,7 +462,7 @@ def _add_name(ids: Identifiers, value: str, source: str) -> None:
         # as body part, "Perfusion" as image type, in a test subject's name) is searched
         # only within the whole name.
         for part in f"{family} {given} {middle}".split():
-            if sum(ch.isalpha() for ch in part) >= 3 and \
+            if _letter_weight(part) >= 3 and \
                     not ids.in_public_text(f" {part} "):
                 ids.add(part, "name", source, min_alnum=3)
 
@@ -574,8 +603,12 @@ def collect_identifiers(ds) -> Identifiers:
             if _is_bulk(elem.tag) or elem.VR in _NUMERIC_VRS:
                 continue
             kind = _kind(elem)
+            kw = elem.keyword
             if kind is None:
-                if not elem.tag.is_private:
+                # Only coded values (CS: body part, image type) and the equipment's maker are
+                # words the file uses in public; a description (LO, SH, ST) may itself hold
+                # the patient's name.
+                if not elem.tag.is_private and (elem.VR == "CS" or kw in _PUBLIC_KEYWORDS):
                     values = _text_values(elem)
                     ids.public_text.update(normalise(v) for v in values)
                     ids.public_digits.update(_digits(v) for v in values)

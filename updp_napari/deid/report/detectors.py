@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ...core.spans import Span
-from ...core.vocabulary import MONTHS
+from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import RELATION, STRONG, TITLE, WEAK
 
@@ -774,10 +774,13 @@ def _find_word(text: str, lowered: str, value: str, exact: bool = False) -> Iter
         return
     # Initials (exact) must not follow a full stop either: "J.S." is not "S." inside it.
     before_ok = (lambda c: not c.isalnum() and c != ".") if exact else (lambda c: not c.isalnum())
+    # A name in a script written without spaces (山田太郎) has no word boundary to look for.
+    open_start, open_end = UNSPACED_SCRIPT.match(needle[0]), UNSPACED_SCRIPT.match(needle[-1])
     pos = hay.find(needle)
     while pos >= 0:
         end = pos + len(needle)
-        if (pos == 0 or before_ok(hay[pos - 1])) and (end == len(hay) or not hay[end].isalnum()):
+        if (open_start or pos == 0 or before_ok(hay[pos - 1])) and \
+                (open_end or end == len(hay) or not hay[end].isalnum()):
             yield pos, end
         pos = hay.find(needle, pos + 1)
 
@@ -808,7 +811,7 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
                     for part in parts if len(part) >= 2]
         # Initials in DICOM order (family, given) and in speaking order (given, family),
         # only as written, in capitals: "js" is no one's initials.
-        letters = [p[0].upper() for p in parts if p]
+        letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
         if len(letters) >= 2:
             orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
                       letters[1] + letters[0]}
@@ -825,7 +828,10 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
 
 
 def _leading_word(value: str) -> str | None:
-    """The lower-case word ``value`` begins with, when it begins with one."""
+    """The lower-case word ``value`` begins with, when it begins with one (and None for a
+    script written without spaces, whose words the cut cannot tell apart)."""
+    if UNSPACED_SCRIPT.search(value):
+        return None
     m = _WORD_START.match(value.lower())
     return m.group() if m else None
 

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 from functools import cache
 
+from ...core.vocabulary import UNSPACED_SCRIPT
 from .detectors import HeaderIdentifiers
 
 _PERSON_ELEMENTS = ("PatientName", "ReferringPhysicianName", "PerformingPhysicianName",
@@ -15,8 +16,17 @@ _DATE_ELEMENTS = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDat
 
 
 def _person_parts(value) -> list[str]:
-    text = str(value).replace("^", " ").replace(",", " ")
-    return [p for p in text.split() if len(p.strip(".")) >= 1]
+    """A person name's words, from every component group (``Yamada^Tarou=山田^太郎=やまだ^たろう``:
+    alphabetic, ideographic and phonetic) and every component."""
+    text = str(value).replace("^", " ").replace(",", " ").replace("=", " ")
+    parts = [p for p in text.split() if len(p.strip(".")) >= 1]
+    # A script written without spaces writes the whole name as one run (李华, 山田太郎).
+    for group in str(value).split("="):
+        if UNSPACED_SCRIPT.search(group):
+            run = "".join(group.split("^")[:2]).replace(" ", "")
+            if run not in parts:
+                parts.append(run)
+    return parts
 
 
 IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA"})
