@@ -52,6 +52,9 @@ def _register_deid_dicom(subparsers) -> None:
                    "it names the original files, so it never goes into OUT")
     p.add_argument("--safe-private", metavar="FILE", help="more private elements to keep "
                    "(creator, group, element; tab-separated)")
+    p.add_argument("--follow-symlinks", action="store_true", help="read files through "
+                   "symbolic links and enter linked folders (by default links are refused and "
+                   "listed: their targets may lie outside the input)")
     p.add_argument("--trust-burned-in-no", action="store_true", help="skip the pixel scan "
                    "where BurnedInAnnotation says NO (by default every image is scanned: the "
                    "flag is often wrong)")
@@ -100,7 +103,8 @@ def _cmd_deid_dicom(args: argparse.Namespace) -> int:
                              trust_burned_in_no=args.trust_burned_in_no, extra_safe_private=extra)
     record_path = _record_path(args)
     records = deidentify_tree(args.input, args.output, deid,
-                              progress=progress(args, "deid-dicom"), record_path=record_path)
+                              progress=progress(args, "deid-dicom"), record_path=record_path,
+                              follow_symlinks=args.follow_symlinks)
     done = [r for r in records if r.status == "ok"]
     skipped = [r for r in records if r.status != "ok"]
     _report_skipped(skipped)

@@ -71,7 +71,13 @@ def _register_deid_report(subparsers) -> None:
                    "identifier formats, protected terms")
     _add_ner_model(p)
     p.add_argument("--in", dest="in_dir", metavar="DIR", help="batch: folder of *.txt reports")
-    p.add_argument("--out", dest="out_dir", metavar="DIR", help="batch: where to write them")
+    p.add_argument("--out", dest="out_dir", metavar="DIR", help="batch: where to write them "
+                   "(identifiers in folder and file names replaced: PEARSON.txt, 2262592/)")
+    p.add_argument("--record", metavar="FILE", help="batch: where to write which report became "
+                   "which output and which were skipped (default: records/ beside the key file; "
+                   "it names the originals, so never inside OUT)")
+    p.add_argument("--follow-symlinks", action="store_true", help="batch: read reports through "
+                   "symbolic links (refused by default: their targets may lie anywhere)")
     add_quiet(p)
 
 
@@ -126,11 +132,33 @@ def _deid_report_folder(args: argparse.Namespace, deid, key, header) -> int:
 
     result = deidentify_folder(args.in_dir, args.out_dir, deid, mode=args.mode, key=key,
                                header=header, use_header_beside=args.header_beside,
-                               write_json=args.json, progress=progress(args, "deid-report"))
-    print(result.summary())
+                               write_json=args.json, follow_symlinks=args.follow_symlinks,
+                               progress=progress(args, "deid-report"))
+    record = _report_record_path(args)
+    summary = result.summary()
+    if record is not None:
+        if record.resolve().is_relative_to(Path(args.out_dir).resolve()):
+            raise UpdpError(f"{record}: the record names the original files; keep it out of OUT")
+        result.write_record(record)
+        summary += f"; record: {record}"
+    elif result.renamed:
+        summary += "; give --record FILE (or --key-file) to keep which report became which"
+    print(summary)
     for rel, reason in result.skipped:
         print(f"  skipped {rel}: {reason}", file=sys.stderr)
     return 1 if result.skipped else 0
+
+
+def _report_record_path(args: argparse.Namespace) -> Path | None:
+    """--record, else a new record in records/ beside the key file, else none."""
+    from datetime import datetime, timezone
+
+    if args.record:
+        return Path(args.record)
+    if not args.key_file:
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(args.key_file).parent / "records" / f"deid-report-{stamp}.jsonl"
 
 
 # -- eval-report -----------------------------------------------------------------------------

@@ -87,3 +87,25 @@ def private_folder(path: str | os.PathLike) -> Path:
         os.chmod(folder, 0o700)
     os.chmod(path, 0o700)
     return path
+
+
+def tree_files(root: str | os.PathLike, follow_symlinks: bool = False) -> list[Path]:
+    """Every file below ``root``, sorted. Symbolic links are listed as they are (for the caller
+    to refuse, naming them, unless it follows links); links to folders are entered only with
+    ``follow_symlinks``, each real folder once (a link loop ends there)."""
+    root = Path(root)
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        base = Path(folder)
+        found += [base / name for name in files]
+        if not follow_symlinks:
+            # A link to a folder is not entered: listed, so the caller says it was not followed.
+            found += [base / d for d in dirs if (base / d).is_symlink()]
+    return sorted(found)

@@ -195,12 +195,14 @@ class DicomDeidentifier:
 
 
 def identifier_free_path(rel: str, ds, key: bytes) -> str:
-    """``rel`` with the file's own identifiers (patient ID, accession, UIDs, name parts) in
-    its folder and file names replaced by the stand-ins the header gets: archives are often
-    filed by MRN, and a mirrored path would carry it out."""
+    """``rel`` with the file's own identifiers (patient ID, accession, UIDs, name parts, birth
+    date) in its folder and file names replaced by the stand-ins the header gets, and any
+    other date, SSN, long number or personal name by keyed stand-ins (``deid.paths``):
+    archives are often filed by MRN, and a mirrored path would carry it out."""
     import re
 
     from .header import remap_uid, stand_in
+    from .paths import PathCleaner
 
     swaps: list[tuple[str, str]] = []
     # The same stand-ins the header gets: patient ID (0010,0020), accession (0008,0050).
@@ -212,17 +214,17 @@ def identifier_free_path(rel: str, ds, key: bytes) -> str:
         uid = str(ds.get(keyword, "") or "").strip()
         if uid:
             swaps.append((uid, remap_uid(key, uid)))
-    name = str(ds.get("PatientName", "") or "")
     patient = stand_in(key, ds, 0x00100010)
-    swaps += [(part, patient) for part in re.split(r"[\^\s,]+", name) if len(part) >= 3]
-    # Longest first, so a UID is replaced whole before a shorter value inside it.
-    swaps.sort(key=lambda pair: len(pair[0]), reverse=True)
-    parts = []
-    for part in rel.split("/"):
-        for value, replacement in swaps:
-            part = re.sub(re.escape(value), replacement, part, flags=re.IGNORECASE)
-        parts.append(part)
-    return "/".join(parts)
+    name = str(ds.get("PatientName", "") or "")
+    swaps += [(part, patient) for part in re.split(r"[\^\s,=]+", name) if len(part) >= 2]
+    birth = str(ds.get("PatientBirthDate", "") or "").strip()
+    if birth:
+        swaps.append((birth, "DOB"))
+    others = ds.get("OtherPatientIDs", "") or ""
+    for value in (others if not isinstance(others, str) else [others]):
+        if str(value).strip():
+            swaps.append((str(value).strip(), stand_in(key, ds, 0x00100020)))
+    return PathCleaner(key, swaps).clean(rel)
 
 
 def check_complete(ds) -> None:
@@ -251,26 +253,30 @@ def check_complete(ds) -> None:
         raise InputError(f"pixel data is truncated ({pixel_bytes} of {expected} bytes)")
 
 
-def input_files(root: Path) -> list[tuple[Path, str]]:
-    """Every file under ``root`` (or ``root`` itself), with its path relative to the root."""
+def input_files(root: Path, follow_symlinks: bool = False) -> list[tuple[Path, str]]:
+    """Every file under ``root`` (or ``root`` itself), with its path relative to the root;
+    symbolic links listed as they are (``core.files.tree_files``)."""
+    from ..core.files import tree_files
+
     if root.is_file():
         return [(root, root.name)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return [(p, p.relative_to(root).as_posix()) for p in files]
+    return [(p, p.relative_to(root).as_posix()) for p in tree_files(root, follow_symlinks)]
 
 
 def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomDeidentifier,
                     progress: Progress | None = None,
-                    record_path: str | os.PathLike | None = None) -> list[FileRecord]:
-    """De-identify every DICOM file under ``src`` into ``dst``.
+                    record_path: str | os.PathLike | None = None,
+                    follow_symlinks: bool = False) -> list[FileRecord]:
+    """De-identify every DICOM file under ``src`` into ``dst``. Symbolic links are refused
+    (their targets may lie anywhere) unless ``follow_symlinks``.
 
     The record names the original files, whose paths may carry identifiers, so it is kept
     out of ``dst``: written, owner-only, to ``record_path`` (in the workspace) when given.
     """
     src, dst = Path(src), Path(dst)
-    files = input_files(src)
+    files = input_files(src, follow_symlinks)
     if not files:
         raise InputError(f"{src}: no files to de-identify")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
@@ -282,12 +288,12 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
         if path.suffix.lower() in (".txt", ".json", ".jsonl", ".md") and src.is_dir():
             records.append(FileRecord(rel, "skipped", "not DICOM (text beside the images; "
                                                       "de-identify reports with deid-report)"))
-        elif path.is_symlink() and src.is_dir():
+        elif path.is_symlink() and src.is_dir() and not follow_symlinks:
             # Its target may lie outside the input tree: never followed.
             records.append(FileRecord(rel, "skipped", "a symbolic link, not followed"))
         else:
-            records.append(deid.deidentify_file(path, target, rel,
-                                                out_root=dst if src.is_dir() else None))
+            # The output's name has its identifiers replaced (and fits): a single file too.
+            records.append(deid.deidentify_file(path, target, rel, out_root=dst))
         if progress:
             progress(i + 1, len(files))
     if record_path is not None:
