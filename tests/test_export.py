@@ -87,3 +87,36 @@ def test_nothing_accepted_is_a_clear_error(tmp_path, tiny_models, capsys):
     assert main(["export", str(tmp_path / "ws"), str(tmp_path / "out")]) == 2
     assert "no accepted cases" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "in"), str(tmp_path / "out")]) == 2
+
+
+def test_an_export_killed_mid_way_is_cleared_by_the_next(workspace, tmp_path):
+    """SIGKILL after the first case: the half-built package beside OUT and the originals'
+    copies (in the workspace, never in $TMPDIR) stay behind until the next export clears them."""
+    import os
+    import subprocess
+    import sys
+
+    with ReviewSession.open(workspace, reviewer="ann") as session:
+        session.go(session.cases()[0].case_id)
+        session.decide("accept")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    out = tmp_path / "killed"
+    child = ("import os, signal, sys\n"
+             "from updp_napari.export import export_package\n"
+             "def die(done, total):\n"
+             "    os.kill(os.getpid(), signal.SIGKILL)\n"
+             "export_package(sys.argv[1], sys.argv[2], ocr=False, progress=die)\n")
+    run = subprocess.run([sys.executable, "-c", child, str(workspace), str(out)],
+                         env={**os.environ, "TMPDIR": str(tmpdir)}, capture_output=True)
+    assert run.returncode == -9
+    left = list((workspace / "tmp").glob("export-*"))
+    assert left and list(left[0].rglob("*.dcm"))  # the originals' copies, in the workspace
+    assert oct(left[0].stat().st_mode & 0o777) == "0o700"
+    assert list(tmp_path.glob(".killed.*")) and not list(tmpdir.iterdir())
+    try:  # an earlier test may have accepted a case whose names the gate stops
+        export_package(workspace, tmp_path / "next", ocr=False)
+    except LeakFound:
+        pass
+    assert not list((workspace / "tmp").glob("export-*"))
+    assert not list(tmp_path.glob(".killed.*")) and not out.exists()

@@ -130,6 +130,58 @@ nothing outside it. Leak scan before export: {scan}
 """
 
 
+def _scratch(workspace: Path, staging: Path) -> Path:
+    """A new owner-only folder ``WORKSPACE/tmp/export-PID-XXXX`` noting ``staging`` (the
+    originals' copies go in its ``originals/``)."""
+    private_folder(workspace / _SCRATCH)
+    folder = Path(tempfile.mkdtemp(prefix=f"export-{os.getpid()}-", dir=workspace / _SCRATCH))
+    (folder / _STAGING_NOTE).write_text(str(staging.resolve()), encoding="utf-8")
+    return folder
+
+
+def recover_interrupted_exports(workspace: str | os.PathLike) -> int:
+    """Remove what exports of ``workspace`` killed mid-way left behind (the originals' copies
+    in the workspace and the half-built package beside OUT); returns how many were cleared.
+    Exports still running (their process alive) are left alone."""
+    scratch = Path(workspace) / _SCRATCH
+    if not scratch.is_dir():
+        return 0
+    cleared = 0
+    for folder in sorted(scratch.glob("export-*")):
+        try:
+            pid = int(folder.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and _alive(pid):
+            continue
+        note = folder / _STAGING_NOTE
+        try:
+            staging = Path(note.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            staging = None
+        # Only a staging folder as export makes them: hidden, beside the package's folder.
+        if staging is not None and staging.name.startswith(".") and staging.is_dir() \
+                and not staging.is_symlink():
+            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        cleared += 1
+    return cleared
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
+_SCRATCH = "tmp"
+_STAGING_NOTE = "staging.txt"
+
+
 def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> ExportSummary:
     """Write the share package of ``workspace``'s accepted cases to ``out`` (which must not
@@ -149,8 +201,12 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         if not accepted:
             raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
                             "updp review, or with updp decide)")
+        recover_interrupted_exports(store.workspace)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        originals = Path(tempfile.mkdtemp(prefix="updp-originals-"))  # PHI, owner-only, removed
+        # The originals' copies for the gate are PHI: in the workspace (owner-only), with a
+        # note of the staging folder, so that an export killed mid-way is cleared next time.
+        scratch = _scratch(store.workspace, staging)
+        originals = scratch / "originals"
         rows = []
         try:
             for n, record in enumerate(accepted):
@@ -215,6 +271,6 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         finally:
-            shutil.rmtree(originals, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
         summary.cases = [r["case_id"] for r in rows]
     return summary

@@ -211,6 +211,9 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
     found = find_studies(input, manifest)
     summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
     with ReviewStore.open(workspace, create=True) as store:
+        from .export import recover_interrupted_exports
+
+        recover_interrupted_exports(store.workspace)  # an export killed mid-way left PHI
         pipe = Pipeline(store, model=model, scorers=scorers, strength=strength, seed=seed,
                         steps=steps, dilation=dilation, pixels=pixels)
         pipe.filter(), pipe.scorers()  # a missing model folder stops the run before any case
