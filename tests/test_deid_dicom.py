@@ -426,3 +426,24 @@ def test_unlisted_text_links_and_overlay_descriptions_are_not_passed_through(coh
     assert family not in str(out.get(0x00080119).value if 0x00080119 in out else "")
     assert 0x00287FE0 not in out
     assert family not in str(out.get(0x60000022).value if 0x60000022 in out else "")
+
+
+def test_elements_outside_the_table_are_handled_by_vr_and_a_safe_list(tmp_path):
+    """Never passed through as read: an unlisted label or description is cleaned, an element
+    the dictionary does not know is removed unless its VR says it is a number or a code."""
+    from updp_napari.deid.dicom import FileRecord
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "p0001_s01" / "image.dcm"
+    ds = pydicom.dcmread(sample)
+    family = str(ds.PatientName).split("^")[0]
+    ds.add_new(0x00620005, "LO", f"lesion of {family}")  # SegmentLabel: unlisted, known
+    ds.add_new(0x00089998, "LO", f"{family} chest")  # public, unknown to the dictionary
+    ds.add_new(0x00089996, "UN", f"{family}".encode())  # unknown, UN: nobody can say
+    ds.add_new(0x00089994, "OB", f"{family}-" .encode())
+    ds.add_new(0x00089992, "US", 7)  # an unknown number stays
+    ds.Manufacturer = "ACME MEDICAL"
+    DicomDeidentifier(KEY, pixels="off").deidentify_dataset(ds, FileRecord("x", "ok"))
+    assert family not in str(ds.get(0x00620005).value) and "lesion" in ds[0x00620005].value
+    assert family not in str(ds[0x00089998].value) and "chest" in ds[0x00089998].value
+    assert 0x00089996 not in ds and 0x00089994 not in ds
+    assert ds[0x00089992].value == 7 and ds.Manufacturer == "ACME MEDICAL"

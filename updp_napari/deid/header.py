@@ -495,13 +495,59 @@ def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None
         return "C" if "retain-modified-dates" in options else "X"
     if vr == "PN":
         return "Z"
-    if vr in ("LT", "ST", "UT", "UC") or (vr in ("LO", "SH") and _is_overlay(tag)):
+    if vr in ("LT", "ST", "UT", "UC"):
+        return "C" if "clean-descriptors" in options else "X"
+    if vr in ("LO", "SH") and not (tag >> 16) & 1 and tag not in _SAFE_CODES:
+        # A label, name or description the table does not list (the overlays', a segment's,
+        # one this dictionary does not know) may hold a name: cleaned. Codes and the
+        # equipment's maker (a safe-list) stay as they are.
         return "C" if "clean-descriptors" in options else "X"
     if vr == "UR":
         return "X"  # a link says where the data (or the patient) is
     if vr == "UI":
         return "U"
+    if not (tag >> 16) & 1 and tag not in _SAFE_CODES and vr not in _KEPT_UNLISTED_VRS \
+            and not _known_public(tag):
+        return "X"  # an element nobody can say the meaning of (UN, OB … unknown): removed
     return None
+
+
+#: Unlisted short strings kept as they are: codes, coding schemes, the equipment's maker and
+#: software, and the method this tool writes itself. Other unlisted LO/SH values are cleaned.
+_SAFE_CODES = frozenset({
+    0x00080100,  # CodeValue
+    0x00080102,  # CodingSchemeDesignator
+    0x00080103,  # CodingSchemeVersion
+    0x00080112,  # CodingSchemeRegistry
+    0x00080070,  # Manufacturer
+    0x00181020,  # SoftwareVersions
+    0x00120063,  # DeidentificationMethod
+    0x00281054,  # RescaleType
+    0x00283004,  # ModalityLUTType
+    0x00181210,  # ConvolutionKernel
+    0x00181160,  # FilterType
+    0x00181260,  # PlateType
+    0x00181261,  # PhosphorType
+    0x00180024,  # SequenceName
+    0x00189005,  # PulseSequenceName
+    0x00180085,  # ImagedNucleus
+    0x00201040,  # PositionReferenceIndicator
+})
+#: VRs of values that are numbers or codes, kept where unlisted even in an unknown element.
+_KEPT_UNLISTED_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "IS", "DS",
+                                "AT", "CS", "AS", "SQ", "LO", "SH"})
+
+
+@cache
+def _known_public(tag: int) -> bool:
+    """Whether the DICOM dictionary knows ``tag`` (repeating groups such as 60xx included)."""
+    from pydicom.datadict import get_entry
+
+    try:
+        get_entry(tag)
+    except KeyError:
+        return False
+    return True
 
 
 def _is_overlay(tag: int) -> bool:

@@ -30,6 +30,9 @@ _DATE = re.compile(r"(?<!\d)(?:(?:19|20)\d\d[-._](?:0?[1-9]|1[0-2])[-._](?:0?[1-
 _SSN = re.compile(r"(?<!\d)\d{3}[-_ ]\d{2}[-_ ]\d{4}(?!\d)")
 _DIGITS = re.compile(r"\d{6,}")
 _WORD = re.compile(r"[^\W\d_]{3,}")
+#: Surnames this frequent (percent of the 1990 census population) are names in a file name
+#: even when they are English words too: Smith, Brown, Miller, White, Hall, Young.
+_FREQUENT_SURNAME = 0.05
 
 
 class PathCleaner:
@@ -73,11 +76,16 @@ class PathCleaner:
             self._classes = word_classes()
         c = self._classes
         key = word.casefold()
-        if key not in c.given and key not in c.surnames:
-            return None
-        if c.commonness(key) < 4 or key in c.clinical or key in c.stop:
-            return None  # an English or clinical word ("image", "chest", "series", "will")
-        return "N" + self._hex("name", key, 8)
+        if key in c.clinical or key in c.stop:
+            return None  # "chest", "image", "series", "portable"
+        share = c.surnames.get(key) or 0.0  # percent of the census population
+        common = c.commonness(key)
+        # Alone in a file name a word is a name when it is one and no everyday word ("will",
+        # "case"), or a frequent surname whatever else it is ("SMITH.txt", "Brown/").
+        if (key in c.given and common >= 2) or share >= _FREQUENT_SURNAME or \
+                (share > 0 and common >= 2):
+            return "N" + self._hex("name", key, 8)
+        return None
 
     def _hex(self, purpose: str, value: str, n: int) -> str:
         return keyed_digest(self.key, f"path-{purpose}", value).hex()[:n]
