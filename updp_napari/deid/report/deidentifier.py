@@ -105,11 +105,25 @@ class ReportDeidentifier:
             self.detectors += _plugin_detectors()
 
     def protected(self, text: str, words: list[Word] | None = None, index=None) -> list[tuple[int, int]]:
-        """Where whitelisted pathology, anatomy and device terms stand in ``text``."""
+        """Where whitelisted pathology, anatomy and device terms stand in ``text``. Given its
+        ``words``, ``text`` is taken as the detectors read it; else it is read so first (HTML,
+        RTF, invisible characters: see ``normalise``) and the ranges map back to it."""
+        if words is None and index is None:
+            from .normalise import normalise_for_detection
+
+            norm = normalise_for_detection(text)
+            if not norm.identity:
+                return norm.ranges_to_original(self.protected(norm.text, cut_words(norm.text)))
         words = words if words is not None else cut_words(text)
         return sorted(self._whitelist.find(text, words, index) + self._abbreviations.find(text, words))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
+        # Detectors read the text as a reader sees it (markup gone, invisible characters
+        # removed, letters folded); what they find maps back to ``text`` as written.
+        from .normalise import normalise_for_detection
+
+        norm = normalise_for_detection(text)
+        text = norm.text
         ctx = Context(self.lexicons, header, self._extra_patterns, self.config.times == "all")
         found: list[Span] = []
         for detector in self.detectors:
@@ -123,7 +137,7 @@ class ReportDeidentifier:
         # What the note repeats of a found name yields to protected terms as well: "Dr Hampton"
         # found, "Hampton hump" stays.
         found += self._apply_whitelist(text, propagate(ctx.reader(text), found), words, index)
-        return join_adjacent(resolve(found), text, "NAME")
+        return norm.spans_to_original(join_adjacent(resolve(found), text, "NAME"))
 
     def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None) -> list[Span]:
         # Structured patterns and the header's own values never yield: when nothing else was
