@@ -400,3 +400,22 @@ def test_report_exam_time_agrees_with_the_header(cohort, records, deid):
             assert surrogate in red.text
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("text, kept, gone", [
+    ("technologist: jane kaplan", "technologist:", ["jane", "kaplan"]),
+    ("cc: pearson, patrick; okafor, ngozi; lindqvist, maria", "cc:",
+     ["pearson", "patrick", "okafor", "ngozi", "lindqvist", "maria"]),
+    ("copies to:\nPEARSON, PATRICK\nOKAFOR, NGOZI\nFINDINGS: clear", "FINDINGS: clear",
+     ["PEARSON", "PATRICK", "OKAFOR", "NGOZI"]),
+    ("3790 oakridge road, tucson, az 85761", ",", ["3790", "oakridge", "tucson", "az",
+                                                   "85761"]),
+    ("cc: Dr. Okafor; chest clinic", "chest clinic", ["Okafor"]),
+    ("pt: alert and oriented", "alert and oriented", []),
+    ("given at 10 am, ok 12345 units", "ok 12345", []),
+])
+def test_lower_case_fields_lists_and_addresses(deid, text, kept, gone):
+    out = deid.deidentify(text).text
+    assert kept in out
+    for word in gone:
+        assert word not in out, word

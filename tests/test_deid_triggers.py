@@ -22,7 +22,8 @@ CASES = [
         "technologist ", "technician ", "radiographer ", "radiologist ", "resident ", "fellow ",
         "provisional report by ", "typed by ", "transcriptionist ", "scribe ", "discussed with ",
         "d/w ", "communicated to ", "called to ", "notified ", "paged ", "cc ", "informed ",
-        "spoke with ", "conveyed to ", "read back by ", "per ", "from "]),
+        "spoke with ", "conveyed to ", "read back by ", "per ", "from ", "copies to: ",
+        "copy to ", "distribution: "]),
     (d._TITLE, d._TITLE_WORDS, [
         "Dr. ", "Doctor ", "Drs ", "Mr ", "Mrs. ", "Ms ", "Miss ", "Mx ", "Prof. ", "Professor ",
         "Nurse ", "RN ", "NP ", "PA-C ", "Sister ", "Rev. "]),

@@ -77,6 +77,11 @@ _ADDRESS = re.compile(
     r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][\w'-]*\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
     r"Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy)\b\.?"
     r"(?:,?\s+(?i:Apt|Suite|Unit|#)\.?\s*\w+)?")
+# Street words in any case ("3790 oakridge road"): an address only where a state code and a
+# ZIP follow on the same line ("…, tucson, az 85761").
+_ADDRESS_ANY_CASE = re.compile(_ADDRESS.pattern.replace("[A-Z][\\w'-]*", "[^\\W\\d_][\\w'-]*"))
+_STATE_ZIP_AHEAD = re.compile(r"[^\n]{0,60}?\b([A-Za-z]{2})\.?\s+\d{5}(?:-\d{4})?\b")
+_STATE_ZIP_ANY_CASE = re.compile(r"\b([A-Za-z]{2})\.?\s+(\d{5}(?:-\d{4})?)\b")
 _STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane",
                            "ln", "drive", "dr", "court", "ct", "way", "place", "pl", "terrace",
                            "parkway", "pkwy", "circle", "cir", "highway", "hwy", "apt", "suite",
@@ -98,7 +103,8 @@ _LABELS = re.compile(
     r"|referring(?:\s+(?:physician|doctor|clinician|provider))?|requesting(?:\s+(?:physician|clinician|doctor))?"
     r"|ref(?:erred\s+by)?|ordered\s+by|tech(?:nologist)?|technician|radiographer|radiologist|resident|fellow"
     r"|provisional\s+report\s+by|typed\s+by|transcriptionist|scribe|discussed\s+with|d/w|communicated\s+to|called\s+to|notified|paged|cc"
-    r"|informed|spoke\s+with|conveyed\s+to|read\s+back\s+by|per|from)\b\.?\s*:?\s*", _I)
+    r"|informed|spoke\s+with|conveyed\s+to|read\s+back\s+by|per|from|cop(?:y|ies)\s+to"
+    r"|distribution)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
 _VIEW_WORDS = {"lat", "lateral", "ap", "pa", "obl", "oblique", "dec", "lld", "rld", "port"}
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?\.?|[^\W\d_]\.")
@@ -332,6 +338,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     for start, end, word in triggered:
         if word in state_codes and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
+        elif word in state_codes and (m := _STATE_ZIP_ANY_CASE.match(text, start)) and \
+                text[max(0, start - 3):start].rstrip().endswith(","):
+            found += _lower_case_place(text, m, ctx)  # "tucson, az 85761"; not "ok 12345"
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue
@@ -425,6 +434,11 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
+        elif (m := _ADDRESS_ANY_CASE.match(text, start)) and \
+                (z := _STATE_ZIP_AHEAD.match(text, m.end())) and \
+                z.group(1).lower() in ctx.lexicons.state_codes and \
+                text[max(0, z.start(1) - 3):z.start(1)].rstrip().endswith(","):
+            found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
 
@@ -490,6 +504,25 @@ def _places_before_state(text: str, start: int, end: int, ctx: Context) -> Itera
         yield Span(m.start(3), m.end(3), "STATE", "pattern:city-state")
         if zip_code:
             yield Span(m.start(4), m.end(4), "ZIP", "pattern:zip")
+
+
+def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
+    """A state code in any case with its ZIP after a comma and a city a lexicon knows:
+    "tucson, az 85761" (not "…, ok 12345 units")."""
+    before = re.search(r"([^\W\d_][\w'.-]*(?:\s[^\W\d_][\w'.-]*){0,2}),?\s*$",
+                       text[max(0, m.start() - 40):m.start()])
+    if before:
+        words_ = before.group(1).split()
+        offset = max(0, m.start() - 40) + before.start(1)
+        for k in range(len(words_)):
+            candidate = " ".join(words_[k:])
+            if fold(candidate) in ctx.lexicons.cities or fold(candidate) in \
+                    ctx.reader(text).wc.places:
+                start = offset + before.group(1).rindex(candidate)
+                yield Span(start, start + len(candidate), "CITY", "pattern:city-state")
+                yield Span(m.start(1), m.end(1), "STATE", "pattern:city-state")
+                yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
+                return
 
 
 @dataclass(frozen=True)
@@ -587,7 +620,9 @@ def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[in
             break
         if not capitalised and not lowercase_ok:
             break
-        if not capitalised and not (ctx.lexicons.is_name_word(token) or count == 0 or is_initial):
+        if not capitalised and not (_census_name(token, ctx) or count == 0 or is_initial or
+                                    (count == 1 and text[end:end + 1] == "," and
+                                     _given_name(token))):  # "lindqvist, maria"
             break
         if first_token is None:
             first_token = token
@@ -614,7 +649,8 @@ _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated",
                 "requesting", "ref", "referred", "ordered", "tech", "technologist", "technician",
                 "radiographer", "radiologist", "resident", "fellow", "provisional", "typed",
                 "transcriptionist", "scribe", "discussed", "d", "communicated", "called", "notified",
-                "paged", "cc", "informed", "spoke", "conveyed", "per", "from"}
+                "paged", "cc", "informed", "spoke", "conveyed", "per", "from", "copies",
+                "copy", "distribution"}
 _CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
 _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
@@ -689,6 +725,26 @@ def _first_last(m: re.Match, lex: Lexicons) -> bool:
 _FIRST_WORD = re.compile(r"[^\W\d_][\w'’-]*")
 
 
+def _census_name(token: str, ctx: Context) -> bool:
+    """Whether ``token`` is a given name or surname (the package's lists or the census's) and
+    no everyday, clinical or stop word: what lets a lower-case word continue a name ("jane
+    kaplan", not "alert and oriented")."""
+    if ctx.lexicons.is_name_word(token):
+        return True
+    from .vocabulary import word_classes
+
+    key = fold(token)
+    wc = word_classes()
+    return (key in wc.given or key in wc.surnames) and wc.commonness(key) >= 2 \
+        and key not in wc.clinical and key not in wc.stop
+
+
+def _given_name(token: str) -> bool:
+    from .vocabulary import word_classes
+
+    return fold(token) in word_classes().given
+
+
 def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     start = m.end()
     t = _TITLE.match(text, start)
@@ -706,9 +762,9 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
         return
     s, e = run
     tokens = text[s:e].replace(",", " ").split()
-    label = m.group().strip(" :.").lower()
+    label = " ".join(m.group().strip().strip(" :.").lower().split())
     loose = label in ("per", "from", "name", "ref", "cc", "notified")
-    named = any(ctx.lexicons.is_name_word(t.rstrip(".")) for t in tokens)
+    named = any(_census_name(t.rstrip("."), ctx) for t in tokens)
     # After a loose label ("per", "from"), or in lower case ("tech: portable"), a name must
     # look like one.
     if (loose or all(t[:1].islower() for t in tokens)) and not named:
@@ -724,6 +780,39 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     e = ctx.reader(text).name_end(s, e, strength)
     if e is not None:
         yield Span(s, e, "NAME", "context:label")
+        if label in _LIST_LABELS:
+            yield from _names_listed(text, e, ctx)
+
+
+# Labels of a list of people: "cc: Pearson, Patrick; Okafor, Ngozi", "copies to:" and a name
+# a line.
+_LIST_LABELS = {"cc", "copies to", "copy to", "distribution"}
+_LIST_NEXT = re.compile(r"[ \t]*(?:;|\n|\r\n?)[ \t]*(?=[^\W\d_])")
+
+
+def _names_listed(text: str, pos: int, ctx: Context) -> Iterator[Span]:
+    """The names that follow one of a list, each after a semicolon or on a line of its own,
+    while they read as names: a given name or surname among their words, and none of them
+    an everyday, clinical or stop word ("chest clinic" ends the list)."""
+    from .vocabulary import word_classes
+
+    wc = word_classes()
+
+    def possible(token: str) -> bool:
+        key = fold(token)
+        return len(key) == 1 or ((wc.commonness(key) >= 2 or key in wc.given)
+                                 and key not in wc.clinical and key not in wc.stop)
+
+    while (gap := _LIST_NEXT.match(text, pos)) is not None:
+        run = _name_run(text, gap.end(), ctx, lowercase_ok=True)
+        if not run:
+            return
+        s, e = run
+        tokens = [t.rstrip(".") for t in text[s:e].replace(",", " ").split()]
+        if not (all(possible(t) for t in tokens) and any(_census_name(t, ctx) for t in tokens)):
+            return
+        yield Span(s, e, "NAME", "context:list")
+        pos = e
 
 
 def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
