@@ -178,3 +178,24 @@ def test_a_name_found_again_yields_to_a_protected_term(deid):
     text = "Discussed with Dr Hampton.\nNo Hampton hump or Westermark sign."
     starts = [s.start for s in deid.detect(text)]
     assert text.index("Hampton") in starts and text.index("Hampton hump") not in starts
+
+
+def test_the_last_letter_of_a_sentence_is_no_initial_before_a_name(deid):
+    # "clear. Orla Venn, RRT": the "r." ending "clear" begins no name.
+    text = "Lungs clear. Orla Venn, RRT"
+    names = [t for t, c in found(deid, text) if c == "NAME"]
+    assert names and all(t == "Orla Venn" for t in names), names
+    assert covered(deid, "Seen by J.S. VENN RRT", "J.S. VENN")
+
+
+@pytest.mark.parametrize("text, place", [
+    ("transferred from pinecrest general hospital today", "pinecrest general hospital"),
+    ("imaging at st. aldwin medical center, reviewed", "st. aldwin medical center"),
+])
+def test_institution_words_before_an_institution_word_in_a_lower_case_note(deid, text, place):
+    assert covered(deid, text, place)
+
+
+def test_rn_before_a_name_in_a_note_all_in_lower_case(deid):
+    assert covered(deid, "critical result called to rn quinlan at 10:00, rn aware.", "quinlan")
+    assert not [t for t, c in found(deid, "sats 97 on 4 l np, tol well.") if c == "NAME"]

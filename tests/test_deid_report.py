@@ -419,3 +419,150 @@ def test_lower_case_fields_lists_and_addresses(deid, text, kept, gone):
     assert kept in out
     for word in gone:
         assert word not in out, word
+
+
+# ------------------------------------------------------------- names in quotes, particles, ^
+
+@pytest.mark.parametrize("text, name", [
+    ("Patient: \u201cQUINLAN, Tamsin\u201d  MRN: 4829301", "QUINLAN, Tamsin"),
+    ('PATIENT: "CASTELLANO, RENATA"', "CASTELLANO, RENATA"),
+    ("Preliminary interpretation by Dr. \u201cOrla Fairweather\u201d.", "Orla Fairweather"),
+    ("Reviewed by Dr. 'Ivo Moreau' today.", "Ivo Moreau"),
+    ("signed: \u201cnadia ferreira\u201d md 2021-05-26", "nadia ferreira"),
+    ("Attending: \u00abRenata Castellano\u00bb", "Renata Castellano"),
+    ("Findings reviewed. \u201cnadia ferreira\u201d md", "nadia ferreira"),
+])
+def test_names_in_quotes_are_found_by_their_context(deid, text, name):
+    assert covered(deid, text, name)
+    out = redacted(deid, text)
+    for word in name.replace(",", " ").split():
+        assert word not in out, word
+    # The name's span ends at the closing quote, which stays.
+    assert text[text.index(name) + len(name)] in out
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Preliminary interpretation by Dr. Ivo van der Thornbury.", "Ivo van der Thornbury"),
+    ("Signed by Dr. \u201cIvo Van der Thornbury\u201d", "Ivo Van der Thornbury"),
+    ("Attending: Renata de la Castellano", "Renata de la Castellano"),
+    ("interpreted by: dr. ivo von moreau on 2020-01-02", "ivo von moreau"),
+])
+def test_particles_inside_a_name_after_a_title_or_label(deid, text, name):
+    assert covered(deid, text, name)
+
+
+def test_a_particle_does_not_end_a_name_or_run_past_it(deid):
+    # A particle with no name after it is no part of the name.
+    text = "Discussed with Dr. Moreau de novo lesion noted."
+    spans = [text[s.start:s.end] for s in deid.detect(text) if s.category == "NAME"]
+    assert spans == ["Moreau"]
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("pt: yamada^tamsin  mrn e27987887", ["yamada", "tamsin"]),
+    ("PT: \u201cO\u2019QUINLAN^RENATA^S\u201d  MRN W63385165", ["O\u2019QUINLAN", "RENATA"]),
+    ("Patient: DELGADO^IVO^M", ["DELGADO", "IVO", "^M"]),
+])
+def test_dicom_caret_names_lose_every_part(deid, text, parts):
+    out = redacted(deid, text)
+    for part in parts:
+        assert part not in out, part
+
+
+# ---------------------------------------------------------------- notes in one letter case
+
+@pytest.mark.parametrize("text, gone, kept", [
+    # a state code after a known city, without its ZIP, in either case
+    ("mercy uh radiology | tulsa ok\npt: x", ["tulsa", " ok"], ["radiology"]),
+    ("NORTHFIELD UH RADIOLOGY | BOISE ID\nPT: YAMADA, IVO", ["BOISE", " ID", "NORTHFIELD"],
+     ["RADIOLOGY"]),
+    ("referred from salem or", ["salem", " or"], ["referred"]),
+    ("home: omaha ne 68102.", ["omaha", " ne ", "68102"], ["home:"]),
+    # a hospital's abbreviation in lower case, after the place it is named for
+    ("radiology department, fresno gh", ["fresno", " gh"], ["radiology department,"]),
+    ("tacoma uh radiology", ["tacoma", " uh"], ["radiology"]),
+    # a saint and the institution words of a name written in lower case
+    ("st. aldric medical center\nfindings: clear", ["st.", "aldric", "medical", "center"],
+     ["findings: clear"]),
+    ("riverside general hospital, department of radiology", ["riverside", "general", "hospital"],
+     ["department of radiology"]),
+    # initials after "typed by", and a lower-case initial before a surname
+    ("typed by: rp\nfindings: clear", [" rp"], ["findings: clear"]),
+    ("ref: m delgado\nexam: cxr", [" m ", "delgado"], ["exam: cxr"]),
+    ("referred by: dr a kowalczyk", ["kowalczyk", " a "], ["referred by: dr"]),
+    ("communicated to rn yamada at 10:00. rn aware.", ["yamada"], ["rn aware"]),
+    # dictation initials on a line of their own
+    ("signed: ivo delgado md\nia/od\ntech: pa/lat.", ["ia/od", "delgado"], ["pa/lat"]),
+    ("SIGNED: IVO DELGADO MD\nIA/OD\nBG/JP\nTECH: PA/LAT.", ["IA/OD", "BG/JP"], ["PA/LAT"]),
+])
+def test_one_case_notes(deid, text, gone, kept):
+    out = redacted(deid, text)
+    for piece in gone:
+        assert piece not in out, (piece, out)
+    for piece in kept:
+        assert piece in out, (piece, out)
+
+
+@pytest.mark.parametrize("text", [
+    "moved to boston in may, then home.",  # "in" after a city is no state in running text
+    "seen by dr lowell md.",  # a credential, not Maryland
+    "given at hs, seen at the uh.",  # no place names the abbreviation
+    "gi/gu\nhr/bp\npa/lat\npt/ot\nob/gyn\nyes/no",  # headings and abbreviations on their own lines
+    "the general hospital and the outside hospital",  # no name before the institution word
+    "occasional np cough, 4 l np, tol well",  # "np": nasal prongs
+    "typed by: the system",
+])
+def test_one_case_notes_keep_their_words(deid, text):
+    spans = [s for s in deid.detect(text) if s.category in ("NAME", "INSTITUTION", "STATE")
+             and text[s.start:s.end] != "lowell"]
+    assert not spans, [(s.category, text[s.start:s.end]) for s in spans]
+
+
+def test_initials_on_a_line_of_their_own_may_spell_a_word(deid):
+    text = "Signed: Dr. Ivo Delgado\nPC/as\nFindings discussed PC/as above."
+    out = redacted(deid, text)
+    assert "PC/as" in out and out.count("PC/as") == 1
+
+
+# -------------------------------------------------------------------------------- cc lists
+
+@pytest.mark.parametrize("text, gone", [
+    # A name found in the body is found again on the cc: line, everyday word or not.
+    ("Critical result communicated to RN Park at 10:00.\ncc: Dr. Ivo Delgado; Park",
+     ["Park", "Delgado"]),
+    ("ref: m delgado\ntech: k quinlan\nfindings: clear.\ncc: m delgado; nadia ferreira",
+     ["delgado", "quinlan", "ferreira"]),
+    # An entry that reads as no name skips to the next entry of its line.
+    ("Results to RN Bishop.\ncc: Dr. Ivo Delgado; Bishop; Nadia Ferreira", ["Bishop", "Ferreira"]),
+])
+def test_names_on_a_cc_line(deid, text, gone):
+    out = redacted(deid, text)
+    for word in gone:
+        assert word not in out, (word, out)
+
+
+def test_a_cc_list_ends_at_its_line(deid):
+    text = "cc: Dr. Ivo Delgado; chest clinic\nPark bench injury, no fracture."
+    out = redacted(deid, text)
+    assert "chest clinic" in out and "Park bench injury" in out
+
+
+def test_a_given_name_before_a_name_found_elsewhere_in_the_note(deid):
+    text = "INDICATION: Martin Quinlan is a 71-year-old man.\nref: dr. quinlan"
+    out = redacted(deid, text)
+    assert "Martin" not in out and "Quinlan" not in out
+    # A capitalised word that is no given name stays.
+    text = "Given Quinlan's advice, repeat in 6 weeks.\nref: dr. quinlan"
+    assert redacted(deid, text).startswith("Given [NAME]")
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("tech: o yamada\nfindings: clear", ["o yamada"], "findings: clear"),
+    ("per x ray, no change", [], "per x ray, no change"),
+    ("typed by: cm\nfindings: clear", [" cm"], "findings: clear"),
+])
+def test_lower_case_initials_in_fields(deid, text, gone, kept):
+    out = redacted(deid, text)
+    assert kept in out
+    for piece in gone:
+        assert piece not in out, (piece, out)

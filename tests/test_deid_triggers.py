@@ -11,6 +11,7 @@ import pytest
 
 from updp_napari.deid.report import ReportDeidentifier
 from updp_napari.deid.report import detectors as d
+from updp_napari.deid.report import narrative as n
 
 # Each pattern, its trigger words, and an example of every way it can begin.
 CASES = [
@@ -41,6 +42,8 @@ CASES = [
         f"{m} 3" for m in ("Jan", "January", "Feb", "February", "Mar", "March", "Apr", "April",
                            "May", "Jun", "June", "Jul", "July", "Aug", "August", "Sep", "Sept",
                            "September", "Oct", "October", "Nov", "November", "Dec", "December")]),
+    (n._LIST_LINE, n._LIST_WORDS, ["cc: Dr. X", "CC : X", "copies to: X", "copy to: X",
+                                   "Distribution: X"]),
 ]
 
 
@@ -49,7 +52,8 @@ def _first_word(text: str) -> str:
 
 
 @pytest.mark.parametrize("pattern, triggers, examples", CASES,
-                         ids=["labels", "titles", "credentials", "id-labels", "pager", "months"])
+                         ids=["labels", "titles", "credentials", "id-labels", "pager", "months",
+                              "list-lines"])
 def test_trigger_words_are_exactly_the_words_that_begin_the_pattern(pattern, triggers, examples):
     for example in examples:
         assert pattern.match(example), f"{example!r} is not an example of the pattern"

@@ -48,27 +48,14 @@ SEED = int(os.environ.get("UPDP_VARIANTS_SEED", "11"))
 # that a rule reads as an abbreviation, a name on a cc: line with no context at all) and still
 # fails at a tenth of the 7.5 % that HTML, RTF and folded letters once left.
 TOLERANCE_PP = 0.5
-# Forms the de-identifier reads worse than plain text today (measured on the session cohort,
-# on 30 patients x 3 studies, seed 29, and on 20 x 4, seed 7): how many points above plain
-# they may leave, keyed by (variant, header used). Each allowance is about 1.5-2 times the
-# worst rate measured, so the test fails when one of these gaps widens, not
-# while it stays as it is. UPDP_VARIANTS_STRICT=1 holds every form to TOLERANCE_PP.
-KNOWN_GAPS_PP = {
-    # "savannah ga", "st. aldric medical center", "typed by: rp", "ia/od": lower-case
-    # institutions, places and initials (2.3-2.7 % left with the header, 4.3-5.0 % without).
-    ("lower case", True): 5.0,
-    ("lower case", False): 8.0,
-    # Quoted full names without the header: 'Patient: “BRENNAN, Anna”', 'Preliminary
-    # interpretation by Dr. “Abigail Ellison”.' (7.3-7.7 %; the same with ASCII quotes).
-    ("smart quotes", False): 11.0,
-    ("straight quotes", False): 11.0,
-    # "SAVANNAH GA" (the state), "IA/OD" (initials): 0.4-0.6 %.
-    ("upper case", True): 1.5,
-    ("upper case", False): 1.5,
-    # A name found in the body is not found again on the cc: line ("cc: m lopez; elena
-    # marshall"): 0.4-1.4 % without the header.
-    ("cc list", False): 3.0,
-}
+# Forms the de-identifier reads worse than plain text today: how many points above plain they
+# may leave, keyed by (variant, header used); each allowance about 1.5-2 times the worst rate
+# measured, so that the test fails when a gap widens, not while it stays as it is.
+# None is known today: quoted names, notes all in lower or upper case and names repeated on a
+# cc: line stay within TOLERANCE_PP of plain text (measured on the session cohort and on 30 x 3,
+# seed 29; 20 x 4, seed 7; 40 x 3, seed 5; 25 x 4, seed 3, at most 0.03 points above plain).
+# UPDP_VARIANTS_STRICT=1 holds every form to TOLERANCE_PP whatever this table says.
+KNOWN_GAPS_PP: dict[tuple[str, bool], float] = {}
 STRICT = os.environ.get("UPDP_VARIANTS_STRICT") == "1"
 # How many surviving tokens to print per variant.
 EXAMPLES = int(os.environ.get("UPDP_VARIANTS_EXAMPLES", "4"))

@@ -15,7 +15,7 @@ from functools import cache
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
-from .narrative import RELATION, STRONG, TITLE, WEAK
+from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, skip_open_quote
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -86,8 +86,10 @@ _STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boule
                            "ln", "drive", "dr", "court", "ct", "way", "place", "pl", "terrace",
                            "parkway", "pkwy", "circle", "cir", "highway", "hwy", "apt", "suite",
                            "unit", "n", "s", "e", "w"})
-_CITY_STATE_ZIP = re.compile(r"\b((?:[A-Z][\w'.-]*\s){0,2}[A-Z][\w'.-]*)(,?)\s+(?-i:([A-Z]{2}))"
-                             r"(?:\s+(\d{5}(?:-\d{4})?))?\b", _I)
+# Up to three words of a city's name that end just before a state code ("Savannah, GA").
+_CITY_BEFORE_STATE = re.compile(r"\b((?:[A-Z][\w'.-]*\s){0,2}[A-Z][\w'.-]*)(,?)\s+\Z", _I)
+# What may follow a state code written without its ZIP: the end of the line or of a field.
+_STATE_ENDS_FIELD = re.compile(r"[ \t]*(?:$|[,;|)]|[ \t]{2})", re.MULTILINE)
 _CREDENTIAL_CODES = {"MD", "DO", "PA", "RN", "NP"}
 _ZIP_AFTER_STATE = re.compile(r"\b([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
 _INSTITUTION_ABBR = re.compile(r"\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'-]{2,}\s+){1,3}"
@@ -106,6 +108,7 @@ _LABELS = re.compile(
     r"|informed|spoke\s+with|conveyed\s+to|read\s+back\s+by|per|from|cop(?:y|ies)\s+to"
     r"|distribution)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
+_DICTATION_LINE = re.compile(r"^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$", re.MULTILINE)
 _VIEW_WORDS = {"lat", "lateral", "ap", "pa", "obl", "oblique", "dec", "lld", "rld", "port"}
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?\.?|[^\W\d_]\.")
 
@@ -341,6 +344,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif word in state_codes and (m := _STATE_ZIP_ANY_CASE.match(text, start)) and \
                 text[max(0, start - 3):start].rstrip().endswith(","):
             found += _lower_case_place(text, m, ctx)  # "tucson, az 85761"; not "ok 12345"
+        elif word in state_codes and text[start:end].islower():
+            found += _places_before_state(text, start, end, ctx, lower=True)  # "savannah ga"
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
             continue
@@ -474,36 +479,46 @@ def _word_before(text: str, start: int) -> str:
     return fold(text[k:end].strip("."))
 
 
-def _places_before_state(text: str, start: int, end: int, ctx: Context) -> Iterator[Span]:
-    """A city (and ZIP) around an upper-case state code: "Savannah, GA 31485"."""
-    m = _ZIP_AFTER_STATE.match(text, start)
-    if m:
+def _places_before_state(text: str, start: int, end: int, ctx: Context,
+                         lower: bool = False) -> Iterator[Span]:
+    """A city (and ZIP) around an upper-case state code: "Savannah, GA 31485", "SAVANNAH GA";
+    with ``lower``, a lower-case one after a known city ("savannah ga", "tucson az 85761")."""
+    m = _ZIP_AFTER_STATE.match(text, start) if not lower else _STATE_ZIP_ANY_CASE.match(text, start)
+    zip_code = m.group(2) if m else None
+    if zip_code and not lower:
         yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
     elif _word_before(text, start) not in ctx.lexicons.city_last_words:
         return  # without a ZIP only a known city makes a place of "chest PA"
-    for m in _CITY_STATE_ZIP.finditer(text, max(0, start - _CITY_STATE_REACH), end + 12):
-        if m.start(3) != start:
-            continue
-        zip_code = m.group(4)
-        # The trailing words that are a known city; without one, a ZIP must vouch for it
-        # ("Jones, MD" and "chest, PA" are no places).
-        city_words = m.group(1).split()
-        city = None
-        for k in range(len(city_words)):
-            candidate = " ".join(city_words[k:])
-            if fold(candidate) in ctx.lexicons.cities:
-                city = candidate
-                break
-        if city is None and not (zip_code and m.group(2)):
-            continue
-        if m.group(3) in _CREDENTIAL_CODES and not zip_code:
-            continue  # "Lowell, MD" signs a report; "Lowell, MD 21201" is a place
-        if city is None:
-            city = city_words[-1]
-        yield Span(m.end(1) - len(city), m.end(1), "CITY", "pattern:city-state")
-        yield Span(m.start(3), m.end(3), "STATE", "pattern:city-state")
-        if zip_code:
-            yield Span(m.start(4), m.end(4), "ZIP", "pattern:zip")
+    # The words before the state code, on its line: the city is their last one to three.
+    c = _CITY_BEFORE_STATE.search(text, max(0, start - _CITY_STATE_REACH), start)
+    if c is None:
+        return
+    # The trailing words that are a known city; without one, a ZIP must vouch for it
+    # ("Jones, MD" and "chest, PA" are no places).
+    city_words = c.group(1).split()
+    city = None
+    for k in range(len(city_words)):
+        candidate = " ".join(city_words[k:])
+        if fold(candidate) in ctx.lexicons.cities:
+            city = candidate
+            break
+    if lower:
+        # "savannah ga", "salem or": a known city that is no everyday word, and the code ends
+        # its line or field unless a ZIP follows; no credential ("lowell md", "jackson ms").
+        if city is None or fold(city) in ctx.lexicons.ambiguous or not zip_code and (
+                text[start:end].upper() in _CREDENTIAL_CODES | {"MS"} or
+                not _STATE_ENDS_FIELD.match(text, end)):
+            return
+    elif city is None and not (zip_code and c.group(2)):
+        return
+    if text[start:end] in _CREDENTIAL_CODES and not zip_code:
+        return  # "Lowell, MD" signs a report; "Lowell, MD 21201" is a place
+    if city is None:
+        city = city_words[-1]
+    yield Span(c.end(1) - len(city), c.end(1), "CITY", "pattern:city-state")
+    yield Span(start, end, "STATE", "pattern:city-state")
+    if zip_code and lower:
+        yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
 
 
 def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
@@ -580,6 +595,8 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
             m = _INSTITUTION_ABBR_ENDING_HERE.search(text, max(0, start - 60), end)
             if m and ctx.reader(text).plausible_place(m.start(), start, _TAIL_WORDS):
                 yield Span(m.start(), m.end(), "INSTITUTION", "pattern:institution-abbr", 0.9)
+        elif word in _ABBR_SUFFIXES and text[start:end].islower() and not ctx.reader(text).cased:
+            yield from _lower_case_institution_abbr(text, start, end, ctx)
         if word in city_starts and "A" <= text[start] <= "Z":
             m = _CAPITALISED_RUN.match(text, start)
             if not m:
@@ -592,6 +609,35 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
                     yield Span(start, start + len(phrase), "CITY", "lexicon:city", 0.7)
 
 
+_WORD_ENDING_HERE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[ \t]{1,2}\Z")
+_SAINT_ENDING_HERE = re.compile(r"\b(?:st\.?|saint)[ \t]{1,2}\Z", _I)
+
+
+def _lower_case_institution_abbr(text: str, start: int, end: int, ctx: Context) -> Iterator[Span]:
+    """A hospital's abbreviation in a note written all in lower case: "northfield uh",
+    "riverside gh", "st. aldric mc". The words before it must name a place (a place, a
+    surname or a word no dictionary knows), not say what it is ("the uh", "at bedtime hs")."""
+    reader = ctx.reader(text)
+    wc = reader.wc
+    if text[start:end] in wc.clinical or text[start:end] in wc.stop or text.startswith(("/", "-"), end):
+        return
+    k, begin, known = start, None, False
+    for _ in range(3):
+        w = _WORD_ENDING_HERE.search(text, max(0, k - 40), k)
+        if w is None:
+            break
+        key = w.group(1).lower()
+        if key in wc.stop or key in wc.clinical or key in _STOP or key in _TAIL_WORDS or \
+                len(key) < 3 or not (key in wc.places or key in wc.surnames or key not in wc.dictionary):
+            break
+        known = known or key in wc.places or key not in wc.dictionary
+        k = begin = w.start(1)
+    if begin is None or not known:
+        return
+    saint = _SAINT_ENDING_HERE.search(text, max(0, begin - 8), begin)
+    yield Span(saint.start() if saint else begin, end, "INSTITUTION", "pattern:institution-abbr", 0.9)
+
+
 def _institution_span(m: re.Match) -> Span:
     start = m.start()
     # A sentence's first word ("The", "At") is no part of the name.
@@ -601,11 +647,35 @@ def _institution_span(m: re.Match) -> Span:
     return Span(start, m.end(), "INSTITUTION", "lexicon:institution")
 
 
-_NAME_GAP = re.compile(r"(,\s|\s)(?=[^\W\d_])")
+# Between the words of a name: a space, a comma (LAST, FIRST) or DICOM's caret (LAST^FIRST^M).
+_NAME_GAP = re.compile(r"(,\s|\s|\^)(?=[^\W\d_])")
+# Quotes that may close a name before its credential ("“elena marshall” md"), or nothing.
+_CLOSE_QUOTES = frozenset({"", *OPEN_QUOTES})
+# A lower-case initial before a name word ("ref: m lopez"); after the one-letter words of
+# notes ("a", "i", "x ray") only before a name that is no everyday word.
+_INITIAL_THEN_WORD = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])")
+_ONE_LETTER_WORDS = frozenset("aix")
+
+
+def _initial_before_name(text: str, end: int, letter: str, ctx: Context) -> bool:
+    """Whether the lower-case initial ending at ``end`` stands before a name word."""
+    n = _INITIAL_THEN_WORD.match(text, end)
+    if n is None:
+        return False
+    word = n.group(1)
+    key = fold(word)
+    if key in _STOP or not _census_name(word, ctx):
+        return False
+    from .vocabulary import word_classes
+
+    return letter not in _ONE_LETTER_WORDS or word_classes().commonness(key) >= 3
 
 
 def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[int, int] | None:
-    """The name starting at ``pos``: up to four name tokens, ``LAST, FIRST M`` included."""
+    """The name starting at ``pos``: up to four name tokens, ``LAST, FIRST M`` included
+    (``LAST^FIRST^M`` too, and particles: "Peter van der Berg"). A name in quotes begins
+    after the opening quote and ends at the closing one."""
+    pos = skip_open_quote(text, pos)
     end, count, first_token = pos, 0, None
     i = pos
     while count < 4:
@@ -616,7 +686,21 @@ def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[in
         key = fold(token)
         is_initial = len(token) == 1
         capitalised = token[:1].isupper()
-        if key in _STOP and not (is_initial and capitalised and count == 0):
+        if count and text[end:end + 1] == "^":
+            # A part of a DICOM name ("YAMADA^TAMSIN^M"), whatever its case or its words.
+            end = m.end() if not m.group().endswith(".") or is_initial else m.end() - 1
+            count += 1
+            i = end + 1
+            if text[end:end + 1] != "^" or not text[end + 1:end + 2].isalpha():
+                break
+            continue
+        if key in PARTICLES and count and text[m.end():m.end() + 1] == " " and \
+                _NAME_TOKEN.match(text, m.end() + 1):
+            i = m.end() + 1  # "van der": part of the name when a name word follows
+            continue
+        if key in _STOP and not (is_initial and count == 0 and (
+                capitalised or lowercase_ok and not m.group().endswith(".") and
+                _initial_before_name(text, m.end(), key, ctx))):
             break
         if not capitalised and not lowercase_ok:
             break
@@ -689,10 +773,23 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
         wc = ctx.reader(text).wc
         for m in _DICTATION.finditer(text):
             # "PA/lat" names two views, not a radiologist and a typist; "POC/pt" is a plan of
-            # care for the patient.
+            # care for the patient. On a line of its own a typist's initials may spell a
+            # little word or an abbreviation ("PC/as").
             second = m.group().lower().split("/")[1]
-            if second not in _VIEW_WORDS and second not in wc.clinical and second not in wc.stop:
+            if second not in _VIEW_WORDS and (second not in wc.clinical and second not in wc.stop
+                                              or _alone_on_line(text, m.start(), m.end())):
                 found.append(Span(m.start(), m.end(), "NAME", "pattern:dictation-initials", 0.8))
+        if not ctx.reader(text).cased:
+            # A note all in capitals or all in lower case ("IA/OD", "ia/od"): initials on a
+            # line of their own, neither pair a view, a word of notes or an everyday word.
+            # One of them may be an abbreviation or a little word ("BG/JP", "AT/WR"), not
+            # both ("GI/GU", "AND/OR").
+            for m in _DICTATION_LINE.finditer(text):
+                pair = (m.group(1).lower(), m.group(2).lower())
+                if not any(p in _VIEW_WORDS or p in _CREDENTIAL_WORDS for p in pair) and \
+                        any(p not in wc.clinical and p not in wc.stop and wc.commonness(p) >= 3
+                            for p in pair):
+                    found.append(Span(m.start(1), m.end(2), "NAME", "pattern:dictation-initials", 0.8))
     for start, _, _ in index.hits(SINGLE_LETTERS):
         if "A" <= text[start] <= "Z" and (m := _INITIAL_LAST.match(text, start)):
             if fold(m.group(2)) in lex.last_names and fold(m.group(2)) not in lex.ambiguous:
@@ -706,6 +803,12 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
     return found
+
+
+def _alone_on_line(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` stands on a line of its own (spaces aside)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return not text[line_start:start].strip() and not text[end:_line_end(text, end)].strip()
 
 
 def _first_last(m: re.Match, lex: Lexicons) -> bool:
@@ -731,6 +834,8 @@ def _census_name(token: str, ctx: Context) -> bool:
     kaplan", not "alert and oriented")."""
     if ctx.lexicons.is_name_word(token):
         return True
+    if "-" in token.strip("-"):  # "nakagawa-reid": each part a name
+        return all(_census_name(part, ctx) for part in token.split("-") if part)
     from .vocabulary import word_classes
 
     key = fold(token)
@@ -746,10 +851,11 @@ def _given_name(token: str) -> bool:
 
 
 def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
-    start = m.end()
+    # A quote may open the field's name ("Patient: “BRENNAN, Anna”", "ref: 'Dr. X'").
+    start = skip_open_quote(text, m.end())
     t = _TITLE.match(text, start)
     if t:
-        start = t.end()
+        start = skip_open_quote(text, t.end())
     elif ":" not in m.group() and m.group().strip(" .").lower() in ("pt", "patient"):
         # "PT REMAINS SEDATED": checked on the first word before the whole rule runs (this
         # is the commonest word of nursing notes).
@@ -761,9 +867,12 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     if not run:
         return
     s, e = run
-    tokens = text[s:e].replace(",", " ").split()
+    tokens = re.split(r"[\s,^]+", text[s:e].strip())
     label = " ".join(m.group().strip().strip(" :.").lower().split())
     loose = label in ("per", "from", "name", "ref", "cc", "notified")
+    if label in _TYPIST_LABELS and _lower_initials(tokens):
+        yield Span(s, e, "NAME", "context:label")  # "typed by: rp"
+        return
     named = any(_census_name(t.rstrip("."), ctx) for t in tokens)
     # After a loose label ("per", "from"), or in lower case ("tech: portable"), a name must
     # look like one.
@@ -784,10 +893,32 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
             yield from _names_listed(text, e, ctx)
 
 
+# Labels of whoever typed a report, signed with initials ("typed by: rp").
+_TYPIST_LABELS = frozenset({"typed by", "transcribed by", "transcriptionist", "scribe"})
+
+
+def _lower_initials(tokens: list[str]) -> bool:
+    """Whether ``tokens`` are initials written in lower case: one run of two or three letters
+    that is no stop word (an abbreviation or a unit may be: "na", "cm")."""
+    if len(tokens) != 1 or not 2 <= len(tokens[0]) <= 3 or not tokens[0].isalpha() or \
+            not tokens[0].islower():
+        return False
+    from .vocabulary import word_classes
+
+    key = fold(tokens[0])
+    wc = word_classes()
+    return key not in _STOP and key not in wc.stop
+
+
 # Labels of a list of people: "cc: Pearson, Patrick; Okafor, Ngozi", "copies to:" and a name
 # a line.
 _LIST_LABELS = {"cc", "copies to", "copy to", "distribution"}
 _LIST_NEXT = re.compile(r"[ \t]*(?:;|\n|\r\n?)[ \t]*(?=[^\W\d_])")
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
 
 
 def _names_listed(text: str, pos: int, ctx: Context) -> Iterator[Span]:
@@ -805,14 +936,21 @@ def _names_listed(text: str, pos: int, ctx: Context) -> Iterator[Span]:
 
     while (gap := _LIST_NEXT.match(text, pos)) is not None:
         run = _name_run(text, gap.end(), ctx, lowercase_ok=True)
-        if not run:
+        if run:
+            s, e = run
+            tokens = [t.rstrip(".") for t in re.split(r"[\s,^]+", text[s:e]) if t]
+        if run and all(possible(t) for t in tokens) and any(_census_name(t, ctx) for t in tokens):
+            yield Span(s, e, "NAME", "context:list")
+            pos = e
+            continue
+        # An entry that reads as no name ends the list, but within its line ("cc: Dr X;
+        # Park; Y"): the entries after it on the line are tried all the same.
+        if "\n" in gap.group():
             return
-        s, e = run
-        tokens = [t.rstrip(".") for t in text[s:e].replace(",", " ").split()]
-        if not (all(possible(t) for t in tokens) and any(_census_name(t, ctx) for t in tokens)):
+        semicolon = text.find(";", gap.end(), _line_end(text, gap.end()))
+        if semicolon < 0:
             return
-        yield Span(s, e, "NAME", "context:list")
-        pos = e
+        pos = semicolon
 
 
 def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
@@ -826,6 +964,7 @@ def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Sp
     offset = max(0, cred_start - 60)
     before = text[offset:cred_start]
     picked = []
+    quoted = False
     for t in reversed(list(_WORD_BEFORE_CREDENTIAL.finditer(before))):
         if fold(t.group().rstrip(".")) in _STOP or len(picked) == 4:
             break
@@ -833,9 +972,15 @@ def _name_before_credential(text: str, m: re.Match, ctx: Context) -> Iterator[Sp
         if t.group().endswith(".") and len(t.group()) > 2:
             break
         gap = before[t.end():(picked[-1].start() if picked else len(before))]
-        if gap.strip(" ,") or "\n" in gap:
+        if not picked and gap.strip(" ,") in _CLOSE_QUOTES:
+            quoted = bool(gap.strip(" ,"))  # "“elena marshall” md": the name in quotes
+        elif gap.strip(" ,") or "\n" in gap:
+            break
+        if "\n" in gap:
             break
         picked.append(t)
+        if quoted and t.start() and before[t.start() - 1] in OPEN_QUOTES:
+            break  # the opening quote begins the name
     lowercase_credential = m.group().strip(" ,").islower()
     if picked and len(picked[0].group().rstrip(".")) >= 2 and (
             picked[0].group()[:1].isupper() or lowercase_credential):

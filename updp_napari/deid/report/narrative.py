@@ -69,6 +69,11 @@ _MOVE_WORDS = frozenset({
 _SURE_CREDENTIALS = frozenset({"rrt", "crt", "rn", "np", "lpn", "crna", "licsw", "lcsw", "msw",
                                "pharmd", "rph", "aprn", "fnp"})
 _TITLE = re.compile(r"\b(?:dr|drs|doctor|dr's|drs\.|mr|mrs|ms|miss)(?:\.[ \t]*|[ \t]+)", re.IGNORECASE)
+# Particles of surnames ("van der Berg", "de la Cruz", "von Essen"): inside a name, in any case.
+PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "dela", "di", "da", "du",
+                       "la", "le", "ter", "ten", "dos", "das", "des"})
+# Quotes that may open a name: straight or curly, single or double, guillemets.
+OPEN_QUOTES = frozenset("\"'\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb\u2039\u203a")
 # Letters of any alphabet ("MÜLLER, JOSÉ"), not digits or underscores.
 _INITIAL = re.compile(r"\b([^\W\d_])\.[ \t]*(?=[^\W\d_])")
 _TOKEN = re.compile(r"(?<!\w)[^\W\d_][^\W\d_'’]*(?:['’][^\W\d_]+)*(?:-[^\W\d_][^\W\d_'’]*)*(?!\d)")
@@ -102,7 +107,8 @@ _GENERIC = frozenset({"outside", "other", "local", "community", "another", "prev
                       "state", "county", "city", "their", "his", "her", "general", "acute",
                       "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
 _INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
-_WORD_AT_END = re.compile(r"(?:[^\W\d_]\.|(?<![\w'’-])[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
+# A word, or an initial (not the last letter of a word before a full stop: "clear. Ann").
+_WORD_AT_END = re.compile(r"(?<![\w'’-])(?:[^\W\d_]\.|[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 # What must follow a bare "to", "at", "from" for it to be tried as a place (checked cheaply
 # before the whole rule: these are the commonest words of notes).
 _BARE_NEXT = re.compile(r"[ \t]+(?:(?i:the)[ \t]+)?(?:[A-Z]|[a-z]{1,2}h\b|[a-z]{4,}[ \t]?\d{1,2}\b)")
@@ -110,8 +116,16 @@ _WARD_TOKEN = re.compile(r"([A-Za-z]{4,})\d{1,2}[A-Za-z]?\b")
 # The shape of hospitals' abbreviations: "GH", "MGH", "GBMC", "UH" (lab tests of the same
 # shape, "TSH", "LDH", are in the clinical vocabulary).
 _HOSPITAL_ABBREVIATION = re.compile(r"\b(?:[A-Z]{1,3}(?:H|MC|HC)|[a-z]{1,2}h)\b(?![/-])")
+_SAINT_BEFORE = re.compile(r"\b(?:st\.?|saint)[ \t]{1,2}\Z", re.IGNORECASE)
 _WARD_NUMBER = re.compile(r"[ \t]*\d{1,2}[A-Za-z]?\b")
 _SAINT = re.compile(r"\b(?:st|saint)\b\.?[ \t]*(?=[A-Z])", re.IGNORECASE)
+
+
+def skip_open_quote(text: str, pos: int) -> int:
+    """``pos`` past an opening quote that stands before a letter: "“BRENNAN, Anna”"."""
+    if text[pos:pos + 1] in OPEN_QUOTES and text[pos + 1:pos + 2].isalpha():
+        return pos + 1
+    return pos
 
 
 def _case_informative(text: str) -> bool:
@@ -164,13 +178,17 @@ class Reader:
         """Where the name found by another rule in ``text[start:end]`` ends: after its last
         word of the words from the start that can be name words ("NP DJURIC MADE AWARE" is
         "DJURIC"), or None when not even the first can."""
-        last = None
+        last, particle = None, False
         for m in _TOKEN.finditer(self.text, start, end):
             word = m.group()
+            if last is not None and word.lower() in PARTICLES and "\n" not in self.text[last:m.end()]:
+                particle = True  # "van der Berg": part of the name when a name word follows,
+                continue  # capitalised where capitals mean something ("Moreau de novo")
             if len(word) > 1 and not self.person_word(word, strength) or \
-                    last is not None and "\n" in self.text[last:m.start()]:
+                    last is not None and "\n" in self.text[last:m.start()] or \
+                    particle and self.cased and not word[:1].isupper():
                 break  # a name stands on one line
-            last = m.end()
+            last, particle = m.end(), False
         if last is not None and self.text[start:last].strip(" .").__len__() <= 1:
             return None  # a lone initial
         return last
@@ -275,7 +293,7 @@ def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
     m = _TOKEN.match(text, start)
     if m is None or m.end() != end:
         return
-    nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]+)", text[end:end + 40])  # a wider gap ends a field
+    nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])", text[end:end + 40])  # a wider gap ends a field
     if nxt and reader.person_word(nxt.group(1), WEAK) and nxt.group(1)[:1].isupper() == word[:1].isupper():
         end += nxt.end()
     yield Span(start, end, "NAME", "lexicon:given-name", 0.7)
@@ -291,6 +309,7 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
     """Name tokens from ``pos`` (initials included), and, with ``lists``, "X, Y and Z"."""
     text = reader.text
     runs: list[tuple[int, int]] = []
+    pos = skip_open_quote(text, pos)  # "Dr. “Abigail Ellison”"
     start, end, count = pos, pos, 0
     i = pos
     while True:
@@ -394,7 +413,9 @@ def _credential(reader: Reader, start: int, end: int, key: str) -> Iterator[Span
 def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The person after a role: "CASEWORKER LEONA LABOWICH", "interpreter Ana"."""
     text = reader.text
-    if key in ("np", "rn") and not text[start:end].isupper():
+    # "RN Park"; "rn" in lower case only where the whole note is ("communicated to rn park"),
+    # "np" never ("6l np": nasal prongs).
+    if key in ("np", "rn") and not text[start:end].isupper() and (key == "np" or reader.cased):
         return
     gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[end:end + 4])
     for s, e in _name_run(reader, end + gap.end(), RELATION):
@@ -552,7 +573,8 @@ def _next_is_tail(text: str, end: int) -> bool:
 def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[Span]:
     """Up to three words before "hospital", "rehab", "house": "sacred heart hospital"."""
     text, wc = reader.text, reader.wc
-    k, begin, count = start, None, 0
+    k, begin, count, tails = start, None, 0, 0
+    last_tail = text[start:end].lower()  # a word written twice ends the name ("hosp hosp")
     while count < 3:
         # Words of one name stand one or two spaces apart: a wider gap separates fields.
         w = re.search(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$", text[max(0, k - 40):k])
@@ -560,6 +582,12 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
             break
         word = w.group(1)
         key = word.lower()
+        if key in _INSTITUTION_TAIL and begin is None and tails < 2 and key != last_tail and \
+                (not reader.cased or word[:1].isupper()):
+            # "riverside general hospital": institution words before this one, then its name.
+            k -= len(w.group())
+            tails, last_tail = tails + 1, key
+            continue
         known = key in wc.places or key in wc.surnames or key in wc.given
         if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
                 (reader.cased and not word[:1].isupper()) or \
@@ -568,7 +596,9 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
         k -= len(w.group())
         begin, count = k, count + 1
     if begin is not None:
-        yield Span(begin, end, "INSTITUTION", "context:institution-word", 0.8)
+        # "st. aldric medical center": a saint's name begins it.
+        saint = _SAINT_BEFORE.search(text, max(0, begin - 8), begin)
+        yield Span(saint.start() if saint else begin, end, "INSTITUTION", "context:institution-word", 0.8)
 
 
 _WORD_CUES: dict[str, tuple] = {}
@@ -593,28 +623,89 @@ def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
 
     "Son Smokey to go to security", then "Smokey" alone; "transfer to Quartermain 3", then
     "ON QUARTERMAIN 2". Only words that are no English word of every day, no clinical or stop
-    word, are carried over, and only as whole words.
+    word, are carried over, and only as whole words. On a list of people ("cc: m lopez;
+    Park") every word of a name found anywhere in the note is carried over, everyday or not.
     """
     wc = reader.wc
+    text = reader.text
     learned: dict[str, str] = {}
     for span in spans:
         if span.category not in ("NAME", "INSTITUTION", "CITY") or not span.source.startswith(_PROPAGATING):
             continue
-        for m in _TOKEN.finditer(reader.text, span.start, span.end):
+        for m in _TOKEN.finditer(text, span.start, span.end):
             key = m.group().lower()
             if len(key) < 2 or key in wc.stop or key in wc.clinical or key in _RELATIONS or \
                     key in _INSTITUTION_TAIL or wc.commonness(key) <= 2 or \
                     (len(key) < 4 and not m.group().isupper()):
                 continue
             learned[key] = span.category
-    if not learned:
-        return []
     covered = {(s.start, s.end) for s in spans}
-    text = reader.text
     out = []
-    for start, end, key in reader.index.hits(learned):
-        category = learned[key]
-        if (start, end) not in covered and \
-                (not reader.cased or text[start].isupper() or not key.isalpha() or key not in wc.dictionary):
-            out.append(Span(start, end, category, "context:same-note", 0.8))
+    if learned:
+        for start, end, key in reader.index.hits(learned):
+            category = learned[key]
+            if (start, end) not in covered and (not reader.cased or text[start].isupper() or
+                                                not key.isalpha() or key not in wc.dictionary):
+                out.append(Span(start, end, category, "context:same-note", 0.8))
+    out += _names_on_lists(reader, spans, covered)
+    out += _given_names_before(reader, spans + out)
     return out
+
+
+_GIVEN_BEFORE = re.compile(r"(?<![\w'’.-])([^\W\d_][^\W\d_'’-]*) \Z")
+
+
+def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
+    """A given name just before a name found by its context: "Martin" of "Martin Lopez is a
+    68-year-old man" where "Lopez" was found elsewhere. Capitalised where capitals mean
+    something, and no everyday word where they do not."""
+    text, wc = reader.text, reader.wc
+    starts = {s.start for s in spans}
+    for span in spans:
+        if span.category != "NAME" or span.start < 2 or text[span.start - 1] != " " or \
+                not text[span.start].isalpha():
+            continue
+        m = _GIVEN_BEFORE.search(text, max(0, span.start - 30), span.start)
+        if m is None or m.start(1) in starts:
+            continue
+        word = m.group(1)
+        key = word.lower()
+        if key not in wc.given or key in wc.stop or key in wc.clinical or key in _RELATIONS or \
+                key in _TITLE_WORDS or key in _CREDENTIALS or key in _ROLES:
+            continue
+        if reader.cased:
+            if not (word[:1].isupper() and text[span.start].isupper()):
+                continue
+        elif wc.commonness(key) <= 1:
+            continue
+        yield Span(m.start(1), m.end(1), "NAME", "context:given-before-name", 0.8)
+
+
+# A list of people: "cc: Pearson, Patrick; Okafor, Ngozi", "copies to: …" up to the line's end.
+_LIST_LINE = re.compile(r"\b(?:cc|copies[ \t]+to|copy[ \t]+to|distribution)[ \t]*:[^\n]*", re.IGNORECASE)
+_LIST_WORDS = frozenset({"cc", "copies", "copy", "distribution"})
+
+
+def _names_on_lists(reader: Reader, spans: list[Span], covered: set) -> Iterator[Span]:
+    """The words of a list of people that are words of names found elsewhere in the note:
+    "RN Park" in the findings, "cc: J Sullivan; Park" below them."""
+    text, wc = reader.text, reader.wc
+    lists = [m for start, _, _ in reader.index.hits(_LIST_WORDS)
+             if (start == 0 or not text[start - 1].isalnum()) and (m := _LIST_LINE.match(text, start))]
+    if not lists:
+        return
+    names: set[str] = set()
+    for span in spans:
+        if span.category != "NAME" or span.source == "context:same-note":
+            continue
+        for m in _TOKEN.finditer(text, span.start, span.end):
+            key = m.group().lower()
+            if len(key) >= 2 and key not in wc.stop and key not in wc.clinical and \
+                    key not in _RELATIONS and key not in _LIST_WORDS:
+                names.add(key)
+    if not names:
+        return
+    for line in lists:
+        for m in _TOKEN.finditer(text, line.start(), line.end()):
+            if m.group().lower() in names and (m.start(), m.end()) not in covered:
+                yield Span(m.start(), m.end(), "NAME", "context:same-note", 0.8)
