@@ -162,15 +162,18 @@ class DicomDeidentifier:
             ds = read_dataset(src)
         except InputError as exc:
             return FileRecord(rel, "skipped", str(exc).split(": ", 1)[-1])
-        if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-            return FileRecord(rel, "skipped", "no transfer syntax in the file meta")
-        if str(ds.get("SOPClassUID", "")) == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
-            return FileRecord(rel, "skipped", "a DICOMDIR (media directory), not an instance: "
-                                              "make a new one for the de-identified files")
-        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
-            return FileRecord(rel, "skipped", "no SOP Class or Instance UID: not a storable "
-                                              "DICOM instance")
         try:
+            # Every element's VR and length first: reading a value of a damaged element (the
+            # SOP Class UID as UJ) may itself fail, and anything after is then unreliable.
+            check_structure(ds)
+            if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+                return FileRecord(rel, "skipped", "no transfer syntax in the file meta")
+            if str(ds.get("SOPClassUID", "")) == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
+                return FileRecord(rel, "skipped", "a DICOMDIR (media directory), not an instance: "
+                                                  "make a new one for the de-identified files")
+            if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+                return FileRecord(rel, "skipped", "no SOP Class or Instance UID: not a storable "
+                                                  "DICOM instance")
             check_complete(ds)
             if out_root is not None:
                 record.output = identifier_free_path(rel, ds, self.key)
@@ -225,6 +228,71 @@ def identifier_free_path(rel: str, ds, key: bytes) -> str:
         if str(value).strip():
             swaps.append((str(value).strip(), stand_in(key, ds, 0x00100020)))
     return PathCleaner(key, swaps).clean(rel)
+
+
+#: The longest value of each string VR (PS3.5 Table 6.2-1; DA, DT and TM as in range
+#: matching), per value of a multi-valued element; PN per component group.
+_MAX_VALUE = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "LO": 64,
+              "PN": 3 * 64 + 2, "SH": 16, "TM": 28, "UI": 64, "ST": 1024, "LT": 10240}
+#: Bytes per value of the binary VRs.
+_VALUE_BYTES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8,
+                "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8}
+#: Real files overrun the limits now and then; a damaged length field overruns them by far.
+_OVERRUN = 2
+#: More terms than any real character set names: a damaged (0008,0005) (decoding every text
+#: element against thousands of terms takes minutes).
+_MAX_CHARSET_TERMS = 8
+
+
+def check_structure(ds) -> None:
+    """Refuse a dataset holding an element this reader cannot classify or whose length its
+    VR forbids: a VR code that is none of DICOM's, a string value far past its VR's maximum,
+    a binary value that is not a whole number of its VR's units, a character set of dozens
+    of terms. Each is what a damaged length or VR field leaves: an element that swallowed
+    the elements after it (names and IDs among them), which would otherwise be written as
+    read. Elements are checked raw, as read, nothing converted."""
+    from pydicom.valuerep import VR
+
+    valid = {str(v.value) for v in VR}
+
+    def walk(dataset) -> None:
+        for tag in list(dataset.keys()):
+            raw = dataset.get_item(tag)
+            vr = raw.VR
+            if vr is not None and vr not in valid:
+                raise InputError("an element with no valid VR (a damaged header?)")
+            if vr is None:  # implicit VR: the dictionary's
+                vr = _dictionary_vr(tag)
+            if vr == "SQ":
+                for item in dataset[tag].value or ():
+                    walk(item)
+                continue
+            value = raw.value
+            if not isinstance(value, (bytes, bytearray)) or vr is None:
+                continue
+            if vr in _VALUE_BYTES and len(value) % _VALUE_BYTES[vr]:
+                raise InputError(f"a {vr} value of {len(value)} bytes (a damaged length field?)")
+            limit = _MAX_VALUE.get(vr)
+            if limit is not None:
+                parts = [value] if vr in ("ST", "LT") else bytes(value).split(b"\\")
+                if tag == 0x00080005 and len(parts) > _MAX_CHARSET_TERMS:
+                    raise InputError(f"a character set of {len(parts)} terms (a damaged header?)")
+                if any(len(part) > limit * _OVERRUN for part in parts):
+                    raise InputError(f"a {vr} value far longer than its VR allows "
+                                     "(a damaged length field?)")
+
+    walk(ds)
+
+
+def _dictionary_vr(tag) -> str | None:
+    """The dictionary's VR of ``tag`` when it names one VR (None: unknown or ambiguous)."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return vr if len(vr) == 2 else None
 
 
 def check_complete(ds) -> None:

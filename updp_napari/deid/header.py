@@ -22,7 +22,13 @@ from ..core.errors import InputError
 from ..core.keys import date_shift_days, keyed_digest, keyed_int
 from ..core.times import time_to_hour
 from .report.detectors import HeaderIdentifiers
-from .report.header_values import IDENTIFIER_VRS, add_identifiers, dataset_dates, keyword_of
+from .report.header_values import (
+    IDENTIFIER_VRS,
+    PERSON_AND_ID_ELEMENTS,
+    add_identifiers,
+    dataset_dates,
+    keyword_of,
+)
 
 # CID 7050 De-identification Method (coding scheme DCM).
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
@@ -218,7 +224,16 @@ class HeaderDeidentifier:
             if "retain-modified-dates" in self.options else None
         self._found = HeaderIdentifiers(patient_key=patient_key)
         self._texts: list = []
+        self._safe: list = []
         self._walk(ds, "", result, shift)
+        # Safe-listed values (the maker's name) stay as they are unless they hold one of the
+        # file's own identifiers (a name typed into the field): then they are cleaned too.
+        from .report.detectors import Context, detect_header_identifiers
+        from .report.lexicons import default_lexicons
+
+        context = Context(default_lexicons(), self._found)
+        self._texts += [(item, elem) for item, elem in self._safe
+                        if any(detect_header_identifiers(str(elem.value), context))]
         for item, elem in self._texts:
             values = elem.value if elem.VM > 1 else [elem.value]
             cleaned = [self.clean_text(str(v), self._found) if v else v for v in values]
@@ -272,7 +287,8 @@ class HeaderDeidentifier:
                 elem = ds[tag]
             vr = elem.VR
             if vr != "SQ":
-                if vr in IDENTIFIER_VRS:
+                if vr in IDENTIFIER_VRS or keyword_of(int(tag)) in PERSON_AND_ID_ELEMENTS:
+                    # (a name element written with another VR is a name all the same)
                     add_identifiers(self._found, elem)  # before anything is changed
             elif tag.is_private:
                 self._collect(elem)  # about to go: what it names still counts
@@ -321,7 +337,11 @@ class HeaderDeidentifier:
         empty = elem.is_empty
         if elem.VR in ("DA", "DT") and action in ("X", "Z", "D") and not empty:
             result.dates_removed += 1
-        if action == "K":
+        if action == "S":
+            if self.clean_text is not None and not empty:
+                self._safe.append((ds, elem))
+            result.actions[path] = "K"
+        elif action == "K":
             if tag == _PATIENT_AGE and not empty:
                 elem.value = cap_age(str(elem.value))
             result.actions[path] = "K"
@@ -369,8 +389,10 @@ class HeaderDeidentifier:
         elif elem.VR in ("AS", "IS", "DS", "CS", "US", "FL", "FD"):
             result.actions[path] = "K"  # a characteristic (size, weight, sex), kept as asked
         else:
-            elem.value = "" if elem.VR in _TEXT_VRS else elem.value
-            result.actions[path] = "Z"
+            # A VR this element should not have (a description as OB, a date as SS): what it
+            # holds cannot be cleaned, so it goes.
+            del ds[elem.tag]
+            result.actions[path] = "X"
 
     def _uids(self, elem, path: str, result: HeaderResult) -> None:
         if "retain-uids" in self.options or elem.value in (None, ""):
@@ -388,8 +410,16 @@ class HeaderDeidentifier:
         creator = _creator(ds, tag)
         if "retain-safe-private" in self.options and creator is not None and \
                 (creator.upper(), tag.group, tag.element & 0xFF) in self.safe_private:
-            result.actions[path] = "K"
-            return
+            if elem.VR in _TEXT_VRS and self.clean_text is not None:
+                # Safe-listed for what it should hold; text is cleaned all the same, in case
+                # it holds a name (a safe slot typed into by hand).
+                self._texts.append((ds, elem))
+                result.actions[path] = "C"
+                return
+            if _holds_its_vr(elem):
+                result.actions[path] = "K"
+                return
+            # A number slot holding something else (a name typed into an exposure index).
         del ds[tag]
         result.actions[path] = "X"
 
@@ -497,7 +527,9 @@ def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None
         return "Z"
     if vr in ("LT", "ST", "UT", "UC"):
         return "C" if "clean-descriptors" in options else "X"
-    if vr in ("LO", "SH") and not (tag >> 16) & 1 and tag not in _SAFE_CODES:
+    if vr in ("LO", "SH") and not (tag >> 16) & 1 and tag in _SAFE_CODES:
+        return "S"  # kept, unless it holds one of the file's own identifiers
+    if vr in ("LO", "SH") and not (tag >> 16) & 1:
         # A label, name or description the table does not list (the overlays', a segment's,
         # one this dictionary does not know) may hold a name: cleaned. Codes and the
         # equipment's maker (a safe-list) stay as they are.
@@ -512,16 +544,17 @@ def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None
     return None
 
 
-#: Unlisted short strings kept as they are: codes, coding schemes, the equipment's maker and
-#: software, and the method this tool writes itself. Other unlisted LO/SH values are cleaned.
+#: Unlisted short strings kept as they are (unless they hold one of the file's own
+#: identifiers): codes, coding schemes, the equipment's maker and software, and the method
+#: this tool writes itself. Other unlisted LO/SH values are cleaned.
 _SAFE_CODES = frozenset({
     0x00080100,  # CodeValue
     0x00080102,  # CodingSchemeDesignator
     0x00080103,  # CodingSchemeVersion
     0x00080112,  # CodingSchemeRegistry
-    0x00080070,  # Manufacturer
     0x00181020,  # SoftwareVersions
     0x00120063,  # DeidentificationMethod
+    0x00080070,  # Manufacturer
     0x00281054,  # RescaleType
     0x00283004,  # ModalityLUTType
     0x00181210,  # ConvolutionKernel
@@ -546,6 +579,19 @@ def _known_public(tag: int) -> bool:
     try:
         get_entry(tag)
     except KeyError:
+        return False
+    return True
+
+
+def _holds_its_vr(elem) -> bool:
+    """Whether a kept element's value is what its VR says: numbers for DS and IS."""
+    if elem.VR not in ("DS", "IS") or elem.value in (None, ""):
+        return True
+    values = elem.value if elem.VM > 1 else [elem.value]
+    try:
+        for value in values:
+            float(str(value))
+    except (TypeError, ValueError):
         return False
     return True
 

@@ -30,6 +30,7 @@ def _person_parts(value) -> list[str]:
 
 
 IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA"})
+PERSON_AND_ID_ELEMENTS = frozenset(_PERSON_ELEMENTS + _ID_ELEMENTS)
 
 
 @cache
@@ -42,10 +43,13 @@ def keyword_of(tag: int) -> str:
 
 def add_identifiers(found: HeaderIdentifiers, elem) -> None:
     """Add what one (non-sequence) element holds of names, IDs, dates and institutions."""
-    if elem.VR not in IDENTIFIER_VRS:
-        return  # names, IDs, institutions and dates have these VRs only
     keyword = keyword_of(int(elem.tag))
-    for value in (elem.value if elem.VM > 1 else [elem.value]):
+    if elem.VR not in IDENTIFIER_VRS and keyword not in PERSON_AND_ID_ELEMENTS:
+        return  # names, IDs, institutions and dates have these VRs, unless damaged
+    values = elem.value if elem.VM > 1 else [elem.value]
+    if isinstance(elem.value, (bytes, bytearray)):  # a name element read as OB or UN
+        values = [bytes(elem.value).decode("latin-1").strip("\x00 ")]
+    for value in values:
         if value in (None, ""):
             continue
         if elem.VR == "PN" or keyword in _PERSON_ELEMENTS:
