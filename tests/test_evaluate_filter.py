@@ -48,8 +48,28 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
     assert gap["value"] == pytest.approx(r["pathology_auc_original"] - r["pathology_auc_synthetic"], abs=2e-4)
     assert r["targets"]["pathology_auc drop <= 0.02"]["ci95"] == gap["ci95"]
     assert r["targets"]["pathology_auc drop <= 0.02"]["value"] == gap["value"]
+    # the kept region, pasted from the original, shows by its noise: the tell is measured
+    assert 0.5 <= fully["region_noise_auc"] <= 1.0
+    assert r["targets"]["region_noise_auc <= 0.60"]["value"] == r["region_noise_auc"]
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[1] > 800 and image.std() > 10
+
+
+def test_the_region_tell_finds_a_pasted_region_by_its_noise():
+    from updp_napari.synth.measure import region_noise_auc
+
+    rng = np.random.default_rng(0)
+    base = np.clip(0.5 + 0.02 * rng.standard_normal((128, 128)), 0, 1)
+    region = np.zeros((128, 128), bool)
+    region[40:90, 40:90] = True
+    pasted = base.copy()
+    pasted[region] = np.clip(0.5 + 0.06 * rng.standard_normal(region.sum()), 0, 1)
+    assert region_noise_auc(pasted, region) > 0.95  # a noisier region: found
+    smoother = base.copy()
+    smoother[region] = 0.5
+    assert region_noise_auc(smoother, region) < 0.05  # a smoother one too, the other way
+    assert 0.4 < region_noise_auc(base, region) < 0.6  # the same noise: no tell
+    assert region_noise_auc(base, np.zeros_like(region)) is None
 
 
 def test_the_table_and_bad_input(tiny_models, tmp_path, capsys):

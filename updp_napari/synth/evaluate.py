@@ -29,7 +29,7 @@ from ..core.errors import InputError, UpdpError
 
 # The targets, reported beside the figures (never used to change them).
 TARGETS = {"reid_auc_original_min": 0.95, "reid_auc_synthetic_max": 0.60,
-           "pathology_auc_gap_max": 0.02}
+           "pathology_auc_gap_max": 0.02, "region_noise_auc_max": 0.60}
 
 
 def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
@@ -47,7 +47,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     from ..scoring import load_scorers
     from ..scoring.evaluate import evaluate_scorers, synthetic_figures
     from .filter import GenerativeFilter
-    from .measure import region_ssim
+    from .measure import region_noise_auc, region_ssim
 
     strengths = sorted({float(s) for s in strengths})
     if any(not 0.0 < s <= 1.0 for s in strengths):
@@ -81,12 +81,17 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         figures = synthetic_figures(judges, data, synthetic)
         if strength == default:
             gap_interval = _gap_interval(judges.pathology, data, synthetic)
-        inside, outside = [], []
+        inside, outside, tells = [], [], []
         for o, s, m, t in zip(data.images, synthetic, preserve, data.text_boxes):
             i, o_ = region_ssim(o, s, m & ~t)
             if not np.isnan(i):
                 inside.append(i)
             outside.append(o_)
+            # Can the kept region be found from the counterpart alone, by its noise? Either
+            # way off 0.5 is a tell.
+            auc = region_noise_auc(s, m & ~t)
+            if auc is not None:
+                tells.append(max(auc, 1.0 - auc))
         reid_s, path_s = figures["reid"], figures["pathology"]
         curve.append({
             "strength": strength,
@@ -99,6 +104,9 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
             "pathology_label_agreement": path_s.get("label_agreement"),
             "ssim_inside": round(statistics.fmean(inside), 4) if inside else None,
             "ssim_outside": round(statistics.fmean(outside), 4),
+            "region_noise_auc": round(statistics.fmean(tells), 4) if tells else None,
+            "region_noise_auc_over_0_6": round(float(np.mean(np.array(tells) > 0.6)), 4)
+            if tells else None,
             "seconds_per_image": round(seconds, 3),
         })
     at_default = next(c for c in curve if c["strength"] == default)
@@ -117,6 +125,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         "pathology_auc_synthetic": at_default["pathology_auc_synthetic"],
         "pathology_auc_per_label_original": path_o.get("auc"),
         "ssim_inside": at_default["ssim_inside"], "ssim_outside": at_default["ssim_outside"],
+        "region_noise_auc": at_default["region_noise_auc"],
         "pathology_auc_gap": gap_interval,
         "curve": curve,
     }
@@ -155,6 +164,8 @@ def _against_targets(r: dict) -> dict:
         "pathology_auc drop <= 0.02": {
             **check(gap, lambda v: v <= TARGETS["pathology_auc_gap_max"]),
             "ci95": measured.get("ci95")},
+        "region_noise_auc <= 0.60": check(r.get("region_noise_auc"),
+                                           lambda v: v <= TARGETS["region_noise_auc_max"]),
     }
 
 
@@ -170,13 +181,14 @@ def summary_lines(r: dict) -> list[str]:
              f"originals: re-id AUC {f(r['reid_auc_original'])}, closed-set top-1 "
              f"{f(r['closed_set_top1_original'])}, pathology macro AUC {f(r['pathology_auc_original'])}",
              "strength  reid AUC (all / other studies)  top-1  pathology AUC  agree  "
-             "SSIM in / out  s/image"]
+             "SSIM in / out  region tell  s/image"]
     for c in r["curve"]:
         lines.append(f"  {c['strength']:>5g}   {f(c['reid_auc_synthetic'])} / "
                      f"{f(c['reid_auc_synthetic_other_studies'])}             "
                      f"{f(c['closed_set_top1_synthetic'])}  {f(c['pathology_auc_synthetic'])}"
                      f"          {f(c['pathology_label_agreement'])}  {f(c['ssim_inside'])} / "
-                     f"{f(c['ssim_outside'])}  {c['seconds_per_image']:.2f}")
+                     f"{f(c['ssim_outside'])}  {f(c.get('region_noise_auc'))}        "
+                     f"{c['seconds_per_image']:.2f}")
     for name, t in r["targets"].items():
         state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
         lines.append(f"target {name}: {f(t['value']).strip()}{interval_text(t.get('ci95'))} — {state}")

@@ -96,3 +96,12 @@ def resize(image: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> 
         return np.asarray(out).astype(image.dtype)
     out = Image.fromarray(image.astype(np.float32), mode="F").resize(size, Image.Resampling.BICUBIC)
     return np.asarray(out, dtype=np.float32)
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` under a Gaussian blur of ``sigma`` pixels (edges reflected)."""
+    from scipy import ndimage
+
+    if sigma <= 0:
+        return image.copy()
+    return ndimage.gaussian_filter(image, sigma, mode="reflect").astype(image.dtype)
