@@ -566,3 +566,9 @@ def test_lower_case_initials_in_fields(deid, text, gone, kept):
     assert kept in out
     for piece in gone:
         assert piece not in out, (piece, out)
+
+
+def test_a_header_name_one_letter_off_is_found_unless_it_is_a_word(deid):
+    header = HeaderIdentifiers(names=[["BLACK", "ROBERT"], ["JANKOWSKI", "YUSUF"]])
+    out = deid.deidentify("Seen by JANKOWSKY; heart block; Jankwoski consented.", header).text
+    assert "JANKOWSKY" not in out and "Jankwoski" not in out and "heart block" in out

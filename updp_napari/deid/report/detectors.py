@@ -1032,6 +1032,34 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
                 value in (text if exact else lowered):
             for start, end in _find_word(text, lowered, value, exact):
                 yield Span(start, end, category, source, confidence)
+    # A name of the header one letter off in the text (a typing error on either side, or a
+    # damaged header): "JANKOWSKY" for JANKOWSKI. Parts of five letters or more only.
+    # The word must be no English or clinical word itself ("block" is one letter from Black).
+    parts = {part.lower() for parts in ctx.header.names for part in parts
+             if len(part) >= 5 and part.isalpha()}
+    if parts:
+        from .vocabulary import word_classes
+
+        wc = word_classes()
+        for start, end, word in ctx.words(text):
+            if len(word) >= 5 and word not in parts and word.isalpha() and \
+                    any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts) \
+                    and wc.commonness(word) == 4 and word not in wc.clinical:
+                yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one letter changed, dropped, added, or two swapped."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k in range(len(a)) if a[k] != b[k]), len(a))
+    return a[i:] == b[i + 1:]
 
 
 def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple]:
