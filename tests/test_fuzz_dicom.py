@@ -15,11 +15,12 @@ SEED INDEX OUT.dcm`` writes one mutant. UPDP_FUZZ_PIXELS=ocr runs the
 pixel scan too (slow); UPDP_FUZZ_BY_DESIGN=1 also plants names where the profile keeps an
 element as it is.
 
-Every finding is grouped by cause (``fuzzing.explain``); the causes found so far are listed in
-``KNOWN_FINDINGS``, each with its own few-byte reproducer below, marked xfail(strict=True) so
-that it fails (XPASS) the day the product is fixed. The fuzz test itself fails on any leak,
-crash or echo, known cause or not (the default seed finds none today); with
-UPDP_FUZZ_KNOWN_OK=1 it fails only on findings of a new cause, to look for those at large N.
+Every finding is grouped by cause (``fuzzing.explain``). A cause found and not yet fixed goes
+in ``KNOWN_FINDINGS``, with its own few-byte reproducer below marked xfail(strict=True) so
+that it fails (XPASS) the day the product is fixed; those fixed are in ``FIXED_FINDINGS``,
+their reproducers kept as regression tests. The fuzz test itself fails on any leak, crash or
+echo, known cause or not; with UPDP_FUZZ_KNOWN_OK=1 it fails only on findings of a new cause,
+to look for those at large N.
 """
 
 from __future__ import annotations
@@ -55,11 +56,10 @@ CHUNK = 300
 FIGURES = ("tried", "refused", "written", "leaks", "crashes", "said")
 
 #: Causes found by this fuzzer, each with the test that reproduces it in a few bytes.
-KNOWN_FINDINGS = {
-    "displaced-identifier": "test_finding_an_identifier_out_of_its_element_is_not_recognised",
-}
+KNOWN_FINDINGS: dict[str, str] = {}
 #: Causes found by this fuzzer and fixed since, each kept as a regression test.
 FIXED_FINDINGS = {
+    "displaced-identifier": "test_an_identifier_out_of_its_element_is_still_found",
     "read-outside-the-guard": "test_a_sop_class_uid_with_a_bad_vr_is_refused_not_a_crash",
     "wrong-vr": "test_a_cleaned_element_with_another_vr_is_removed",
     "overlong-value": "test_a_value_longer_than_its_vr_allows_is_refused",
@@ -570,20 +570,8 @@ def test_an_element_with_no_valid_vr_is_refused(tmp_path, capsys, caplog,
     assert entry["status"] == "skipped" or "patient-name" not in found, found
 
 
-_DISPLACED = pytest.mark.xfail(strict=True, reason=(
-    "free text is cleaned of the identifiers the walk collects from their own elements "
-    "(deid/header.py HeaderDeidentifier.apply -> clean_text with self._found; add_identifiers "
-    "only reads PN/LO/SH/DA elements): when the damage alters an identifier's own element (one "
-    "letter of Patient's Name, Patient's Name re-typed as UC) or moves its value into another "
-    "element (Station Name's tag bit-flipped to Secondary Capture Device ID), the true value "
-    "left in Study Description or the other element is not recognised and stays (fuzz: "
-    "seed=3 index=403, 979, 1167)"))
-
-
-@pytest.mark.parametrize("shape", ["name-letter", "name-as-UC",
-                                   pytest.param("station-retagged", marks=_DISPLACED)])
-def test_finding_an_identifier_out_of_its_element_is_not_recognised(tmp_path, capsys, caplog,
-                                                                     shape):
+@pytest.mark.parametrize("shape", ["name-letter", "name-as-UC", "station-retagged"])
+def test_an_identifier_out_of_its_element_is_still_found(tmp_path, capsys, caplog, shape):
     source = next(p for p in SOURCES if fuzzing.needles_of(p).names[0][0].lower().encode()
                   in _value(p.read_bytes(), (0x0008, 0x1030)).lower())
     data = source.read_bytes()

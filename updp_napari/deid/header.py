@@ -529,6 +529,8 @@ def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None
         return "C" if "clean-descriptors" in options else "X"
     if vr in ("LO", "SH") and not (tag >> 16) & 1 and tag in _SAFE_CODES:
         return "S"  # kept, unless it holds one of the file's own identifiers
+    if vr in ("LO", "SH") and not (tag >> 16) & 1 and _names_a_thing(tag):
+        return "X"  # an identifier or serial number the table does not list: a device's, a lot's
     if vr in ("LO", "SH") and not (tag >> 16) & 1:
         # A label, name or description the table does not list (the overlays', a segment's,
         # one this dictionary does not know) may hold a name: cleaned. Codes and the
@@ -581,6 +583,13 @@ def _known_public(tag: int) -> bool:
     except KeyError:
         return False
     return True
+
+
+def _names_a_thing(tag: int) -> bool:
+    """Whether an unlisted element's keyword says it holds an identifier or a number of
+    something (SecondaryCaptureDeviceID, ProductLotIdentifier, WedgeModelNumber)."""
+    keyword = keyword_of(tag)
+    return keyword.endswith(("ID", "IDs", "Identifier", "Number", "Numbers"))
 
 
 def _holds_its_vr(elem) -> bool:
