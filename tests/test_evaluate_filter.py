@@ -51,8 +51,31 @@ def test_figures_curve_and_plot_with_the_shipped_scorers(tiny_models, tmp_path, 
     # the kept region, pasted from the original, shows by its noise: the tell is measured
     assert 0.5 <= fully["region_noise_auc"] <= 1.0
     assert r["targets"]["region_noise_auc <= 0.60"]["value"] == r["region_noise_auc"]
+    attack = r["region_attack"]
+    assert attack["queries"] > 0 and 0 <= attack["top1"] <= 1 and attack["chance"] > 0
+    assert r["targets"]["region attack top-1 <= 2 x chance"]["value"] == attack["top1"]
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[1] > 800 and image.std() > 10
+
+
+def test_the_region_attack_finds_a_patient_by_the_kept_region_alone():
+    """Each patient's studies share an outline in the kept region; a counterpart that copies
+    the region is re-identified from the other studies, one that draws it afresh is not."""
+    from updp_napari.synth.measure import region_attack
+
+    rng = np.random.default_rng(1)
+    patients = [f"p{k}" for k in range(12) for _ in range(2)]
+    shapes = {p: rng.random((20, 20)) for p in set(patients)}
+    originals = np.stack([np.pad(shapes[p] + 0.05 * rng.random((20, 20)), 6)
+                          for p in patients]).astype(np.float32)
+    preserve = np.zeros(originals.shape, bool)
+    preserve[:, 6:26, 6:26] = True
+    copied = region_attack(originals, originals, preserve, patients)
+    assert copied["top1"] > 0.9 and copied["verification_auc"] > 0.9
+    assert copied["chance"] == pytest.approx(1 / 12, abs=1e-3)
+    drawn = region_attack(originals, rng.random(originals.shape).astype(np.float32), preserve,
+                          patients)
+    assert drawn["top1"] < 0.35 and 0.3 < drawn["verification_auc"] < 0.7
 
 
 def test_the_region_tell_finds_a_pasted_region_by_its_noise():

@@ -47,7 +47,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     from ..scoring import load_scorers
     from ..scoring.evaluate import evaluate_scorers, synthetic_figures
     from .filter import GenerativeFilter
-    from .measure import region_noise_auc, region_ssim
+    from .measure import region_attack, region_noise_auc, region_ssim
 
     strengths = sorted({float(s) for s in strengths})
     if any(not 0.0 < s <= 1.0 for s in strengths):
@@ -70,6 +70,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     seeds = [seed + i for i in range(len(data))]
     curve = []
     gap_interval = None
+    region: dict = {}
     for strength in strengths:
         stage = f"strength {strength:g}"
         started = time.perf_counter()
@@ -81,6 +82,9 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         figures = synthetic_figures(judges, data, synthetic)
         if strength == default:
             gap_interval = _gap_interval(judges.pathology, data, synthetic)
+            # An adversary's view: the kept region alone, against the patients' other studies.
+            region = region_attack(data.images, synthetic, preserve & ~data.text_boxes,
+                                   data.patients, data.labels, data.label_names)
         inside, outside, tells = [], [], []
         for o, s, m, t in zip(data.images, synthetic, preserve, data.text_boxes):
             i, o_ = region_ssim(o, s, m & ~t)
@@ -126,6 +130,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         "pathology_auc_per_label_original": path_o.get("auc"),
         "ssim_inside": at_default["ssim_inside"], "ssim_outside": at_default["ssim_outside"],
         "region_noise_auc": at_default["region_noise_auc"],
+        "region_attack": region,
         "pathology_auc_gap": gap_interval,
         "curve": curve,
     }
@@ -153,6 +158,7 @@ def _against_targets(r: dict) -> dict:
         return {"value": value, "met": None if value is None else bool(ok(value))}
 
     measured = r.get("pathology_auc_gap") or {}
+    attack = r.get("region_attack") or {}
     gap = measured.get("value")
     if gap is None and r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
         gap = round(r["pathology_auc_original"] - r["pathology_auc_synthetic"], 4)
@@ -166,6 +172,11 @@ def _against_targets(r: dict) -> dict:
             "ci95": measured.get("ci95")},
         "region_noise_auc <= 0.60": check(r.get("region_noise_auc"),
                                            lambda v: v <= TARGETS["region_noise_auc_max"]),
+        "region attack top-1 <= 2 x chance": {
+            **check(attack.get("top1"), lambda v: v <= 2 * attack["chance"]),
+            "chance": attack.get("chance")},
+        "region attack AUC <= 0.60": check(attack.get("verification_auc"),
+                                           lambda v: v <= TARGETS["reid_auc_synthetic_max"]),
     }
 
 
@@ -189,6 +200,12 @@ def summary_lines(r: dict) -> list[str]:
                      f"          {f(c['pathology_label_agreement'])}  {f(c['ssim_inside'])} / "
                      f"{f(c['ssim_outside'])}  {f(c.get('region_noise_auc'))}        "
                      f"{c['seconds_per_image']:.2f}")
+    attack = r.get("region_attack") or {}
+    if attack.get("queries"):
+        lines.append(f"region attack ({attack['queries']} counterparts with a finding, the kept "
+                     f"region against the other studies; {attack['attack']}): top-1 "
+                     f"{f(attack['top1'])} (chance {f(attack['chance'])}), verification AUC "
+                     f"{f(attack['verification_auc'])}")
     for name, t in r["targets"].items():
         state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
         lines.append(f"target {name}: {f(t['value']).strip()}{interval_text(t.get('ci95'))} — {state}")
