@@ -275,13 +275,49 @@ def check_structure(ds) -> None:
             limit = _MAX_VALUE.get(vr)
             if limit is not None:
                 parts = [value] if vr in ("ST", "LT") else bytes(value).split(b"\\")
-                if tag == 0x00080005 and len(parts) > _MAX_CHARSET_TERMS:
-                    raise InputError(f"a character set of {len(parts)} terms (a damaged header?)")
                 if any(len(part) > limit * _OVERRUN for part in parts):
                     raise InputError(f"a {vr} value far longer than its VR allows "
                                      "(a damaged length field?)")
 
     walk(ds)
+    # Read as soon as the file is (converted by then), and in any item that has its own.
+    for dataset in _with_items(ds):
+        if 0x00080005 in dataset:
+            value = dataset.get_item(0x00080005).value
+            if isinstance(value, (bytes, bytearray)):
+                terms = bytes(value).split(b"\\")
+            else:
+                terms = [str(v).encode("latin-1", "replace")
+                         for v in (value if isinstance(value, (list, tuple)) or
+                                   type(value).__name__ == "MultiValue" else [value])]
+            _check_character_set(terms)
+
+
+def _with_items(ds):
+    """``ds`` and every item of its sequences, at any depth."""
+    yield ds
+    for tag in list(ds.keys()):  # raw elements stay raw: only sequences are read
+        vr = ds.get_item(tag).VR
+        if vr == "SQ" or (vr is None and _dictionary_vr(tag) == "SQ"):
+            for item in ds[tag].value or ():
+                yield from _with_items(item)
+
+
+def _check_character_set(terms: list[bytes]) -> None:
+    """A Specific Character Set names a few of the terms DICOM defines, nothing else (a damaged
+    header can put any value there, a name or an ID among them)."""
+    from pydicom.charset import python_encoding
+
+    if len(terms) > _MAX_CHARSET_TERMS:
+        raise InputError(f"a character set of {len(terms)} terms (a damaged header?)")
+    def fold(term: str) -> str:  # "ISO_IR 100", "ISO_IR_100", "iso-ir 100" alike
+        return " ".join(term.upper().replace("_", " ").replace("-", " ").split())
+
+    known = {fold(k) for k in python_encoding}
+    for term in terms:
+        text = term.decode("latin-1").strip(" \x00")
+        if text and fold(text) not in known:
+            raise InputError("a character set that is none of DICOM's (a damaged header?)")
 
 
 def _dictionary_vr(tag) -> str | None:

@@ -368,6 +368,13 @@ class HeaderDeidentifier:
 
     def _clean(self, ds, elem, path: str, result: HeaderResult, shift: int | None) -> None:
         """C: dates move by the patient's shift; free text goes through the report rules."""
+        expected = _dictionary_vrs(int(elem.tag))
+        if expected and elem.VR not in expected:
+            # Not the VR the standard gives it (a date read as US): what it holds cannot be
+            # cleaned as what it should be, so it goes.
+            del ds[elem.tag]
+            result.actions[path] = "X"
+            return
         if elem.VR in ("DA", "DT"):
             if shift is None:
                 elem.value = ""
@@ -521,6 +528,8 @@ def _action_by_vr(vr: str, options: tuple[str, ...], tag: int = 0) -> str | None
     (UC, the unlimited text of any length, included; and the descriptions of overlays) and
     UIDs are treated as the table treats their kind; a URL is removed; codes and numbers are
     kept."""
+    if vr in ("LO", "SH", "ST", "LT", "UT", "UC", "AE") and not (tag >> 16) & 1 and _retired(tag):
+        return "X"  # a retired text element nobody reads now (or a current one, a bit flipped)
     if vr in ("DA", "DT", "TM"):
         return "C" if "retain-modified-dates" in options else "X"
     if vr == "PN":
@@ -583,6 +592,27 @@ def _known_public(tag: int) -> bool:
     except KeyError:
         return False
     return True
+
+
+@cache
+def _retired(tag: int) -> bool:
+    from pydicom.datadict import dictionary_is_retired
+
+    try:
+        return bool(dictionary_is_retired(tag))
+    except KeyError:
+        return False
+
+
+@cache
+def _dictionary_vrs(tag: int) -> frozenset[str]:
+    """The VRs the dictionary allows ``tag`` ("US or SS" is two); empty when it is unknown."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return frozenset(v.strip() for v in dictionary_VR(tag).split(" or "))
+    except KeyError:
+        return frozenset()
 
 
 def _names_a_thing(tag: int) -> bool:
