@@ -62,3 +62,21 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "file.dcm").unlink()
     with pytest.raises(InputError, match="no studies found"):
         find_studies(tmp_path)
+
+
+def test_symbolic_links_are_left_out_unless_followed(tmp_path):
+    src, outside = tmp_path / "in", tmp_path / "outside"
+    shutil.copytree(SAMPLE / "p0000_s01", src / "a")
+    shutil.copytree(SAMPLE / "p0001_s01", outside / "b")
+    shutil.copytree(SAMPLE / "p0002_s01", src / "c")
+    (src / "c" / "report.txt").unlink()
+    (src / "c" / "report.txt").symlink_to(outside / "b" / "report.txt")
+    (src / "linked").symlink_to(outside, target_is_directory=True)
+    (src / "x.dcm").symlink_to(outside / "b" / "image.dcm")
+    found = find_studies(src)
+    assert [s.name for s in found.studies] == ["a/image.dcm"]
+    reasons = dict(found.skipped)
+    assert set(reasons) == {"c/image.dcm", "linked", "x.dcm"}
+    assert all("symbolic link" in r for r in reasons.values())
+    followed = find_studies(src, follow_symlinks=True)
+    assert len(followed.studies) == 4 and not followed.skipped

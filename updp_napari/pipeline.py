@@ -204,11 +204,13 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                  strength: float | None = None, seed: int = 0, steps: int | None = None,
                  dilation: float | None = None, pixels: str = "ocr",
                  progress: Callable[[int, int], None] | None = None,
-                 score_progress: Callable[[int, int], None] | None = None) -> RunSummary:
-    """Run every study of ``input`` into ``workspace`` (made when missing)."""
+                 score_progress: Callable[[int, int], None] | None = None,
+                 follow_symlinks: bool = False) -> RunSummary:
+    """Run every study of ``input`` into ``workspace`` (made when missing); symbolic links
+    in ``input`` are left out unless ``follow_symlinks``."""
     from .review.store import ReviewStore
 
-    found = find_studies(input, manifest)
+    found = find_studies(input, manifest, follow_symlinks=follow_symlinks)
     summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
     with ReviewStore.open(workspace, create=True) as store:
         from .export import recover_interrupted_exports

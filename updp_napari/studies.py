@@ -84,8 +84,13 @@ def _manifest(path: Path) -> dict[Path, Path | None]:
     return out
 
 
-def find_studies(root: str | os.PathLike, manifest: str | os.PathLike | None = None) -> Discovery:
-    """Every DICOM image under ``root`` (or listed in ``manifest``) with its report."""
+def find_studies(root: str | os.PathLike, manifest: str | os.PathLike | None = None,
+                 follow_symlinks: bool = False) -> Discovery:
+    """Every DICOM image under ``root`` (or listed in ``manifest``) with its report. A symbolic
+    link (an image, a report or a folder) is not followed unless ``follow_symlinks``: it is
+    listed among the files left out, with the reason."""
+    from .core.files import tree_files
+
     root = Path(root)
     if not root.exists():
         raise InputError(f"{root}: no such folder")
@@ -97,13 +102,17 @@ def find_studies(root: str | os.PathLike, manifest: str | os.PathLike | None = N
         candidates = sorted(listed)
     else:
         listed = None
-        candidates = sorted(p for p in root.rglob("*")
-                            if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
+        candidates = [p for p in tree_files(root, follow_symlinks)
+                      if p.suffix.lower() in DICOM_SUFFIXES or (p.is_symlink() and p.is_dir())]
     texts = None  # reports by file stem, read once when first needed
     studies, skipped = [], []
     seen: set[str] = set()
+    linked = "a symbolic link, not followed (--follow-symlinks)"
     for path in candidates:
         name = _relative(path, root)
+        if path.is_symlink() and not follow_symlinks:
+            skipped.append((name, linked))  # its target may lie anywhere
+            continue
         ds = _header(path)
         if ds is None:
             skipped.append((name, "not a readable DICOM file"))
@@ -126,6 +135,9 @@ def find_studies(root: str | os.PathLike, manifest: str | os.PathLike | None = N
             accession = str(ds.get("AccessionNumber", "") or "").strip()
             report = texts.get(accession) if accession else None
             report = report or texts.get(uid)
+        if report is not None and report.is_symlink() and not follow_symlinks:
+            skipped.append((name, f"its report is {linked}"))
+            continue
         studies.append(StudyInput(image=path, study_uid=identity, report=report,
                                   masks=_masks(path.parent),
                                   site=cohort_sites.get(name), name=name))

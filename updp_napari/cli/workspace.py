@@ -52,6 +52,9 @@ def _register_run(subparsers) -> None:
                    "burned-in text with OCR (default), or off: header and report only (the "
                    "export's leak scan still reads the pixels)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--follow-symlinks", action="store_true", help="read images and reports "
+                   "through symbolic links and enter linked folders (by default they are "
+                   "listed and left out: their targets may lie anywhere)")
     add_quiet(p)
 
 
@@ -62,7 +65,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_pipeline(args.input, args.workspace, manifest=args.manifest,
                            model=args.filter_model, scorers=args.scorers, strength=args.strength,
                            seed=args.seed, steps=args.steps, pixels=args.pixels,
-                           progress=progress(args, "run"), score_progress=progress(args, "scores"))
+                           progress=progress(args, "run"), score_progress=progress(args, "scores"),
+                           follow_symlinks=args.follow_symlinks)
     print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; "
           f"{summary.scored} scored")
