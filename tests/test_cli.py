@@ -4,6 +4,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,33 @@ def test_bench_report_times_an_annotated_corpus(tmp_path, capsys):
     assert result["corpus"]["notes"] == 4
     assert result["corpus"]["rules"]["notes_per_second"] > 0
     assert "rules_with_header" not in result["corpus"]
+
+
+def test_wrong_outputs_and_swapped_arguments_are_one_line_messages(tmp_path, capsys):
+    """deid-dicom onto an existing file, IN.dcm OUT.dcm (that file is written, no folder),
+    audit-report into a folder, scan-leaks with its arguments swapped."""
+    import shutil
+
+    import pydicom
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "p0001_s01" / "image.dcm"
+    src = tmp_path / "in.dcm"
+    shutil.copy(sample, src)
+    taken = tmp_path / "out.txt"
+    taken.write_text("x")
+    key = ["--key-file", str(tmp_path / "k.key"), "--pixels", "off", "-q"]
+    assert main(["deid-dicom", str(src), str(taken), *key]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "Traceback" not in err
+    out = tmp_path / "anon.dcm"
+    assert main(["deid-dicom", str(src), str(out), "--record", str(tmp_path / "r.jsonl"),
+                 *key]) == 0
+    assert out.is_file()
+    assert pydicom.dcmread(out).PatientIdentityRemoved == "YES"
+    assert main(["scan-leaks", str(out), str(src), "--no-ocr", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "wrong way round" in err and "Traceback" not in err
+    assert main(["scan-leaks", str(src), str(out), "--no-ocr", "-q"]) == 0
+    assert main(["audit-report", str(tmp_path), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "a folder; give the HTML file" in err and "Traceback" not in err

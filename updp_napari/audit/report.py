@@ -441,6 +441,8 @@ def write_audit_report(target: str | os.PathLike, out: str | os.PathLike, *,
 
     _check(0, 1, confidence)
     out = Path(out)
+    if out.is_dir():
+        raise InputError(f"{out}: a folder; give the HTML file to write (e.g. {out}/audit.html)")
     if not out.parent.is_dir():
         raise InputError(f"{out.parent}: no such folder to write the report in")
     data = load_evaluation(evaluation)

@@ -385,9 +385,16 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
         raise InputError(f"{src}: no files to de-identify")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise InputError(f"{dst}: the output must not be the input or inside it")
-    private_folder(dst)
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{dst}: already exists as a file; give a new file name, or a folder")
+    # One file in, a new name with a suffix out ("IN.dcm OUT.dcm"): that file is written.
+    single = src.is_file() and not dst.exists() and dst.suffix != ""
+    private_folder(dst.parent if single else dst)
     records = []
     for i, (path, rel) in enumerate(files):
+        if single:
+            records.append(deid.deidentify_file(path, dst, rel))
+            continue
         target = dst / (rel if src.is_dir() else path.name)
         if path.suffix.lower() in (".txt", ".json", ".jsonl", ".md") and src.is_dir():
             records.append(FileRecord(rel, "skipped", "not DICOM (text beside the images; "

@@ -921,12 +921,19 @@ def scan_leaks(originals: str | os.PathLike, deidentified: str | os.PathLike, *,
     moved = _moved_files(Path(record)) if record is not None and dst.is_dir() else {}
     for n, (orig, rel) in enumerate(pairs, 1):
         try:
-            ids = collect_identifiers(_read(orig, pixels=False))
+            original = _read(orig, pixels=False)
+            removed = str(original.get("PatientIdentityRemoved", "") or "").strip().upper()
+            ids = collect_identifiers(original)
         except InputError as exc:
             report.skipped.append((str(orig), str(exc)))
         except Exception as exc:  # damage met while walking it (deep nesting, odd values)
             report.skipped.append((str(orig), f"DICOM file is damaged ({type(exc).__name__})"))
         else:
+            if removed == "YES":
+                # Scanned against its own de-identified copy, anything would look clean.
+                raise UpdpError(f"{orig}: says PatientIdentityRemoved YES, so it is no original:"
+                                " are the arguments the wrong way round? (ORIGINALS first, "
+                                "then DEIDENTIFIED)")
             report.files += 1
             if dst.is_dir():
                 base, rel_out = dst, Path(moved.get(rel.as_posix(), rel.as_posix()))
