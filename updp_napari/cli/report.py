@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     _register_deid_report(subparsers)
     _register_eval_report(subparsers)
     _register_train_ner(subparsers)
+    _register_label_reports(subparsers)
 
 
 def _add_ner_model(parser: argparse.ArgumentParser) -> None:
@@ -322,3 +323,76 @@ def _ner_card_lines(card: dict, out: Path) -> list[str]:
                      f"f1 {m['f1']:.4f}")
     lines.append(f"  {'span (exact)':20s} recall {v['span_exact_recall']:.4f}")
     return lines + _category_recall_lines(v["per_category_recall"])
+
+
+# -- label-reports ---------------------------------------------------------------------------
+
+def _register_label_reports(subparsers) -> None:
+    p = command(
+        subparsers, "label-reports", _cmd_label_reports,
+        "label the findings each report states, denies or hedges (positive, negative, "
+        "uncertain)",
+        "Read every *.txt report below DIR (or each {\"id\", \"text\"} line of a .jsonl "
+        "corpus) and label the seven findings (cardiomegaly, effusion, nodule, mass, "
+        "consolidation, pneumothorax, atelectasis) positive, negative, uncertain or not "
+        "mentioned, by rules: mention lexicons, negation and uncertainty cues with a scope, "
+        "normal statements; indication, history and comparison sections are not labelled. "
+        "Reports that cannot be read are listed and skipped (exit status 1 if any was). "
+        "With --iu, score the rules instead against the MeSH terms of the Indiana University "
+        "chest X-ray reports (NLMCXR_reports.tgz or its folder): precision, recall and F1 per "
+        "finding on the development half (odd report numbers), the test half (even) and all.")
+    p.add_argument("input", nargs="?", type=Path, metavar="DIR|CORPUS.jsonl",
+                   help="a folder of *.txt reports (searched recursively) or a .jsonl corpus")
+    add_json(p, "print the labels with each mention's offsets, words and cue as JSON")
+    p.add_argument("--uncertain", choices=["positive", "negative", "ignore"],
+                   help="count uncertain labels as positive or negative, or as not mentioned "
+                        "(ignore); default: show them as uncertain (with --iu: score both "
+                        "positive and negative)")
+    p.add_argument("--iu", type=Path, metavar="NLMCXR_reports.tgz",
+                   help="score against the Indiana University reports' MeSH terms instead "
+                        "(the archive in the torchxrayvision wheel, or the folder it unpacks "
+                        "to)")
+    p.add_argument("--follow-symlinks", action="store_true", help="read reports through "
+                   "symbolic links (skipped by default)")
+    add_quiet(p)
+
+
+def _cmd_label_reports(args: argparse.Namespace) -> int:
+    from ..labels.report import (
+        evaluate_openi_halves,
+        format_label_table,
+        format_mesh_result,
+        label_reports,
+        read_openi,
+        read_report_inputs,
+    )
+
+    if args.iu is not None:
+        if args.input is not None:
+            raise UpdpError("give DIR|CORPUS.jsonl to label, or --iu to score, not both")
+        if args.uncertain == "ignore":
+            raise UpdpError("--iu scores uncertain as positive or negative; not ignore")
+        policies = [args.uncertain] if args.uncertain else ["negative", "positive"]
+        result = evaluate_openi_halves(read_openi(args.iu), policies,
+                                       progress=progress(args, "label-reports"))
+        if args.json:
+            print_json(result)
+        else:
+            print("\n".join(format_mesh_result(result)))
+        return 0
+    if args.input is None:
+        raise UpdpError("give a folder of *.txt reports or a .jsonl corpus (or --iu "
+                        "NLMCXR_reports.tgz to score)")
+    items, skipped = read_report_inputs(args.input, follow_symlinks=args.follow_symlinks)
+    labels = label_reports(items, progress=progress(args, "label-reports"))
+    if args.json:
+        print_json({"reports": [{"id": report_id, **labels[report_id].as_json(text,
+                                                                           args.uncertain)}
+                                for report_id, text in items],
+                    "skipped": [{"id": rel, "reason": reason} for rel, reason in skipped]},
+                   ensure_ascii=False)
+    else:
+        print("\n".join(format_label_table(labels, args.uncertain)))
+    for rel, reason in skipped:
+        print(f"  skipped {rel}: {reason}", file=sys.stderr)
+    return 1 if skipped else 0
