@@ -120,3 +120,26 @@ def test_an_export_killed_mid_way_is_cleared_by_the_next(workspace, tmp_path):
         pass
     assert not list((workspace / "tmp").glob("export-*"))
     assert not list(tmp_path.glob(".killed.*")) and not out.exists()
+
+
+def test_a_case_the_audit_found_phi_in_is_not_exported_until_decided_again(tmp_path,
+                                                                           tiny_models):
+    model, scorers = tiny_models
+    shutil.copytree(SAMPLE / STUDIES[0], tmp_path / "in" / STUDIES[0])
+    ws = tmp_path / "ws"
+    run_pipeline(tmp_path / "in", ws, model=model, scorers=scorers, pixels="off")
+    with ReviewSession.open(ws, reviewer="ann") as session:
+        case = session.cases()[0].case_id
+        session.go(case)
+        session.decide("accept")
+    assert main(["audit", str(ws), "--sample", "1", "--seed", "1", "--auditor", "ian",
+                 "--list"]) == 0
+    assert main(["audit-mark", str(ws), case, "residual-phi", "--span", "0:4", "--category",
+                 "NAME", "--auditor", "ian"]) == 0
+    with pytest.raises(UpdpError, match="residual-PHI finding of the audit"):
+        export_package(ws, tmp_path / "blocked", ocr=False)
+    assert not (tmp_path / "blocked").exists()
+    with ReviewSession.open(ws, reviewer="ann") as session:
+        session.go(case)
+        session.decide("accept")  # reviewed again after the finding
+    assert export_package(ws, tmp_path / "share", ocr=False).cases == [case]

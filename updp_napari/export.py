@@ -130,6 +130,31 @@ nothing outside it. Leak scan before export: {scan}
 """
 
 
+def open_audit_findings(store, cases) -> set[str]:
+    """The ``cases`` (accepted records of ``store``) with a live residual-PHI finding of the
+    workspace's audit recorded after their last decision: sent back, not shareable until a
+    reviewer decides them again."""
+    from .audit.store import AuditStore
+    from .audit.target import audit_folder_for
+
+    folder = audit_folder_for(Path(store.workspace), "workspace")
+    if not (folder / "audit.sqlite").is_file():
+        return set()
+    with AuditStore.open(folder) as audit:
+        findings = [f for f in audit.findings() if f.verdict == "residual_phi"]
+    if not findings:
+        return set()
+    wanted = {record.case_id for record in cases}
+    blocked = set()
+    for finding in findings:
+        if finding.case_id not in wanted:
+            continue
+        decisions = store.decisions(finding.case_id)
+        if not decisions or decisions[-1].decided_at <= finding.at:
+            blocked.add(finding.case_id)
+    return blocked
+
+
 def _scratch(workspace: Path, staging: Path) -> Path:
     """A new owner-only folder ``WORKSPACE/tmp/export-PID-XXXX`` noting ``staging`` (the
     originals' copies go in its ``originals/``)."""
@@ -201,6 +226,12 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         if not accepted:
             raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
                             "updp review, or with updp decide)")
+        blocked = open_audit_findings(store, accepted)
+        if blocked:
+            raise UpdpError(
+                f"{len(blocked)} accepted case(s) have a residual-PHI finding of the audit "
+                f"made after their last decision: {', '.join(sorted(blocked)[:10])}; review "
+                "them again (updp review, or updp decide) and export after that")
         recover_interrupted_exports(store.workspace)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         # The originals' copies for the gate are PHI: in the workspace (owner-only), with a
