@@ -305,3 +305,18 @@ def test_the_screenshot_command_renders_images_and_report(dock, tmp_path):
     # the command opened the workspace and changed nothing in it
     with ReviewSession.open(ws["workspace"], reviewer="ann") as session:
         assert [c.status for c in session.cases()] == ["pending"] * 4
+
+
+def test_deciding_over_another_reviewer_is_refused_once_then_recorded(dock, qtbot):
+    viewer, widget, ws = dock
+    first = widget.session.current_id
+    widget.session.store.decide(first, "reject", "bob")  # another reviewer, elsewhere
+    widget.accept_button.click()
+    assert widget.session.store.case(first).status == "rejected"
+    assert "decided (reject) by bob" in widget.message.text()
+    assert "Press accept again" in widget.message.text()
+    assert widget.session.current_id == first
+    widget.accept_button.click()  # the same decision again: over it, on purpose
+    assert widget.session.store.case(first).status == "accepted"
+    entry = [e for e in widget.session.store.action_log(first) if e.action == "decide"][-1]
+    assert entry.detail["overrides"] == {"decision": "reject", "reviewer": "bob"}

@@ -371,3 +371,19 @@ def test_cli_errors_are_one_line(workspace, tmp_path, capsys, argv, message):
     assert message in lines[0] and "MRN4711" not in lines[0]
     with ReviewStore.open(ws) as store:
         assert store.decisions() == []
+
+
+def test_deciding_over_another_reviewer_needs_override_and_is_recorded(tmp_path):
+    from updp_napari.review.store import DecisionOverride
+
+    with ReviewStore.open(tmp_path / "ws", create=True) as store:
+        case = store.add_case("1.2.3")
+        store.decide(case, "accept", "ann")
+        store.decide(case, "reject", "ann")  # one's own decision: changed freely
+        with pytest.raises(DecisionOverride, match="decided \\(reject\\) by ann"):
+            store.decide(case, "accept", "bob")
+        assert store.case(case).status == "rejected"
+        store.decide(case, "accept", "bob", override=True)
+        assert store.case(case).status == "accepted"
+        last = [e for e in store.action_log() if e.action == "decide"][-1]
+        assert last.detail["overrides"] == {"decision": "reject", "reviewer": "ann"}

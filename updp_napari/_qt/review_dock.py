@@ -86,6 +86,7 @@ class ReviewWidget(QWidget):
         self.filter = filter
         self.layers: dict = {}
         self.last_regeneration: dict | None = None
+        self._override_armed: tuple[str, str] | None = None  # (case, decision) refused once
         self._shown: str | None = None
         self._shape: tuple | None = None
         self._regeneration_started = 0.0
@@ -535,9 +536,22 @@ class ReviewWidget(QWidget):
         if self.session is None or self.session.current is None:
             return
 
+        from ..review.store import DecisionOverride
+
         def act():
             self._save_mask_edit()
-            done = self.session.decide(decision, comment=self.comment.text())
+            case_id = self.session.current.case_id
+            # Over another reviewer's decision: refused once, with the reason; the same
+            # decision pressed again on the same case decides over it (recorded as such).
+            override = self._override_armed == (case_id, decision)
+            self._override_armed = None
+            try:
+                done = self.session.decide(decision, comment=self.comment.text(),
+                                           override=override)
+            except DecisionOverride as exc:
+                self._override_armed = (case_id, decision)
+                raise DecisionOverride(f"{exc}. Press {decision} again to decide over it.") \
+                    from None
             self.comment.clear()
             self.refresh_queue()
             word = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}[decision]

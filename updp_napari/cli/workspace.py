@@ -118,6 +118,8 @@ def _register_decide(subparsers) -> None:
                    "of this session)")
     p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the "
                    "decision")
+    p.add_argument("--override", action="store_true", help="decide over another reviewer's "
+                   "decision (refused without it; recorded as an override)")
 
 
 def _reviewer(given: str | None) -> str:
@@ -135,7 +137,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     reviewer = _reviewer(args.reviewer)
     with ReviewStore.open(args.workspace) as store:
         done = store.decide(args.case_id, args.decision, reviewer=reviewer,
-                            comment=args.comment)
+                            comment=args.comment, override=args.override)
         status = store.case(done.case_id).status
     print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
     return 0

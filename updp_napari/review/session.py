@@ -438,12 +438,14 @@ class ReviewSession:
 
     # -- reviewer actions -------------------------------------------------------------------
 
-    def decide(self, decision: str, comment: str = "") -> DecisionRecord:
+    def decide(self, decision: str, comment: str = "", override: bool = False) -> DecisionRecord:
         """Record ``accept``, ``reject`` or ``flag`` on the current case with the time spent
-        on it since it was shown; durable when this returns."""
+        on it since it was shown; durable when this returns. Over another reviewer's
+        decision only with ``override`` (``store.DecisionOverride`` otherwise)."""
         case_id = self._require_current()
         return self.store.decide(case_id, decision, reviewer=self.reviewer,
-                                 seconds=round(self.seconds_on_case(), 3), comment=comment)
+                                 seconds=round(self.seconds_on_case(), 3), comment=comment,
+                                 override=override)
 
     def toggle_span(self, span_id: int) -> SpanRecord:
         """Flip one span of the current case between redact and keep."""

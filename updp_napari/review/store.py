@@ -55,6 +55,10 @@ SCHEMA_VERSION = 1
 STATUSES = ("pending", "accepted", "rejected", "flagged", "failed")
 #: The decision words a reviewer gives, and the status each one leaves the case in.
 DECISIONS = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
+
+
+class DecisionOverride(UpdpError):
+    """A decision over another reviewer's, asked for without ``override``."""
 ACTIONS = ("redact", "keep")
 ORIGINS = ("auto", "reviewer")
 CASE_ID_HEX = 16
@@ -345,11 +349,14 @@ class ReviewStore(DurableDatabase):
     # -- reviewer actions ------------------------------------------------------------------
 
     def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
-               comment: str = "") -> DecisionRecord:
+               comment: str = "", override: bool = False) -> DecisionRecord:
         """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
 
         ``seconds`` is the time spent on the case (None when not measured). A later decision
-        replaces the case's status; every decision stays in :meth:`decisions`.
+        replaces the case's status; every decision stays in :meth:`decisions`. Deciding over
+        another reviewer's accept or reject needs ``override`` (else
+        :class:`DecisionOverride`), and the action log records it as one; a flag asks for
+        another look, which anyone gives.
         """
         decision = _check_word(decision, tuple(DECISIONS), "decision")
         reviewer = _check_reviewer(reviewer)
@@ -364,15 +371,26 @@ class ReviewStore(DurableDatabase):
             if status == "failed" and decision == "accept":
                 raise UpdpError(f"case {case_id} failed in the pipeline and has nothing to "
                                 "accept; re-run it, or reject or flag it")
+            last = cur.execute("SELECT decision, reviewer FROM decisions WHERE case_id = ? "
+                               "ORDER BY decision_id DESC LIMIT 1", (case_id,)).fetchone()
+            # A flag asks for another look: anyone resolves it. An accept or a reject stands.
+            overridden = last[1] if last is not None and last[1] != reviewer \
+                and last[0] != "flag" else None
+            if overridden is not None and not override:
+                raise DecisionOverride(
+                    f"case {case_id} was decided ({last[0]}) by {overridden}; deciding over "
+                    "another reviewer's decision needs --override (and is recorded as one)")
             cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
                         "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (case_id, decision, reviewer, seconds, comment, now))
             decision_id = cur.lastrowid
             cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
                         (DECISIONS[decision], now, case_id))
-            _audit(cur, now, reviewer, "decide", case_id,
-                   {"decision": decision, "decision_id": decision_id, "seconds": seconds,
-                    "previous_status": status})
+            details = {"decision": decision, "decision_id": decision_id, "seconds": seconds,
+                       "previous_status": status}
+            if overridden is not None:
+                details["overrides"] = {"decision": last[0], "reviewer": overridden}
+            _audit(cur, now, reviewer, "decide", case_id, details)
         return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
 
     def decisions(self, case_id: str | None = None) -> list[DecisionRecord]:
