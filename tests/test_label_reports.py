@@ -290,7 +290,7 @@ def test_read_folder_recursively_and_skip_what_cannot_be_read(tmp_path):
     items, skipped = read_report_inputs(tmp_path)
     assert [i for i, _ in items] == ["a.txt", "sub/b.TXT"]
     assert dict(items)["sub/b.TXT"].startswith("Épanchement")
-    assert dict(skipped) == {"binary.txt": "binary, not text",
+    assert dict(skipped) == {"binary.txt": "report is binary, not text",
                              "link.txt": "symbolic link, not followed"}
     items, skipped = read_report_inputs(tmp_path, follow_symlinks=True)
     assert "link.txt" in dict(items)
@@ -334,7 +334,7 @@ def test_label_reports_prints_a_table_and_lists_the_bad_file(tmp_path, capsys):
     assert rows["r1.txt"] == ["pos", "neg", ".", ".", ".", ".", "."]
     assert rows["2024/r2.txt"] == [".", "unc", ".", ".", ".", ".", "."]
     assert "2 reports labelled" in out
-    assert "skipped bad.txt: binary, not text" in err
+    assert "skipped bad.txt: report is binary, not text" in err
     assert "Traceback" not in err
 
 
@@ -348,7 +348,7 @@ def test_label_reports_json_and_uncertain_policy(tmp_path, capsys):
     text = (reports / "r1.txt").read_text(encoding="utf-8")
     for mention in by_id["r1.txt"]["mentions"]:
         assert text[mention["start"]:mention["end"]] == mention["text"]
-    assert data["skipped"] == [{"id": "bad.txt", "reason": "binary, not text"}]
+    assert data["skipped"] == [{"id": "bad.txt", "reason": "report is binary, not text"}]
     assert main(["label-reports", str(reports), "--uncertain", "ignore", "-q"]) == 1
     out = capsys.readouterr().out
     assert next(line for line in out.splitlines() if line.startswith("2024/r2.txt")).split()[1:] \

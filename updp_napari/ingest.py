@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import InputError
-from .core.files import input_file
+from .core.files import decode_report, input_file
 from .core.vocabulary import FINDINGS
 
 REPORT_NAME = "report.txt"
@@ -201,23 +201,6 @@ def read_report(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise InputError(f"{path}: cannot read report ({exc.strerror or type(exc).__name__})") from None
     return decode_report(raw, str(path))
-
-
-def decode_report(raw: bytes, name: str) -> str:
-    """Report bytes as text, whatever common encoding they were saved in."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: report looks like UTF-16 but does not decode") from None
-    if b"\x00" in raw:
-        raise InputError(f"{name}: report is binary, not text")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
 
 
 def study_folders(root: str | os.PathLike) -> list[Path]:

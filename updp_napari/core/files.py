@@ -109,3 +109,20 @@ def tree_files(root: str | os.PathLike, follow_symlinks: bool = False) -> list[P
             # A link to a folder is not entered: listed, so the caller says it was not followed.
             found += [base / d for d in dirs if (base / d).is_symlink()]
     return sorted(found)
+
+
+def decode_report(raw: bytes, name: str) -> str:
+    """Report bytes as text, whatever common encoding they were saved in."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: report looks like UTF-16 but does not decode") from None
+    if b"\x00" in raw:
+        raise InputError(f"{name}: report is binary, not text")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")

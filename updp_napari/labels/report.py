@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError, UpdpError
-from ..core.files import tree_files
+from ..core.files import decode_report, tree_files
 from ..core.vocabulary import FINDINGS
 
 POSITIVE = "positive"
@@ -714,24 +714,6 @@ def label_reports(reports: Mapping[str, str] | Iterable[tuple[str, str]],
 
 # =========================================================================== reading inputs
 
-def _decode(raw: bytes, name: str) -> str:
-    """Report bytes as text (the rules of ``ingest.decode_report``: a UTF-16 byte-order mark,
-    else UTF-8, else Windows-1252; a NUL byte means binary)."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: looks like UTF-16 but does not decode") from None
-    if b"\x00" in raw:
-        raise InputError(f"{name}: binary, not text")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
-
-
 def read_report_inputs(path: str | os.PathLike,
                        follow_symlinks: bool = False) -> tuple[list[tuple[str, str]],
                                                                 list[tuple[str, str]]]:
@@ -758,7 +740,7 @@ def read_report_inputs(path: str | os.PathLike,
                 skipped.append((rel, "not a regular file"))
                 continue
             try:
-                items.append((rel, _decode(file.read_bytes(), rel)))
+                items.append((rel, decode_report(file.read_bytes(), rel)))
             except OSError as err:
                 skipped.append((rel, f"cannot read ({err.strerror or type(err).__name__})"))
             except InputError as err:
@@ -777,7 +759,7 @@ def _read_jsonl(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     items, skipped, seen = [], [], set()
-    for n, line in enumerate(_decode(raw, str(path)).splitlines(), 1):
+    for n, line in enumerate(decode_report(raw, str(path)).splitlines(), 1):
         if not line.strip():
             continue
         try:
