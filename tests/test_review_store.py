@@ -1,5 +1,6 @@
 """The review workspace store: durable decisions, spans side by side, action log, artifacts, CLI."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -332,7 +333,7 @@ def test_confirmed_decisions_survive_sigkill(workspace, kill_after):
 
 def test_cli_cases_and_decide(workspace, capsys, monkeypatch):
     ws, ids = workspace
-    assert main(["cases", str(ws)]) == 0
+    assert main(["cases", str(ws), "--ids"]) == 0
     assert capsys.readouterr().out.split() == ids
     assert main(["decide", str(ws), ids[1], "reject", "--reviewer", "ann",
                  "--comment", "collimation cuts the apex"]) == 0
@@ -340,14 +341,24 @@ def test_cli_cases_and_decide(workspace, capsys, monkeypatch):
     monkeypatch.setenv("LOGNAME", "os-user")
     assert main(["decide", str(ws), ids[2], "flag"]) == 0
     capsys.readouterr()
-    assert main(["cases", str(ws), "--status", "pending"]) == 0
+    assert main(["cases", str(ws), "--status", "pending", "--ids"]) == 0
     assert capsys.readouterr().out.split() == [ids[0], ids[3], ids[4]]
+    # The table: status, site, reviewer and the comment of the last decision, per case.
+    assert main(["cases", str(ws)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["case", "status", "site"] and table[-1] == "5 case(s)"
+    row = next(line for line in table if line.startswith(ids[1]))
+    assert "rejected" in row and "ann" in row and "collimation cuts the apex" in row
+    assert main(["cases", str(ws), "--json"]) == 0
+    listed = {c["case_id"]: c for c in json.loads(capsys.readouterr().out)}
+    assert listed[ids[2]]["status"] == "flagged"
+    assert [d["reviewer"] for d in listed[ids[2]]["decisions"]] == ["os-user"]
     with ReviewStore.open(ws) as store:
         assert [(d.case_id, d.decision, d.reviewer, d.comment) for d in store.decisions()] == [
             (ids[1], "reject", "ann", "collimation cuts the apex"), (ids[2], "flag", "os-user", "")]
         assert [e.action for e in store.action_log()] == ["decide", "decide"]
     out = subprocess.run([sys.executable, "-m", "updp_napari", "cases", str(ws), "--status",
-                          "flagged"], capture_output=True, text=True, check=True).stdout
+                          "flagged", "--ids"], capture_output=True, text=True, check=True).stdout
     assert out == f"{ids[2]}\n"
 
 

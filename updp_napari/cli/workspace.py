@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from ..core.errors import UpdpError
-from ._common import add_filter_model, add_quiet, command, progress, set_torch_threads
+from ._common import (
+    add_filter_model,
+    add_json,
+    add_quiet,
+    command,
+    print_json,
+    progress,
+    set_torch_threads,
+)
 
 WORKSPACE_HELP = "the review workspace folder"
 
@@ -86,21 +94,57 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _register_cases(subparsers) -> None:
     p = command(
         subparsers, "cases", _cmd_cases,
-        "list the case ids of a review workspace, in review order",
-        "Print the case id of every case in WORKSPACE (or of those with --status), one per "
-        "line, in the order they were added. Case ids are keyed hashes of the study identity: "
-        "safe to print and log.")
+        "list the cases of a review workspace, in review order",
+        "Print a table of every case in WORKSPACE (or of those with --status), in the order "
+        "they were added: case id, status, site, privacy and utility scores, the last "
+        "decision's reviewer, time and comment (or why the case failed). --ids prints the ids "
+        "alone, one per line, for scripts; --json everything, with every decision. Case ids "
+        "are keyed hashes of the study identity: safe to print and log.")
     p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
     p.add_argument("--status", metavar="S", help="only cases with this status: pending, "
                    "accepted, rejected, flagged or failed")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--ids", action="store_true", help="the case ids alone, one per line")
+    add_json(output, "print the cases and their decisions as JSON")
 
 
 def _cmd_cases(args: argparse.Namespace) -> int:
     from ..review.store import ReviewStore
 
     with ReviewStore.open(args.workspace) as store:
-        for case in store.cases(status=args.status):
+        cases = store.cases(status=args.status)
+        decided = {}
+        for decision in store.decisions():
+            decided.setdefault(decision.case_id, []).append(decision)
+    if args.ids:
+        for case in cases:
             print(case.case_id)
+        return 0
+    if args.json:
+        print_json([{"case_id": c.case_id, "status": c.status, "site": c.site,
+                     "privacy_score": c.privacy_score, "utility_score": c.utility_score,
+                     "failure_reason": c.failure_reason,
+                     "decisions": [{"decision": d.decision, "reviewer": d.reviewer,
+                                    "decided_at": d.decided_at, "seconds": d.seconds,
+                                    "comment": d.comment}
+                                   for d in decided.get(c.case_id, [])]} for c in cases])
+        return 0
+
+    def score(value) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'reviewer':<12}  "
+          f"{'decided at':<19}  comment")
+    for c in cases:
+        last = decided.get(c.case_id, [None])[-1]
+        note = c.failure_reason if c.status == "failed" else (last.comment if last else "")
+        note = " ".join(str(note or "").split())
+        print(f"{c.case_id:<16}  {c.status:<8}  {(c.site or '-')[:10]:<10}  "
+              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  "
+              f"{(last.reviewer if last else '-')[:12]:<12}  "
+              f"{(last.decided_at[:19].replace('T', ' ') if last else '-'):<19}  "
+              f"{note[:60] + ('…' if len(note) > 60 else '')}")
+    print(f"{len(cases)} case(s)" + (f" with status {args.status}" if args.status else ""))
     return 0
 
 
