@@ -143,7 +143,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
               f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  "
               f"{(last.reviewer if last else '-')[:12]:<12}  "
               f"{(last.decided_at[:19].replace('T', ' ') if last else '-'):<19}  "
-              f"{note[:60] + ('…' if len(note) > 60 else '')}")
+              f"{note[:60] + ('…' if len(note) > 60 else '')}".rstrip())
     print(f"{len(cases)} case(s)" + (f" with status {args.status}" if args.status else ""))
     return 0
 
