@@ -17,14 +17,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 # Indiana University chest X-ray reports (OpenI, CC BY-NC-ND 4.0; PHI replaced by XXXX by the
 # publishers), shipped inside torchxrayvision's wheel as ecgen-radiology/<n>.xml in a tgz.
 IU_REPORTS = ("torchxrayvision==1.5.7", "torchxrayvision/data/NLMCXR_reports.tgz")
-IU_SECTIONS = ("COMPARISON", "INDICATION", "FINDINGS", "IMPRESSION")
 
 _DONE = ".complete"
 _outcomes: dict[tuple[str, str, bool], tuple[Path | None, str]] = {}
@@ -151,15 +149,11 @@ def iu_reports_dir() -> tuple[Path | None, str]:
 
 
 def read_iu_report(path: Path) -> str:
-    """One OpenI report as a radiology report reads: "LABEL: text" lines, empty sections left out."""
-    root = ET.parse(path).getroot()
-    lines = []
-    for node in root.iter("AbstractText"):
-        label = (node.get("Label") or "").strip().upper()
-        body = " ".join("".join(node.itertext()).split())
-        if label in IU_SECTIONS and body:
-            lines.append(f"{label}: {body}")
-    return "\n".join(lines)
+    """One OpenI report as a radiology report reads: "LABEL: text" lines, empty sections left
+    out (the labeller's reader, ``labels.report.parse_openi``)."""
+    from updp_napari.labels.report import parse_openi
+
+    return parse_openi(path.stem, path.read_bytes()).text
 
 
 def iu_reports(folder: Path) -> dict[str, str]:
