@@ -12,6 +12,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from ..core.boxes import boxes_mask
@@ -19,6 +20,7 @@ from ..core.errors import InputError, UpdpError
 from ..core.files import private_folder
 from ..core.progress import Progress
 from .header import DEFAULT_OPTIONS, HeaderDeidentifier
+from .report.header_values import dictionary_vr
 
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 
@@ -256,13 +258,15 @@ def check_structure(ds) -> None:
     valid = {str(v.value) for v in VR}
 
     def walk(dataset) -> None:
+        if 0x00080005 in dataset:  # read (converted) with the file, or the item, already
+            _check_character_set(dataset.get_item(0x00080005).value)
         for tag in list(dataset.keys()):
             raw = dataset.get_item(tag)
             vr = raw.VR
             if vr is not None and vr not in valid:
                 raise InputError("an element with no valid VR (a damaged header?)")
             if vr is None:  # implicit VR: the dictionary's
-                vr = _dictionary_vr(tag)
+                vr = dictionary_vr(tag)
             if vr == "SQ":
                 for item in dataset[tag].value or ():
                     walk(item)
@@ -280,55 +284,36 @@ def check_structure(ds) -> None:
                                      "(a damaged length field?)")
 
     walk(ds)
-    # Read as soon as the file is (converted by then), and in any item that has its own.
-    for dataset in _with_items(ds):
-        if 0x00080005 in dataset:
-            value = dataset.get_item(0x00080005).value
-            if isinstance(value, (bytes, bytearray)):
-                terms = bytes(value).split(b"\\")
-            else:
-                terms = [str(v).encode("latin-1", "replace")
-                         for v in (value if isinstance(value, (list, tuple)) or
-                                   type(value).__name__ == "MultiValue" else [value])]
-            _check_character_set(terms)
 
 
-def _with_items(ds):
-    """``ds`` and every item of its sequences, at any depth."""
-    yield ds
-    for tag in list(ds.keys()):  # raw elements stay raw: only sequences are read
-        vr = ds.get_item(tag).VR
-        if vr == "SQ" or (vr is None and _dictionary_vr(tag) == "SQ"):
-            for item in ds[tag].value or ():
-                yield from _with_items(item)
-
-
-def _check_character_set(terms: list[bytes]) -> None:
-    """A Specific Character Set names a few of the terms DICOM defines, nothing else (a damaged
-    header can put any value there, a name or an ID among them)."""
-    from pydicom.charset import python_encoding
-
+def _check_character_set(value) -> None:
+    """A Specific Character Set (raw bytes, or as read) names a few of the terms DICOM
+    defines, nothing else (a damaged header can put any value there, a name or an ID)."""
+    if isinstance(value, (bytes, bytearray)):
+        terms = bytes(value).decode("latin-1").split("\\")
+    elif isinstance(value, str):
+        terms = [value]
+    else:
+        terms = [str(v) for v in value or ()]
     if len(terms) > _MAX_CHARSET_TERMS:
         raise InputError(f"a character set of {len(terms)} terms (a damaged header?)")
-    def fold(term: str) -> str:  # "ISO_IR 100", "ISO_IR_100", "iso-ir 100" alike
-        return " ".join(term.upper().replace("_", " ").replace("-", " ").split())
-
-    known = {fold(k) for k in python_encoding}
+    known = _known_character_sets()
     for term in terms:
-        text = term.decode("latin-1").strip(" \x00")
-        if text and fold(text) not in known:
+        text = term.strip(" \x00")
+        if text and _fold_charset(text) not in known:
             raise InputError("a character set that is none of DICOM's (a damaged header?)")
 
 
-def _dictionary_vr(tag) -> str | None:
-    """The dictionary's VR of ``tag`` when it names one VR (None: unknown or ambiguous)."""
-    from pydicom.datadict import dictionary_VR
+def _fold_charset(term: str) -> str:
+    """"ISO_IR 100", "ISO_IR_100", "iso-ir 100" alike."""
+    return " ".join(term.upper().replace("_", " ").replace("-", " ").split())
 
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return None
-    return vr if len(vr) == 2 else None
+
+@cache
+def _known_character_sets() -> frozenset[str]:
+    from pydicom.charset import python_encoding
+
+    return frozenset(_fold_charset(k) for k in python_encoding)
 
 
 def check_complete(ds) -> None:

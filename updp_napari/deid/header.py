@@ -27,6 +27,8 @@ from .report.header_values import (
     PERSON_AND_ID_ELEMENTS,
     add_identifiers,
     dataset_dates,
+    dictionary_vr,
+    dictionary_vrs,
     keyword_of,
 )
 
@@ -368,7 +370,7 @@ class HeaderDeidentifier:
 
     def _clean(self, ds, elem, path: str, result: HeaderResult, shift: int | None) -> None:
         """C: dates move by the patient's shift; free text goes through the report rules."""
-        expected = _dictionary_vrs(int(elem.tag))
+        expected = dictionary_vrs(int(elem.tag))
         if expected and elem.VR not in expected:
             # Not the VR the standard gives it (a date read as US): what it holds cannot be
             # cleaned as what it should be, so it goes.
@@ -604,17 +606,6 @@ def _retired(tag: int) -> bool:
         return False
 
 
-@cache
-def _dictionary_vrs(tag: int) -> frozenset[str]:
-    """The VRs the dictionary allows ``tag`` ("US or SS" is two); empty when it is unknown."""
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        return frozenset(v.strip() for v in dictionary_VR(tag).split(" or "))
-    except KeyError:
-        return frozenset()
-
-
 def _names_a_thing(tag: int) -> bool:
     """Whether an unlisted element's keyword says it holds an identifier or a number of
     something (SecondaryCaptureDeviceID, ProductLotIdentifier, WedgeModelNumber)."""
@@ -668,12 +659,7 @@ def _pseudonym_source(ds, tag: int) -> str:
 
 
 def tag_is_uid(tag: int) -> bool:
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        return dictionary_VR(tag) == "UI"
-    except KeyError:
-        return False
+    return dictionary_vr(tag) == "UI"
 
 
 def is_standard_uid(uid: str) -> bool:

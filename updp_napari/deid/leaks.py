@@ -262,12 +262,12 @@ class Identifiers:
         alnum = "".join(words)
         # Values too short ("M", "YES", "DX", "123") match everywhere and identify nobody;
         # values made only of generic DICOM words ("CHEST PA", "Radiology") likewise.
-        size = len(alnum) + len(_UNSPACED.findall(alnum))  # an ideograph counts as two
+        size = len(alnum) + len(UNSPACED_SCRIPT.findall(alnum))  # an ideograph counts as two
         if size < min_alnum or (alnum.isdigit() and len(alnum) < min_all_digits):
             return
         if all(w in GENERIC_WORDS for w in words):
             return
-        if _UNSPACED.search(norm):
+        if UNSPACED_SCRIPT.search(norm):
             # Scripts written without spaces (山田太郎): searched as a run of characters.
             self._unspaced[alnum].add((category, source))
             return
@@ -419,12 +419,9 @@ def _kind(elem) -> str | None:
     return {"DA": "date", "DT": "datetime", "TM": "time", "UI": "uid", "AS": "age"}.get(vr)
 
 
-_UNSPACED = UNSPACED_SCRIPT
-
-
 def _letter_weight(part: str) -> int:
     """Letters in ``part``, a character of an unspaced script counting as two."""
-    return sum(2 if _UNSPACED.match(ch) else 1 for ch in part if ch.isalpha())
+    return sum(2 if UNSPACED_SCRIPT.match(ch) else 1 for ch in part if ch.isalpha())
 
 
 def _name_components(value: str) -> tuple[str, str, str]:

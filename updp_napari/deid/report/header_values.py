@@ -41,6 +41,24 @@ def keyword_of(tag: int) -> str:
     return keyword_for_tag(tag) if (tag >> 16) % 2 == 0 else ""
 
 
+@cache
+def dictionary_vrs(tag: int) -> frozenset[str]:
+    """The VRs the DICOM dictionary allows ``tag`` ("US or SS" is two); empty when the
+    dictionary does not know it."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return frozenset(v.strip() for v in dictionary_VR(tag).split(" or "))
+    except KeyError:
+        return frozenset()
+
+
+def dictionary_vr(tag: int) -> str | None:
+    """The dictionary's one VR for ``tag`` (None: unknown, or several allowed)."""
+    vrs = dictionary_vrs(tag)
+    return next(iter(vrs)) if len(vrs) == 1 else None
+
+
 def add_identifiers(found: HeaderIdentifiers, elem) -> None:
     """Add what one (non-sequence) element holds of names, IDs, dates and institutions."""
     keyword = keyword_of(int(elem.tag))
@@ -92,8 +110,6 @@ def dataset_dates(ds) -> set[dt.date]:
     """Every calendar date the dataset holds (DA values, and DT values' dates), sequences and
     private elements included: what a date shift must not map one onto another of. Elements
     are read raw where they are still raw, so nothing is converted on the way."""
-    from pydicom.datadict import dictionary_VR
-
     found: set[dt.date] = set()
 
     def add(value) -> None:
@@ -110,10 +126,7 @@ def dataset_dates(ds) -> set[dt.date]:
             raw = dataset.get_item(tag)
             vr = raw.VR
             if vr in (None, "UN"):
-                try:
-                    vr = dictionary_VR(tag)
-                except KeyError:
-                    continue
+                vr = dictionary_vr(tag)
             if vr == "SQ":
                 for item in dataset[tag].value or ():
                     walk(item)
