@@ -129,10 +129,10 @@ class Pipeline:
         text = read_report(study.report) if study.report is not None else ""
         spans = self.reports.detect(text, identifiers) if text else []
         # One shift for header and report, mapping none of the study's dates onto another.
-        report_dates = study_dates(text, spans)
-        shift = date_shift_days(self.key, patient, identifiers.all_dates | report_dates)
+        dates = identifiers.all_dates | study_dates(text, spans)
+        shift = date_shift_days(self.key, patient, dates)
         record = FileRecord(file=study.name, status="ok")
-        self.dicom.deidentify_dataset(ds, record, report_dates)
+        self.dicom.deidentify_dataset(ds, record, dates)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         # Half-open boxes (core.boxes): the pixels the fill painted, and what the review reads.

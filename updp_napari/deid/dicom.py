@@ -83,9 +83,10 @@ class DicomDeidentifier:
                                               extra_safe_private=self.extra_safe_private)
         return self._header
 
-    def deidentify_dataset(self, ds, record: FileRecord, dates=()) -> None:
-        """De-identify ``ds`` in place, filling ``record``; ``dates``: its report's, which
-        the date shift must not map the header's onto (``keys.date_shift_days``)."""
+    def deidentify_dataset(self, ds, record: FileRecord, dates=None) -> None:
+        """De-identify ``ds`` in place, filling ``record``; ``dates``: all the study's (header
+        and report), which the date shift must not map one onto another of (None: the
+        file's own; ``keys.date_shift_days``)."""
         from .report.header_values import header_identifiers, patient_key
 
         if self.pixels == "ocr" and "PixelData" in ds:

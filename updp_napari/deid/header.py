@@ -214,15 +214,17 @@ class HeaderDeidentifier:
             return "U" if "U" in parts and tag_is_uid(tag) else "D" if "D" in parts else "Z"
         return basic
 
-    def apply(self, ds, patient_key: str, dates: Iterable[dt.date] = ()) -> HeaderResult:
+    def apply(self, ds, patient_key: str, dates: Iterable[dt.date] | None = None) -> HeaderResult:
         """De-identify ``ds`` in place; ``patient_key`` keys the date shift (as for reports),
-        which maps none of the file's dates, nor ``dates`` (its report's), onto another.
+        which maps none of ``dates`` onto another: the study's, header and report (None: the
+        file's own, ``dataset_dates``).
 
         One walk does it all: each element's identifying values are noted before it is
         changed, and free text is cleaned at the end, with everything the file named.
         """
         result = HeaderResult(options=self.options)
-        shift = date_shift_days(self.key, patient_key, dataset_dates(ds) | set(dates)) \
+        dates = dataset_dates(ds) if dates is None else set(dates)
+        shift = date_shift_days(self.key, patient_key, dates) \
             if "retain-modified-dates" in self.options else None
         self._found = HeaderIdentifiers(patient_key=patient_key)
         self._texts: list = []
