@@ -16,6 +16,7 @@ from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, skip_open_quote
+from .vocabulary import word_classes
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -666,8 +667,6 @@ def _initial_before_name(text: str, end: int, letter: str, ctx: Context) -> bool
     key = fold(word)
     if key in _STOP or not _census_name(word, ctx):
         return False
-    from .vocabulary import word_classes
-
     return letter not in _ONE_LETTER_WORDS or word_classes().commonness(key) >= 3
 
 
@@ -836,8 +835,6 @@ def _census_name(token: str, ctx: Context) -> bool:
         return True
     if "-" in token.strip("-"):  # "nakagawa-reid": each part a name
         return all(_census_name(part, ctx) for part in token.split("-") if part)
-    from .vocabulary import word_classes
-
     key = fold(token)
     wc = word_classes()
     return (key in wc.given or key in wc.surnames) and wc.commonness(key) >= 2 \
@@ -845,8 +842,6 @@ def _census_name(token: str, ctx: Context) -> bool:
 
 
 def _given_name(token: str) -> bool:
-    from .vocabulary import word_classes
-
     return fold(token) in word_classes().given
 
 
@@ -903,8 +898,6 @@ def _lower_initials(tokens: list[str]) -> bool:
     if len(tokens) != 1 or not 2 <= len(tokens[0]) <= 3 or not tokens[0].isalpha() or \
             not tokens[0].islower():
         return False
-    from .vocabulary import word_classes
-
     key = fold(tokens[0])
     wc = word_classes()
     return key not in _STOP and key not in wc.stop
@@ -925,8 +918,6 @@ def _names_listed(text: str, pos: int, ctx: Context) -> Iterator[Span]:
     """The names that follow one of a list, each after a semicolon or on a line of its own,
     while they read as names: a given name or surname among their words, and none of them
     an everyday, clinical or stop word ("chest clinic" ends the list)."""
-    from .vocabulary import word_classes
-
     wc = word_classes()
 
     def possible(token: str) -> bool:
@@ -1038,8 +1029,6 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     parts = {part.lower() for parts in ctx.header.names for part in parts
              if len(part) >= 5 and part.isalpha()}
     if parts:
-        from .vocabulary import word_classes
-
         wc = word_classes()
         for start, end, word in ctx.words(text):
             if len(word) >= 5 and word not in parts and word.isalpha() and \
