@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,8 @@ import pytest
 # Jobs run inline in tests (no worker processes), and tests never touch a model hub.
 os.environ.setdefault("UPDP_SYNC", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHIPPED_DOMAIN = Path(__file__).resolve().parent.parent / "updp_napari" / "models" / "filter" / "domain.npz"
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +54,9 @@ def tiny_models(tmp_path_factory):
     card = {"model": {"size": 32, "patch": 2, "conditioning": "mask+known"},
             "model_id": "tiny untrained", "defaults": {"strength": 1.0, "steps": 3, "dilation": 0.02}}
     save_model_folder(out / "filter", build_unet(size=32, channels=(16, 32)), noise_schedule(), card)
+    # The images it is for are the cohort generator's, which the shipped filter's domain
+    # description covers (updp fit-domain): without one every case would be out of domain.
+    shutil.copy(SHIPPED_DOMAIN, out / "filter" / "domain.npz")
     sample = Path(__file__).resolve().parent.parent / "sample_data"
     train_scorers(sample, out / "scorers", size=32, reid_steps=3, pathology_epochs=1)
     return out / "filter", out / "scorers"

@@ -24,6 +24,10 @@ from pathlib import Path
 # publishers), shipped inside torchxrayvision's wheel as ecgen-radiology/<n>.xml in a tgz.
 IU_REPORTS = ("torchxrayvision==1.5.7", "torchxrayvision/data/NLMCXR_reports.tgz")
 
+# A real chest radiograph (PA CR, 1955x1841, MONOCHROME1, round lung masses), one of the test
+# files of pydicom's data package (MIT licence).
+REAL_RADIOGRAPH = ("pydicom-data==1.0.0", "data_store/data/RG1_UNCR.dcm")
+
 _DONE = ".complete"
 _outcomes: dict[tuple[str, str, bool], tuple[Path | None, str]] = {}
 
@@ -161,3 +165,8 @@ def iu_reports(folder: Path) -> dict[str, str]:
     files = sorted(folder.glob("ecgen-radiology/*.xml"), key=lambda p: (len(p.stem), p.stem))
     texts = {p.name: read_iu_report(p) for p in files}
     return {name: text for name, text in texts.items() if text}
+
+
+def real_radiograph() -> tuple[Path | None, str]:
+    """The real chest radiograph ``RG1_UNCR.dcm``, or why not."""
+    return fetch(*REAL_RADIOGRAPH, extract=False)

@@ -320,3 +320,36 @@ def test_deciding_over_another_reviewer_is_refused_once_then_recorded(dock, qtbo
     assert widget.session.store.case(first).status == "accepted"
     entry = [e for e in widget.session.store.action_log(first) if e.action == "decide"][-1]
     assert entry.detail["overrides"] == {"decision": "reject", "reviewer": "bob"}
+
+
+def test_a_case_out_of_domain_shows_its_original_and_is_accepted_only_as_such(dock, qtbot):
+    from updp_napari._qt.review_dock import LAYER_NAMES, OUT_OF_DOMAIN_LAYER
+    from updp_napari.review.artifacts import put_json
+
+    viewer, widget, ws = dock
+    first, second = ws["cases"][:2]
+    store = widget.session.store
+    put_json(store, first, "domain", {"in_domain": False, "distance": 4.64, "threshold": 1.0,
+                                      "model": "m", "reason": "unlike"})
+    widget.go(second)
+    widget.go(first)
+    case = widget.session.case(first)
+    header = widget.header.text()
+    assert "OUT OF DOMAIN" in header and "distance 4.64" in header
+    assert "original with only the burned-in text removed" in header
+    layer = widget.layers["synthetic"]
+    assert layer.name == OUT_OF_DOMAIN_LAYER
+    assert np.array_equal(layer.data, case.cleaned)
+    assert widget.share_original.isVisible() and not widget.share_original.isChecked()
+    widget.accept_button.click()  # not ticked: refused, with the way out
+    assert store.case(first).status == "pending"
+    assert "share the original image" in widget.message.text()
+    widget.regenerate()
+    assert "out of the filter's domain" in widget.message.text()
+    widget.share_original.setChecked(True)
+    widget.accept_button.click()
+    assert store.case(first).status == "accepted" and store.accepted_original_image(first)
+    widget.go(second)  # a case in domain: its synthetic image, and no such choice
+    assert widget.layers["synthetic"].name == LAYER_NAMES["synthetic"]
+    assert not widget.share_original.isVisible()
+    assert "OUT OF DOMAIN" not in widget.header.text()

@@ -33,8 +33,10 @@ from . import __version__
 from .audit.sample import case_category
 from .core.errors import InputError, UpdpError
 from .core.files import fsync_folder, private_folder, write_bytes_atomic
+from .review.artifacts import CaseArtifacts
+from .review.store import ORIGINAL_IMAGE
 
-MANIFEST_FIELDS = ("case_id", "site", "category", "decision", "reviewer", "decided_at",
+MANIFEST_FIELDS = ("case_id", "site", "category", "image", "decision", "reviewer", "decided_at",
                    "privacy_score", "utility_score", "image_sha256", "report_sha256",
                    "filter_model", "strength", "seed", "steps")
 
@@ -59,10 +61,17 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes) -> bytes:
+SYNTHETIC = "synthetic counterpart (UPDP generative filter); no original pixels"
+ORIGINAL_DERIVED = ("original pixels with the burned-in text removed: out of the generative "
+                    "filter's domain, no synthetic counterpart; shared as a reviewer accepted")
+
+
+def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes,
+                          derivation: str = SYNTHETIC) -> bytes:
     """The de-identified DICOM with its pixels replaced by ``synthetic`` (display 0…1, bright
     is dense), stored the way the original stored its pixels (window, photometric, rescale,
-    bit depth), as a derived image with its own keyed SOP Instance UID."""
+    bit depth), as a derived image with its own keyed SOP Instance UID; ``derivation`` says
+    what the pixels are (DerivationDescription)."""
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -100,7 +109,7 @@ def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes)
         if keyword in ds:
             delattr(ds, keyword)
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = "synthetic counterpart (UPDP generative filter); no original pixels"
+    ds.DerivationDescription = derivation
     ds.BurnedInAnnotation = "NO"
     ds.SOPInstanceUID = remap_uid(key, f"{ds.SOPInstanceUID}/synthetic")
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -110,6 +119,13 @@ def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes)
 
 
 def _readme(rows: list[dict], scan: str) -> str:
+    originals = sum(1 for r in rows if r["image"] != "synthetic")
+    caution = "" if not originals else f"""
+CAUTION: {originals} case(s) (image = "{ORIGINAL_IMAGE}" in the manifest) were out of the
+generative filter's domain and have no synthetic counterpart: their image.dcm holds the
+ORIGINAL pixels with only the burned-in text removed, and shows the patient's own anatomy.
+A reviewer accepted sharing each of them as such.
+"""
     return f"""UPDP Review share package
 =========================
 
@@ -127,7 +143,7 @@ manifest.json / .csv        per case: content hashes (SHA-256), privacy and util
 
 Case ids are keyed hashes: they link a patient's studies within this package and to
 nothing outside it. Leak scan before export: {scan}
-"""
+{caution}"""
 
 
 def open_audit_findings(store, cases) -> set[str]:
@@ -226,6 +242,15 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         if not accepted:
             raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
                             "updp review, or with updp decide)")
+        refused = [r.case_id for r in accepted if CaseArtifacts(store, r.case_id).out_of_domain()
+                   is not None and not store.accepted_original_image(r.case_id)]
+        if refused:
+            raise UpdpError(
+                f"{len(refused)} accepted case(s) are out of the filter's domain and have no "
+                f"synthetic counterpart: {', '.join(refused[:10])}; only their original image "
+                "with the burned-in text removed could be shared, and only if a reviewer "
+                "accepts exactly that (updp decide WORKSPACE CASE accept --original-image, or "
+                "in the review dock); otherwise reject them. Nothing was exported")
         blocked = open_audit_findings(store, accepted)
         if blocked:
             raise UpdpError(
@@ -242,13 +267,17 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         try:
             for n, record in enumerate(accepted):
                 case = session.case(record.case_id)
-                missing = [name for name in ("dicom", "source", "synthetic")
+                original_image = case.out_of_domain is not None
+                pixels = "cleaned" if original_image else "synthetic"
+                missing = [name for name in ("dicom", "source", pixels)
                            if name not in record.artifacts]
                 if missing:
                     raise UpdpError(f"case {record.case_id}: accepted but has no "
                                     f"{', '.join(missing)} (run updp run again)")
-                dicom = with_synthetic_pixels(store.get_artifact(record.artifacts["dicom"]["path"]),
-                                              case.synthetic, session.key)
+                dicom = with_synthetic_pixels(
+                    store.get_artifact(record.artifacts["dicom"]["path"]),
+                    case.cleaned if original_image else case.synthetic, session.key,
+                    ORIGINAL_DERIVED if original_image else SYNTHETIC)
                 report = case.redacted.encode("utf-8")
                 folder = staging / "cases" / record.case_id
                 private_folder(folder)
@@ -259,12 +288,15 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 write_bytes_atomic(source / "image.dcm",
                                    store.get_artifact(record.artifacts["source"]["path"]), private=True)
                 decision = store.decisions(record.case_id)[-1]
-                signature = record.artifacts["synthetic"].get("signature") or {}
+                signature = {} if original_image else \
+                    record.artifacts["synthetic"].get("signature") or {}
                 rows.append({
                     "case_id": record.case_id, "site": record.site or "",
                     # whether the image carried burned-in text: an audit stratifies by it
                     "category": case_category(case.text_boxes if "text_boxes" in record.artifacts
                                               else None, case.signature("text_boxes")),
+                    "image": ORIGINAL_IMAGE if original_image else "synthetic",
+                    "domain": case.out_of_domain,
                     "decision": decision.decision, "reviewer": decision.reviewer,
                     "decided_at": decision.decided_at,
                     "privacy_score": record.privacy_score, "utility_score": record.utility_score,

@@ -37,6 +37,7 @@ class RunSummary:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (case id, file, reason)
     not_studies: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     scored: int = 0
+    out_of_domain: list[tuple[str, str, str]] = field(default_factory=list)  # (case id, file, reason)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class _Prepared:
     cleaned: np.ndarray
     preserve: np.ndarray
     text_mask: np.ndarray
+    in_domain: bool = True
 
 
 def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
@@ -74,6 +76,7 @@ class Pipeline:
         self.seed = seed
         self._filter = None
         self._scorers = None
+        self._domain: tuple | None = None
 
     # -- models ----------------------------------------------------------------------------
 
@@ -97,6 +100,19 @@ class Pipeline:
         signature = filt.signature(strength, steps, dilation, self.case_seed(case_id))
         signature["package"] = __version__
         return signature
+
+    def domain(self):
+        """``(description or None, signature)`` of the filter's domain (``synth.domain``)."""
+        if self._domain is None:
+            from .synth.domain import Domain, domain_digest
+
+            model = self.filter().model
+            folder = model.path
+            domain = Domain.load(folder) if folder is not None else None
+            model = (model.card or {}).get("model_id") or (str(folder) if folder else None)
+            self._domain = (domain, {"model": model, "domain": domain_digest(folder),
+                                     "package": __version__})
+        return self._domain
 
     def scorers(self):
         if self._scorers is None:
@@ -142,6 +158,10 @@ class Pipeline:
         cleaned = original.copy()
         cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
         preserve = _label_image(study, original.shape)
+        from .synth.domain import domain_record
+
+        domain, domain_signature = self.domain()
+        where = domain_record(domain, cleaned, text_mask, domain_signature["model"])
 
         store, key = self.store, self.key
         deid_signature = {"options": list(self.dicom.options), "pixels": self.dicom.pixels,
@@ -155,6 +175,7 @@ class Pipeline:
         source = store.put_artifact(study.image.read_bytes(), suffix=".dcm")
         store.set_artifact(case_id, "source", source, {"source": "input"})
         put_json(store, case_id, "identity", {"patient": pseudonym(key, "patient-id", patient, "PT-")})
+        put_json(store, case_id, "domain", where, domain_signature)
 
         protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
                       "action": "keep"} for s, e in self.reports.protected(text)] if text else []
@@ -163,7 +184,7 @@ class Pipeline:
             "shift_days": shift,
             "avoid_names": sorted({part for parts in identifiers.names for part in parts})})
         store.set_spans(case_id, list(spans) + protected)
-        return _Prepared(case_id, cleaned, preserve, text_mask)
+        return _Prepared(case_id, cleaned, preserve, text_mask, bool(where["in_domain"]))
 
     def synthesize(self, batch: list[_Prepared], progress=None) -> None:
         from .synth.job import run_job
@@ -179,13 +200,21 @@ class Pipeline:
                       self.synth_signature(prepared.case_id))
 
     def finished(self, case_id: str) -> bool:
-        """The case has its synthetic image, made with the settings of this run, or a
-        reviewer has decided on it already (what was decided on is never replaced)."""
+        """The case has its synthetic image, made with the settings of this run (or was found
+        out of this filter's domain, so has none), or a reviewer has decided on it already
+        (what was decided on is never replaced)."""
         record = self.store.case(case_id)
         if record.status in ("accepted", "rejected", "flagged"):
             return True
         if record.status == "failed":
             return False
+        checked = record.artifacts.get("domain")
+        if checked is None or checked.get("signature") != self.domain()[1]:
+            return False
+        from .review.artifacts import CaseArtifacts
+
+        if CaseArtifacts(self.store, case_id).out_of_domain() is not None:
+            return True
         entry = record.artifacts.get("synthetic")
         return entry is not None and entry.get("signature") == self.synth_signature(case_id)
 
@@ -208,6 +237,7 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                  follow_symlinks: bool = False) -> RunSummary:
     """Run every study of ``input`` into ``workspace`` (made when missing); symbolic links
     in ``input`` are left out unless ``follow_symlinks``."""
+    from .review.artifacts import CaseArtifacts
     from .review.store import ReviewStore
 
     found = find_studies(input, manifest, follow_symlinks=follow_symlinks)
@@ -242,7 +272,12 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
             else:
                 try:
                     store.clear_failure(case_id)
-                    pending.append(pipe.prepare(study, case_id))
+                    prepared = pipe.prepare(study, case_id)
+                    if prepared.in_domain:
+                        pending.append(prepared)
+                    else:  # no counterpart: the filter would draw one of its own
+                        summary.out_of_domain.append((case_id, study.name, CaseArtifacts(
+                            store, case_id).out_of_domain().get("reason", "")))
                 except UpdpError as exc:
                     reason = str(exc).replace(str(study.image), study.name)
                     store.mark_failed(case_id, reason)

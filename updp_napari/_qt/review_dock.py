@@ -57,6 +57,8 @@ KEYS = {"accept": "A", "reject": "R", "flag": "F", "next": "N", "previous": "P",
 LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "burned-in text",
                "synthetic": "synthetic", "difference": "difference",
                "boxes_synthetic": "burned-in text (synthetic)"}
+#: The right-hand image's name on a case out of the filter's domain.
+OUT_OF_DOMAIN_LAYER = "original, text removed (NOT de-identified)"
 LAYERS_PER_CELL = 3
 PROGRESS_INTERVAL_MS = 200
 REDACTION_CATEGORIES = REVIEWER_CATEGORIES
@@ -239,6 +241,13 @@ class ReviewWidget(QWidget):
         self.flag_button = self._button("Flag", KEYS["flag"], lambda: self.decide("flag"))
         for button in (self.accept_button, self.reject_button, self.flag_button):
             decide.addWidget(button)
+        # Shown only on a case out of the filter's domain: what an accept would share.
+        self.share_original = QCheckBox("share the original image (burned-in text removed; "
+                                        "NOT de-identified: it shows the patient's anatomy)")
+        self.share_original.setToolTip("this case has no synthetic counterpart; tick to accept "
+                                       "sharing its original image with only the burned-in "
+                                       "text removed (recorded with the decision)")
+        self.share_original.setVisible(False)
         nav = QHBoxLayout()
         self.previous_button = self._button("Previous", KEYS["previous"], self.previous)
         self.next_button = self._button("Next", KEYS["next"], self.next)
@@ -256,6 +265,7 @@ class ReviewWidget(QWidget):
         layout.addLayout(overlays)
         layout.addWidget(regen)
         layout.addWidget(self.comment)
+        layout.addWidget(self.share_original)
         layout.addLayout(decide)
         layout.addLayout(nav)
         layout.addWidget(self.message)
@@ -421,8 +431,17 @@ class ReviewWidget(QWidget):
         shape = original.shape if original is not None else case.shape or (8, 8)
         blank = np.zeros(shape, np.float32)
         synthetic = case.synthetic
+        outside = case.out_of_domain
         self.layers["original"].data = original if original is not None else blank
-        self.layers["synthetic"].data = synthetic if synthetic is not None else blank
+        if outside is not None:  # what an accept would share: the original, text removed
+            cleaned = case.cleaned
+            self.layers["synthetic"].data = cleaned if cleaned is not None else blank
+            self.layers["synthetic"].name = OUT_OF_DOMAIN_LAYER
+        else:
+            self.layers["synthetic"].data = synthetic if synthetic is not None else blank
+            self.layers["synthetic"].name = LAYER_NAMES["synthetic"]
+        self.share_original.setChecked(False)
+        self.share_original.setVisible(outside is not None)
         # The difference map is made when it is shown (a hidden layer costs nothing).
         self.layers["difference"].data = blank
         self._difference_stale = True
@@ -439,9 +458,10 @@ class ReviewWidget(QWidget):
 
         place, total = session.position()
         failed = f" · failed: {record.failure_reason}" if record.failure_reason else ""
-        missing = "" if synthetic is not None else " · no synthetic image yet"
+        missing = "" if synthetic is not None or outside is not None else " · no synthetic image yet"
         self.header.setText(f"<b>case {place} of {total}</b> · {case.case_id} · "
-                            f"<b>{record.status}</b> · site {record.site or '?'}{failed}{missing}")
+                            f"<b>{record.status}</b> · site {record.site or '?'}{failed}{missing}"
+                            + (out_of_domain_text(outside) if outside is not None else ""))
         self.show_report()
         self.show_scores()
         self.queue.select(case.case_id)
@@ -545,9 +565,11 @@ class ReviewWidget(QWidget):
             # decision pressed again on the same case decides over it (recorded as such).
             override = self._override_armed == (case_id, decision)
             self._override_armed = None
+            original_image = decision == "accept" and self.share_original.isVisible() \
+                and self.share_original.isChecked()
             try:
                 done = self.session.decide(decision, comment=self.comment.text(),
-                                           override=override)
+                                           override=override, original_image=original_image)
             except DecisionOverride as exc:
                 self._override_armed = (case_id, decision)
                 raise DecisionOverride(f"{exc}. Press {decision} again to decide over it.") \
@@ -759,6 +781,19 @@ class ReviewWidget(QWidget):
         return {"size": [pixmap.width(), pixmap.height()], "canvas": place(canvas),
                 "report": place(self.report_view), "redacted": place(self.redacted_view),
                 "dock": place(self)}
+
+
+def out_of_domain_text(record: dict) -> str:
+    """The header's words for a case out of the filter's domain, for a radiologist."""
+    distance = record.get("distance")
+    how = (f" (distance {distance:.2f}; the threshold is {record.get('threshold') or 1:g})"
+           if isinstance(distance, (int, float)) else f" ({record.get('reason') or 'not checked'})")
+    return ("<br><span style='color:#ff8080'><b>OUT OF DOMAIN — no synthetic counterpart.</b> "
+            "This radiograph is unlike the images the generative filter learned from"
+            f"{how}: a counterpart would be a drawing of the filter's own, not of this study, "
+            "and could drop its findings. The right image is the <b>original with only the "
+            "burned-in text removed</b>; it still shows the patient's anatomy. Accept shares it "
+            "only with \"share the original image\" ticked; otherwise reject.</span>")
 
 
 def _run_event_loop(seconds: float, until=None) -> None:

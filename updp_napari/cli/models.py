@@ -1,4 +1,5 @@
-"""The image models: ``train-filter``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``."""
+"""The image models: ``train-filter``, ``fit-domain``, ``evaluate-filter``, ``train-scorers``,
+``eval-scorers``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ._common import (
 
 def register(subparsers) -> None:
     _register_train_filter(subparsers)
+    _register_fit_domain(subparsers)
     _register_evaluate_filter(subparsers)
     _register_train_scorers(subparsers)
     _register_eval_scorers(subparsers)
@@ -76,6 +78,47 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- fit-domain ------------------------------------------------------------------------------
+
+def _register_fit_domain(subparsers) -> None:
+    p = command(
+        subparsers, "fit-domain", _cmd_fit_domain,
+        "describe a filter's training images, so inputs unlike them get no counterpart",
+        "Measure the images of TRAIN (a folder of studies like those the filter learned from: "
+        "the cohort it was trained on, or a sample of the archive) into a compact description "
+        "kept in the filter folder (domain.npz, summarised in its card), and calibrate the "
+        "out-of-domain threshold on held-out patients (--calibrate, or a fifth of TRAIN's "
+        "patients held out of the fit): the threshold is their 99.5th percentile distance "
+        "times 1.25. updp run checks every input against it; a case out of domain gets no "
+        "synthetic counterpart. A filter folder without a description marks every case out "
+        "of domain.")
+    p.add_argument("model", type=Path, help="the filter folder to describe (written into)")
+    p.add_argument("train", type=Path, help="folder of studies like the filter's training images")
+    p.add_argument("--calibrate", type=Path, metavar="FOLDER", help="folder of studies of "
+                   "other patients, to set the threshold on (default: a fifth of TRAIN's "
+                   "patients, held out of the fit)")
+    add_json(p, "print the card's domain section as JSON")
+    add_quiet(p)
+
+
+def _cmd_fit_domain(args: argparse.Namespace) -> int:
+    from ..synth.domain import fit_domain_folder
+
+    section = fit_domain_folder(args.model, args.train, args.calibrate,
+                                progress=stage_progress(args, "fit-domain"))
+    if args.json:
+        print_json(section)
+        return 0
+    c = section["calibration"]
+    print(f"domain of {args.model}: {section['images']} training images; threshold calibrated "
+          f"on {c['held_out_images']} held-out images ({c['false_alarms']} above it, median "
+          f"distance {c['median_distance']:.2f} of the threshold); written to "
+          f"{args.model / section['file']}")
+    for name, reason in section["skipped"]:
+        print(f"  left out {name}: {reason}")
+    return 0
+
+
 # -- evaluate-filter -------------------------------------------------------------------------
 
 def _register_evaluate_filter(subparsers) -> None:
@@ -86,9 +129,14 @@ def _register_evaluate_filter(subparsers) -> None:
         "each strength, and score originals and counterparts with the scorers: "
         "re-identification verification AUC on pairs of originals and on synthetic-vs-original "
         "pairs, closed-set re-identification top-1, pathology macro AUC on originals and on "
-        "synthetic images, and SSIM inside and outside the preserve mask. The filter's default "
-        "strength is always included; the top-level figures are at that strength. Prints a "
-        "table (or JSON with --json) with the targets beside the figures.")
+        "synthetic images, and SSIM inside and outside the preserve mask. At the default strength "
+        "also: a two-sample realism test (a logistic regression on handcrafted features and a "
+        "small CNN trained to tell counterparts from originals, out-of-fold AUC over 5 folds "
+        "grouped by patient), the pathology AUC and score shift per finding, and the share of "
+        "normal studies whose counterpart is called positive for a finding the original is "
+        "not. The filter's default strength is always included; the top-level figures are at "
+        "that strength. Prints a table (or JSON with --json) with the targets beside the "
+        "figures.")
     add_cohort(p, "a cohort folder made by updp make-cohort (use a seed the models were not "
                   "trained on)")
     p.add_argument("--strengths", default="0.2,0.4,0.6,0.8", help="comma list of strengths in "

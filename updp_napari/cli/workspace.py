@@ -78,6 +78,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; "
           f"{summary.scored} scored")
+    if summary.out_of_domain:
+        print(f"{len(summary.out_of_domain)} case(s) out of the filter's domain: no synthetic "
+              "counterpart was made (the filter would draw an image of its own, not this "
+              "study); such a case is shared only as its original image with the burned-in "
+              "text removed, if a reviewer accepts exactly that (updp decide ... accept "
+              "--original-image):")
+        for case_id, name, reason in summary.out_of_domain:
+            print(f"  {case_id}  {name}: {reason}")
     if summary.not_studies:
         print(f"{len(summary.not_studies)} file(s) were not studies and were left out:")
         for name, reason in summary.not_studies:
@@ -86,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("failed (listed by updp cases WORKSPACE --status failed; run again to retry):")
         for case_id, name, reason in summary.failed:
             print(f"  {case_id}  {name}: {reason}")
-    return 0 if summary.done + summary.already_done > 0 else 1
+    return 0 if summary.done + summary.already_done + len(summary.out_of_domain) > 0 else 1
 
 
 # -- cases, decide ---------------------------------------------------------------------------
@@ -164,6 +172,10 @@ def _register_decide(subparsers) -> None:
                    "decision")
     p.add_argument("--override", action="store_true", help="decide over another reviewer's "
                    "decision (refused without it; recorded as an override)")
+    p.add_argument("--original-image", action="store_true", help="with accept, on a case out "
+                   "of the filter's domain (no synthetic counterpart): share its original "
+                   "image with the burned-in text removed, which shows the patient's own "
+                   "anatomy (recorded with the decision; refused on any other case)")
 
 
 def _reviewer(given: str | None) -> str:
@@ -181,7 +193,8 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     reviewer = _reviewer(args.reviewer)
     with ReviewStore.open(args.workspace) as store:
         done = store.decide(args.case_id, args.decision, reviewer=reviewer,
-                            comment=args.comment, override=args.override)
+                            comment=args.comment, override=args.override,
+                            original_image=args.original_image)
         status = store.case(done.case_id).status
     print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
     return 0

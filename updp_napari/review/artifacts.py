@@ -25,6 +25,11 @@ case under a name, with the signature of how it was made:
 ``scores``         JSON: the per-case privacy and utility measurements (see ``pipeline``).
 ``identity``       JSON ``{"patient": "PT-…"}``: the keyed stand-in of the patient, which
                    groups a patient's studies for re-identification scores.
+``domain``         JSON ``{"in_domain", "distance", "threshold", "model", "reason"}``: the
+                   cleaned image against the filter's training images (``synth.domain``). A
+                   case out of domain (or whose filter has no domain description) has no
+                   synthetic counterpart: only its original, burned-in text removed, can
+                   be shared, and only when a reviewer accepts exactly that.
 =================  ==========================================================================
 """
 
@@ -41,7 +46,7 @@ from ..core.errors import InputError, UpdpError
 
 IMAGES = ("original", "cleaned", "synthetic")
 MASKS = ("preserve_mask", "reviewer_mask")
-JSONS = ("text_boxes", "report_context", "scores", "identity")
+JSONS = ("text_boxes", "report_context", "scores", "identity", "domain")
 TEXTS = ("report",)
 
 
@@ -88,6 +93,15 @@ class CaseArtifacts:
             return None if data is None else data.decode("utf-8")
         except UnicodeDecodeError:
             raise UpdpError(f"case {self.case_id}: artifact {name} is not UTF-8 text") from None
+
+    def out_of_domain(self) -> dict | None:
+        """The ``domain`` record when the case's image is out of the filter's domain (or the
+        domain could not be checked); None when it is in domain or was never checked."""
+        record = self.json("domain")
+        if record is None or (isinstance(record, dict) and record.get("in_domain") is True):
+            return None
+        return record if isinstance(record, dict) else {"in_domain": False,
+                                                         "reason": "unreadable domain record"}
 
     def mask(self) -> np.ndarray | None:
         """The preserved region as it stands: the reviewer's edit when there is one."""

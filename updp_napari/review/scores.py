@@ -26,7 +26,8 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
     that has a synthetic image and did not fail. Returns how many cases were scored."""
     from .. import __version__
 
-    cases = [c for c in store.cases() if c.status != "failed" and "synthetic" in c.artifacts]
+    cases = [c for c in store.cases() if c.status != "failed" and "synthetic" in c.artifacts
+             and CaseArtifacts(store, c.case_id).out_of_domain() is None]
     wanted = None if only is None else set(only)
     if not cases or (wanted is not None and not wanted & {c.case_id for c in cases}):
         return 0

@@ -115,7 +115,15 @@ class ReviewCase:
 
     @property
     def synthetic(self) -> np.ndarray | None:
-        return self.array("synthetic")
+        """The synthetic counterpart; None when there is none, and always for a case out of
+        the filter's domain (whatever an earlier run left)."""
+        return None if self.out_of_domain is not None else self.array("synthetic")
+
+    @property
+    def out_of_domain(self) -> dict | None:
+        """The domain record (``in_domain``, ``distance``, ``threshold``, ``reason``) when
+        the image is out of the filter's domain; None when in domain or never checked."""
+        return self._artifacts.out_of_domain()
 
     def signature(self, name: str):
         return self._artifacts.signature(name)
@@ -438,14 +446,17 @@ class ReviewSession:
 
     # -- reviewer actions -------------------------------------------------------------------
 
-    def decide(self, decision: str, comment: str = "", override: bool = False) -> DecisionRecord:
+    def decide(self, decision: str, comment: str = "", override: bool = False,
+               original_image: bool = False) -> DecisionRecord:
         """Record ``accept``, ``reject`` or ``flag`` on the current case with the time spent
         on it since it was shown; durable when this returns. Over another reviewer's
-        decision only with ``override`` (``store.DecisionOverride`` otherwise)."""
+        decision only with ``override`` (``store.DecisionOverride`` otherwise); a case out
+        of the filter's domain is accepted only with ``original_image`` (see
+        ``ReviewStore.decide``)."""
         case_id = self._require_current()
         return self.store.decide(case_id, decision, reviewer=self.reviewer,
                                  seconds=round(self.seconds_on_case(), 3), comment=comment,
-                                 override=override)
+                                 override=override, original_image=original_image)
 
     def toggle_span(self, span_id: int) -> SpanRecord:
         """Flip one span of the current case between redact and keep."""
@@ -522,6 +533,11 @@ class ReviewSession:
             raise InputError(f"seed must be a whole number 0 or more, not {seed!r}")
         if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
             raise InputError(f"steps must be a whole number 1 or more, not {steps!r}")
+        outside = case.out_of_domain
+        if outside is not None:
+            raise UpdpError(f"case {case_id} is out of the filter's domain "
+                            f"({outside.get('reason') or 'no reason recorded'}): the filter would "
+                            "draw an image of its own, not a counterpart of this study")
         source_name = "cleaned" if case.cleaned is not None else "original"
         source = case.array(source_name)
         if source is None:

@@ -55,6 +55,8 @@ SCHEMA_VERSION = 1
 STATUSES = ("pending", "accepted", "rejected", "flagged", "failed")
 #: The decision words a reviewer gives, and the status each one leaves the case in.
 DECISIONS = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
+#: What an accept of an out-of-domain case shares, as the action log records it.
+ORIGINAL_IMAGE = "original, burned-in text removed"
 
 
 class DecisionOverride(UpdpError):
@@ -349,7 +351,8 @@ class ReviewStore(DurableDatabase):
     # -- reviewer actions ------------------------------------------------------------------
 
     def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
-               comment: str = "", override: bool = False) -> DecisionRecord:
+               comment: str = "", override: bool = False,
+               original_image: bool = False) -> DecisionRecord:
         """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
 
         ``seconds`` is the time spent on the case (None when not measured). A later decision
@@ -357,8 +360,32 @@ class ReviewStore(DurableDatabase):
         another reviewer's accept or reject needs ``override`` (else
         :class:`DecisionOverride`), and the action log records it as one; a flag asks for
         another look, which anyone gives.
+
+        A case out of the filter's domain has no synthetic counterpart; accepting it needs
+        ``original_image``: the reviewer accepts sharing its original image with the
+        burned-in text removed (not de-identified pixels), recorded with the decision
+        (:meth:`accepted_original_image`). Refused on any other case or decision.
         """
         decision = _check_word(decision, tuple(DECISIONS), "decision")
+        if original_image and decision != "accept":
+            raise InputError("sharing the original image is a kind of accept; it goes with "
+                             f"accept, not {decision}")
+        if decision == "accept":
+            from .artifacts import CaseArtifacts
+
+            outside = CaseArtifacts(self, _check_case_id(case_id)).out_of_domain() \
+                if self._exists(case_id) else None
+            if outside is not None and not original_image:
+                why = outside.get("reason") or "no reason recorded"
+                raise UpdpError(
+                    f"case {case_id} is out of the filter's domain ({why}) and has no "
+                    "synthetic counterpart; it can be accepted only as its original image "
+                    "with the burned-in text removed, which shows the patient's own anatomy: "
+                    "accept it with --original-image (in the review dock: tick \"share the "
+                    "original image\"), or reject it")
+            if outside is None and original_image:
+                raise InputError(f"case {case_id} is in the filter's domain and has a synthetic "
+                                 "counterpart; --original-image is only for cases out of domain")
         reviewer = _check_reviewer(reviewer)
         if seconds is not None:
             seconds = _finite(seconds, "seconds")
@@ -388,10 +415,25 @@ class ReviewStore(DurableDatabase):
                         (DECISIONS[decision], now, case_id))
             details = {"decision": decision, "decision_id": decision_id, "seconds": seconds,
                        "previous_status": status}
+            if original_image:
+                details["image"] = ORIGINAL_IMAGE
             if overridden is not None:
                 details["overrides"] = {"decision": last[0], "reviewer": overridden}
             _audit(cur, now, reviewer, "decide", case_id, details)
         return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
+
+    def accepted_original_image(self, case_id: str) -> bool:
+        """The case's last decision is an accept of its original image with the burned-in
+        text removed (``decide(..., original_image=True)``)."""
+        decisions = self.decisions(case_id)
+        if not decisions or decisions[-1].decision != "accept":
+            return False
+        last = decisions[-1].decision_id
+        return any(e.action == "decide" and e.detail.get("decision_id") == last
+                   and e.detail.get("image") == ORIGINAL_IMAGE for e in self.action_log(case_id))
+
+    def _exists(self, case_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM cases WHERE case_id = ?", (_check_case_id(case_id),)))
 
     def decisions(self, case_id: str | None = None) -> list[DecisionRecord]:
         """Every decision (of one case, or of all), oldest first."""
