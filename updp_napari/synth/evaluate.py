@@ -10,7 +10,13 @@ findings still are:
   studies); closed-set top-1 of the originals and of the synthetic images;
 * pathology: macro AUC on the originals and on the synthetic images, and the share of
   labels on which the classifier's calls agree;
-* fidelity: SSIM inside the preserve mask (findings, burned-in text excluded) and outside it.
+* fidelity: SSIM inside the preserve mask (findings, burned-in text excluded) and outside it;
+* realism (``updp_napari.synth.realism``): how well classifiers trained to tell counterparts
+  from originals do it, out-of-fold AUC with folds grouped by patient;
+* conspicuity per finding: the pathology AUC on originals and counterparts, their difference,
+  and how the scores move from each original to its counterpart;
+* new positives: the share of normal studies whose counterpart the pathology scorer calls
+  positive for a finding it does not call on the original.
 
 The top-level keys are the figures at the filter's default strength; ``curve`` holds one
 entry per strength.
@@ -29,25 +35,31 @@ from ..core.errors import InputError, UpdpError
 
 # The issue's targets, reported beside the figures (never used to change them).
 TARGETS = {"reid_auc_original_min": 0.95, "reid_auc_synthetic_max": 0.60,
-           "pathology_auc_gap_max": 0.02, "region_noise_auc_max": 0.60}
+           "pathology_auc_gap_max": 0.02, "region_noise_auc_max": 0.60,
+           "realism_auc_max": 0.75, "conspicuity_auc_shift_max": 0.03,
+           "new_positive_rate_max": 0.02}
 
 
 def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
                     strengths: Sequence[float] = (0.2, 0.4, 0.6, 0.8), *, steps: int | None = None,
                     dilation: float | None = None, eta: float | None = None, seed: int = 0,
                     limit: int | None = None, size: int = 256, batch_size: int = 8,
-                    progress: Callable[[str, int, int], None] | None = None) -> dict:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    realism_cnn: bool = True) -> dict:
     """Evaluate the filter in ``model`` (a folder; None: the shipped one) with the scorers in
     ``scorers`` (a folder; None: the shipped ones) on a cohort made by ``updp make-cohort``.
 
     The filter's default strength is always evaluated, added to ``strengths`` when missing.
-    ``progress(stage, done, total)`` reports reading, each strength's synthesis, and scoring.
+    ``progress(stage, done, total)`` reports reading, each strength's synthesis, and the
+    realism test. ``realism_cnn`` False leaves the CNN out of the realism test (the logistic
+    regression on handcrafted features alone).
     """
     from ..cohort.dataset import load_cohort_images
     from ..scoring import load_scorers
     from ..scoring.evaluate import evaluate_scorers, synthetic_figures
     from .filter import GenerativeFilter
-    from .measure import region_attack, region_noise_auc, region_ssim
+    from .measure import conspicuity_shift, new_positive_rate, region_attack, region_noise_auc, region_ssim
+    from .realism import realism_test
 
     strengths = sorted({float(s) for s in strengths})
     if any(not 0.0 < s <= 1.0 for s in strengths):
@@ -71,6 +83,10 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     curve = []
     gap_interval = None
     region: dict = {}
+    realism: dict = {}
+    conspicuity: dict = {}
+    new_positives: dict = {}
+    p_original = judges.pathology.predict(data.images)
     for strength in strengths:
         stage = f"strength {strength:g}"
         started = time.perf_counter()
@@ -81,7 +97,16 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         seconds = (time.perf_counter() - started) / len(data)
         figures = synthetic_figures(judges, data, synthetic)
         if strength == default:
-            gap_interval = _gap_interval(judges.pathology, data, synthetic)
+            p_synthetic = judges.pathology.predict(synthetic)
+            gap_interval = _gap_interval(p_original, p_synthetic, data)
+            conspicuity = conspicuity_shift(p_original, p_synthetic, data.labels, data.label_names)
+            # The scorer's own operating points where it has them (scorers trained by this
+            # package do); otherwise 95 % specificity on the normal originals.
+            new_positives = new_positive_rate(p_original, p_synthetic, data.labels, data.label_names,
+                                              judges.pathology.config.get("thresholds"))
+            realism = realism_test(data.images, synthetic, data.patients, seed=seed, cnn=realism_cnn,
+                                   progress=(lambda d, t: progress("realism", d, t))
+                                   if progress else None)
             # An adversary's view: the kept region alone, against the patients' other studies.
             region = region_attack(data.images, synthetic, preserve & ~data.text_boxes,
                                    data.patients, data.labels, data.label_names)
@@ -132,20 +157,29 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         "region_noise_auc": at_default["region_noise_auc"],
         "region_attack": region,
         "pathology_auc_gap": gap_interval,
+        "realism_auc": realism.get("auc"),
+        "realism_auc_by_classifier": realism.get("by_classifier"),
+        "realism": realism,
+        "conspicuity": conspicuity,
+        "new_positive_rate": new_positives.get("rate"),
+        "new_positive_count": new_positives.get("count"),
+        "normal_studies": new_positives.get("normal_studies"),
+        "new_positives": new_positives,
         "curve": curve,
     }
     result["targets"] = _against_targets(result)
     return result
 
 
-def _gap_interval(pathology, data, synthetic) -> dict | None:
-    """The macro pathology AUC gap (originals minus synthetic) with a 95 % interval from
-    2,000 bootstrap resamples of the patients (a patient's studies go together)."""
+def _gap_interval(p_original, p_synthetic, data) -> dict | None:
+    """The macro pathology AUC gap (originals minus synthetic, from the scorer's
+    probabilities on each) with a 95 % interval from 2,000 bootstrap resamples of the
+    patients (a patient's studies go together)."""
     from ..core.metrics import bootstrap_macro_auc_gap
 
     try:
-        r = bootstrap_macro_auc_gap(pathology.predict(data.images), pathology.predict(synthetic),
-                                    np.asarray(data.labels) > 0, data.patients)
+        r = bootstrap_macro_auc_gap(p_original, p_synthetic, np.asarray(data.labels) > 0,
+                                    data.patients)
     except UpdpError:  # no finding with both classes: no AUC, no gap
         return None
     return {"value": round(r["gap"], 4), "ci95": [round(r["low"], 4), round(r["high"], 4)],
@@ -160,6 +194,13 @@ def _against_targets(r: dict) -> dict:
     measured = r.get("pathology_auc_gap") or {}
     attack = r.get("region_attack") or {}
     gap = measured.get("value")
+    # Per finding, the AUC difference of counterparts from originals: the largest one, and
+    # the findings beyond the bound either way.
+    shifts = {name: c["auc_difference"] for name, c in (r.get("conspicuity") or {}).items()
+              if c.get("auc_difference") is not None}
+    largest = round(max(abs(v) for v in shifts.values()), 4) if shifts else None
+    outside = sorted(name for name, v in shifts.items()
+                     if abs(v) > TARGETS["conspicuity_auc_shift_max"])
     if gap is None and r["pathology_auc_original"] is not None and r["pathology_auc_synthetic"] is not None:
         gap = round(r["pathology_auc_original"] - r["pathology_auc_synthetic"], 4)
     return {
@@ -177,6 +218,15 @@ def _against_targets(r: dict) -> dict:
             "chance": attack.get("chance")},
         "region attack AUC <= 0.60": check(attack.get("verification_auc"),
                                            lambda v: v <= TARGETS["reid_auc_synthetic_max"]),
+        "realism AUC <= 0.75": {
+            **check(r.get("realism_auc"), lambda v: v <= TARGETS["realism_auc_max"]),
+            "by_classifier": r.get("realism_auc_by_classifier")},
+        "per-finding AUC within 0.03": {
+            **check(largest, lambda v: v <= TARGETS["conspicuity_auc_shift_max"]),
+            "outside": outside},
+        "new positives on normal studies <= 0.02": {
+            **check(r.get("new_positive_rate"), lambda v: v <= TARGETS["new_positive_rate_max"]),
+            "count": r.get("new_positive_count"), "normal_studies": r.get("normal_studies")},
     }
 
 
@@ -206,10 +256,47 @@ def summary_lines(r: dict) -> list[str]:
                      f"region against the other studies; {attack['attack']}): top-1 "
                      f"{f(attack['top1'])} (chance {f(attack['chance'])}), verification AUC "
                      f"{f(attack['verification_auc'])}")
+    lines += _realism_lines(r, f)
     for name, t in r["targets"].items():
         state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        lines.append(f"target {name}: {f(t['value']).strip()}{interval_text(t.get('ci95'))} — {state}")
+        beyond = f" (outside: {', '.join(t['outside'])})" if t.get("outside") else ""
+        lines.append(f"target {name}: {f(t['value']).strip()}{interval_text(t.get('ci95'))} — "
+                     f"{state}{beyond}")
     return lines
+
+
+def _realism_lines(r: dict, f) -> list[str]:
+    """The realism test, the conspicuity per finding and the new positives, at the default
+    strength (nothing for a result without them)."""
+    lines = []
+    realism = r.get("realism") or {}
+    if r.get("realism_auc") is not None:
+        by = ", ".join(f"{k} {f(v).strip()}" for k, v in (r.get("realism_auc_by_classifier") or {}).items())
+        lines.append(f"realism test (counterparts vs originals, {realism.get('folds', '?')} folds "
+                     f"grouped by patient): AUC {f(r['realism_auc']).strip()} ({by})")
+    conspicuity = r.get("conspicuity") or {}
+    if conspicuity:
+        lines.append("finding         pos  AUC orig / synth   diff   shift pos (median / mean)  "
+                     "shift neg (median / mean)  pos higher")
+        for name, c in conspicuity.items():
+            sp, sn = c.get("shift_positives") or {}, c.get("shift_negatives") or {}
+            diff = c.get("auc_difference")
+            lines.append(f"  {name:<14}{c['positives']:>3}  {f(c.get('auc_original'))} / "
+                         f"{f(c.get('auc_synthetic'))}  "
+                         f"{'   n/a' if diff is None else f'{diff:+6.3f}'}   "
+                         f"{_signed(sp.get('median'))} / {_signed(sp.get('mean'))}"
+                         f"            {_signed(sn.get('median'))} / {_signed(sn.get('mean'))}"
+                         f"            {f(c.get('share_positives_higher'))}")
+    if r.get("normal_studies") is not None:
+        source = (r.get("new_positives") or {}).get("thresholds_from")
+        lines.append(f"new positives on normal studies: {r.get('new_positive_count')} of "
+                     f"{r['normal_studies']} ({f(r.get('new_positive_rate')).strip()})"
+                     + (f", thresholds: {source}" if source else ""))
+    return lines
+
+
+def _signed(v) -> str:
+    return "   n/a" if v is None else f"{v:+6.3f}"
 
 
 def interval_text(ci95) -> str:

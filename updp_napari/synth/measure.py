@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import UpdpError
+
 PROXY_SIZE = 128
 
 
@@ -153,8 +155,6 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    from ..core.errors import UpdpError
-
     try:
         strengths = [float(s) for s in args.strengths.split(",")]
     except ValueError:
@@ -273,3 +273,89 @@ def _row_correlation(q: np.ndarray, g: np.ndarray) -> np.ndarray:
     g = g.astype(np.float64) - g.mean(axis=1, keepdims=True)
     den = np.sqrt((q * q).sum() * (g * g).sum(axis=1))
     return np.where(den > 0, (g @ q) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def conspicuity_shift(p_original: np.ndarray, p_synthetic: np.ndarray, labels: np.ndarray,
+                      label_names: tuple[str, ...]) -> dict:
+    """Per finding, how the pathology scorer's view of it moves from originals to their
+    counterparts (``p_*`` [N, labels] probabilities, aligned; ``labels`` [N, labels]).
+
+    Each finding gets the studies that have it and those that do not, the AUC on the
+    originals and on the counterparts (None with one class only) and their difference
+    (counterparts minus originals), the median and mean of the score shift (counterpart
+    minus original) over the studies with the finding (``shift_positives``) and over those
+    without (``shift_negatives``), and the share of positives whose counterpart scores
+    higher than their original (0.5: no drift; near 1: findings made more conspicuous, near
+    0: less)."""
+    from ..core.metrics import roc_auc
+
+    p_o = np.asarray(p_original, np.float64)
+    p_s = np.asarray(p_synthetic, np.float64)
+    y = np.asarray(labels) > 0
+    if p_o.shape != p_s.shape or p_o.shape != y.shape:
+        raise UpdpError(f"conspicuity: scores {p_o.shape} and {p_s.shape} and labels {y.shape} "
+                        "must match")
+
+    def shift(d):
+        return {"median": round(float(np.median(d)), 4), "mean": round(float(np.mean(d)), 4)} \
+            if len(d) else None
+
+    out = {}
+    for j, name in enumerate(label_names):
+        pos = y[:, j]
+        d = p_s[:, j] - p_o[:, j]
+        both = pos.any() and not pos.all()
+        auc_o = round(roc_auc(p_o[:, j], pos), 4) if both else None
+        auc_s = round(roc_auc(p_s[:, j], pos), 4) if both else None
+        out[name] = {
+            "positives": int(pos.sum()), "negatives": int((~pos).sum()),
+            "auc_original": auc_o, "auc_synthetic": auc_s,
+            "auc_difference": None if auc_o is None else round(auc_s - auc_o, 4),
+            "shift_positives": shift(d[pos]), "shift_negatives": shift(d[~pos]),
+            "share_positives_higher": round(float(np.mean(d[pos] > 0)), 4) if pos.any() else None}
+    return out
+
+
+def specificity_thresholds(p_normal: np.ndarray, specificity: float = 0.95) -> np.ndarray:
+    """Per column of ``p_normal`` [N, labels] (scores of studies without any finding), the
+    lowest threshold at which at most ``1 - specificity`` of them score at or above it."""
+    p = np.sort(np.asarray(p_normal, np.float64), axis=0)
+    n = len(p)
+    if n == 0:
+        raise UpdpError("specificity thresholds need at least one normal study")
+    allowed = int(np.floor((1.0 - specificity) * n + 1e-9))
+    return np.nextafter(p[n - allowed - 1], np.inf)
+
+
+def new_positive_rate(p_original: np.ndarray, p_synthetic: np.ndarray, labels: np.ndarray,
+                      label_names: tuple[str, ...], thresholds=None) -> dict:
+    """Among the normal studies (no finding label), the share whose counterpart is called
+    positive for a finding its original is not called positive for: a finding the filter
+    drew in. A call is a score at or above the finding's threshold: ``thresholds`` (the
+    scorer's operating points) when given, otherwise the one of 95 % specificity on the
+    normal originals (:func:`specificity_thresholds`).
+
+    Returns ``rate``, ``count``, ``normal_studies``, the thresholds and where they come from,
+    new calls per finding, and for reference the share of normal originals already called
+    positive for something and the share of normal studies that lose a call."""
+    p_o = np.asarray(p_original, np.float64)
+    p_s = np.asarray(p_synthetic, np.float64)
+    normal = ~(np.asarray(labels) > 0).any(axis=1)
+    out: dict = {"normal_studies": int(normal.sum())}
+    if not normal.any():
+        return {**out, "rate": None, "count": 0, "thresholds_from": None}
+    if thresholds is None:
+        t = specificity_thresholds(p_o[normal])
+        source = "95 % specificity on the normal originals"
+    else:
+        t = np.asarray(thresholds, np.float64)
+        source = "scorer"
+    called_o, called_s = p_o[normal] >= t, p_s[normal] >= t
+    new = called_s & ~called_o
+    lost = called_o & ~called_s
+    return {**out, "rate": round(float(new.any(axis=1).mean()), 4), "count": int(new.any(axis=1).sum()),
+            "thresholds_from": source,
+            "thresholds": {name: round(float(v), 4) for name, v in zip(label_names, t)},
+            "per_finding": {name: int(new[:, j].sum()) for j, name in enumerate(label_names)},
+            "original_positive_rate": round(float(called_o.any(axis=1).mean()), 4),
+            "lost_positive_rate": round(float(lost.any(axis=1).mean()), 4)}
