@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from review_fixtures import SAFE_RISK
 
 # Jobs run inline in tests (no worker processes), and tests never touch a model hub.
 os.environ.setdefault("UPDP_SYNC", "1")
@@ -52,7 +53,8 @@ def tiny_models(tmp_path_factory):
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("models")
     card = {"model": {"size": 32, "patch": 2, "conditioning": "mask+known"},
-            "model_id": "tiny untrained", "defaults": {"strength": 1.0, "steps": 3, "dilation": 0.02}}
+            "model_id": "tiny untrained", "defaults": {"strength": 1.0, "steps": 3, "dilation": 0.02},
+            "image_risk": SAFE_RISK}
     save_model_folder(out / "filter", build_unet(size=32, channels=(16, 32)), noise_schedule(), card)
     # The images it is for are the cohort generator's, which the shipped filter's domain
     # description covers (updp fit-domain): without one every case would be out of domain.

@@ -14,6 +14,13 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+#: A filter card's risk table under which every finding's kept region may leave as an image
+#: (a filter measured safe); the tests that need a risky one write their own.
+SAFE_RISK = {"limit": "test", "measured_on": {"seed": 0},
+             "per_finding": {name: {"queries": 50, "top1": 0.0, "chance": 0.02, "ratio": 0.0,
+                                    "shareable": True}
+                             for name in ("cardiomegaly", "effusion", "nodule", "mass",
+                                          "consolidation", "pneumothorax", "atelectasis")}}
 #: Findings and burned-in text (a name and a side marker) among them, in this review order.
 STUDIES = ("p0000_s01", "p0002_s02", "p0001_s02", "p0006_s02")
 
@@ -97,6 +104,7 @@ def build_workspace(path, studies=STUDIES, cohort=SAMPLE) -> dict:
             text = read_report(cohort / record["report"])
             header = read_header(dicom)
             put_text(store, case, "report", text)
+            put_json(store, case, "image_risk", {"table": SAFE_RISK})
             put_json(store, case, "report_context", {
                 "shift_days": date_shift_days(key, header.patient_key),
                 "avoid_names": sorted({part for parts in header.names for part in parts})})

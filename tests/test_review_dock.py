@@ -353,3 +353,27 @@ def test_a_case_out_of_domain_shows_its_original_and_is_accepted_only_as_such(do
     assert widget.layers["synthetic"].name == LAYER_NAMES["synthetic"]
     assert not widget.share_original.isVisible()
     assert "OUT OF DOMAIN" not in widget.header.text()
+
+
+def test_a_case_whose_image_may_not_leave_is_accepted_for_its_report_only(dock, qtbot):
+    from updp_napari.review.artifacts import put_json
+
+    viewer, widget, ws = dock
+    first, second = ws["cases"][:2]  # the first keeps findings
+    store = widget.session.store
+    table = {"measured_on": {"seed": 8008}, "per_finding": {}}  # nothing measured safe
+    put_json(store, first, "image_risk", {"table": table})
+    widget.go(second)
+    widget.go(first)
+    header = widget.header.text()
+    assert "IMAGE NOT SHAREABLE" in header and "not measured" in header
+    assert widget.report_only.isVisible() and not widget.share_original.isVisible()
+    widget.accept_button.click()
+    assert store.case(first).status == "pending"
+    assert "share the report only" in widget.message.text()
+    widget.report_only.setChecked(True)
+    widget.accept_button.click()
+    assert store.case(first).status == "accepted"
+    assert store.shared_image(first).startswith("withheld")
+    widget.go(second)
+    assert not widget.report_only.isVisible() and "NOT SHAREABLE" not in widget.header.text()

@@ -34,7 +34,7 @@ from .audit.sample import case_category
 from .core.errors import InputError, UpdpError
 from .core.files import fsync_folder, private_folder, write_bytes_atomic
 from .review.artifacts import CaseArtifacts
-from .review.store import ORIGINAL_IMAGE
+from .review.store import ORIGINAL_IMAGE, WITHHELD
 
 MANIFEST_FIELDS = ("case_id", "site", "category", "image", "decision", "reviewer", "decided_at",
                    "privacy_score", "utility_score", "image_sha256", "report_sha256",
@@ -119,7 +119,13 @@ def with_synthetic_pixels(dicom_bytes: bytes, synthetic: np.ndarray, key: bytes,
 
 
 def _readme(rows: list[dict], scan: str) -> str:
-    originals = sum(1 for r in rows if r["image"] != "synthetic")
+    originals = sum(1 for r in rows if r["image"] == ORIGINAL_IMAGE)
+    withheld = sum(1 for r in rows if r["image"] == WITHHELD)
+    held = "" if not withheld else f"""
+{withheld} case(s) (image = "{WITHHELD}") carry their report alone: their synthetic image
+kept a finding whose region re-identified patients beyond the filter's measured limit, or
+the study was out of the filter's domain, so no image of it is in this package.
+"""
     caution = "" if not originals else f"""
 CAUTION: {originals} case(s) (image = "{ORIGINAL_IMAGE}" in the manifest) were out of the
 generative filter's domain and have no synthetic counterpart: their image.dcm holds the
@@ -143,7 +149,7 @@ manifest.json / .csv        per case: content hashes (SHA-256), privacy and util
 
 Case ids are keyed hashes: they link a patient's studies within this package and to
 nothing outside it. Leak scan before export: {scan}
-{caution}"""
+{caution}{held}"""
 
 
 def open_audit_findings(store, cases) -> set[str]:
@@ -242,15 +248,26 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         if not accepted:
             raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
                             "updp review, or with updp decide)")
-        refused = [r.case_id for r in accepted if CaseArtifacts(store, r.case_id).out_of_domain()
-                   is not None and not store.accepted_original_image(r.case_id)]
-        if refused:
+        shares = {r.case_id: store.shared_image(r.case_id) for r in accepted}
+        outside = [r.case_id for r in accepted if CaseArtifacts(store, r.case_id).out_of_domain()
+                   is not None and shares[r.case_id] not in (ORIGINAL_IMAGE, WITHHELD)]
+        if outside:
             raise UpdpError(
-                f"{len(refused)} accepted case(s) are out of the filter's domain and have no "
-                f"synthetic counterpart: {', '.join(refused[:10])}; only their original image "
-                "with the burned-in text removed could be shared, and only if a reviewer "
-                "accepts exactly that (updp decide WORKSPACE CASE accept --original-image, or "
-                "in the review dock); otherwise reject them. Nothing was exported")
+                f"{len(outside)} accepted case(s) are out of the filter's domain and have no "
+                f"synthetic counterpart: {', '.join(outside[:10])}; only their original image "
+                "with the burned-in text removed, or their report alone, could be shared, and "
+                "only if a reviewer accepts exactly that (updp decide WORKSPACE CASE accept "
+                "--original-image or --report-only, or in the review dock); otherwise reject "
+                "them. Nothing was exported")
+        risky = [r.case_id for r in accepted if shares[r.case_id] != WITHHELD
+                 and CaseArtifacts(store, r.case_id).image_risk() is not None]
+        if risky:
+            raise UpdpError(
+                f"{len(risky)} accepted case(s) have a synthetic image that is not shareable "
+                f"(a kept finding re-identifies beyond the filter's measured limit): "
+                f"{', '.join(risky[:10])}; their report alone can be shared if a reviewer "
+                "accepts exactly that (updp decide WORKSPACE CASE accept --report-only, or in "
+                "the review dock); otherwise reject them. Nothing was exported")
         blocked = open_audit_findings(store, accepted)
         if blocked:
             raise UpdpError(
@@ -264,10 +281,12 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         scratch = _scratch(store.workspace, staging)
         originals = scratch / "originals"
         rows = []
+        held_back: list[Path] = []
         try:
             for n, record in enumerate(accepted):
                 case = session.case(record.case_id)
                 original_image = case.out_of_domain is not None
+                withheld = shares[record.case_id] == WITHHELD
                 pixels = "cleaned" if original_image else "synthetic"
                 missing = [name for name in ("dicom", "source", pixels)
                            if name not in record.artifacts]
@@ -281,8 +300,12 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 report = case.redacted.encode("utf-8")
                 folder = staging / "cases" / record.case_id
                 private_folder(folder)
+                # A withheld image is written for the leak scan too (the report is scanned
+                # beside it) and taken out before the package is moved into place.
                 write_bytes_atomic(folder / "image.dcm", dicom)
                 write_bytes_atomic(folder / "report.txt", report)
+                if withheld:
+                    held_back.append(folder / "image.dcm")
                 source = originals / "cases" / record.case_id
                 private_folder(source)
                 write_bytes_atomic(source / "image.dcm",
@@ -295,12 +318,15 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                     # whether the image carried burned-in text: an audit stratifies by it
                     "category": case_category(case.text_boxes if "text_boxes" in record.artifacts
                                               else None, case.signature("text_boxes")),
-                    "image": ORIGINAL_IMAGE if original_image else "synthetic",
+                    "image": WITHHELD if withheld else
+                    ORIGINAL_IMAGE if original_image else "synthetic",
+                    "image_risk": case.image_risk,
                     "domain": case.out_of_domain,
                     "decision": decision.decision, "reviewer": decision.reviewer,
                     "decided_at": decision.decided_at,
                     "privacy_score": record.privacy_score, "utility_score": record.utility_score,
-                    "image_sha256": _sha256(dicom), "report_sha256": _sha256(report),
+                    "image_sha256": "" if withheld else _sha256(dicom),
+                    "report_sha256": _sha256(report),
                     "filter_model": signature.get("model_id", signature.get("model", "")),
                     "strength": signature.get("strength"), "seed": signature.get("seed"),
                     "steps": signature.get("steps"), "synthesis": signature,
@@ -317,6 +343,8 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 raise LeakFound(f"the leak scan {what}; nothing was exported:\n" + "\n".join(lines)
                                 + f"\n{report_scan.summary()}", report_scan)
             summary.scan = report_scan.summary()
+            for path in held_back:
+                path.unlink()
             manifest = {"package": "updp-share", "version": __version__, "cases": rows,
                         "leak_scan": summary.scan, "ocr": ocr}
             write_bytes_atomic(staging / "manifest.json",

@@ -176,6 +176,10 @@ class Pipeline:
         store.set_artifact(case_id, "source", source, {"source": "input"})
         put_json(store, case_id, "identity", {"patient": pseudonym(key, "patient-id", patient, "PT-")})
         put_json(store, case_id, "domain", where, domain_signature)
+        # The filter's measured risk of a kept region, per finding: whether the case's image
+        # may leave is judged from it and the mask as it stands (review.artifacts).
+        put_json(store, case_id, "image_risk",
+                 {"table": (self.filter().model.card or {}).get("image_risk")}, domain_signature)
 
         protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
                       "action": "keep"} for s, e in self.reports.protected(text)] if text else []

@@ -248,6 +248,11 @@ class ReviewWidget(QWidget):
                                        "sharing its original image with only the burned-in "
                                        "text removed (recorded with the decision)")
         self.share_original.setVisible(False)
+        # Shown on a case whose image may not leave: an accept shares the report alone.
+        self.report_only = QCheckBox("share the report only (the image is withheld)")
+        self.report_only.setToolTip("accept this case for its redacted report; its image "
+                                    "does not leave (recorded with the decision)")
+        self.report_only.setVisible(False)
         nav = QHBoxLayout()
         self.previous_button = self._button("Previous", KEYS["previous"], self.previous)
         self.next_button = self._button("Next", KEYS["next"], self.next)
@@ -266,6 +271,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(regen)
         layout.addWidget(self.comment)
         layout.addWidget(self.share_original)
+        layout.addWidget(self.report_only)
         layout.addLayout(decide)
         layout.addLayout(nav)
         layout.addWidget(self.message)
@@ -440,8 +446,11 @@ class ReviewWidget(QWidget):
         else:
             self.layers["synthetic"].data = synthetic if synthetic is not None else blank
             self.layers["synthetic"].name = LAYER_NAMES["synthetic"]
+        risk = case.image_risk
         self.share_original.setChecked(False)
         self.share_original.setVisible(outside is not None)
+        self.report_only.setChecked(False)
+        self.report_only.setVisible(outside is not None or risk is not None)
         # The difference map is made when it is shown (a hidden layer costs nothing).
         self.layers["difference"].data = blank
         self._difference_stale = True
@@ -461,7 +470,8 @@ class ReviewWidget(QWidget):
         missing = "" if synthetic is not None or outside is not None else " · no synthetic image yet"
         self.header.setText(f"<b>case {place} of {total}</b> · {case.case_id} · "
                             f"<b>{record.status}</b> · site {record.site or '?'}{failed}{missing}"
-                            + (out_of_domain_text(outside) if outside is not None else ""))
+                            + (out_of_domain_text(outside) if outside is not None else "")
+                            + (image_risk_text(risk) if risk is not None else ""))
         self.show_report()
         self.show_scores()
         self.queue.select(case.case_id)
@@ -567,9 +577,12 @@ class ReviewWidget(QWidget):
             self._override_armed = None
             original_image = decision == "accept" and self.share_original.isVisible() \
                 and self.share_original.isChecked()
+            report_only = decision == "accept" and self.report_only.isVisible() \
+                and self.report_only.isChecked()
             try:
                 done = self.session.decide(decision, comment=self.comment.text(),
-                                           override=override, original_image=original_image)
+                                           override=override, original_image=original_image,
+                                           report_only=report_only)
             except DecisionOverride as exc:
                 self._override_armed = (case_id, decision)
                 raise DecisionOverride(f"{exc}. Press {decision} again to decide over it.") \
@@ -794,6 +807,14 @@ def out_of_domain_text(record: dict) -> str:
             "and could drop its findings. The right image is the <b>original with only the "
             "burned-in text removed</b>; it still shows the patient's anatomy. Accept shares it "
             "only with \"share the original image\" ticked; otherwise reject.</span>")
+
+
+def image_risk_text(risk: dict) -> str:
+    """The header's words for a case whose synthetic image may not leave."""
+    return ("<br><span style='color:#ffb060'><b>IMAGE NOT SHAREABLE</b> — it keeps "
+            f"{', '.join(risk.get('findings', []))} from the patient, and {risk.get('reason', '')}. "
+            "Accept shares the report only, with \"share the report only\" ticked; "
+            "otherwise reject.</span>")
 
 
 def _run_event_loop(seconds: float, until=None) -> None:

@@ -157,6 +157,10 @@ def _register_evaluate_filter(subparsers) -> None:
     add_threads(p)
     add_json(p, "print the figures as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="also save the privacy–utility curve")
+    p.add_argument("--record-risk", action="store_true", help="write the region attack's "
+                   "per-finding result into the filter's card (image_risk): updp run then "
+                   "marks a case whose kept findings re-identify beyond 2 x chance as not "
+                   "shareable as an image (use a cohort of a seed the models never saw)")
     add_quiet(p)
 
 
@@ -182,6 +186,14 @@ def _cmd_evaluate_filter(args: argparse.Namespace) -> int:
                              progress=stage_progress(args, "evaluate-filter"))
     if args.plot:
         plot_curve(result, args.plot)
+    if args.record_risk:
+        from ..synth.evaluate import record_risk
+
+        table = record_risk(args.filter_model, result)
+        if not args.json:
+            unsafe = [k for k, v in table["per_finding"].items() if not v["shareable"]]
+            print(f"risk recorded in the filter's card: not shareable as an image: "
+                  f"{', '.join(unsafe) or 'none'}")
     if args.json:
         print_json(result)
         return 0

@@ -176,6 +176,10 @@ def _register_decide(subparsers) -> None:
                    "of the filter's domain (no synthetic counterpart): share its original "
                    "image with the burned-in text removed, which shows the patient's own "
                    "anatomy (recorded with the decision; refused on any other case)")
+    p.add_argument("--report-only", action="store_true", help="with accept, on a case whose "
+                   "synthetic image is not shareable (a kept finding re-identifies beyond the "
+                   "filter's measured limit) or that is out of domain: share its report, "
+                   "withhold its image (recorded with the decision)")
 
 
 def _reviewer(given: str | None) -> str:
@@ -194,7 +198,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     with ReviewStore.open(args.workspace) as store:
         done = store.decide(args.case_id, args.decision, reviewer=reviewer,
                             comment=args.comment, override=args.override,
-                            original_image=args.original_image)
+                            original_image=args.original_image, report_only=args.report_only)
         status = store.case(done.case_id).status
     print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
     return 0

@@ -25,6 +25,11 @@ case under a name, with the signature of how it was made:
 ``scores``         JSON: the per-case privacy and utility measurements (see ``pipeline``).
 ``identity``       JSON ``{"patient": "PT-…"}``: the keyed stand-in of the patient, which
                    groups a patient's studies for re-identification scores.
+``image_risk``     JSON: the filter's measured re-identification risk of a kept region, per
+                   finding (its card's ``image_risk`` table, from ``updp evaluate-filter
+                   --record-risk``; ``{"table": null}`` when it has none). A case that keeps a
+                   finding the table does not show safe is not shareable as an image
+                   (:meth:`CaseArtifacts.image_risk`): only its report can leave.
 ``domain``         JSON ``{"in_domain", "distance", "threshold", "model", "reason"}``: the
                    cleaned image against the filter's training images (``synth.domain``). A
                    case out of domain (or whose filter has no domain description) has no
@@ -46,7 +51,7 @@ from ..core.errors import InputError, UpdpError
 
 IMAGES = ("original", "cleaned", "synthetic")
 MASKS = ("preserve_mask", "reviewer_mask")
-JSONS = ("text_boxes", "report_context", "scores", "identity", "domain")
+JSONS = ("text_boxes", "report_context", "scores", "identity", "domain", "image_risk")
 TEXTS = ("report",)
 
 
@@ -103,6 +108,19 @@ class CaseArtifacts:
         return record if isinstance(record, dict) else {"in_domain": False,
                                                          "reason": "unreadable domain record"}
 
+    def image_risk(self) -> dict | None:
+        """Why the case's synthetic image may not be shared (``{"findings", "reason"}``), or
+        None when it may: it keeps no finding of the patient, or only findings whose kept
+        region the filter's measured attack did not re-identify beyond its limit. A case out
+        of domain has no synthetic image and is judged by :meth:`out_of_domain` instead."""
+        if self.out_of_domain() is not None:
+            return None
+        mask = self.mask()
+        found = set() if mask is None else {int(v) for v in np.unique(mask) if v}
+        record = self.json("image_risk")
+        table = record.get("table") if isinstance(record, dict) else None
+        return image_risk_verdict(table, sorted(found))
+
     def mask(self) -> np.ndarray | None:
         """The preserved region as it stands: the reviewer's edit when there is one."""
         reviewer = self.array("reviewer_mask")
@@ -149,3 +167,36 @@ def put_text(store, case_id: str, name: str, text: str, signature=None) -> str:
     path = store.put_artifact(text.encode("utf-8"), suffix=".txt")
     store.set_artifact(case_id, name, path, signature)
     return path
+
+
+def image_risk_verdict(table: dict | None, labels) -> dict | None:
+    """None when a counterpart keeping the findings with mask ``labels`` (values of the label
+    image: ``FINDINGS[v - 1]``) may be shared as an image under the filter's ``table`` (its
+    card's ``image_risk``); else ``{"findings", "reason"}`` in words for the reviewer."""
+    from ..core.vocabulary import FINDINGS
+
+    names = [FINDINGS[v - 1] if 0 < v <= len(FINDINGS) else f"region {v}" for v in labels]
+    if not names:
+        return None
+    if not isinstance(table, dict) or not isinstance(table.get("per_finding"), dict):
+        return {"findings": names,
+                "reason": "the filter's card holds no measured re-identification risk of kept "
+                          "regions (updp evaluate-filter --record-risk), so a kept "
+                          + ", ".join(names) + " region cannot be shown safe"}
+    reasons, risky = [], []
+    for name in names:
+        rec = table["per_finding"].get(name)
+        if not isinstance(rec, dict):
+            risky.append(name)
+            reasons.append(f"{name}: not measured")
+        elif rec.get("shareable") is not True:
+            risky.append(name)
+            reasons.append(f"the kept {name} region re-identified patients at "
+                           f"{rec.get('ratio', float('nan')):.1f}x chance (top-1 "
+                           f"{rec.get('top1', float('nan')):.3f}, chance "
+                           f"{rec.get('chance', float('nan')):.3f}, {rec.get('queries', '?')} studies)")
+    if not risky:
+        return None
+    where = table.get("measured_on") or {}
+    on = f" in evaluation on cohort seed {where['seed']}" if "seed" in where else ""
+    return {"findings": risky, "reason": "; ".join(reasons) + on}

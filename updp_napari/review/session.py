@@ -125,6 +125,12 @@ class ReviewCase:
         the image is out of the filter's domain; None when in domain or never checked."""
         return self._artifacts.out_of_domain()
 
+    @property
+    def image_risk(self) -> dict | None:
+        """Why the synthetic image may not be shared (``{"findings", "reason"}``: a kept
+        finding re-identifies beyond the filter's measured limit); None when it may."""
+        return self._artifacts.image_risk()
+
     def signature(self, name: str):
         return self._artifacts.signature(name)
 
@@ -447,16 +453,18 @@ class ReviewSession:
     # -- reviewer actions -------------------------------------------------------------------
 
     def decide(self, decision: str, comment: str = "", override: bool = False,
-               original_image: bool = False) -> DecisionRecord:
+               original_image: bool = False, report_only: bool = False) -> DecisionRecord:
         """Record ``accept``, ``reject`` or ``flag`` on the current case with the time spent
         on it since it was shown; durable when this returns. Over another reviewer's
         decision only with ``override`` (``store.DecisionOverride`` otherwise); a case out
-        of the filter's domain is accepted only with ``original_image`` (see
+        of the filter's domain is accepted only with ``original_image`` or ``report_only``,
+        one whose image is not shareable only with ``report_only`` (see
         ``ReviewStore.decide``)."""
         case_id = self._require_current()
         return self.store.decide(case_id, decision, reviewer=self.reviewer,
                                  seconds=round(self.seconds_on_case(), 3), comment=comment,
-                                 override=override, original_image=original_image)
+                                 override=override, original_image=original_image,
+                                 report_only=report_only)
 
     def toggle_span(self, span_id: int) -> SpanRecord:
         """Flip one span of the current case between redact and keep."""

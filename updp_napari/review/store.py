@@ -57,6 +57,8 @@ STATUSES = ("pending", "accepted", "rejected", "flagged", "failed")
 DECISIONS = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
 #: What an accept of an out-of-domain case shares, as the action log records it.
 ORIGINAL_IMAGE = "original, burned-in text removed"
+#: What an accept of a case whose image is not shareable shares instead: the report alone.
+WITHHELD = "withheld, report only"
 
 
 class DecisionOverride(UpdpError):
@@ -352,7 +354,7 @@ class ReviewStore(DurableDatabase):
 
     def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
                comment: str = "", override: bool = False,
-               original_image: bool = False) -> DecisionRecord:
+               original_image: bool = False, report_only: bool = False) -> DecisionRecord:
         """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
 
         ``seconds`` is the time spent on the case (None when not measured). A later decision
@@ -365,24 +367,41 @@ class ReviewStore(DurableDatabase):
         ``original_image``: the reviewer accepts sharing its original image with the
         burned-in text removed (not de-identified pixels), recorded with the decision
         (:meth:`accepted_original_image`). Refused on any other case or decision.
+
+        A case whose synthetic image is not shareable (its kept findings re-identify beyond
+        the filter's measured limit, ``CaseArtifacts.image_risk``) is accepted only with
+        ``report_only``: its report leaves, its image does not (:meth:`shared_image`).
         """
         decision = _check_word(decision, tuple(DECISIONS), "decision")
-        if original_image and decision != "accept":
-            raise InputError("sharing the original image is a kind of accept; it goes with "
-                             f"accept, not {decision}")
-        if decision == "accept":
+        if (original_image or report_only) and decision != "accept":
+            raise InputError("sharing the original image, or the report only, is a kind of "
+                             f"accept; it goes with accept, not {decision}")
+        if original_image and report_only:
+            raise InputError("the original image and the report only are two different accepts; "
+                             "choose one")
+        if decision == "accept" and self._exists(case_id):
             from .artifacts import CaseArtifacts
 
-            outside = CaseArtifacts(self, _check_case_id(case_id)).out_of_domain() \
-                if self._exists(case_id) else None
-            if outside is not None and not original_image:
+            artifacts = CaseArtifacts(self, _check_case_id(case_id))
+            outside = artifacts.out_of_domain()
+            risk = artifacts.image_risk()
+            if risk is not None and not report_only:
+                raise UpdpError(
+                    f"case {case_id}'s synthetic image is not shareable ({risk['reason']}); "
+                    "it can be accepted for its report only, the image withheld: accept it "
+                    "with --report-only (in the review dock: tick \"share the report only\"), "
+                    "or reject it")
+            if risk is None and outside is None and report_only:
+                raise InputError(f"case {case_id}'s image is shareable; --report-only is only "
+                                 "for cases whose image is not")
+            if outside is not None and not (original_image or report_only):
                 why = outside.get("reason") or "no reason recorded"
                 raise UpdpError(
                     f"case {case_id} is out of the filter's domain ({why}) and has no "
                     "synthetic counterpart; it can be accepted only as its original image "
                     "with the burned-in text removed, which shows the patient's own anatomy: "
                     "accept it with --original-image (in the review dock: tick \"share the "
-                    "original image\"), or reject it")
+                    "original image\"), accept its report alone with --report-only, or reject it")
             if outside is None and original_image:
                 raise InputError(f"case {case_id} is in the filter's domain and has a synthetic "
                                  "counterpart; --original-image is only for cases out of domain")
@@ -417,20 +436,29 @@ class ReviewStore(DurableDatabase):
                        "previous_status": status}
             if original_image:
                 details["image"] = ORIGINAL_IMAGE
+            elif report_only:
+                details["image"] = WITHHELD
             if overridden is not None:
                 details["overrides"] = {"decision": last[0], "reviewer": overridden}
             _audit(cur, now, reviewer, "decide", case_id, details)
         return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
 
+    def shared_image(self, case_id: str) -> str | None:
+        """What the case's last decision, an accept, shares as its image: ``"synthetic"``,
+        :data:`ORIGINAL_IMAGE` or :data:`WITHHELD`; None when the last decision is no accept."""
+        decisions = self.decisions(case_id)
+        if not decisions or decisions[-1].decision != "accept":
+            return None
+        last = decisions[-1].decision_id
+        for entry in self.action_log(case_id):
+            if entry.action == "decide" and entry.detail.get("decision_id") == last:
+                return entry.detail.get("image", "synthetic")
+        return "synthetic"
+
     def accepted_original_image(self, case_id: str) -> bool:
         """The case's last decision is an accept of its original image with the burned-in
         text removed (``decide(..., original_image=True)``)."""
-        decisions = self.decisions(case_id)
-        if not decisions or decisions[-1].decision != "accept":
-            return False
-        last = decisions[-1].decision_id
-        return any(e.action == "decide" and e.detail.get("decision_id") == last
-                   and e.detail.get("image") == ORIGINAL_IMAGE for e in self.action_log(case_id))
+        return self.shared_image(case_id) == ORIGINAL_IMAGE
 
     def _exists(self, case_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM cases WHERE case_id = ?", (_check_case_id(case_id),)))

@@ -171,6 +171,57 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     return result
 
 
+#: Fewer studies with a finding than this in the region attack: its risk is not measured.
+RISK_MIN_QUERIES = 10
+
+
+def risk_table(result: dict) -> dict:
+    """The per-finding re-identification risk of a kept region, as the filter's card keeps
+    it (``image_risk``) for the pipeline to judge each case by: a finding is shareable as an
+    image when the region attack's top-1 on it is at most twice chance, over at least
+    ``RISK_MIN_QUERIES`` studies with it; otherwise not (unmeasured is not safe)."""
+    attack = result.get("region_attack") or {}
+    chance = attack.get("chance")
+    per = {}
+    for name, rec in (attack.get("per_finding") or {}).items():
+        top1, queries = rec.get("top1"), rec.get("queries", 0)
+        ok = chance is not None and top1 is not None and queries >= RISK_MIN_QUERIES \
+            and top1 <= 2 * chance
+        per[name] = {"queries": queries, "top1": top1, "chance": chance,
+                     "ratio": round(top1 / chance, 2) if chance and top1 is not None else None,
+                     "shareable": bool(ok)}
+    return {"limit": f"region attack top-1 <= 2 x chance over >= {RISK_MIN_QUERIES} studies",
+            "attack": attack.get("attack"), "measured_on": _cohort_of(result["cohort"]),
+            "studies": result.get("studies"), "per_finding": per}
+
+
+def _cohort_of(folder) -> dict:
+    from .domain import _folder_signature
+
+    return _folder_signature(folder)
+
+
+def record_risk(model, result: dict) -> dict:
+    """Write :func:`risk_table` of ``result`` into the card of the filter folder ``model``
+    (None: the shipped one); returns the table."""
+    import json
+    from pathlib import Path
+
+    from ..core.files import write_text_atomic
+    from .filter import SHIPPED_MODEL
+    from .model import MODEL_CARD
+
+    card_path = Path(SHIPPED_MODEL if model is None else model) / MODEL_CARD
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{card_path}: no readable filter card to record the risk in") from None
+    table = risk_table(result)
+    card["image_risk"] = table
+    write_text_atomic(card_path, json.dumps(card, indent=2, sort_keys=True) + "\n", private=True)
+    return table
+
+
 def _gap_interval(p_original, p_synthetic, data) -> dict | None:
     """The macro pathology AUC gap (originals minus synthetic, from the scorer's
     probabilities on each) with a 95 % interval from 2,000 bootstrap resamples of the
