@@ -161,7 +161,9 @@ class Pipeline:
         from .synth.domain import domain_record
 
         domain, domain_signature = self.domain()
-        where = domain_record(domain, cleaned, text_mask, domain_signature["model"])
+        # The original with its text regions: the check takes the nearer of the image with
+        # them painted out and the image as it is (a large filled box is no radiograph's).
+        where = domain_record(domain, original, text_mask, domain_signature["model"])
 
         store, key = self.store, self.key
         deid_signature = {"options": list(self.dicom.options), "pixels": self.dicom.pixels,
