@@ -8,6 +8,7 @@ import pytest
 
 from updp_napari.cli import main
 from updp_napari.core.errors import InputError
+from updp_napari.core.vocabulary import FINDINGS
 from updp_napari.pipeline import run_pipeline
 from updp_napari.review.session import ReviewSession
 from updp_napari.review.store import ReviewStore
@@ -36,7 +37,13 @@ def test_run_fills_the_workspace_and_a_second_run_resumes(tmp_path, tiny_models)
             assert not np.array_equal(case.synthetic, case.original)
             assert case.report and case.spans and case.redacted != case.report
             assert 0.0 <= record.privacy_score <= 1.0 and 0.0 <= record.utility_score <= 1.0
-            assert case.scores["details"]["gallery_patients"] == 3
+            details = case.scores["details"]
+            assert details["gallery_patients"] == 3
+            # finding by finding, and the utility is what those calls say
+            assert set(details["findings"]) == set(FINDINGS) and details["verdict"]
+            called = len(details["kept"]) + len(details["lost"]) + len(details["added"])
+            assert record.utility_score == pytest.approx(
+                1.0 if not called else len(details["kept"]) / called, abs=1e-4)
         # The burned-in name of p0002_s02 was found and its box kept for the filter.
         assert any(session.case(r.case_id).text_boxes for r in session.cases())
         # every case draws its own noise: no shared counterpart across cases

@@ -377,3 +377,19 @@ def test_a_case_whose_image_may_not_leave_is_accepted_for_its_report_only(dock, 
     assert store.shared_image(first).startswith("withheld")
     widget.go(second)
     assert not widget.report_only.isVisible() and "NOT SHAREABLE" not in widget.header.text()
+
+
+def test_the_dock_shows_each_finding_and_what_was_lost_or_added(dock, qtbot):
+    from updp_napari.review.artifacts import put_json
+    from updp_napari.review.scores import compare_findings
+
+    viewer, widget, ws = dock
+    first, second = ws["cases"][:2]
+    compared = compare_findings(("nodule", "effusion"), [0.8, 0.1], [0.2, 0.7], [0.5, 0.5])
+    put_json(widget.session.store, first, "scores", {"privacy": 0.4, **compared})
+    widget.go(second)
+    widget.go(first)
+    text = widget.scores.text()
+    assert "nodule lost; effusion added (new positive)" in text
+    assert "nodule 0.80→0.20 (lost)" in text and "effusion 0.10→0.70 (added)" in text
+    assert "#ff6060" in text and "#ffa040" in text  # lost in red, added in orange

@@ -9,6 +9,7 @@ edit is saved when leaving the case, deciding, regenerating or pressing Save mas
 
 from __future__ import annotations
 
+import html
 import time
 import weakref
 from pathlib import Path
@@ -482,16 +483,7 @@ class ReviewWidget(QWidget):
         self.redacted_view.set_pieces(case.redacted_pieces())
 
     def show_scores(self) -> None:
-        scores = self.session.current.scores
-
-        def shown(value):
-            return "–" if value is None else f"{value:.3f}"
-
-        extra = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in scores["details"].items()
-                          if k not in ("privacy", "utility") and isinstance(v, (int, float, str, bool)))
-        self.scores.setText(f"privacy score <b>{shown(scores['privacy'])}</b> · utility score "
-                            f"<b>{shown(scores['utility'])}</b>" + (f" · {extra}" if extra else ""))
+        self.scores.setText(scores_html(self.session.current.scores))
 
     def say(self, text: str) -> None:
         self.message.setText(text)
@@ -807,6 +799,38 @@ def out_of_domain_text(record: dict) -> str:
             "and could drop its findings. The right image is the <b>original with only the "
             "burned-in text removed</b>; it still shows the patient's anatomy. Accept shares it "
             "only with \"share the original image\" ticked; otherwise reject.</span>")
+
+
+#: Colours of a finding's state in the comparison (lost and added are what a reviewer must see).
+STATE_COLOURS = {"kept": "#80d080", "lost": "#ff6060", "added": "#ffa040", "absent": "#909090"}
+
+
+def scores_html(scores: dict) -> str:
+    """The case's scores for the dock: privacy, utility, the verdict, and the findings one by
+    one (original and counterpart probability, the state in its colour)."""
+    def shown(value):
+        return "–" if value is None else f"{value:.3f}"
+
+    details = scores.get("details") or {}
+    head = (f"privacy score <b>{shown(scores.get('privacy'))}</b> · utility score "
+            f"<b>{shown(scores.get('utility'))}</b> (findings called on either image that "
+            "are called on both)")
+    findings = details.get("findings")
+    if not isinstance(findings, dict) or not findings:
+        return head
+    bad = bool(details.get("lost") or details.get("added"))
+    verdict = (f"<br><b><span style='color:{'#ff6060' if bad else '#80d080'}'>"
+               f"{html.escape(str(details.get('verdict', '')))}</span></b>")
+    cells = []
+    for name, f in findings.items():
+        state = str(f.get("state", ""))
+        colour = STATE_COLOURS.get(state.split(",")[0], "#d0d0d0")
+        if "moved" in state and colour == STATE_COLOURS["kept"]:
+            colour = "#e0e060"
+        cells.append(f"<span style='color:{colour}'>{html.escape(name)} "
+                     f"{f.get('original', 0):.2f}→{f.get('counterpart', 0):.2f} "
+                     f"({html.escape(state)})</span>")
+    return head + verdict + "<br>" + " · ".join(cells)
 
 
 def image_risk_text(risk: dict) -> str:

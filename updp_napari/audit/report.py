@@ -210,7 +210,7 @@ def _scores_plot(cases, sampled: set[str]) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, name, attr in ((axes[0], "privacy score (0 re-identified, ~0.5 chance)",
                             "privacy_score"),
-                           (axes[1], "utility score (share of findings kept)", "utility_score")):
+                           (axes[1], "utility score (findings called on both / on either)", "utility_score")):
         every = [getattr(c, attr) for c in cases if getattr(c, attr) is not None]
         picked = [getattr(c, attr) for c in cases
                   if getattr(c, attr) is not None and c.case_id in sampled]

@@ -8,8 +8,13 @@ figures of an image that is gone.
   likeness to the synthetic image (re-identification scorer), scaled 0…1 (0: its own
   patient is the best match, re-identified; about 0.5: no better than chance; None with a
   single patient);
-* utility: the share of findings the pathology classifier calls the same on the synthetic
-  image as on the original.
+* utility: how well the counterpart keeps the findings, as a radiologist reads it: of the
+  findings the pathology classifier calls on either image (at its own thresholds), the share
+  called on both — kept / (kept + lost + added); 1 when it calls none on either. Beside it,
+  finding by finding (``findings``): the two probabilities and the state — ``kept``,
+  ``lost``, ``added`` (a new positive: an artefact that reads as a finding), ``moved``
+  (called the same, but the probability moved by more than ``MOVED``) or ``absent`` — and a
+  one-line ``verdict``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from .artifacts import CaseArtifacts, put_json
+
+#: A probability moving by more than this between original and counterpart is shown, even
+#: when the call stays the same.
+MOVED = 0.25
 
 
 def score_cases(store, scorers, only: Iterable[str] | None = None,
@@ -42,18 +51,22 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
     ranks = scorers.reid.closed_set_rank(synthetic, originals, patients, [patients[k] for k in picked])
     agreement = scorers.pathology.agreement(own, synthetic)
     names = scorers.pathology.label_names
+    thresholds = [float(t) for t in scorers.pathology.thresholds]
     for n, k in enumerate(picked):
         privacy = None if n_patients < 2 else float((ranks[n] - 1) / (n_patients - 1))
-        utility = float(agreement["label_agreement"][n])
+        compared = compare_findings(names, agreement["original"][n], agreement["synthetic"][n],
+                                    thresholds)
+        utility = compared["utility"]
         details = {
             "reid_similarity": round(float(similarity[n]), 4),
             "reid_rank": int(ranks[n]), "gallery_patients": n_patients,
-            "pathology_agreement": round(utility, 4),
             "pathology_mean_abs_difference": round(float(agreement["mean_abs_difference"][n]), 4),
             "pathology_original": _rounded(names, agreement["original"][n]),
             "pathology_synthetic": _rounded(names, agreement["synthetic"][n]),
             "privacy": None if privacy is None else round(privacy, 4),
             "utility": round(utility, 4),
+            "label_agreement": round(float(agreement["label_agreement"][n]), 4),
+            **compared,
         }
         store.set_scores(cases[k].case_id, privacy=privacy, utility=utility)
         put_json(store, cases[k].case_id, "scores", details,
@@ -65,3 +78,35 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
 
 def _rounded(names, values) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(names, values)}
+
+
+def compare_findings(names, original, synthetic, thresholds) -> dict:
+    """Finding by finding, the original's and the counterpart's probability and calls:
+    ``findings`` (name -> original, counterpart, state), ``kept``, ``lost``, ``added``,
+    ``moved`` (names), ``utility`` (kept / (kept + lost + added); 1 when nothing is called)
+    and a one-line ``verdict``."""
+    findings, groups = {}, {"kept": [], "lost": [], "added": [], "moved": []}
+    for name, p, q, t in zip(names, original, synthetic, thresholds):
+        p, q = float(p), float(q)
+        before, after = p >= t, q >= t
+        state = ("kept" if after else "lost") if before else ("added" if after else "absent")
+        if state in ("kept", "absent") and abs(q - p) > MOVED:
+            groups["moved"].append(name)
+            state = f"{state}, moved"
+        if state in groups:
+            groups[state].append(name)
+        elif state.startswith("kept"):
+            groups["kept"].append(name)
+        findings[name] = {"original": round(p, 4), "counterpart": round(q, 4),
+                          "threshold": round(t, 4), "state": state}
+    called = len(groups["kept"]) + len(groups["lost"]) + len(groups["added"])
+    utility = 1.0 if called == 0 else len(groups["kept"]) / called
+    if not groups["lost"] and not groups["added"]:
+        verdict = f"all {len(findings)} findings agree" + (
+            f" ({', '.join(groups['kept'])} kept)" if groups["kept"] else " (none called)")
+    else:
+        verdict = "; ".join([f"{n} lost" for n in groups["lost"]]
+                            + [f"{n} added (new positive)" for n in groups["added"]])
+    if groups["moved"]:
+        verdict += f"; {', '.join(groups['moved'])} moved by more than {MOVED:g}"
+    return {"findings": findings, **groups, "utility": utility, "verdict": verdict}
