@@ -240,13 +240,14 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                  dilation: float | None = None, pixels: str = "ocr",
                  progress: Callable[[int, int], None] | None = None,
                  score_progress: Callable[[int, int], None] | None = None,
-                 follow_symlinks: bool = False) -> RunSummary:
+                 follow_symlinks: bool = False, site: str | None = None) -> RunSummary:
     """Run every study of ``input`` into ``workspace`` (made when missing); symbolic links
-    in ``input`` are left out unless ``follow_symlinks``."""
+    in ``input`` are left out unless ``follow_symlinks``. ``site`` is the site of every case
+    whose cohort or manifest row names none."""
     from .review.artifacts import CaseArtifacts
     from .review.store import ReviewStore
 
-    found = find_studies(input, manifest, follow_symlinks=follow_symlinks)
+    found = find_studies(input, manifest, follow_symlinks=follow_symlinks, site=site)
     summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
     with ReviewStore.open(workspace, create=True) as store:
         from .export import recover_interrupted_exports

@@ -42,11 +42,17 @@ def _register_run(subparsers) -> None:
         "each case. Resumable: cases already finished with the same settings, or already "
         "decided by a reviewer, are skipped. A case that fails is recorded with its reason and "
         "the others go on. Review the result with updp review.")
-    p.add_argument("input", type=Path, help="folder of studies (searched recursively)")
+    p.add_argument("input", type=Path, help="folder of studies, searched recursively: DICOM "
+                   "files named *.dcm or carrying the DICOM preamble whatever their name (PACS "
+                   "exports, DICOMDIR media); frontal chest radiographs only, the others are "
+                   "listed with the reason")
     p.add_argument("workspace", type=Path, help="review workspace folder (made when missing; "
                    "owner-only; holds PHI and the key)")
     p.add_argument("--manifest", type=Path, metavar="CSV", help="CSV with columns image,report "
-                   "(paths relative to the CSV) naming the studies to run")
+                   "(paths relative to the CSV) and optionally site, naming the studies to run")
+    p.add_argument("--site", metavar="NAME", help="the site of every case of INPUT (shown by "
+                   "updp cases, a stratum of updp audit); a cohort's own sites and a manifest's "
+                   "site column win")
     add_filter_model(p, "a generative filter folder (updp train-filter, or a diffusers "
                         "save_pretrained folder; default: the model shipped in the package)")
     p.add_argument("--scorers", type=Path, metavar="DIR", help="a scorers folder (updp "
@@ -74,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            model=args.filter_model, scorers=args.scorers, strength=args.strength,
                            seed=args.seed, steps=args.steps, pixels=args.pixels,
                            progress=progress(args, "run"), score_progress=progress(args, "scores"),
-                           follow_symlinks=args.follow_symlinks)
+                           follow_symlinks=args.follow_symlinks, site=args.site)
     print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; "
           f"{summary.scored} scored")
