@@ -292,7 +292,7 @@ def test_the_screenshot_command_renders_images_and_report(dock, tmp_path):
     out = tmp_path / "shot.png"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # it starts its own Xvfb
     done = subprocess.run([sys.executable, "-m", "updp_napari", "review", str(ws["workspace"]),
-                           "--reviewer", "ann", "--screenshot", str(out)],
+                           "--reviewer", "ann", "--case", ws["cases"][-1], "--screenshot", str(out)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(out)

@@ -24,6 +24,7 @@ WORKSPACE_HELP = "the review workspace folder"
 def register(subparsers) -> None:
     _register_run(subparsers)
     _register_cases(subparsers)
+    _register_status(subparsers)
     _register_decide(subparsers)
     _register_review(subparsers)
     _register_export(subparsers)
@@ -122,6 +123,30 @@ def _register_cases(subparsers) -> None:
     add_json(output, "print the cases and their decisions as JSON")
 
 
+def case_flags(store, case_id: str) -> tuple[list[str], dict]:
+    """What a reviewer must know of a case beyond its status, as short words (``out of
+    domain``, ``image withheld``, ``image not shareable``, ``finding lost``, ``new
+    positive``), and the score details they come from."""
+    from ..review.artifacts import CaseArtifacts
+
+    artifacts = CaseArtifacts(store, case_id)
+    details = artifacts.json("scores") or {}
+    details = details if isinstance(details, dict) else {}
+    flags = []
+    if artifacts.out_of_domain() is not None:
+        flags.append("out of domain")
+    shared = store.shared_image(case_id)
+    if shared is not None and shared.startswith("withheld"):
+        flags.append("image withheld")
+    elif artifacts.image_risk() is not None:
+        flags.append("image not shareable")
+    if details.get("lost"):
+        flags.append("finding lost")
+    if details.get("added"):
+        flags.append("new positive")
+    return flags, details
+
+
 def _cmd_cases(args: argparse.Namespace) -> int:
     from ..review.store import ReviewStore
 
@@ -130,6 +155,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
         decided = {}
         for decision in store.decisions():
             decided.setdefault(decision.case_id, []).append(decision)
+        flagged = {c.case_id: case_flags(store, c.case_id) for c in cases}
     if args.ids:
         for case in cases:
             print(case.case_id)
@@ -137,7 +163,9 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{"case_id": c.case_id, "status": c.status, "site": c.site,
                      "privacy_score": c.privacy_score, "utility_score": c.utility_score,
-                     "failure_reason": c.failure_reason,
+                     "failure_reason": c.failure_reason, "flags": flagged[c.case_id][0],
+                     "verdict": flagged[c.case_id][1].get("verdict"),
+                     "findings": flagged[c.case_id][1].get("findings"),
                      "decisions": [{"decision": d.decision, "reviewer": d.reviewer,
                                     "decided_at": d.decided_at, "seconds": d.seconds,
                                     "comment": d.comment}
@@ -147,18 +175,106 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     def score(value) -> str:
         return "-" if value is None else f"{value:.2f}"
 
-    print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'reviewer':<12}  "
-          f"{'decided at':<19}  comment")
+    print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'flags':<28}  "
+          f"{'reviewer':<12}  {'decided at':<19}  comment")
     for c in cases:
         last = decided.get(c.case_id, [None])[-1]
         note = c.failure_reason if c.status == "failed" else (last.comment if last else "")
         note = " ".join(str(note or "").split())
+        flags = ", ".join(flagged[c.case_id][0]) or "-"
         print(f"{c.case_id:<16}  {c.status:<8}  {(c.site or '-')[:10]:<10}  "
-              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  "
+              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  {flags:<28}  "
               f"{(last.reviewer if last else '-')[:12]:<12}  "
               f"{(last.decided_at[:19].replace('T', ' ') if last else '-'):<19}  "
               f"{note[:60] + ('…' if len(note) > 60 else '')}".rstrip())
     print(f"{len(cases)} case(s)" + (f" with status {args.status}" if args.status else ""))
+    return 0
+
+
+def _register_status(subparsers) -> None:
+    p = command(
+        subparsers, "status", _cmd_status,
+        "a summary of a review workspace: counts, flags, scores, reviewers",
+        "Print how far the review of WORKSPACE is: cases by status and by site, the cases a "
+        "reviewer must look at closely (out of the filter's domain, image not shareable, a "
+        "finding lost, a new positive), the privacy and utility score distributions "
+        "(quartiles), and per reviewer the decisions made and the median time per case. "
+        "--json prints the same as JSON. Nothing is changed.")
+    p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
+    add_json(p, "print the summary as JSON")
+
+
+def workspace_status(store) -> dict:
+    """The summary ``updp status`` prints (see its help)."""
+    import statistics
+    from collections import Counter
+
+    cases = store.cases()
+    flags = Counter()
+    for c in cases:
+        flags.update(case_flags(store, c.case_id)[0])
+
+    def spread(values):
+        values = sorted(v for v in values if v is not None)
+        if not values:
+            return None
+        q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 \
+            else [values[0]] * 3
+        return {"cases": len(values), "min": round(values[0], 4), "q1": round(q[0], 4),
+                "median": round(q[1], 4), "q3": round(q[2], 4), "max": round(values[-1], 4)}
+
+    reviewers: dict[str, dict] = {}
+    for d in store.decisions():
+        r = reviewers.setdefault(d.reviewer, {"decisions": 0, "seconds": []})
+        r["decisions"] += 1
+        if d.seconds is not None:
+            r["seconds"].append(d.seconds)
+    return {
+        "cases": len(cases),
+        "by_status": dict(Counter(c.status for c in cases)),
+        "by_site": dict(Counter(c.site or "unknown" for c in cases)),
+        "flags": dict(flags),
+        "privacy": spread(c.privacy_score for c in cases),
+        "utility": spread(c.utility_score for c in cases),
+        "reviewers": {name: {"decisions": r["decisions"],
+                             "median_seconds": round(statistics.median(r["seconds"]), 1)
+                             if r["seconds"] else None}
+                      for name, r in sorted(reviewers.items())},
+    }
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ..review.store import ReviewStore
+
+    with ReviewStore.open(args.workspace) as store:
+        summary = workspace_status(store)
+    if args.json:
+        print_json(summary)
+        return 0
+
+    def counts(mapping):
+        return ", ".join(f"{k} {v}" for k, v in sorted(mapping.items(), key=lambda kv: -kv[1])) \
+            or "none"
+
+    def spread(name, s):
+        if s is None:
+            return f"{name}: no scores"
+        return (f"{name}: median {s['median']:.2f} (quartiles {s['q1']:.2f}-{s['q3']:.2f}, "
+                f"range {s['min']:.2f}-{s['max']:.2f}, {s['cases']} cases)")
+
+    print(f"{args.workspace}: {summary['cases']} case(s)")
+    print(f"  by status: {counts(summary['by_status'])}")
+    print(f"  by site: {counts(summary['by_site'])}")
+    print(f"  to look at closely: {counts(summary['flags'])}")
+    print(f"  {spread('privacy score', summary['privacy'])}")
+    print(f"  {spread('utility score', summary['utility'])}")
+    if summary["reviewers"]:
+        for name, r in summary["reviewers"].items():
+            time = f", median {r['median_seconds']:.0f} s per decision" \
+                if r["median_seconds"] is not None else ""
+            print(f"  reviewer {name}: {r['decisions']} decision(s){time}")
+    else:
+        print("  no decisions yet")
     return 0
 
 
@@ -229,7 +345,10 @@ def _register_review(subparsers) -> None:
     p.add_argument("--reviewer", metavar="NAME", help="who reviews (default: the user name of "
                    "this session)")
     p.add_argument("--screenshot", metavar="OUT.png", type=Path, help="save a screenshot of the "
-                   "whole window with the first case, print its path and exit")
+                   "whole window with the first undecided case (or --case), print its path "
+                   "and exit")
+    p.add_argument("--case", metavar="ID", help="open at this case (see updp cases) instead of "
+                   "the first undecided one")
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -247,6 +366,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
     # The workspace is checked before any window opens: a wrong folder is one line, exit 2.
     session = ReviewSession.open(args.workspace, reviewer=args.reviewer)
     try:
+        if args.case:
+            session.go(args.case)
         return open_dock("UPDP Review", "Review", session, args.screenshot,
                          "on a headless machine use --screenshot OUT.png")
     finally:
