@@ -393,3 +393,26 @@ def test_the_dock_shows_each_finding_and_what_was_lost_or_added(dock, qtbot):
     assert "nodule lost; effusion added (new positive)" in text
     assert "nodule 0.80→0.20 (lost)" in text and "effusion 0.10→0.70 (added)" in text
     assert "#ff6060" in text and "#ffa040" in text  # lost in red, added in orange
+
+
+def test_the_privacy_score_reads_as_a_rank_and_an_alert(dock, qtbot):
+    from qtpy.QtGui import QColor
+
+    from updp_napari._qt.case_queue import ALERT
+    from updp_napari.review.artifacts import put_json
+
+    viewer, widget, ws = dock
+    first, second = ws["cases"][:2]
+    store = widget.session.store
+    store.set_scores(first, privacy=0.0, utility=1.0)
+    put_json(store, first, "scores", {"privacy": 0.0, "reid_rank": 1, "gallery_patients": 4})
+    widget.refresh_queue()
+    widget.go(second)
+    widget.go(first)
+    text = widget.scores.text()
+    assert "ranks 1 of 4" in text and "re-identification alert" in text
+    assert "about 2.5 = chance" in text and "0 = ranked first" in widget.scores.toolTip()
+    row = [r for r in range(widget.queue.table.rowCount())
+           if widget.queue.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == first][0]
+    cell = widget.queue.table.item(row, 2)
+    assert cell.foreground().color() == QColor(ALERT) and "re-identified" in cell.toolTip()

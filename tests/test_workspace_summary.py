@@ -61,3 +61,13 @@ def test_review_at_a_case_that_is_not_there_is_one_line(ws, tmp_path, capsys):
                  "--screenshot", str(tmp_path / "x.png")]) == 2
     assert "0000000000000000" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_patient_ranked_first_is_an_alert_in_the_table(ws, capsys):
+    fourth = ws["cases"][3]
+    with ReviewStore.open(ws["workspace"]) as store:
+        store.set_scores(fourth, privacy=0.0, utility=1.0)
+        put_json(store, fourth, "scores", {"privacy": 0.0, "reid_rank": 1, "gallery_patients": 4})
+    assert main(["cases", str(ws["workspace"]), "--json"]) == 0
+    rows = {r["case_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[fourth]["flags"] == ["re-identification alert"]

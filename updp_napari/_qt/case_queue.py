@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -15,6 +16,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..review.scores import PRIVACY_ALERT, PRIVACY_MEANING, UTILITY_MEANING
 from ..review.store import STATUSES
 
 COLUMNS = ("case", "status", "privacy", "utility")
@@ -34,10 +36,20 @@ class _SortItem(QTableWidgetItem):
         return super().__lt__(other)
 
 
-def _score_cell(value: float | None) -> _SortItem:
+ALERT = "#ff6060"
+
+
+def _score_cell(value: float | None, alert: float | None = None, tip: str = "") -> _SortItem:
+    """A score; shown in red below ``alert``."""
     if value is None:
-        return _SortItem("–", (1, 0.0))
-    return _SortItem(f"{value:.2f}", (0, float(value)))
+        item = _SortItem("–", (1, 0.0))
+    else:
+        item = _SortItem(f"{value:.2f}", (0, float(value)))
+        if alert is not None and value < alert:
+            item.setForeground(QColor(ALERT))
+    if tip:
+        item.setToolTip(tip)
+    return item
 
 
 class CaseQueue(QWidget):
@@ -101,8 +113,8 @@ class CaseQueue(QWidget):
                             + (f"\nfailed: {record.failure_reason}" if record.failure_reason else ""))
             table.setItem(row, 0, case)
             table.setItem(row, 1, _SortItem(record.status, (STATUSES.index(record.status), order)))
-            table.setItem(row, 2, _score_cell(record.privacy_score))
-            table.setItem(row, 3, _score_cell(record.utility_score))
+            table.setItem(row, 2, _score_cell(record.privacy_score, PRIVACY_ALERT, PRIVACY_MEANING))
+            table.setItem(row, 3, _score_cell(record.utility_score, 1.0, UTILITY_MEANING))
         table.setSortingEnabled(sorting)
         self.count.setText(f"{len(shown)} of {len(self._records)}")
         self._filling = False

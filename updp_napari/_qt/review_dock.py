@@ -195,6 +195,9 @@ class ReviewWidget(QWidget):
 
         self.scores = QLabel()
         self.scores.setWordWrap(True)
+        from ..review.scores import PRIVACY_MEANING, UTILITY_MEANING
+
+        self.scores.setToolTip(f"{PRIVACY_MEANING}.\n{UTILITY_MEANING}.")
 
         overlays = QHBoxLayout()
         self.show_mask = QCheckBox("preserved region")
@@ -811,10 +814,20 @@ def scores_html(scores: dict) -> str:
     def shown(value):
         return "–" if value is None else f"{value:.3f}"
 
+    from ..review.scores import PRIVACY_ALERT
+
     details = scores.get("details") or {}
-    head = (f"privacy score <b>{shown(scores.get('privacy'))}</b> · utility score "
-            f"<b>{shown(scores.get('utility'))}</b> (findings called on either image that "
-            "are called on both)")
+    privacy = scores.get("privacy")
+    rank, gallery = details.get("reid_rank"), details.get("gallery_patients")
+    where = (f" (the patient ranks {rank} of {gallery} by likeness; 1 = re-identified, about "
+             f"{(gallery + 1) / 2:g} = chance)" if isinstance(rank, int) and isinstance(gallery, int)
+             else "")
+    alert = privacy is not None and privacy < PRIVACY_ALERT
+    head = (f"privacy score <b><span style='color:{'#ff6060' if alert else 'inherit'}'>"
+            f"{shown(privacy)}</span></b>{where}"
+            + (" — <b><span style='color:#ff6060'>re-identification alert</span></b>" if alert else "")
+            + f" · utility score <b>{shown(scores.get('utility'))}</b> (findings called on "
+            "either image that are called on both)")
     findings = details.get("findings")
     if not isinstance(findings, dict) or not findings:
         return head

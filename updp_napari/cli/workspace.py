@@ -140,6 +140,11 @@ def case_flags(store, case_id: str) -> tuple[list[str], dict]:
         flags.append("image withheld")
     elif artifacts.image_risk() is not None:
         flags.append("image not shareable")
+    from ..review.scores import PRIVACY_ALERT
+
+    privacy = details.get("privacy")
+    if isinstance(privacy, (int, float)) and privacy < PRIVACY_ALERT:
+        flags.append("re-identification alert")
     if details.get("lost"):
         flags.append("finding lost")
     if details.get("added"):

@@ -26,6 +26,16 @@ from .artifacts import CaseArtifacts, put_json
 #: A probability moving by more than this between original and counterpart is shown, even
 #: when the call stays the same.
 MOVED = 0.25
+#: A privacy score below this is a re-identification alert: the patient's own originals are
+#: among the best-matching tenth of the gallery's patients (chance puts them in the middle).
+PRIVACY_ALERT = 0.1
+PRIVACY_MEANING = ("privacy score: where the patient's own originals rank among all the "
+                   "workspace's patients by likeness to the counterpart (re-identification "
+                   "scorer), 0 = ranked first (re-identified), about 0.5 = chance, 1 = last; "
+                   f"below {PRIVACY_ALERT:g} (the best-matching tenth) is an alert")
+UTILITY_MEANING = ("utility score: of the findings the pathology scorer calls on either "
+                   "image, the share it calls on both (kept / (kept + lost + added)); below 1 "
+                   "a finding was lost or added")
 
 
 def score_cases(store, scorers, only: Iterable[str] | None = None,
