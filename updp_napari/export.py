@@ -142,6 +142,8 @@ cases/<case id>/image.dcm   DICOM: header de-identified (PS3.15 Annex E basic pr
                             offset per patient, UIDs replaced by keyed ones; the pixels are a
                             synthetic counterpart made by a generative filter that keeps the
                             findings and replaces the patient's anatomy. No original pixels.
+                            Side markers (L/R) and other burned-in marks are not carried:
+                            the counterpart is drawn anew in the original's orientation.
 cases/<case id>/report.txt  the report with identifiers replaced by consistent stand-ins
                             (names, places, IDs; dates moved by the patient's offset).
 manifest.json / .csv        per case: content hashes (SHA-256), privacy and utility scores,
