@@ -99,6 +99,66 @@ def plan_sample_size(max_rate: float, confidence: float = 0.95, allowed_findings
     return hi
 
 
+def upper_bound_finite(k: int, n: int, population: int, confidence: float = 0.95) -> float:
+    """The exact one-sided upper bound of the rate of cases with residual PHI in a frame of
+    ``population`` cases, when ``k`` of ``n`` cases drawn without replacement carry it: the
+    largest D / population whose hypergeometric chance of ``k`` or fewer findings is still
+    above 1 − ``confidence`` (0 ≤ bound ≤ 1; the rate itself when n is the whole frame)."""
+    from scipy.stats import hypergeom
+
+    k, n, confidence = _check(k, n, confidence)
+    population = _population(population, n)
+    alpha = 1.0 - confidence
+    # D runs from k (the findings seen) to the most the unseen cases allow.
+    def above(d: int) -> bool:  # the chance falls as D grows: bisect on D
+        return float(hypergeom.cdf(k, population, d, n)) > alpha
+
+    lo, hi = k, population - (n - k)  # the findings seen; the most the unseen cases allow
+    if above(hi):
+        return hi / population
+    while hi - lo > 1:  # above(lo) holds (k findings among n: cdf is 1 at D = k)
+        mid = (lo + hi) // 2
+        if above(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo / population
+
+
+def plan_sample_size_finite(max_rate: float, population: int, confidence: float = 0.95,
+                            allowed_findings: int = 0) -> int:
+    """The least ``n`` of a frame of ``population`` cases (drawn without replacement) whose
+    exact finite-frame upper bound (:func:`upper_bound_finite`) with ``allowed_findings``
+    findings is below ``max_rate``; the whole frame when no smaller sample is (9 for a
+    9-case package at 1 %: every case)."""
+    plan_sample_size(max_rate, confidence, allowed_findings)  # the same checks of the inputs
+    population = _population(population, 1)
+    k = int(allowed_findings)
+    if k >= population:
+        raise InputError(f"{k} finding(s) allowed in a frame of {population} case(s)")
+    def below(n: int) -> bool:
+        return upper_bound_finite(k, n, population, confidence) < max_rate
+
+    lo, hi = max(k, 1), population  # the bound falls as n grows: bisect
+    if not below(hi):
+        return population
+    if below(lo):
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if below(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _population(population, n: int) -> int:
+    if isinstance(population, bool) or int(population) != population or population < max(n, 1):
+        raise InputError(f"the frame must hold at least the {n} audited case(s), not {population}")
+    return int(population)
+
+
 def rate_summary(k: int, n: int, confidence: float = 0.95) -> dict:
     """``{"cases", "events", "rate", "upper", "interval", "confidence"}``; rate and bounds are
     None when nothing was audited."""

@@ -72,6 +72,9 @@ def _register_audit(subparsers) -> None:
     _add_confidence(p, "with --plan: the confidence (default 0.95)")
     p.add_argument("--findings", type=int, default=0, metavar="K", help="with --plan: findings "
                    "allowed in the sample (default 0)")
+    p.add_argument("--population", type=int, metavar="N", help="with --plan: the frame holds N "
+                   "cases: the exact bound for drawing without replacement from it "
+                   "(hypergeometric) is used; with --plan TARGET the frame's size is counted")
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -95,18 +98,44 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ..audit.stats import plan_sample_size, upper_bound
+    from ..audit.stats import plan_sample_size, plan_sample_size_finite, upper_bound, upper_bound_finite
 
-    if args.target is not None or args.sample is not None:
-        raise UpdpError("--plan takes no TARGET and no --sample (it only computes a size)")
+    if args.sample is not None:
+        raise UpdpError("--plan takes no --sample (it only computes a size)")
     if args.max_rate is None:
         raise UpdpError("--plan needs --max-rate R (0.01 for 1%)")
-    n = plan_sample_size(args.max_rate, args.confidence, args.findings)
-    bound = upper_bound(args.findings, n, args.confidence)
-    print(f"{n} cases: with {args.findings} finding(s) among {n} audited cases the one-sided "
-          f"{args.confidence:.0%} Clopper-Pearson upper bound of the residual-PHI rate is "
-          f"{bound:.4%}, below {args.max_rate:.4%}")
+    population = args.population
+    if args.target is not None:
+        if population is not None:
+            raise UpdpError("give --plan TARGET (its frame is counted) or --population N, not both")
+        population = _frame_size(args)
+    if population is None:
+        n = plan_sample_size(args.max_rate, args.confidence, args.findings)
+        bound = upper_bound(args.findings, n, args.confidence)
+        print(f"{n} cases: with {args.findings} finding(s) among {n} audited cases the one-sided "
+              f"{args.confidence:.0%} Clopper-Pearson upper bound of the residual-PHI rate is "
+              f"{bound:.4%}, below {args.max_rate:.4%} (a frame far larger than the sample; "
+              "give --population N or a TARGET for the exact bound of a finite frame)")
+        return 0
+    n = plan_sample_size_finite(args.max_rate, population, args.confidence, args.findings)
+    bound = upper_bound_finite(args.findings, n, population, args.confidence)
+    state = "below" if bound < args.max_rate else "not below: every case must be audited, and"
+    print(f"{n} of {population} cases: with {args.findings} finding(s) among {n} audited cases "
+          f"the one-sided {args.confidence:.0%} exact (hypergeometric) upper bound of the "
+          f"residual-PHI rate of the frame is {bound:.4%}, {state} {args.max_rate:.4%}")
     return 0
+
+
+def _frame_size(args: argparse.Namespace) -> int:
+    """The number of cases in TARGET's audit frame (``--frame``, as a sample would draw)."""
+    from ..audit.sample import frame_cases
+    from ..audit.target import AuditTarget
+
+    with AuditTarget.open(args.target) as target:
+        _, cases = frame_cases(target.cases(), target.kind, args.frame)
+    if not cases:
+        raise UpdpError(f"{args.target}: the frame holds no cases")
+    return len(cases)
 
 
 def _draw_or_reopen(args: argparse.Namespace, audit) -> None:

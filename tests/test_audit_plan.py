@@ -1,0 +1,58 @@
+"""Planning an audit of a finite frame: the exact bound for drawing without replacement."""
+
+import pytest
+from review_fixtures import build_workspace
+from scipy.stats import hypergeom
+
+from updp_napari.audit.stats import (
+    plan_sample_size,
+    plan_sample_size_finite,
+    upper_bound,
+    upper_bound_finite,
+)
+from updp_napari.cli import main
+from updp_napari.core.errors import InputError
+from updp_napari.review.store import ReviewStore
+
+
+def _brute(k, n, population, confidence):
+    best = k
+    for d in range(k, population - (n - k) + 1):
+        if hypergeom.cdf(k, population, d, n) > 1 - confidence:
+            best = d
+    return best / population
+
+
+@pytest.mark.parametrize("k,n,population", [(0, 5, 9), (1, 20, 40), (2, 30, 31), (0, 50, 500),
+                                            (3, 100, 1000)])
+def test_the_finite_bound_is_the_exact_hypergeometric_one(k, n, population):
+    assert upper_bound_finite(k, n, population) == pytest.approx(_brute(k, n, population, 0.95))
+    # never looser than the infinite-frame bound it replaces
+    assert upper_bound_finite(k, n, population) <= upper_bound(k, n) + 1.0 / population
+
+
+def test_a_census_knows_the_rate_and_small_frames_need_every_case():
+    assert upper_bound_finite(0, 9, 9) == 0.0 and upper_bound_finite(2, 9, 9) == pytest.approx(2 / 9)
+    assert plan_sample_size_finite(0.01, 9) == 9            # not 299
+    n = plan_sample_size_finite(0.01, 1000)
+    assert upper_bound_finite(0, n, 1000) < 0.01 <= upper_bound_finite(0, n - 1, 1000)
+    assert n < plan_sample_size(0.01) == 299
+    with pytest.raises(InputError):
+        plan_sample_size_finite(0.01, 3, allowed_findings=3)
+    with pytest.raises(InputError):
+        upper_bound_finite(0, 10, 5)
+
+
+def test_plan_counts_the_frame_of_a_workspace(tmp_path, capsys):
+    facts = build_workspace(tmp_path / "ws")
+    with ReviewStore.open(facts["workspace"]) as store:
+        for case in facts["cases"][:3]:
+            store.decide(case, "accept", reviewer="ann")
+    assert main(["audit", str(facts["workspace"]), "--plan", "--max-rate", "0.01"]) == 0
+    assert capsys.readouterr().out.startswith("3 of 3 cases")
+    assert main(["audit", "--plan", "--max-rate", "0.01", "--population", "1000"]) == 0
+    assert capsys.readouterr().out.startswith("258 of 1000 cases")
+    assert main(["audit", "--plan", "--max-rate", "0.01"]) == 0
+    assert capsys.readouterr().out.startswith("299 cases")
+    assert main(["audit", str(facts["workspace"]), "--plan", "--max-rate", "0.01",
+                 "--population", "5"]) == 2
