@@ -71,3 +71,21 @@ def test_a_patient_ranked_first_is_an_alert_in_the_table(ws, capsys):
     assert main(["cases", str(ws["workspace"]), "--json"]) == 0
     rows = {r["case_id"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows[fourth]["flags"] == ["re-identification alert"]
+
+
+def test_history_lists_what_was_done_to_a_case_in_words(ws, capsys):
+    second = ws["cases"][1]
+    with ReviewStore.open(ws["workspace"]) as store:
+        span = store.spans(second)[0]
+        store.toggle_span(second, span.span_id, reviewer="ann")
+        store.decide(second, "reject", reviewer="cid", override=True)
+    assert main(["history", str(ws["workspace"]), second]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"case {second}: rejected; 3 action(s)"
+    assert "bob" in lines[1] and "accept (was pending); shares: withheld, report only" in lines[1]
+    assert f"span {span.span_id}: {span.action} -> " in lines[2]
+    assert "cid" in lines[3] and "reject (was accepted), over bob's accept (override)" in lines[3]
+    assert main(["history", str(ws["workspace"]), second, "--json"]) == 0
+    assert [e["action"] for e in json.loads(capsys.readouterr().out)] == \
+        ["decide", "toggle_span", "decide"]
+    assert main(["history", str(ws["workspace"]), "0" * 16]) == 2

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     _register_run(subparsers)
     _register_cases(subparsers)
     _register_status(subparsers)
+    _register_history(subparsers)
     _register_decide(subparsers)
     _register_review(subparsers)
     _register_export(subparsers)
@@ -280,6 +281,64 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(f"  reviewer {name}: {r['decisions']} decision(s){time}")
     else:
         print("  no decisions yet")
+    return 0
+
+
+def _register_history(subparsers) -> None:
+    p = command(
+        subparsers, "history", _cmd_history,
+        "everything reviewers did to one case, oldest first",
+        "Print the action log of one case of WORKSPACE: each decision (with the status it "
+        "replaced, an override of another reviewer's, and what an accept shares), each report "
+        "span switched or added (offsets and category, never the text), each preserved-region "
+        "edit and each regenerated image (with its settings), with who did it and when. The "
+        "log is append-only: nothing in it can be changed or deleted.")
+    p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
+    p.add_argument("case_id", help="the case id (see updp cases)")
+    add_json(p, "print the entries as JSON")
+
+
+def history_line(entry) -> str:
+    """One action-log entry in words (ids, offsets and settings; never report text)."""
+    d = entry.detail
+    if entry.action == "decide":
+        text = f"{d.get('decision')} (was {d.get('previous_status')})"
+        if d.get("overrides"):
+            text += (f", over {d['overrides'].get('reviewer')}'s {d['overrides'].get('decision')}"
+                     " (override)")
+        if d.get("image"):
+            text += f"; shares: {d['image']}"
+        if d.get("seconds") is not None:
+            text += f"; {d['seconds']:.0f} s on the case"
+    elif entry.action == "toggle_span":
+        text = f"span {d.get('span_id')}: {d.get('from')} -> {d.get('to')}"
+    elif entry.action == "add_span":
+        text = (f"added span {d.get('span_id')} [{d.get('start')}, {d.get('end')}) "
+                f"{d.get('category')} ({d.get('action')})")
+    elif entry.action == "edit_mask":
+        text = "edited the preserved region"
+    elif entry.action == "regenerate":
+        settings = ", ".join(f"{k} {d[k]}" for k in ("strength", "seed", "steps", "dilation")
+                             if d.get(k) is not None)
+        text = "regenerated the synthetic image" + (f" ({settings})" if settings else "")
+    else:
+        text = entry.action
+    return f"{entry.at[:19].replace('T', ' ')}  {entry.reviewer:<12}  {text}"
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from ..review.store import ReviewStore
+
+    with ReviewStore.open(args.workspace) as store:
+        case = store.case(args.case_id)
+        entries = store.action_log(case.case_id)
+    if args.json:
+        print_json([{"at": e.at, "reviewer": e.reviewer, "action": e.action, "detail": e.detail}
+                    for e in entries])
+        return 0
+    print(f"case {case.case_id}: {case.status}; {len(entries)} action(s)")
+    for entry in entries:
+        print(f"  {history_line(entry)}")
     return 0
 
 
