@@ -264,7 +264,7 @@ def test_marking_checks_what_it_is_given(planted):
             ({"verdict": "clean", "case_id": case, "category": "NAME"}, "takes no"),
             ({"verdict": "leaky", "case_id": case}, "verdict"),
             ({"verdict": "residual_phi", "case_id": case, "span": (0, 3), "category": "a b"},
-             "one word"),
+             "not a finding category"),
         ]:
             with pytest.raises(UpdpError, match=match):
                 audit.mark(**kwargs)

@@ -56,3 +56,32 @@ def test_plan_counts_the_frame_of_a_workspace(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("299 cases")
     assert main(["audit", str(facts["workspace"]), "--plan", "--max-rate", "0.01",
                  "--population", "5"]) == 2
+
+
+def test_audit_mark_checks_the_category_and_finds_a_span_by_its_text(tmp_path, capsys):
+    from updp_napari.audit.session import AuditSession
+
+    facts = build_workspace(tmp_path / "ws")
+    ws = str(facts["workspace"])
+    with ReviewStore.open(ws) as store:
+        for case in facts["cases"]:
+            store.decide(case, "accept", reviewer="ann")
+    assert main(["audit", ws, "--sample", "4", "--seed", "1", "--list"]) == 0
+    case = facts["cases"][0]
+    with AuditSession.open(ws, auditor="ann") as audit:
+        report = audit.target.outgoing_report(case)[0]
+    word = report.split()[3]
+    capsys.readouterr()
+    assert main(["audit-mark", ws, case, "residual-phi", "--span", "0:5", "--category",
+                 "FOO", "--auditor", "ann"]) == 2
+    assert "FOO is not a finding category" in capsys.readouterr().err
+    assert main(["audit-mark", ws, case, "residual-phi", "--text", word, "--category", "name",
+                 "--auditor", "ann"]) == 0
+    out = capsys.readouterr().out
+    start = report.find(word)
+    assert f"at report {start}:{start + len(word)}" in out and "(NAME)" in out
+    assert f"marked {len(word)} character(s)" in out and word not in out.split("(finding")[1]
+    assert main(["audit-mark", ws, case, "residual-phi", "--text", "no such words here",
+                 "--auditor", "ann"]) == 2
+    err = capsys.readouterr().err
+    assert "not in its outgoing report" in err and "no such words" not in err

@@ -36,6 +36,7 @@ from ..core.durable import DurableDatabase
 from ..core.errors import InputError, UpdpError
 from ..core.files import private_folder
 from ..core.users import check_person
+from ..core.vocabulary import ALL_PHI_CATEGORIES, AUDIT_CATEGORIES
 
 DATABASE = "audit.sqlite"
 #: ``PRAGMA application_id``: ASCII "UPDA".
@@ -196,12 +197,22 @@ def check_box(box, shape: tuple[int, int] | None = None) -> tuple[int, int, int,
     return tuple(Box(*(int(round(v)) for v in values)).check(shape))
 
 
+#: What an auditor's finding may be filed under: the PHI categories, and PATHOLOGY for
+#: over-redaction (a finding's words or image content lost).
+FINDING_CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(
+    ALL_PHI_CATEGORIES + AUDIT_CATEGORIES + ("PATHOLOGY",)))
+
+
 def check_category(category) -> str | None:
+    """The category in upper case, one of :data:`FINDING_CATEGORIES`; a typo is an error, not
+    a row of its own in the statistics."""
     if category is None or str(category).strip() == "":
         return None
     word = str(category).strip().upper().replace("-", "_")
-    if not _WORD.fullmatch(word):
-        raise InputError("a category is one word such as NAME, DATE, MRN or PATHOLOGY")
+    if not _WORD.fullmatch(word) or word not in FINDING_CATEGORIES:
+        shown = word if _WORD.fullmatch(word) and len(word) <= 20 else "that"
+        raise InputError(f"{shown} is not a finding category; use one of "
+                         f"{', '.join(FINDING_CATEGORIES)}")
     return word
 
 

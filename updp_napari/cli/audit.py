@@ -191,6 +191,9 @@ def _register_mark(subparsers) -> None:
     where.add_argument("--span", metavar="START:END", help="character offsets in the outgoing "
                        "report")
     where.add_argument("--box", metavar="x0,y0,x1,y1", help="a box on the outgoing image, pixels")
+    where.add_argument("--text", metavar="TEXT", help="the leaked text itself, found in the "
+                       "outgoing report (its first occurrence; the offsets are stored, never "
+                       "the text, and the text is not printed)")
     _add_auditor(p)
     p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the finding "
                    "(never put the leaked text in it)")
@@ -226,15 +229,46 @@ def _cmd_audit_mark(args: argparse.Namespace) -> int:
     with AuditSession.open(args.target, auditor=args.auditor) as audit:
         if audit.sample is None:
             raise UpdpError(f"{args.target}: {NO_SAMPLE}")
+        span, note = _parse_span(args.span), ""
+        if args.text is not None:
+            span, note = _find_text(audit, args.case_id, args.text)
         finding = audit.mark(args.verdict, case_id=args.case_id, category=args.category,
-                             span=_parse_span(args.span), box=_parse_box(args.box),
-                             comment=args.comment)
+                             span=span, box=_parse_box(args.box), comment=args.comment)
+        if finding.span:
+            note += _span_echo(audit, finding)
     where = (f" at report {finding.span[0]}:{finding.span[1]}" if finding.span else
              f" at image box {','.join(map(str, finding.box))}" if finding.box else "")
     category = f" ({finding.phi_category})" if finding.phi_category else ""
     print(f"case {finding.case_id}: {finding.verdict.replace('_', '-')}{category}{where} by "
-          f"{finding.auditor} at {finding.at} (finding {finding.finding_id})")
+          f"{finding.auditor} at {finding.at} (finding {finding.finding_id}){note}")
     return 0
+
+
+def _find_text(audit, case_id: str, text: str) -> tuple[tuple[int, int], str]:
+    """The offsets of ``text`` in the case's outgoing report (never echoed)."""
+    if not text.strip():
+        raise UpdpError("--text is empty")
+    if case_id not in (audit.sample.case_ids if audit.sample else ()):
+        raise UpdpError(f"case {case_id} is not in the audit sample"
+                        if len(str(case_id)) <= 40 else "that is not a case of the sample")
+    report = audit.target.outgoing_report(case_id)[0]
+    start = report.find(text)
+    if start < 0:
+        raise UpdpError(f"case {case_id}: the given text is not in its outgoing report (it "
+                        "must match exactly, case and spaces included)")
+    count = report.count(text)
+    more = f"; found {count} times, the first marked (use --span for another)" if count > 1 else ""
+    return (start, start + len(text)), more
+
+
+def _span_echo(audit, finding) -> str:
+    """What was marked, without the text: its length and the suspects it overlaps."""
+    start, end = finding.span
+    view = audit.view(finding.case_id)
+    over = sorted({s.category for s in view.suspects if s.start < end and start < s.end})
+    where = (f"over a suspect of category {', '.join(over)}" if over
+             else "over no span the scan had marked as suspect")
+    return f"; marked {end - start} character(s), {where}"
 
 
 def _register_withdraw(subparsers) -> None:
