@@ -416,3 +416,14 @@ def test_the_privacy_score_reads_as_a_rank_and_an_alert(dock, qtbot):
            if widget.queue.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == first][0]
     cell = widget.queue.table.item(row, 2)
     assert cell.foreground().color() == QColor(ALERT) and "re-identified" in cell.toolTip()
+
+
+def test_every_case_opens_with_both_images_whole(dock, qtbot):
+    viewer, widget, ws = dock
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    qtbot.wait(50)
+    fitted = camera.zoom
+    camera.zoom = fitted * 3  # the reviewer zooms into one case
+    widget.next()
+    qtbot.wait(50)
+    assert camera.zoom == pytest.approx(fitted, rel=0.05)

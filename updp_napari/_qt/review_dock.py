@@ -428,6 +428,7 @@ class ReviewWidget(QWidget):
         """Put the session's current case on screen."""
         session = self.session
         case = session.current if session is not None else None
+        another = case is not None and self._shown != case.case_id
         self._shown = None if case is None else case.case_id
         if case is None:
             self.header.setText("this workspace has no cases")
@@ -465,9 +466,14 @@ class ReviewWidget(QWidget):
         boxes = case.text_boxes
         self._set_boxes(self.layers["boxes"], boxes)
         self._set_boxes(self.layers["boxes_synthetic"], boxes)
-        if self._shape != tuple(shape):
+        if self._shape != tuple(shape) or another:
+            # Both images whole on every case: nothing of the chest wall or the text is off
+            # screen until Home is pressed; once more when the window has laid itself out.
+            first = self._shape is None
             self._shape = tuple(shape)
             self.viewer.reset_view()
+            if first:
+                QTimer.singleShot(0, self.viewer.reset_view)
 
         place, total = session.position()
         failed = f" · failed: {record.failure_reason}" if record.failure_reason else ""
