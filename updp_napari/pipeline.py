@@ -157,7 +157,16 @@ class Pipeline:
         text_mask = boxes_mask((b["box"] for b in boxes), original.shape)
         cleaned = original.copy()
         cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
-        preserve = _label_image(study, original.shape)
+        # The findings to keep: the mask files beside the image when there are any (a
+        # cohort), else where the report puts what it affirms (labels.regions).
+        if study.masks:
+            preserve, preserve_source = _label_image(study, original.shape), "mask files"
+        else:
+            from .labels.regions import report_regions
+
+            preserve = report_regions(text, original.shape) if text else \
+                np.zeros(original.shape, np.uint8)
+            preserve_source = "report"
         from .synth.domain import domain_record
 
         domain, domain_signature = self.domain()
@@ -170,7 +179,7 @@ class Pipeline:
                           "package": __version__}
         put_array(store, case_id, "original", original, {"source": "input"})
         put_array(store, case_id, "cleaned", cleaned, deid_signature)
-        put_array(store, case_id, "preserve_mask", preserve, {"source": "mask files"})
+        put_array(store, case_id, "preserve_mask", preserve, {"source": preserve_source})
         put_json(store, case_id, "text_boxes", boxes, deid_signature)
         path = store.put_artifact(buffer.getvalue(), suffix=".dcm")
         store.set_artifact(case_id, "dicom", path, deid_signature)
