@@ -391,6 +391,9 @@ def test_train_filter_cli_writes_a_loadable_model(cohort, tmp_path, capsys):
     card = json.loads((out / MODEL_CARD).read_text())
     assert card["training"]["cohort"]["seed"] == 11 and card["training"]["cohort"]["images"] == 24
     assert card["model"]["parameters"] > 0 and card["defaults"]["steps"] >= 1
+    # 24 images are too few to describe a domain: none, said in the card (every case of a
+    # run with it is out of domain)
+    assert "updp fit-domain" in card["domain"]["missing"] and not (out / "domain.npz").exists()
     filt = GenerativeFilter.load(out, device="cpu")
     assert filt.size == 32
     assert filt.synthesize(_chest(), None, steps=2).shape == (48, 40)
@@ -499,3 +502,16 @@ def test_the_loss_can_count_only_the_pixels_the_model_draws():
     assert denoising_loss(predicted, target, known, "drawn").item() == pytest.approx(1.0)
     # nothing to draw at all: no loss, no division by zero
     assert denoising_loss(predicted, target, torch.ones_like(known), "drawn").item() == 0.0
+
+
+def test_train_filter_describes_the_domain_it_learned(wide_cohort, tmp_path, capsys):
+    from updp_napari.synth.domain import Domain
+
+    folder, _ = wide_cohort  # 40 patients x 3 studies
+    out = tmp_path / "model"
+    assert main(["train-filter", str(folder), "--out", str(out), "--size", "32", "--epochs", "1",
+                 "-q"]) == 0
+    card = json.loads((out / MODEL_CARD).read_text())
+    assert card["domain"]["calibration"]["held_out_images"] > 0
+    assert card["domain"]["images"] + card["domain"]["calibration"]["held_out_images"] == 120
+    assert Domain.load(out) is not None

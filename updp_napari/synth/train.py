@@ -255,4 +255,21 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
         save_model_folder(out, unet, schedule, card, fp16=fp16)
     finally:
         torch.set_num_threads(threads_before)
+    # What the filter learned from, for the pipeline's out-of-domain guard: fitted on four
+    # fifths of the cohort's patients, calibrated on the rest. Too small a cohort leaves
+    # none, and the pipeline then puts every case out of domain (said in the card).
+    from .domain import fit_domain_folder
+
+    try:
+        card["domain"] = {k: v for k, v in fit_domain_folder(out, cohort).items() if k != "skipped"}
+    except InputError as exc:
+        card["domain"] = {"missing": f"no domain description: {exc}; add one with updp fit-domain"}
+        import json
+
+        from ..core.files import write_text_atomic
+
+        saved = json.loads((out / MODEL_CARD).read_text(encoding="utf-8"))
+        saved["domain"] = card["domain"]
+        write_text_atomic(out / MODEL_CARD, json.dumps(saved, indent=2, sort_keys=True) + "\n",
+                          private=True)
     return card
