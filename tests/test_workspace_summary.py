@@ -89,3 +89,21 @@ def test_history_lists_what_was_done_to_a_case_in_words(ws, capsys):
     assert [e["action"] for e in json.loads(capsys.readouterr().out)] == \
         ["decide", "toggle_span", "decide"]
     assert main(["history", str(ws["workspace"]), "0" * 16]) == 2
+
+
+def test_a_decision_is_taken_back_with_pending_and_stays_in_the_history(ws, capsys):
+    third = ws["cases"][2]  # rejected by ann
+    wsp = str(ws["workspace"])
+    assert main(["decide", wsp, third, "pending", "--reviewer", "bob"]) == 2  # ann's, not bob's
+    assert "needs --override" in capsys.readouterr().err
+    assert main(["decide", wsp, third, "pending", "--reviewer", "ann"]) == 0
+    assert "pending again (reject taken back by ann)" in capsys.readouterr().out
+    with ReviewStore.open(ws["workspace"]) as store:
+        assert store.case(third).status == "pending"
+        assert [d.decision for d in store.decisions(third)] == ["reject"]
+        store.decide(third, "accept", reviewer="bob")  # nothing stands: no override needed
+        assert store.case(third).status == "accepted"
+    assert main(["decide", wsp, ws["cases"][3], "pending", "--reviewer", "ann"]) == 2
+    assert "no decision to undo" in capsys.readouterr().err
+    assert main(["history", wsp, third]) == 0
+    assert "took back the reject (was rejected); pending" in capsys.readouterr().out

@@ -310,6 +310,10 @@ def history_line(entry) -> str:
             text += f"; shares: {d['image']}"
         if d.get("seconds") is not None:
             text += f"; {d['seconds']:.0f} s on the case"
+    elif entry.action == "undo":
+        text = f"took back the {d.get('decision')} (was {d.get('previous_status')}); pending"
+        if d.get("overrides"):
+            text += f", over {d['overrides'].get('reviewer')}'s decision (override)"
     elif entry.action == "toggle_span":
         text = f"span {d.get('span_id')}: {d.get('from')} -> {d.get('to')}"
     elif entry.action == "add_span":
@@ -351,7 +355,8 @@ def _register_decide(subparsers) -> None:
         "disk when the command returns.")
     p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
     p.add_argument("case_id", help="the case id (see updp cases)")
-    p.add_argument("decision", help="accept, reject or flag")
+    p.add_argument("decision", help="accept, reject or flag; or pending, to take back the "
+                   "case's standing decision (kept in its history)")
     p.add_argument("--reviewer", metavar="NAME", help="who decides (default: the user name "
                    "of this session)")
     p.add_argument("--comment", metavar="TEXT", default="", help="a note kept with the "
@@ -381,6 +386,15 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     from ..review.store import ReviewStore
 
     reviewer = _reviewer(args.reviewer)
+    if args.decision == "pending":
+        if args.original_image or args.report_only or args.comment:
+            raise UpdpError("pending takes back a decision: no --original-image, --report-only "
+                            "or --comment")
+        with ReviewStore.open(args.workspace) as store:
+            undone = store.undo(args.case_id, reviewer=reviewer, override=args.override)
+        print(f"case {args.case_id}: pending again ({undone['decision']} taken back by "
+              f"{reviewer})")
+        return 0
     with ReviewStore.open(args.workspace) as store:
         done = store.decide(args.case_id, args.decision, reviewer=reviewer,
                             comment=args.comment, override=args.override,

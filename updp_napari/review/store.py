@@ -417,8 +417,8 @@ class ReviewStore(DurableDatabase):
             if status == "failed" and decision == "accept":
                 raise UpdpError(f"case {case_id} failed in the pipeline and has nothing to "
                                 "accept; re-run it, or reject or flag it")
-            last = cur.execute("SELECT decision, reviewer FROM decisions WHERE case_id = ? "
-                               "ORDER BY decision_id DESC LIMIT 1", (case_id,)).fetchone()
+            # A pending case (never decided, or a decision taken back) has none standing.
+            last = _standing(cur, case_id) if status in DECISIONS.values() else None
             # A flag asks for another look: anyone resolves it. An accept or a reject stands.
             overridden = last[1] if last is not None and last[1] != reviewer \
                 and last[0] != "flag" else None
@@ -443,11 +443,35 @@ class ReviewStore(DurableDatabase):
             _audit(cur, now, reviewer, "decide", case_id, details)
         return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
 
+    def undo(self, case_id: str, reviewer: str, override: bool = False) -> dict:
+        """Take back the case's standing decision: the case is pending again, the decision
+        stays in :meth:`decisions` and the action log records the undo (``updp decide CASE
+        pending``). Another reviewer's accept or reject is undone only with ``override``."""
+        reviewer = _check_reviewer(reviewer)
+        now = _now()
+        with self._write() as cur:
+            status = self._require_case(cur, case_id)
+            last = _standing(cur, case_id)
+            if status not in DECISIONS.values() or last is None:
+                raise UpdpError(f"case {case_id} is {status}: there is no decision to undo")
+            if last[1] != reviewer and last[0] != "flag" and not override:
+                raise DecisionOverride(
+                    f"case {case_id} was decided ({last[0]}) by {last[1]}; undoing another "
+                    "reviewer's decision needs --override (and is recorded as one)")
+            cur.execute("UPDATE cases SET status = 'pending', updated_at = ? WHERE case_id = ?",
+                        (now, case_id))
+            details = {"decision_id": last[2], "decision": last[0], "previous_status": status}
+            if last[1] != reviewer:
+                details["overrides"] = {"decision": last[0], "reviewer": last[1]}
+            _audit(cur, now, reviewer, "undo", case_id, details)
+        return details
+
     def shared_image(self, case_id: str) -> str | None:
-        """What the case's last decision, an accept, shares as its image: ``"synthetic"``,
-        :data:`ORIGINAL_IMAGE` or :data:`WITHHELD`; None when the last decision is no accept."""
+        """What the case's standing decision, an accept, shares as its image: ``"synthetic"``,
+        :data:`ORIGINAL_IMAGE` or :data:`WITHHELD`; None when the case is not accepted."""
         decisions = self.decisions(case_id)
-        if not decisions or decisions[-1].decision != "accept":
+        if self.case(case_id).status != "accepted" or not decisions \
+                or decisions[-1].decision != "accept":
             return None
         last = decisions[-1].decision_id
         for entry in self.action_log(case_id):
@@ -665,6 +689,17 @@ def _case(row: tuple) -> CaseRecord:
     values = list(row)
     values[7] = json.loads(values[7])
     return CaseRecord(*values)
+
+
+def _standing(cur: sqlite3.Cursor, case_id: str) -> tuple[str, str, int] | None:
+    """``(decision, reviewer, decision_id)`` of the case's last decision not undone."""
+    undone = {json.loads(row[0]).get("decision_id") for row in cur.execute(
+        "SELECT detail FROM audit_log WHERE case_id = ? AND action = 'undo'", (case_id,))}
+    for row in cur.execute("SELECT decision, reviewer, decision_id FROM decisions "
+                           "WHERE case_id = ? ORDER BY decision_id DESC", (case_id,)):
+        if row[2] not in undone:
+            return row
+    return None
 
 
 def _audit(cur: sqlite3.Cursor, at: str, reviewer: str, action: str, case_id: str | None,
