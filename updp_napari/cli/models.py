@@ -1,5 +1,5 @@
-"""The image models: ``train-filter``, ``fit-domain``, ``evaluate-filter``, ``train-scorers``,
-``eval-scorers``."""
+"""The image models: ``train`` (all of them from an archive), ``train-filter``,
+``fit-domain``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ._common import (
 
 
 def register(subparsers) -> None:
+    _register_train(subparsers)
     _register_train_filter(subparsers)
     _register_fit_domain(subparsers)
     _register_evaluate_filter(subparsers)
@@ -75,6 +76,66 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
     print(f"trained a {m['size']}px filter ({m['parameters']:,} parameters, conditioning "
           f"{m['conditioning']}) on {t['cohort']['images']} images in {t['seconds']:.1f}s "
           f"({t['epochs']} epochs, {t['steps']} steps, final loss {t['final_loss']}); saved to {args.out}")
+    return 0
+
+
+# -- train (an archive) -----------------------------------------------------------------------
+
+def _register_train(subparsers) -> None:
+    p = command(
+        subparsers, "train", _cmd_train,
+        "learn every model the pipeline needs from an archive's DICOM files and reports",
+        "From ARCHIVE (a folder of studies: DICOM images and their reports, matched as updp "
+        "run matches them) learn the scorers and the generative filter without any ground "
+        "truth: finding labels from the report labeller, the regions to keep from the "
+        "report's words, patients from the header (PatientID, hashed with a key kept in "
+        "MODELS/work), then updp train-scorers and updp train-filter on that, and the "
+        "filter's domain from the archive's images. Resumable: stages done before are "
+        "skipped. Then: updp run INPUT WS --filter-model MODELS/filter --scorers "
+        "MODELS/scorers.")
+    p.add_argument("archive", type=Path, help="folder of studies (DICOM and reports)")
+    p.add_argument("--out", type=Path, required=True, metavar="MODELS", help="folder for the "
+                   "models (made when missing; owner-only: its work/ names the archive's files)")
+    p.add_argument("--manifest", type=Path, metavar="CSV", help="CSV with columns image,report "
+                   "(and site), as for updp run")
+    p.add_argument("--site", metavar="NAME", help="the site of every study (default: unknown)")
+    p.add_argument("--scorer-size", type=int, default=128, help="side the scorers read (default 128)")
+    p.add_argument("--reid-steps", type=int, default=600, help="verifier steps (default 600)")
+    p.add_argument("--pathology-epochs", type=int, default=25, help="classifier epochs (default 25)")
+    p.add_argument("--filter-size", type=int, default=128, help="the filter's side (default 128)")
+    p.add_argument("--filter-epochs", type=int, default=40, help="filter epochs (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    add_threads(p)
+    add_json(p, "print each stage's summary as JSON")
+    add_quiet(p)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..train_archive import train_from_archive
+
+    set_torch_threads(args.threads)
+    result = train_from_archive(args.archive, args.out, manifest=args.manifest, site=args.site,
+                                scorer_size=args.scorer_size, reid_steps=args.reid_steps,
+                                pathology_epochs=args.pathology_epochs,
+                                filter_size=args.filter_size, filter_epochs=args.filter_epochs,
+                                seed=args.seed, threads=args.threads,
+                                progress=stage_progress(args, "train"))
+    if args.json:
+        print_json(result)
+        return 0
+    prep = result["prepare"]
+    if isinstance(prep, dict):
+        found = ", ".join(f"{k} {v}" for k, v in prep["positives"].items() if v) or "none"
+        print(f"prepared {prep['studies']} studies of {prep['patients']} patients from "
+              f"{args.archive} (positives read from the reports: {found}; "
+              f"{prep['skipped']} left out)")
+        for line in prep["left_out"][:20]:
+            print(f"  left out {line}")
+    for stage in ("scorers", "filter"):
+        done = result[stage]
+        print(f"{stage}: " + (done if isinstance(done, str) else f"saved to {args.out / stage}"))
+    print(f"use them: updp run INPUT WS --filter-model {args.out / 'filter'} --scorers "
+          f"{args.out / 'scorers'}")
     return 0
 
 

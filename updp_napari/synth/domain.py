@@ -295,12 +295,13 @@ def domain_digest(folder: str | os.PathLike | None) -> str | None:
 
 
 def folder_images(folder: str | os.PathLike, follow_symlinks: bool = False,
-                  progress: Callable[[int, int], None] | None = None
+                  progress: Callable[[int, int], None] | None = None, text_boxes: bool = True
                   ) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], list[tuple[str, str]]]:
     """The frontal images of a folder of studies (a cohort or an archive) as the pipeline
-    reads them: ``(images, text masks, patients, skipped)``. A cohort's known burned-in text
-    boxes are painted out; files that cannot be read are listed in ``skipped`` with the reason.
-    Patients come from the header (PatientID), which no message ever shows."""
+    reads them: ``(images, text masks, patients, skipped)``. A cohort's known burned-in
+    text boxes are painted out (unless ``text_boxes`` is False); files that cannot be read
+    are listed in ``skipped`` with the reason. Patients come from the header (PatientID),
+    which no message ever shows."""
     import pydicom
 
     from ..cohort.generate import GROUND_TRUTH, read_ground_truth
@@ -312,7 +313,7 @@ def folder_images(folder: str | os.PathLike, follow_symlinks: bool = False,
     root = Path(folder)
     found = find_studies(root, follow_symlinks=follow_symlinks)
     boxes: dict[Path, list] = {}
-    if (root / GROUND_TRUTH).is_file():
+    if text_boxes and (root / GROUND_TRUTH).is_file():
         for rec in read_ground_truth(root):
             boxes[(root / rec["image"]).resolve()] = [b["box"] for b in rec.get("burned_in", [])]
     images, masks, patients, skipped = [], [], [], list(found.skipped)
@@ -351,7 +352,8 @@ def held_out_patients(patients: Sequence[str], share: float = 0.2) -> np.ndarray
 
 def fit_domain_folder(model: str | os.PathLike, train: str | os.PathLike,
                       calibrate: str | os.PathLike | None = None,
-                      progress: Callable[[str, int, int], None] | None = None) -> dict:
+                      progress: Callable[[str, int, int], None] | None = None,
+                      text_boxes: bool = True) -> dict:
     """Describe the filter ``model``'s domain with the images of ``train`` (a folder of
     studies like those the filter learned from) and calibrate its threshold on ``calibrate``
     (other patients' studies; None: a fifth of ``train``'s patients, held out of the fit).
@@ -370,7 +372,8 @@ def fit_domain_folder(model: str | os.PathLike, train: str | os.PathLike,
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress else None
 
-    images, masks, patients, skipped = folder_images(train, progress=stage("read training images"))
+    images, masks, patients, skipped = folder_images(train, progress=stage("read training images"),
+                                                     text_boxes=text_boxes)
     if calibrate is None:
         held = held_out_patients(patients)
         if held.all() or not held.any():
@@ -383,7 +386,7 @@ def fit_domain_folder(model: str | os.PathLike, train: str | os.PathLike,
         cal_skipped: list = []
     else:
         cal_images, cal_masks, cal_patients, cal_skipped = folder_images(
-            calibrate, progress=stage("read calibration images"))
+            calibrate, progress=stage("read calibration images"), text_boxes=text_boxes)
         if set(cal_patients) & set(patients):
             raise InputError(f"{calibrate}: shares patients with {train}; calibrate on patients "
                              "the fit never saw")
