@@ -90,6 +90,12 @@ def plan_sample_size(max_rate: float, confidence: float = 0.95, allowed_findings
         if hi > limit:
             raise InputError(f"no sample below {limit} cases reaches a bound under {max_rate} "
                              f"with {k} finding(s)")
+    return _least(lo, hi, below)
+
+
+def _least(lo: int, hi: int, below) -> int:
+    """The least n in (lo, hi] with ``below(n)``, for a ``below`` that holds from some n on
+    and holds at ``hi``."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if below(mid):
@@ -144,13 +150,7 @@ def plan_sample_size_finite(max_rate: float, population: int, confidence: float 
         return population
     if below(lo):
         return lo
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if below(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return _least(lo, hi, below)
 
 
 def _population(population, n: int) -> int:
