@@ -85,3 +85,36 @@ def test_audit_mark_checks_the_category_and_finds_a_span_by_its_text(tmp_path, c
                  "--auditor", "ann"]) == 2
     err = capsys.readouterr().err
     assert "not in its outgoing report" in err and "no such words" not in err
+
+
+def test_the_report_passes_or_fails_against_the_target_stated_with_the_sample(tmp_path, capsys):
+    facts = build_workspace(tmp_path / "ws")
+    ws = str(facts["workspace"])
+    with ReviewStore.open(ws) as store:
+        for case in facts["cases"]:
+            store.decide(case, "accept", reviewer="ann")
+    report = tmp_path / "audit.html"
+    assert main(["audit", ws, "--max-rate", "0.6", "--list"]) == 2  # the target goes with a sample
+    assert main(["audit", ws, "--sample", "4", "--seed", "1", "--max-rate", "0.6", "--list",
+                 "--auditor", "ann"]) == 0
+    assert "target stated" in capsys.readouterr().err
+    cases = facts["cases"]
+    for case in cases[:3]:
+        assert main(["audit-mark", ws, case, "clean", "--auditor", "ann"]) == 0
+    assert main(["audit-report", ws, str(report)]) == 0
+    assert "INCOMPLETE" in report.read_text()
+    assert main(["audit-mark", ws, cases[3], "clean", "--auditor", "ann"]) == 0
+    assert main(["audit-report", ws, str(report)]) == 0
+    text = report.read_text()
+    assert "PASS: the bound is below the target of 60" in text and "stated by ann" in text
+    assert "drawn without replacement from a frame of 4" in text  # a census: the exact rate
+    assert main(["audit-report", ws, str(report), "--max-rate", "0.0001"]) == 0
+    assert "FAIL" not in report.read_text()  # 0 of 4 in a census of 4: the rate is 0
+    assert main(["audit-mark", ws, cases[0], "residual-phi", "--span", "0:3", "--auditor",
+                 "ann"]) == 0
+    assert main(["audit-report", ws, str(report)]) == 0
+    assert "PASS" in report.read_text()  # 1 of a census of 4: 25 %, below the stated 60 %
+    assert main(["audit-report", ws, str(report), "--max-rate", "0.1"]) == 0
+    text = report.read_text()
+    assert "FAIL: the bound is not below the target of 10" in text
+    assert "class=\"statement fail\"" in text

@@ -43,6 +43,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 0.9em; }
 .statement { border: 2px solid #2d6a4f; background: #eef7f1; padding: 0.8em 1em; font-size: 1.1em; }
 .statement.warn { border-color: #b5651d; background: #fdf3e7; }
+.statement.fail { border-color: #a4161a; background: #fbeaea; }
+.verdict { font-weight: bold; font-size: 1.2em; }
 .note { color: #555; }
 .residual_phi { color: #a4161a; font-weight: 600; }
 .over_redaction { color: #b5651d; font-weight: 600; }
@@ -122,22 +124,48 @@ def load_evaluation(path: str | os.PathLike | None) -> dict | None:
 
 # -- sections -----------------------------------------------------------------------------
 
-def _statement(stats: dict, sample) -> str:
+def _statement(stats: dict, sample, target: dict | None = None) -> str:
+    """The bound in words and, against ``target`` (``{"max_rate", "confidence"}``), the
+    verdict: PASS only when every sampled case is audited and the bound is below the target;
+    without a target, no verdict (and the box is not green)."""
+    from .stats import upper_bound_finite
+
     r = stats["residual_phi"]
     confidence = stats["confidence"]
     if r["rate"] is None:
         return ('<p class="statement warn">No sampled case has been audited yet: there is no '
                 'bound to state.</p>')
-    text = (f"With {confidence:.0%} confidence, fewer than <b>{_pct(r['upper'])}</b> of the "
+    upper, how = r["upper"], "one-sided exact Clopper–Pearson bound"
+    if sample.frame_size and r["cases"] <= sample.frame_size:
+        upper = upper_bound_finite(r["events"], r["cases"], sample.frame_size, confidence)
+        how = (f"one-sided exact bound for {r['cases']} cases drawn without replacement from a "
+               f"frame of {sample.frame_size} (hypergeometric)")
+    text = (f"With {confidence:.0%} confidence, fewer than <b>{_pct(upper)}</b> of the "
             f"cases in the frame ({_e(sample.frame)}, {sample.frame_size} cases) carry residual "
-            f"PHI: {r['events']} of {r['cases']} audited cases had residual PHI "
-            f"(one-sided exact Clopper–Pearson bound).")
+            f"PHI: {r['events']} of {r['cases']} audited cases had residual PHI ({how}).")
+    if target is None:
+        verdict, kind = ("No target was stated (updp audit TARGET --sample N --max-rate R, or "
+                         "audit-report --max-rate R): no pass or fail."), "warn"
+    elif stats["not_audited"]:
+        verdict, kind = "INCOMPLETE: no verdict until every sampled case is audited.", "warn"
+    elif upper < target["max_rate"]:
+        verdict, kind = (f"PASS: the bound is below the target of {_pct(target['max_rate'])}"
+                         f"{_target_source(target)}."), ""
+    else:
+        verdict, kind = (f"FAIL: the bound is not below the target of "
+                         f"{_pct(target['max_rate'])}{_target_source(target)}"
+                         + (f"; {r['events']} audited case(s) carry residual PHI" if r["events"]
+                            else "") + "."), "fail"
     if stats["not_audited"]:
-        return (f'<p class="statement warn">{text} <br><b>Incomplete:</b> '
-                f'{stats["not_audited"]} sampled case(s) are not audited yet; the bound is that '
-                f'of the audited cases, a random sample only if no case was skipped for what it '
-                f'showed.</p>')
-    return f'<p class="statement">{text}</p>'
+        text += (f' <br><b>Incomplete:</b> {stats["not_audited"]} sampled case(s) are not '
+                 'audited yet; the bound is that of the audited cases, a random sample only if '
+                 'no case was skipped for what it showed.')
+    return f'<p class="statement {kind}">{text}<br><span class="verdict">{verdict}</span></p>'
+
+
+def _target_source(target: dict) -> str:
+    who = target.get("stated_by")
+    return f", stated by {_e(who)} at {_e(target.get('stated_at', ''))}" if who else ""
 
 
 def _rate_row(label: str, r: dict, sampled=None) -> str:
@@ -299,7 +327,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=None,
-                       confidence: float = 0.95) -> str:
+                       confidence: float = 0.95, stated: dict | None = None) -> str:
     """The HTML text of the report of ``audit`` (an :class:`~.session.AuditSession`)."""
     sample = audit.sample
     if sample is None:
@@ -373,7 +401,7 @@ def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=
         f"<h1>Privacy audit of {_e(target.path.name)}</h1>",
         f"<p class='note'>{_e(target.kind)} <code>{_e(target.path)}</code> — report made "
         f"{_e(now)} by updp-napari {_e(__version__)}</p>",
-        _statement(stats, sample),
+        _statement(stats, sample, stated if stated is not None else audit.stated_target()),
         "<section><h2>1. The sample and how it was drawn</h2>",
         f"<p>{len(sample.cases)} case(s) drawn from the {sample.frame_size} case(s) of the frame "
         f"<b>{_e(sample.frame)}</b> with seed {sample.seed}"
@@ -432,9 +460,19 @@ def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+def _rate(value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError("the target rate must be a number (0.01 for 1%)") from None
+    if not 0.0 < value < 1.0:
+        raise InputError(f"the target rate must be between 0 and 1 (0.01 for 1%), not {value}")
+    return value
+
+
 def write_audit_report(target: str | os.PathLike, out: str | os.PathLike, *,
                        evaluation: str | os.PathLike | None = None,
-                       confidence: float = 0.95) -> Path:
+                       confidence: float = 0.95, max_rate: float | None = None) -> Path:
     """Write the audit report of ``target`` to ``out`` (atomically); returns the path."""
     from .session import AuditSession
     from .stats import _check
@@ -450,6 +488,8 @@ def write_audit_report(target: str | os.PathLike, out: str | os.PathLike, *,
         if audit.target.kind == "package" and out.resolve().is_relative_to(audit.target.path):
             raise InputError(f"{out}: inside the share package; write the report elsewhere (the "
                              "package stays as exported)")
-        text = build_audit_report(audit, data, evaluation, confidence)
+        stated = None if max_rate is None else {"max_rate": _rate(max_rate),
+                                                "confidence": confidence}
+        text = build_audit_report(audit, data, evaluation, confidence, stated)
     write_bytes_atomic(out, text.encode("utf-8"))
     return out

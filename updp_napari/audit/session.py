@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.errors import InputError, UpdpError
@@ -28,6 +29,9 @@ from ..core.users import current_user
 from .sample import draw_sample, frame_cases, frame_digest, parse_strata
 from .store import AuditStore, Finding, SampleRecord, check_auditor
 from .target import AuditTarget, Suspect
+
+#: The audit's stated target, in its folder.
+TARGET_FILE = "target.json"
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,38 @@ class AuditSession:
 
     def withdraw(self, finding_id: int, reason: str = "") -> None:
         self.store.withdraw(finding_id, self.auditor, reason)
+
+    def state_target(self, max_rate: float, confidence: float = 0.95) -> dict:
+        """Record the rate the audit must bound (``max_rate`` at ``confidence``), stated before
+        the cases are looked at: the report gives PASS or FAIL against it. Kept in the audit
+        folder (``target.json``); a later statement replaces it and says so."""
+        import json
+
+        from ..core.files import write_text_atomic
+        from .report import _rate
+        from .stats import _check
+
+        _check(0, 1, confidence)
+        previous = self.stated_target()
+        target = {"max_rate": _rate(max_rate), "confidence": float(confidence),
+                  "stated_by": self.auditor,
+                  "stated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if previous is not None:
+            target["replaces"] = previous
+        write_text_atomic(self.audit_folder / TARGET_FILE, json.dumps(target, indent=2) + "\n",
+                          private=True)
+        return target
+
+    def stated_target(self) -> dict | None:
+        """The target stated with :meth:`state_target`, or None."""
+        import json
+
+        try:
+            target = json.loads((self.audit_folder / TARGET_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        ok = isinstance(target, dict) and isinstance(target.get("max_rate"), (int, float))
+        return target if ok else None
 
     def statistics(self, confidence: float = 0.95) -> dict:
         from .stats import audit_statistics

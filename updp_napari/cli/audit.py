@@ -67,9 +67,11 @@ def _register_audit(subparsers) -> None:
                    "case not audited (under Xvfb when there is no display), save the window, "
                    "print the path and exit")
     p.add_argument("--plan", action="store_true", help="print the sample size needed and exit")
-    p.add_argument("--max-rate", type=float, metavar="R", help="with --plan: the rate to bound "
-                   "(0.01 for 1%%)")
-    _add_confidence(p, "with --plan: the confidence (default 0.95)")
+    p.add_argument("--max-rate", type=float, metavar="R", help="the rate to bound (0.01 for "
+                   "1%%): with --plan, the size to sample for it; with --sample, the audit's "
+                   "target, stated before any case is looked at (the report gives PASS or FAIL "
+                   "against it)")
+    _add_confidence(p, "with --plan or --max-rate: the confidence (default 0.95)")
     p.add_argument("--findings", type=int, default=0, metavar="K", help="with --plan: findings "
                    "allowed in the sample (default 0)")
     p.add_argument("--population", type=int, metavar="N", help="with --plan: the frame holds N "
@@ -87,6 +89,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     with AuditSession.open(args.target, auditor=args.auditor) as audit:
         _draw_or_reopen(args, audit)
+        if args.max_rate is not None:
+            if args.sample is None:
+                raise UpdpError("--max-rate goes with --plan, or with --sample N (the target is "
+                                "stated when the sample is drawn)")
+            target = audit.state_target(args.max_rate, args.confidence)
+            print(f"target stated: a residual-PHI rate below {target['max_rate']:.2%} at "
+                  f"{target['confidence']:.0%} confidence", file=sys.stderr)
         if args.list or not (args.screenshot or has_display()):
             print("\n".join(_sample_lines(audit)))
             if not args.list:
@@ -361,12 +370,15 @@ def _register_report(subparsers) -> None:
     p.add_argument("--evaluation", type=Path, metavar="EVAL.json", help="the output of updp "
                    "evaluate-filter --json")
     _add_confidence(p)
+    p.add_argument("--max-rate", type=float, metavar="R", help="the target to judge the bound "
+                   "against (PASS / FAIL), when none was stated with updp audit --sample N "
+                   "--max-rate R (a stated one is used otherwise)")
 
 
 def _cmd_audit_report(args: argparse.Namespace) -> int:
     from ..audit.report import write_audit_report
 
     out = write_audit_report(args.target, args.out, evaluation=args.evaluation,
-                             confidence=args.confidence)
+                             confidence=args.confidence, max_rate=args.max_rate)
     print(f"audit report: {out}")
     return 0
