@@ -427,3 +427,20 @@ def test_every_case_opens_with_both_images_whole(dock, qtbot):
     widget.next()
     qtbot.wait(50)
     assert camera.zoom == pytest.approx(fitted, rel=0.05)
+
+
+def test_undo_takes_a_decision_back_and_the_keys_are_listed(dock, qtbot):
+    viewer, widget, ws = dock
+    first = widget.session.current_id
+    widget.accept_button.click()
+    store = widget.session.store
+    assert store.case(first).status == "accepted"
+    widget.go(first)
+    widget.undo_button.click()
+    assert store.case(first).status == "pending" and "pending again" in widget.message.text()
+    assert [e.action for e in store.action_log(first)][-2:] == ["decide", "undo"]
+    widget.undo_button.click()  # nothing stands now
+    assert "no decision to undo" in widget.message.text()
+    assert not widget.keys_help.isVisible()
+    widget.shortcuts_button.click()
+    assert widget.keys_help.isVisible() and "take the decision back" in widget.keys_help.text()

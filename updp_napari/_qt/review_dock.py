@@ -53,7 +53,14 @@ if TYPE_CHECKING:  # napari passes the viewer to parameters annotated with its c
 
 #: Reviewer keys: shown on the buttons, bound in the dock and on the viewer canvas.
 KEYS = {"accept": "A", "reject": "R", "flag": "F", "next": "N", "previous": "P",
-        "regenerate": "G", "redact": "X"}
+        "regenerate": "G", "redact": "X", "undo": "U", "shortcuts": "?"}
+#: What each key does, for the key help (``?``).
+KEY_HELP = {"accept": "accept the case (its image, or what the box below the scores says)",
+            "reject": "reject the case", "flag": "flag it for another look",
+            "next": "next case (following the status filter)", "previous": "previous case",
+            "regenerate": "regenerate the synthetic image with the settings shown",
+            "redact": "redact the selected report text", "undo": "take the decision back "
+            "(pending again; kept in the history)", "shortcuts": "show or hide this help"}
 #: The six layers the dock owns, in grid order: three in the left cell, three in the right.
 LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "burned-in text",
                "synthetic": "synthetic", "difference": "difference",
@@ -243,7 +250,10 @@ class ReviewWidget(QWidget):
         self.accept_button = self._button("Accept", KEYS["accept"], lambda: self.decide("accept"))
         self.reject_button = self._button("Reject", KEYS["reject"], lambda: self.decide("reject"))
         self.flag_button = self._button("Flag", KEYS["flag"], lambda: self.decide("flag"))
-        for button in (self.accept_button, self.reject_button, self.flag_button):
+        self.undo_button = self._button("Undo", KEYS["undo"], self.undo,
+                                        "take the case's decision back: pending again")
+        for button in (self.accept_button, self.reject_button, self.flag_button,
+                       self.undo_button):
             decide.addWidget(button)
         # Shown only on a case out of the filter's domain: what an accept would share.
         self.share_original = QCheckBox("share the original image (burned-in text removed; "
@@ -262,6 +272,12 @@ class ReviewWidget(QWidget):
         self.next_button = self._button("Next", KEYS["next"], self.next)
         nav.addWidget(self.previous_button)
         nav.addWidget(self.next_button)
+        self.shortcuts_button = self._button("Keys", KEYS["shortcuts"], self.shortcuts)
+        nav.addWidget(self.shortcuts_button)
+        self.keys_help = QLabel("<br>".join(
+            f"<b>{html.escape(key)}</b> &nbsp;{html.escape(KEY_HELP[name])}"
+            for name, key in KEYS.items()))
+        self.keys_help.setVisible(False)
 
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -278,6 +294,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.report_only)
         layout.addLayout(decide)
         layout.addLayout(nav)
+        layout.addWidget(self.keys_help)
         layout.addWidget(self.message)
         return page
 
@@ -604,6 +621,31 @@ class ReviewWidget(QWidget):
             self.show_case()
             self.say(f"{word} case {done.case_id}{seconds}")
         self._guarded(act)
+
+    def undo(self) -> None:
+        """Take the current case's decision back (another reviewer's: press again)."""
+        if self.session is None or self.session.current is None:
+            return
+
+        from ..review.store import DecisionOverride
+
+        def act():
+            case_id = self.session.current.case_id
+            override = self._override_armed == (case_id, "undo")
+            self._override_armed = None
+            try:
+                undone = self.session.store.undo(case_id, self.session.reviewer, override=override)
+            except DecisionOverride as exc:
+                self._override_armed = (case_id, "undo")
+                raise DecisionOverride(f"{exc}. Press Undo again to take it back.") from None
+            self.refresh_queue()
+            self.show_case()
+            self.say(f"case {case_id} is pending again ({undone['decision']} taken back)")
+        self._guarded(act)
+
+    def shortcuts(self) -> None:
+        """Show or hide the list of keys."""
+        self.keys_help.setVisible(not self.keys_help.isVisible())
 
     def toggle_span(self, span_id: int) -> None:
         if self.session is None:

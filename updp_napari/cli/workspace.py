@@ -413,8 +413,9 @@ def _register_review(subparsers) -> None:
         "Open napari with the review dock on WORKSPACE at its first undecided case: the case "
         "queue, original and synthetic side by side, the report with its redactions, and "
         "Accept (A), Reject (R), Flag (F), Next (N), Previous (P), Regenerate (G), Redact "
-        "selection (X). Every decision is on disk when the key is pressed. --screenshot "
-        "renders the window (on a virtual display when there is none), saves it and exits.")
+        "selection (X), Undo (U), the list of keys (?). Every decision is on disk when the "
+        "key is pressed. --screenshot renders the window (on a virtual display when there is "
+        "none), saves it and exits.")
     p.add_argument("workspace", type=Path, nargs="?", help=WORKSPACE_HELP)
     p.add_argument("--sample", action="store_true", help="review the sample cohort shipped "
                    "with the package (its workspace is built on first use, with the shipped "
