@@ -460,22 +460,12 @@ def build_audit_report(audit, evaluation: dict | None = None, evaluation_source=
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _rate(value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError("the target rate must be a number (0.01 for 1%)") from None
-    if not 0.0 < value < 1.0:
-        raise InputError(f"the target rate must be between 0 and 1 (0.01 for 1%), not {value}")
-    return value
-
-
 def write_audit_report(target: str | os.PathLike, out: str | os.PathLike, *,
                        evaluation: str | os.PathLike | None = None,
                        confidence: float = 0.95, max_rate: float | None = None) -> Path:
     """Write the audit report of ``target`` to ``out`` (atomically); returns the path."""
     from .session import AuditSession
-    from .stats import _check
+    from .stats import _check, check_rate
 
     _check(0, 1, confidence)
     out = Path(out)
@@ -488,7 +478,7 @@ def write_audit_report(target: str | os.PathLike, out: str | os.PathLike, *,
         if audit.target.kind == "package" and out.resolve().is_relative_to(audit.target.path):
             raise InputError(f"{out}: inside the share package; write the report elsewhere (the "
                              "package stays as exported)")
-        stated = None if max_rate is None else {"max_rate": _rate(max_rate),
+        stated = None if max_rate is None else {"max_rate": check_rate(max_rate),
                                                 "confidence": confidence}
         text = build_audit_report(audit, data, evaluation, confidence, stated)
     write_bytes_atomic(out, text.encode("utf-8"))

@@ -264,12 +264,11 @@ class AuditSession:
         import json
 
         from ..core.files import write_text_atomic
-        from .report import _rate
-        from .stats import _check
+        from .stats import _check, check_rate
 
         _check(0, 1, confidence)
         previous = self.stated_target()
-        target = {"max_rate": _rate(max_rate), "confidence": float(confidence),
+        target = {"max_rate": check_rate(max_rate), "confidence": float(confidence),
                   "stated_by": self.auditor,
                   "stated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if previous is not None:

@@ -153,6 +153,17 @@ def plan_sample_size_finite(max_rate: float, population: int, confidence: float 
     return _least(lo, hi, below)
 
 
+def check_rate(value) -> float:
+    """A target rate: a number strictly between 0 and 1."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError("the target rate must be a number (0.01 for 1%)") from None
+    if not 0.0 < value < 1.0:
+        raise InputError(f"the target rate must be between 0 and 1 (0.01 for 1%), not {value}")
+    return value
+
+
 def _population(population, n: int) -> int:
     if isinstance(population, bool) or int(population) != population or population < max(n, 1):
         raise InputError(f"the frame must hold at least the {n} audited case(s), not {population}")
