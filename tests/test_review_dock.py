@@ -444,3 +444,15 @@ def test_undo_takes_a_decision_back_and_the_keys_are_listed(dock, qtbot):
     assert not widget.keys_help.isVisible()
     widget.shortcuts_button.click()
     assert widget.keys_help.isVisible() and "take the decision back" in widget.keys_help.text()
+
+
+def test_the_history_shows_what_was_done_to_the_case(dock, qtbot):
+    viewer, widget, ws = dock
+    first = widget.session.current_id
+    widget.history_button.click()
+    assert widget.history.isVisible() and "nothing done to this case yet" in widget.history.text()
+    widget.flag_button.click()
+    widget.go(first)
+    assert "flag (was pending)" in widget.history.text()
+    widget.undo_button.click()
+    assert "took back the flag" in widget.history.text()

@@ -273,7 +273,13 @@ class ReviewWidget(QWidget):
         nav.addWidget(self.previous_button)
         nav.addWidget(self.next_button)
         self.shortcuts_button = self._button("Keys", KEYS["shortcuts"], self.shortcuts)
+        self.history_button = self._button("History", None, self.toggle_history,
+                                           "what reviewers did to this case, oldest first")
+        nav.addWidget(self.history_button)
         nav.addWidget(self.shortcuts_button)
+        self.history = QLabel()
+        self.history.setWordWrap(True)
+        self.history.setVisible(False)
         self.keys_help = QLabel("<br>".join(
             f"<b>{html.escape(key)}</b> &nbsp;{html.escape(KEY_HELP[name])}"
             for name, key in KEYS.items()))
@@ -294,6 +300,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self.report_only)
         layout.addLayout(decide)
         layout.addLayout(nav)
+        layout.addWidget(self.history)
         layout.addWidget(self.keys_help)
         layout.addWidget(self.message)
         return page
@@ -501,6 +508,7 @@ class ReviewWidget(QWidget):
                             + (image_risk_text(risk) if risk is not None else ""))
         self.show_report()
         self.show_scores()
+        self.show_history()
         self.queue.select(case.case_id)
 
     def show_report(self) -> None:
@@ -642,6 +650,21 @@ class ReviewWidget(QWidget):
             self.show_case()
             self.say(f"case {case_id} is pending again ({undone['decision']} taken back)")
         self._guarded(act)
+
+    def toggle_history(self) -> None:
+        """Show or hide the case's history (kept up to date while shown)."""
+        self.history.setVisible(not self.history.isVisible())
+        self.show_history()
+
+    def show_history(self) -> None:
+        if not self.history.isVisible() or self.session is None or self.session.current is None:
+            return
+        from ..review.history import history_line
+
+        entries = self.session.store.action_log(self.session.current.case_id)
+        lines = [html.escape(history_line(e)) for e in entries]
+        self.history.setText("<b>history</b><br>" + ("<br>".join(lines) if lines
+                                                        else "nothing done to this case yet"))
 
     def shortcuts(self) -> None:
         """Show or hide the list of keys."""

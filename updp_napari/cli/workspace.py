@@ -298,39 +298,8 @@ def _register_history(subparsers) -> None:
     add_json(p, "print the entries as JSON")
 
 
-def history_line(entry) -> str:
-    """One action-log entry in words (ids, offsets and settings; never report text)."""
-    d = entry.detail
-    if entry.action == "decide":
-        text = f"{d.get('decision')} (was {d.get('previous_status')})"
-        if d.get("overrides"):
-            text += (f", over {d['overrides'].get('reviewer')}'s {d['overrides'].get('decision')}"
-                     " (override)")
-        if d.get("image"):
-            text += f"; shares: {d['image']}"
-        if d.get("seconds") is not None:
-            text += f"; {d['seconds']:.0f} s on the case"
-    elif entry.action == "undo":
-        text = f"took back the {d.get('decision')} (was {d.get('previous_status')}); pending"
-        if d.get("overrides"):
-            text += f", over {d['overrides'].get('reviewer')}'s decision (override)"
-    elif entry.action == "toggle_span":
-        text = f"span {d.get('span_id')}: {d.get('from')} -> {d.get('to')}"
-    elif entry.action == "add_span":
-        text = (f"added span {d.get('span_id')} [{d.get('start')}, {d.get('end')}) "
-                f"{d.get('category')} ({d.get('action')})")
-    elif entry.action == "edit_mask":
-        text = "edited the preserved region"
-    elif entry.action == "regenerate":
-        settings = ", ".join(f"{k} {d[k]}" for k in ("strength", "seed", "steps", "dilation")
-                             if d.get(k) is not None)
-        text = "regenerated the synthetic image" + (f" ({settings})" if settings else "")
-    else:
-        text = entry.action
-    return f"{entry.at[:19].replace('T', ' ')}  {entry.reviewer:<12}  {text}"
-
-
 def _cmd_history(args: argparse.Namespace) -> int:
+    from ..review.history import history_line
     from ..review.store import ReviewStore
 
     with ReviewStore.open(args.workspace) as store:
