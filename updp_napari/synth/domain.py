@@ -132,9 +132,14 @@ class Domain:
         multiple of the threshold (inf: it could not be measured). With a ``text_mask`` the
         nearer of two views counts: the text regions painted out, and the image as it is
         (a large text box painted over changes the anatomy's outline more than the text did)."""
-        distance = min(float(np.max(self.raw_distances(v) / self.thresholds))
-                       for v in _views(image, text_mask))
+        distance = self._distance(np.stack([self.raw_distances(v)
+                                            for v in _views(image, text_mask)]))
         return DomainCheck(distance, bool(distance <= 1.0))
+
+    def _distance(self, raw: np.ndarray) -> float:
+        """One image's distance from its views' part distances ``raw`` [views, parts]: the
+        farther part of the nearer view, as a multiple of the thresholds."""
+        return float((raw / self.thresholds).max(axis=1).min())
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class Domain:
         if finite.sum() < 20:
             raise InputError("too few held-out images could be measured to calibrate")
         self.thresholds = np.quantile(raw[finite], QUANTILE, axis=0) * MARGIN
-        distance = np.array([(r / self.thresholds).max(axis=1).min() for r in per_image])
+        distance = np.array([self._distance(r) for r in per_image])
         calibration = {"held_out_images": len(images), "views": len(raw), "quantile": QUANTILE,
                        "margin": MARGIN,
                        "thresholds": {"shape": round(float(self.thresholds[0]), 3),
@@ -358,16 +363,10 @@ def fit_domain_folder(model: str | os.PathLike, train: str | os.PathLike,
     studies like those the filter learned from) and calibrate its threshold on ``calibrate``
     (other patients' studies; None: a fifth of ``train``'s patients, held out of the fit).
     Writes ``domain.npz`` into ``model`` and a ``domain`` section into its card; returns it."""
-    from .model import MODEL_CARD
+    from .model import filter_card, set_card_section
 
     model = Path(model)
-    card_path = model / MODEL_CARD
-    if not card_path.is_file():
-        raise InputError(f"{model}: not a filter folder (no {MODEL_CARD})")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{card_path}: not readable JSON") from None
+    filter_card(model)  # a folder that is no filter is refused before any work
 
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress else None
@@ -402,10 +401,7 @@ def fit_domain_folder(model: str | os.PathLike, train: str | os.PathLike,
                            "their residual, intensity quantiles, noise, edges, radial spectrum "
                            f"(at {SIDE} px)",
                "calibration": calibration, "digest": domain_digest(model)}
-    card["domain"] = section
-    from ..core.files import write_text_atomic
-
-    write_text_atomic(card_path, json.dumps(card, indent=2, sort_keys=True) + "\n", private=True)
+    set_card_section(model, "domain", section)
     return {**section, "skipped": skipped + cal_skipped}
 
 

@@ -204,21 +204,11 @@ def _cohort_of(folder) -> dict:
 def record_risk(model, result: dict) -> dict:
     """Write :func:`risk_table` of ``result`` into the card of the filter folder ``model``
     (None: the shipped one); returns the table."""
-    import json
-    from pathlib import Path
-
-    from ..core.files import write_text_atomic
     from .filter import SHIPPED_MODEL
-    from .model import MODEL_CARD
+    from .model import set_card_section
 
-    card_path = Path(SHIPPED_MODEL if model is None else model) / MODEL_CARD
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{card_path}: no readable filter card to record the risk in") from None
     table = risk_table(result)
-    card["image_risk"] = table
-    write_text_atomic(card_path, json.dumps(card, indent=2, sort_keys=True) + "\n", private=True)
+    set_card_section(SHIPPED_MODEL if model is None else model, "image_risk", table)
     return table
 
 

@@ -117,6 +117,35 @@ def _read_card(path: Path) -> dict:
     return card
 
 
+def filter_card(folder: str | os.PathLike) -> dict:
+    """The card of a filter folder, to change a section of it: an InputError naming the
+    folder or the file when it is missing or not JSON."""
+    card_path = Path(folder) / MODEL_CARD
+    if not card_path.is_file():
+        raise InputError(f"{folder}: not a filter folder (no readable filter card, {MODEL_CARD})")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{card_path}: no readable filter card (not JSON)") from None
+    if not isinstance(card, dict):
+        raise InputError(f"{card_path}: no readable filter card (not a JSON object)")
+    return card
+
+
+def set_card_section(folder: str | os.PathLike, name: str, value) -> None:
+    """Write ``value`` as section ``name`` of the folder's card (the rest kept), atomically."""
+    card = filter_card(folder)
+    card[name] = value
+    _write_card(Path(folder), card)
+
+
+def _write_card(folder: Path, card: dict) -> None:
+    from ..core.files import write_text_atomic
+
+    write_text_atomic(folder / MODEL_CARD, json.dumps(card, indent=2, sort_keys=True) + "\n",
+                      private=True)
+
+
 def _weights_present(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
@@ -200,8 +229,6 @@ def save_model_folder(out: str | os.PathLike, unet, scheduler, card: dict, fp16:
     owner-only."""
     import copy
 
-    from ..core.files import write_text_atomic
-
     torch, _ = require_diffusers()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -215,8 +242,7 @@ def save_model_folder(out: str | os.PathLike, unet, scheduler, card: dict, fp16:
     if config.pop("_name_or_path", None) is not None:
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     scheduler.save_pretrained(str(out / "scheduler"))
-    card = dict(card, format=CARD_FORMAT)
-    write_text_atomic(out / MODEL_CARD, json.dumps(card, indent=2, sort_keys=True) + "\n", private=True)
+    _write_card(out, dict(card, format=CARD_FORMAT))
     # Owner-only, as the report model: weights fitted to a hospital's images are treated like
     # them (a generative model can recall what it was trained on).
     os.chmod(out, 0o700)

@@ -259,17 +259,11 @@ def train_filter(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, *, s
     # fifths of the cohort's patients, calibrated on the rest. Too small a cohort leaves
     # none, and the pipeline then puts every case out of domain (said in the card).
     from .domain import fit_domain_folder
+    from .model import set_card_section
 
     try:
         card["domain"] = {k: v for k, v in fit_domain_folder(out, cohort).items() if k != "skipped"}
     except InputError as exc:
         card["domain"] = {"missing": f"no domain description: {exc}; add one with updp fit-domain"}
-        import json
-
-        from ..core.files import write_text_atomic
-
-        saved = json.loads((out / MODEL_CARD).read_text(encoding="utf-8"))
-        saved["domain"] = card["domain"]
-        write_text_atomic(out / MODEL_CARD, json.dumps(saved, indent=2, sort_keys=True) + "\n",
-                          private=True)
+        set_card_section(out, "domain", card["domain"])
     return card
