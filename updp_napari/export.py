@@ -251,8 +251,13 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
             raise UpdpError(f"{workspace}: no accepted cases to export (accept cases in "
                             "updp review, or with updp decide)")
         shares = {r.case_id: store.shared_image(r.case_id) for r in accepted}
-        outside = [r.case_id for r in accepted if CaseArtifacts(store, r.case_id).out_of_domain()
-                   is not None and shares[r.case_id] not in (ORIGINAL_IMAGE, WITHHELD)]
+        # Each case judged once: (out of domain, why its image may not leave).
+        judged = {}
+        for r in accepted:
+            artifacts = CaseArtifacts(store, r.case_id)
+            judged[r.case_id] = (artifacts.out_of_domain(), artifacts.image_risk())
+        outside = [r.case_id for r in accepted if judged[r.case_id][0] is not None
+                   and shares[r.case_id] not in (ORIGINAL_IMAGE, WITHHELD)]
         if outside:
             raise UpdpError(
                 f"{len(outside)} accepted case(s) are out of the filter's domain and have no "
@@ -262,7 +267,7 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 "--original-image or --report-only, or in the review dock); otherwise reject "
                 "them. Nothing was exported")
         risky = [r.case_id for r in accepted if shares[r.case_id] != WITHHELD
-                 and CaseArtifacts(store, r.case_id).image_risk() is not None]
+                 and judged[r.case_id][1] is not None]
         if risky:
             raise UpdpError(
                 f"{len(risky)} accepted case(s) have a synthetic image that is not shareable "
@@ -287,7 +292,8 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         try:
             for n, record in enumerate(accepted):
                 case = session.case(record.case_id)
-                original_image = case.out_of_domain is not None
+                domain, risk = judged[record.case_id]
+                original_image = domain is not None
                 withheld = shares[record.case_id] == WITHHELD
                 pixels = "cleaned" if original_image else "synthetic"
                 missing = [name for name in ("dicom", "source", pixels)
@@ -322,8 +328,7 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                                               else None, case.signature("text_boxes")),
                     "image": WITHHELD if withheld else
                     ORIGINAL_IMAGE if original_image else "synthetic",
-                    "image_risk": case.image_risk,
-                    "domain": case.out_of_domain,
+                    "image_risk": risk, "domain": domain,
                     "decision": decision.decision, "reviewer": decision.reviewer,
                     "decided_at": decision.decided_at,
                     "privacy_score": record.privacy_score, "utility_score": record.utility_score,

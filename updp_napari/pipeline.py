@@ -46,7 +46,7 @@ class _Prepared:
     cleaned: np.ndarray
     preserve: np.ndarray
     text_mask: np.ndarray
-    in_domain: bool = True
+    domain: dict  # the stored domain record: in domain, or why not
 
 
 def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
@@ -106,11 +106,10 @@ class Pipeline:
         if self._domain is None:
             from .synth.domain import Domain, domain_digest
 
-            model = self.filter().model
-            folder = model.path
+            filt = self.filter()
+            folder = filt.model.path
             domain = Domain.load(folder) if folder is not None else None
-            model = (model.card or {}).get("model_id") or (str(folder) if folder else None)
-            self._domain = (domain, {"model": model, "domain": domain_digest(folder),
+            self._domain = (domain, {"model": filt.model_id, "domain": domain_digest(folder),
                                      "package": __version__})
         return self._domain
 
@@ -199,7 +198,7 @@ class Pipeline:
             "shift_days": shift,
             "avoid_names": sorted({part for parts in identifiers.names for part in parts})})
         store.set_spans(case_id, list(spans) + protected)
-        return _Prepared(case_id, cleaned, preserve, text_mask, bool(where["in_domain"]))
+        return _Prepared(case_id, cleaned, preserve, text_mask, where)
 
     def synthesize(self, batch: list[_Prepared], progress=None) -> None:
         from .synth.job import run_job
@@ -253,7 +252,6 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
     """Run every study of ``input`` into ``workspace`` (made when missing); symbolic links
     in ``input`` are left out unless ``follow_symlinks``. ``site`` is the site of every case
     whose cohort or manifest row names none."""
-    from .review.artifacts import CaseArtifacts
     from .review.store import ReviewStore
 
     found = find_studies(input, manifest, follow_symlinks=follow_symlinks, site=site)
@@ -289,11 +287,11 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                 try:
                     store.clear_failure(case_id)
                     prepared = pipe.prepare(study, case_id)
-                    if prepared.in_domain:
+                    if prepared.domain["in_domain"]:
                         pending.append(prepared)
                     else:  # no counterpart: the filter would draw one of its own
-                        summary.out_of_domain.append((case_id, study.name, CaseArtifacts(
-                            store, case_id).out_of_domain().get("reason", "")))
+                        summary.out_of_domain.append((case_id, study.name,
+                                                      prepared.domain["reason"]))
                 except UpdpError as exc:
                     reason = str(exc).replace(str(study.image), study.name)
                     store.mark_failed(case_id, reason)

@@ -419,9 +419,7 @@ class ReviewStore(DurableDatabase):
                                 "accept; re-run it, or reject or flag it")
             # A pending case (never decided, or a decision taken back) has none standing.
             last = _standing(cur, case_id) if status in DECISIONS.values() else None
-            # A flag asks for another look: anyone resolves it. An accept or a reject stands.
-            overridden = last[1] if last is not None and last[1] != reviewer \
-                and last[0] != "flag" else None
+            overridden = _overridden(last, reviewer)
             if overridden is not None and not override:
                 raise DecisionOverride(
                     f"case {case_id} was decided ({last[0]}) by {overridden}; deciding over "
@@ -454,7 +452,7 @@ class ReviewStore(DurableDatabase):
             last = _standing(cur, case_id)
             if status not in DECISIONS.values() or last is None:
                 raise UpdpError(f"case {case_id} is {status}: there is no decision to undo")
-            if last[1] != reviewer and last[0] != "flag" and not override:
+            if _overridden(last, reviewer) is not None and not override:
                 raise DecisionOverride(
                     f"case {case_id} was decided ({last[0]}) by {last[1]}; undoing another "
                     "reviewer's decision needs --override (and is recorded as one)")
@@ -700,6 +698,12 @@ def _standing(cur: sqlite3.Cursor, case_id: str) -> tuple[str, str, int] | None:
         if row[2] not in undone:
             return row
     return None
+
+
+def _overridden(last: tuple[str, str, int] | None, reviewer: str) -> str | None:
+    """Whose decision ``reviewer`` would act over (None: none of another's stands). A flag
+    asks for another look: anyone resolves it. An accept or a reject stands."""
+    return last[1] if last is not None and last[1] != reviewer and last[0] != "flag" else None
 
 
 def _audit(cur: sqlite3.Cursor, at: str, reviewer: str, action: str, case_id: str | None,

@@ -116,14 +116,19 @@ class GenerativeFilter:
     def size(self) -> int:
         return self.model.size
 
+    @property
+    def model_id(self) -> str | None:
+        """The model's id from its card, else its folder (None for neither)."""
+        card = self.model.card or {}
+        return card.get("model_id") or (str(self.model.path) if self.model.path else None)
+
     def signature(self, strength: float, steps: int, dilation: float, seed: int,
                   eta: float | None = None) -> dict:
         """What a saved synthetic image should record about how it was made (``eta`` None:
         the model's default)."""
         from .. import __version__
 
-        card = self.model.card or {}
-        return {"model": card.get("model_id") or (str(self.model.path) if self.model.path else None),
+        return {"model": self.model_id,
                 "strength": float(strength), "steps": int(steps), "dilation": float(dilation),
                 "eta": self.resolve_eta(eta), "seed": int(seed), "updp_version": __version__}
 
