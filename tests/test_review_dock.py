@@ -80,6 +80,9 @@ def test_dock_shows_both_images_linked_the_queue_and_the_marked_report(dock, tmp
     assert grid.position(index(layers["original"]), viewer.layers) == (0, 0)
     assert grid.position(index(layers["mask"]), viewer.layers) == (0, 0)
     assert grid.position(index(layers["synthetic"]), viewer.layers) == (0, 1)
+    # each image is named on the canvas, in its own cell
+    assert layers["original"].name_overlay.visible and layers["synthetic"].name_overlay.visible
+    assert layers["original"].name == "original" and "counterpart" in layers["synthetic"].name
     assert np.array_equal(layers["original"].data, case.original)
     assert np.array_equal(layers["synthetic"].data, case.synthetic)
     assert np.array_equal(layers["mask"].data, case.mask)

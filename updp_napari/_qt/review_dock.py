@@ -63,7 +63,7 @@ KEY_HELP = {"accept": "accept the case (its image, or what the box below the sco
             "(pending again; kept in the history)", "shortcuts": "show or hide this help"}
 #: The six layers the dock owns, in grid order: three in the left cell, three in the right.
 LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "burned-in text",
-               "synthetic": "synthetic", "difference": "difference",
+               "synthetic": "counterpart (synthetic)", "difference": "difference",
                "boxes_synthetic": "burned-in text (synthetic)"}
 #: The right-hand image's name on a case out of the filter's domain.
 OUT_OF_DOMAIN_LAYER = "original, text removed (NOT de-identified)"
@@ -404,6 +404,9 @@ class ReviewWidget(QWidget):
         }
         for index, layer in enumerate(self.layers.values()):
             self.viewer.layers.insert(index, layer)
+        for name in ("original", "synthetic"):  # which image is which, on the canvas itself
+            overlay = self.layers[name].name_overlay
+            overlay.visible, overlay.box, overlay.font_size = True, True, 12
         grid = self.viewer.canvas.grid if hasattr(self.viewer, "canvas") else self.viewer.grid
         grid.stride = LAYERS_PER_CELL
         grid.shape = (1, -1)
