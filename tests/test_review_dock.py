@@ -459,3 +459,18 @@ def test_the_history_shows_what_was_done_to_the_case(dock, qtbot):
     assert "flag (was pending)" in widget.history.text()
     widget.undo_button.click()
     assert "took back the flag" in widget.history.text()
+
+
+def test_in_second_reader_mode_a_decision_is_a_blind_reading(dock, qtbot):
+    viewer, widget, ws = dock
+    first = widget.session.current_id
+    store = widget.session.store
+    store.set_second_reader(True, "admin")
+    store.read_blind(first, "flag", reviewer="bob")  # the other reader, elsewhere
+    widget.history_button.click()
+    assert "read blind" not in widget.history.text()  # bob's reading stays hidden
+    widget.reject_button.click()
+    assert "readers disagree" in widget.message.text()
+    assert store.case(first).status == "flagged"
+    widget.go(first)
+    assert "read blind: flag" in widget.history.text()  # decided: both readings shown

@@ -65,6 +65,11 @@ KEY_HELP = {"accept": "accept the case (its image, or what the box below the sco
 LAYER_NAMES = {"original": "original", "mask": "preserved region", "boxes": "burned-in text",
                "synthetic": "counterpart (synthetic)", "difference": "difference",
                "boxes_synthetic": "burned-in text (synthetic)"}
+#: What a blind reading (second-reader mode) led to, in the dock's message.
+READING_OUTCOME = {"waiting": "read ({decision}, blind; waiting for a second reader)",
+                   "agreed": "read ({decision}); both readers agree:",
+                   "disagreed": "read ({decision}); the readers disagree, flagged for "
+                                "adjudication:"}
 #: The right-hand image's name on a case out of the filter's domain.
 OUT_OF_DOMAIN_LAYER = "original, text removed (NOT de-identified)"
 LAYERS_PER_CELL = 3
@@ -619,6 +624,8 @@ class ReviewWidget(QWidget):
             self.comment.clear()
             self.refresh_queue()
             word = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}[decision]
+            if getattr(done, "outcome", None) is not None:  # a blind reading
+                word = READING_OUTCOME[done.outcome].format(decision=decision)
             seconds = f" after {done.seconds:.0f} s" if done.seconds is not None else ""
             if self.runner.running:
                 self.runner.cancel()
@@ -664,7 +671,7 @@ class ReviewWidget(QWidget):
             return
         from ..review.history import history_line
 
-        entries = self.session.store.action_log(self.session.current.case_id)
+        entries = self.session.history(self.session.current.case_id)
         lines = [html.escape(history_line(e)) for e in entries]
         self.history.setText("<b>history</b><br>" + ("<br>".join(lines) if lines
                                                         else "nothing done to this case yet"))

@@ -124,37 +124,9 @@ def _register_cases(subparsers) -> None:
     add_json(output, "print the cases and their decisions as JSON")
 
 
-def case_flags(store, case_id: str) -> tuple[list[str], dict]:
-    """What a reviewer must know of a case beyond its status, as short words (``out of
-    domain``, ``image withheld``, ``image not shareable``, ``finding lost``, ``new
-    positive``), and the score details they come from."""
-    from ..review.artifacts import CaseArtifacts
-
-    artifacts = CaseArtifacts(store, case_id)
-    details = artifacts.json("scores") or {}
-    details = details if isinstance(details, dict) else {}
-    flags = []
-    if artifacts.out_of_domain() is not None:
-        flags.append("out of domain")
-    shared = store.shared_image(case_id)
-    if shared is not None and shared.startswith("withheld"):
-        flags.append("image withheld")
-    elif artifacts.image_risk() is not None:
-        flags.append("image not shareable")
-    from ..review.scores import PRIVACY_ALERT
-
-    privacy = details.get("privacy")
-    if isinstance(privacy, (int, float)) and privacy < PRIVACY_ALERT:
-        flags.append("re-identification alert")
-    if details.get("lost"):
-        flags.append("finding lost")
-    if details.get("added"):
-        flags.append("new positive")
-    return flags, details
-
-
 def _cmd_cases(args: argparse.Namespace) -> int:
     from ..review.store import ReviewStore
+    from ..review.summary import case_flags
 
     with ReviewStore.open(args.workspace) as store:
         cases = store.cases(status=args.status)
@@ -204,56 +176,30 @@ def _register_status(subparsers) -> None:
         "Print how far the review of WORKSPACE is: cases by status and by site, the cases a "
         "reviewer must look at closely (out of the filter's domain, image not shareable, a "
         "finding lost, a new positive), the privacy and utility score distributions "
-        "(quartiles), and per reviewer the decisions made and the median time per case. "
-        "--json prints the same as JSON. Nothing is changed.")
+        "(quartiles), per reviewer the decisions made and the median time per case, and in "
+        "second-reader mode the blind readers' agreement (Cohen's kappa over accept, reject "
+        "and flag), the cases waiting for a second reader and the disagreements to "
+        "adjudicate. --json prints the same as JSON; --html writes it as a page with plots. "
+        "Nothing in the workspace is changed.")
     p.add_argument("workspace", type=Path, help=WORKSPACE_HELP)
     add_json(p, "print the summary as JSON")
-
-
-def workspace_status(store) -> dict:
-    """The summary ``updp status`` prints (see its help)."""
-    import statistics
-    from collections import Counter
-
-    cases = store.cases()
-    flags = Counter()
-    for c in cases:
-        flags.update(case_flags(store, c.case_id)[0])
-
-    def spread(values):
-        values = sorted(v for v in values if v is not None)
-        if not values:
-            return None
-        q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 \
-            else [values[0]] * 3
-        return {"cases": len(values), "min": round(values[0], 4), "q1": round(q[0], 4),
-                "median": round(q[1], 4), "q3": round(q[2], 4), "max": round(values[-1], 4)}
-
-    reviewers: dict[str, dict] = {}
-    for d in store.decisions():
-        r = reviewers.setdefault(d.reviewer, {"decisions": 0, "seconds": []})
-        r["decisions"] += 1
-        if d.seconds is not None:
-            r["seconds"].append(d.seconds)
-    return {
-        "cases": len(cases),
-        "by_status": dict(Counter(c.status for c in cases)),
-        "by_site": dict(Counter(c.site or "unknown" for c in cases)),
-        "flags": dict(flags),
-        "privacy": spread(c.privacy_score for c in cases),
-        "utility": spread(c.utility_score for c in cases),
-        "reviewers": {name: {"decisions": r["decisions"],
-                             "median_seconds": round(statistics.median(r["seconds"]), 1)
-                             if r["seconds"] else None}
-                      for name, r in sorted(reviewers.items())},
-    }
+    p.add_argument("--html", metavar="OUT.html", type=Path, help="also write the summary as a "
+                   "self-contained page (counts, score distributions, reviewers)")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from ..core.files import write_text_atomic
     from ..review.store import ReviewStore
+    from ..review.summary import public_summary, summary_html, workspace_summary
 
+    if args.html is not None and args.html.is_dir():
+        raise UpdpError(f"{args.html} is a folder; give the file to write the page to")
     with ReviewStore.open(args.workspace) as store:
-        summary = workspace_status(store)
+        full = workspace_summary(store)
+    summary = public_summary(full)
+    if args.html is not None:
+        write_text_atomic(args.html, summary_html(full, f"Review of {args.workspace.name}"),
+                          private=True)
     if args.json:
         print_json(summary)
         return 0
@@ -281,6 +227,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(f"  reviewer {name}: {r['decisions']} decision(s){time}")
     else:
         print("  no decisions yet")
+    readers = summary["second_reader"]
+    if readers["on"] or readers["pairs"]:
+        kappa = "undefined" if readers["kappa"] is None else f"{readers['kappa']:.2f}"
+        print(f"  second reader: {'on' if readers['on'] else 'off'}; {readers['pairs']} "
+              f"case(s) read by two, {readers['agreed']} agreed, Cohen's kappa {kappa}; "
+              f"{readers['waiting_for_second_reader']} waiting for a second reader, "
+              f"{readers['disagreements_to_adjudicate']} to adjudicate")
+    if args.html is not None:
+        print(f"wrote {args.html}")
     return 0
 
 
@@ -340,6 +295,10 @@ def _register_decide(subparsers) -> None:
                    "synthetic image is not shareable (a kept finding re-identifies beyond the "
                    "filter's measured limit) or that is out of domain: share its report, "
                    "withhold its image (recorded with the decision)")
+    p.epilog = ("In second-reader mode (updp review WS --second-reader) a decision on a pending "
+                "case is a blind reading: the case is decided when a second reviewer reads it "
+                "the same way, and flagged for adjudication when not; --override decides it "
+                "outright (recorded).")
 
 
 def _reviewer(given: str | None) -> str:
@@ -365,12 +324,27 @@ def _cmd_decide(args: argparse.Namespace) -> int:
               f"{reviewer})")
         return 0
     with ReviewStore.open(args.workspace) as store:
+        if store.second_reader and store.case(args.case_id).status == "pending" \
+                and not args.override:
+            read = store.read_blind(args.case_id, args.decision, reviewer=reviewer,
+                                    comment=args.comment, original_image=args.original_image,
+                                    report_only=args.report_only)
+            print(f"case {read.case_id}: {SECOND_READER_OUTCOME[read.outcome]}")
+            return 0
         done = store.decide(args.case_id, args.decision, reviewer=reviewer,
                             comment=args.comment, override=args.override,
                             original_image=args.original_image, report_only=args.report_only)
         status = store.case(done.case_id).status
     print(f"case {done.case_id}: {status} by {done.reviewer} at {done.decided_at}")
     return 0
+
+
+#: What a blind reading led to, in words (``ReviewStore.read_blind``).
+SECOND_READER_OUTCOME = {
+    "waiting": "read blind; it waits for a second reader (still pending)",
+    "agreed": "read blind; both readers agree, and the case is decided",
+    "disagreed": "read blind; the readers disagree: flagged for adjudication (any reviewer "
+                 "decides it with updp decide)"}
 
 
 # -- review ----------------------------------------------------------------------------------
@@ -397,6 +371,12 @@ def _register_review(subparsers) -> None:
                    "and exit")
     p.add_argument("--case", metavar="ID", help="open at this case (see updp cases) instead of "
                    "the first undecided one")
+    p.add_argument("--second-reader", action=argparse.BooleanOptionalAction, default=None,
+                   help="turn second-reader mode on for the workspace (--no-second-reader: off; "
+                   "recorded in the action log): each case is decided blind by two reviewers, "
+                   "the other reader's decision hidden until both have read it; agreement "
+                   "decides the case, a disagreement flags it for adjudication; updp status "
+                   "shows Cohen's kappa")
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -414,6 +394,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
     # The workspace is checked before any window opens: a wrong folder is one line, exit 2.
     session = ReviewSession.open(args.workspace, reviewer=args.reviewer)
     try:
+        if args.second_reader is not None:
+            session.store.set_second_reader(args.second_reader, session.reviewer)
         if args.case:
             session.go(args.case)
         return open_dock("UPDP Review", "Review", session, args.screenshot,

@@ -138,3 +138,23 @@ def bootstrap_macro_auc_gap(scores_a, scores_b, targets, groups=None, *, resampl
     low, high = np.quantile(values, [tail, 1.0 - tail]) if values else (np.nan, np.nan)
     return {"gap": gap, "low": float(low), "high": float(high), "level": level,
             "resamples": len(values)}
+
+
+def cohens_kappa(pairs, categories) -> float | None:
+    """Cohen's kappa of two raters over ``pairs`` of ``(first rater's, second rater's)``
+    labels from ``categories``: (observed − chance agreement) / (1 − chance agreement), with
+    chance from each rater's own label frequencies. None when chance agreement is 1 (both
+    raters always gave one same label: kappa is undefined) or there are no pairs."""
+    pairs = list(pairs)
+    if not pairs:
+        return None
+    index = {c: i for i, c in enumerate(categories)}
+    table = np.zeros((len(index), len(index)))
+    for a, b in pairs:
+        table[index[a], index[b]] += 1
+    table /= table.sum()
+    observed = float(np.trace(table))
+    chance = float(table.sum(axis=1) @ table.sum(axis=0))
+    if chance >= 1.0 - 1e-12:
+        return None
+    return (observed - chance) / (1.0 - chance)

@@ -11,10 +11,19 @@ def history_line(entry) -> str:
         if d.get("overrides"):
             text += (f", over {d['overrides'].get('reviewer')}'s {d['overrides'].get('decision')}"
                      " (override)")
+        if d.get("readers"):
+            text += (f"; readers {' and '.join(d['readers'])} "
+                     + ("agreed" if d.get("agreed") else "disagreed: to adjudicate"))
         if d.get("image"):
             text += f"; shares: {d['image']}"
         if d.get("seconds") is not None:
             text += f"; {d['seconds']:.0f} s on the case"
+    elif entry.action == "read":
+        text = f"read blind: {d.get('decision')}"
+        if d.get("image"):
+            text += f"; shares: {d['image']}"
+    elif entry.action == "second_reader":
+        text = f"second-reader mode {'on' if d.get('on') else 'off'}"
     elif entry.action == "undo":
         text = f"took back the {d.get('decision')} (was {d.get('previous_status')}); pending"
         if d.get("overrides"):

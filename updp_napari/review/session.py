@@ -44,7 +44,7 @@ from ..core.jobs import inline_jobs, run_to_end
 from ..core.users import check_person, current_user
 from ..core.vocabulary import MAX_FINDING_LABEL
 from .artifacts import CaseArtifacts
-from .store import CaseRecord, DecisionRecord, ReviewStore, SpanRecord
+from .store import CaseRecord, ReviewStore, SpanRecord
 
 #: Arrays kept in memory between reads (content-addressed, so never stale).
 CACHED_ARRAYS = 16
@@ -453,18 +453,36 @@ class ReviewSession:
     # -- reviewer actions -------------------------------------------------------------------
 
     def decide(self, decision: str, comment: str = "", override: bool = False,
-               original_image: bool = False, report_only: bool = False) -> DecisionRecord:
+               original_image: bool = False, report_only: bool = False):
         """Record ``accept``, ``reject`` or ``flag`` on the current case with the time spent
-        on it since it was shown; durable when this returns. Over another reviewer's
-        decision only with ``override`` (``store.DecisionOverride`` otherwise); a case out
-        of the filter's domain is accepted only with ``original_image`` or ``report_only``,
-        one whose image is not shareable only with ``report_only`` (see
-        ``ReviewStore.decide``)."""
+        on it since it was shown; durable when this returns (a ``DecisionRecord``; in
+        second-reader mode, on a pending case, a blind ``Reading`` unless ``override``).
+        Over another reviewer's decision only with ``override`` (``store.DecisionOverride``
+        otherwise); a case out of the filter's domain is accepted only with
+        ``original_image`` or ``report_only``, one whose image is not shareable only with
+        ``report_only`` (see ``ReviewStore.decide``)."""
         case_id = self._require_current()
-        return self.store.decide(case_id, decision, reviewer=self.reviewer,
-                                 seconds=round(self.seconds_on_case(), 3), comment=comment,
-                                 override=override, original_image=original_image,
-                                 report_only=report_only)
+        seconds = round(self.seconds_on_case(), 3)
+        if self.blind(case_id) and not override:
+            return self.store.read_blind(case_id, decision, reviewer=self.reviewer,
+                                         seconds=seconds, comment=comment,
+                                         original_image=original_image, report_only=report_only)
+        return self.store.decide(case_id, decision, reviewer=self.reviewer, seconds=seconds,
+                                 comment=comment, override=override,
+                                 original_image=original_image, report_only=report_only)
+
+    def blind(self, case_id: str) -> bool:
+        """Whether a decision on the case is a blind reading (second-reader mode, the case
+        pending): it returns a ``store.Reading``, and the other reader's is not shown."""
+        return self.store.second_reader and self.store.case(case_id).status == "pending"
+
+    def history(self, case_id: str) -> list:
+        """The case's action log as this reviewer may see it: while the case is read blind,
+        another reader's reading is left out."""
+        entries = self.store.action_log(case_id)
+        if self.blind(case_id):
+            entries = [e for e in entries if e.action != "read" or e.reviewer == self.reviewer]
+        return entries
 
     def toggle_span(self, span_id: int) -> SpanRecord:
         """Flip one span of the current case between redact and keep."""

@@ -189,6 +189,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One reader's blind decision on a case in second-reader mode, and what it led to:
+    ``"waiting"`` for the second reader, ``"agreed"`` (the case took the readers' decision)
+    or ``"disagreed"`` (the case is flagged for adjudication)."""
+
+    case_id: str
+    decision: str
+    reviewer: str
+    seconds: float | None
+    outcome: str
+    status: str  # the case's status after this reading
+
+
 class ReviewStore(DurableDatabase):
     """The cases of one workspace and everything reviewers did to them.
 
@@ -352,26 +366,9 @@ class ReviewStore(DurableDatabase):
 
     # -- reviewer actions ------------------------------------------------------------------
 
-    def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
-               comment: str = "", override: bool = False,
-               original_image: bool = False, report_only: bool = False) -> DecisionRecord:
-        """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
-
-        ``seconds`` is the time spent on the case (None when not measured). A later decision
-        replaces the case's status; every decision stays in :meth:`decisions`. Deciding over
-        another reviewer's accept or reject needs ``override`` (else
-        :class:`DecisionOverride`), and the action log records it as one; a flag asks for
-        another look, which anyone gives.
-
-        A case out of the filter's domain has no synthetic counterpart; accepting it needs
-        ``original_image``: the reviewer accepts sharing its original image with the
-        burned-in text removed (not de-identified pixels), recorded with the decision
-        (:meth:`accepted_original_image`). Refused on any other case or decision.
-
-        A case whose synthetic image is not shareable (its kept findings re-identify beyond
-        the filter's measured limit, ``CaseArtifacts.image_risk``) is accepted only with
-        ``report_only``: its report leaves, its image does not (:meth:`shared_image`).
-        """
+    def _check_decision(self, case_id: str, decision: str, original_image: bool,
+                        report_only: bool) -> str:
+        """The decision word, checked against what the case allows (see :meth:`decide`)."""
         decision = _check_word(decision, tuple(DECISIONS), "decision")
         if (original_image or report_only) and decision != "accept":
             raise InputError("sharing the original image, or the report only, is a kind of "
@@ -405,6 +402,29 @@ class ReviewStore(DurableDatabase):
             if outside is None and original_image:
                 raise InputError(f"case {case_id} is in the filter's domain and has a synthetic "
                                  "counterpart; --original-image is only for cases out of domain")
+        return decision
+
+    def decide(self, case_id: str, decision: str, reviewer: str, seconds: float | None = None,
+               comment: str = "", override: bool = False,
+               original_image: bool = False, report_only: bool = False) -> DecisionRecord:
+        """Record a reviewer's ``accept``, ``reject`` or ``flag``; it is on disk on return.
+
+        ``seconds`` is the time spent on the case (None when not measured). A later decision
+        replaces the case's status; every decision stays in :meth:`decisions`. Deciding over
+        another reviewer's accept or reject needs ``override`` (else
+        :class:`DecisionOverride`), and the action log records it as one; a flag asks for
+        another look, which anyone gives.
+
+        A case out of the filter's domain has no synthetic counterpart; accepting it needs
+        ``original_image``: the reviewer accepts sharing its original image with the
+        burned-in text removed (not de-identified pixels), recorded with the decision
+        (:meth:`accepted_original_image`). Refused on any other case or decision.
+
+        A case whose synthetic image is not shareable (its kept findings re-identify beyond
+        the filter's measured limit, ``CaseArtifacts.image_risk``) is accepted only with
+        ``report_only``: its report leaves, its image does not (:meth:`shared_image`).
+        """
+        decision = self._check_decision(case_id, decision, original_image, report_only)
         reviewer = _check_reviewer(reviewer)
         if seconds is not None:
             seconds = _finite(seconds, "seconds")
@@ -463,6 +483,100 @@ class ReviewStore(DurableDatabase):
                 details["overrides"] = {"decision": last[0], "reviewer": last[1]}
             _audit(cur, now, reviewer, "undo", case_id, details)
         return details
+
+    # -- second reader ---------------------------------------------------------------------
+
+    @property
+    def second_reader(self) -> bool:
+        """Whether the workspace is in second-reader mode: each case is decided blind by two
+        reviewers (:meth:`read_blind`); agreement decides it, a disagreement flags it for
+        adjudication."""
+        rows = self._read("SELECT detail FROM audit_log WHERE action = 'second_reader' "
+                          "ORDER BY entry_id DESC LIMIT 1")
+        return bool(rows) and bool(json.loads(rows[0][0]).get("on"))
+
+    def set_second_reader(self, on: bool, reviewer: str) -> bool:
+        """Turn second-reader mode on or off (recorded in the action log); True if it changed."""
+        reviewer = _check_reviewer(reviewer)
+        if self.second_reader == bool(on):
+            return False
+        with self._write() as cur:
+            _audit(cur, _now(), reviewer, "second_reader", None, {"on": bool(on)})
+        return True
+
+    def read_blind(self, case_id: str, decision: str, reviewer: str,
+                   seconds: float | None = None, comment: str = "",
+                   original_image: bool = False, report_only: bool = False) -> Reading:
+        """Record one reader's blind ``accept``, ``reject`` or ``flag`` of a pending case.
+
+        The first reading leaves the case pending. The second, by another reviewer, decides
+        it: the same decision (and, for an accept, the same image shared) is recorded as the
+        case's decision, naming both readers; different ones flag it for adjudication, which
+        any reviewer then gives with :meth:`decide`. A reviewer reads a case once per round
+        (an undo starts a new round). The same checks as :meth:`decide` apply."""
+        decision = self._check_decision(case_id, decision, original_image, report_only)
+        reviewer = _check_reviewer(reviewer)
+        if seconds is not None:
+            seconds = _finite(seconds, "seconds")
+            if seconds < 0:
+                raise InputError(f"seconds must be 0 or more, not {seconds}")
+        image = ORIGINAL_IMAGE if original_image else WITHHELD if report_only else None
+        now = _now()
+        with self._write() as cur:
+            status = self._require_case(cur, case_id)
+            if status != "pending":
+                raise UpdpError(f"case {case_id} is {status}: its blind reading is over (a "
+                                "flagged case is adjudicated with a plain decision; take a "
+                                "decision back with pending)")
+            readings = _round_readings(cur.execute(_CASE_LOG, (case_id,)).fetchall())
+            if any(r["reviewer"] == reviewer for r in readings):
+                raise UpdpError(f"case {case_id}: {reviewer} has read it already; the second "
+                                "reading must be another reviewer's")
+            detail = {"decision": decision, "seconds": seconds}
+            if image:
+                detail["image"] = image
+            _audit(cur, now, reviewer, "read", case_id, detail)
+            if not readings:
+                return Reading(case_id, decision, reviewer, seconds, "waiting", status)
+            first = readings[0]
+            agreed = first["decision"] == decision and first.get("image") == image
+            final = decision if agreed else "flag"
+            note = (f"read blind by {first['reviewer']} and {reviewer}: "
+                    + ("agreed" if agreed else f"{first['decision']} against {decision}, "
+                                                 "to adjudicate"))
+            cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
+                        "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (case_id, final, reviewer, seconds,
+                         note + (f"; {comment}" if comment else ""), now))
+            details = {"decision": final, "decision_id": cur.lastrowid, "seconds": seconds,
+                       "previous_status": status,
+                       "readers": [first["reviewer"], reviewer], "agreed": agreed}
+            if agreed and image:
+                details["image"] = image
+            cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
+                        (DECISIONS[final], now, case_id))
+            _audit(cur, now, reviewer, "decide", case_id, details)
+        return Reading(case_id, decision, reviewer, seconds,
+                       "agreed" if agreed else "disagreed", DECISIONS[final])
+
+    def reader_pairs(self) -> list[tuple[str, str]]:
+        """``(first reader's decision, second reader's decision)`` of every completed blind
+        round, in the order they completed (for the agreement, ``review.readers``)."""
+        out = []
+        rounds: dict[str, list[dict]] = {}
+        for entry in self.action_log():
+            if entry.action == "read":
+                rounds.setdefault(entry.case_id, []).append(entry.detail)
+            elif entry.action in ("undo", "decide"):
+                reads = rounds.pop(entry.case_id, [])
+                if entry.detail.get("readers") and len(reads) >= 2:
+                    out.append((reads[0]["decision"], reads[1]["decision"]))
+        return out
+
+    def round_readings(self, case_id: str) -> list[dict]:
+        """The blind readings of the case's current round (since its last decision or undo),
+        oldest first: ``{"reviewer", "decision", "seconds", "image"?}``."""
+        return _round_readings(self._read(_CASE_LOG, (_check_case_id(case_id),)))
 
     def shared_image(self, case_id: str) -> str | None:
         """What the case's standing decision, an accept, shares as its image: ``"synthetic"``,
@@ -704,6 +818,21 @@ def _overridden(last: tuple[str, str, int] | None, reviewer: str) -> str | None:
     """Whose decision ``reviewer`` would act over (None: none of another's stands). A flag
     asks for another look: anyone resolves it. An accept or a reject stands."""
     return last[1] if last is not None and last[1] != reviewer and last[0] != "flag" else None
+
+
+_CASE_LOG = "SELECT reviewer, action, detail FROM audit_log WHERE case_id = ? ORDER BY entry_id"
+
+
+def _round_readings(rows: Iterable[tuple]) -> list[dict]:
+    """The blind readings of a case's current round (since its last undo or decision), from
+    its log rows (``_CASE_LOG``), oldest first, each ``{"reviewer", "decision", "image"?}``."""
+    readings: list[dict] = []
+    for reviewer, action, detail in rows:
+        if action == "read":
+            readings.append({"reviewer": reviewer, **json.loads(detail)})
+        elif action in ("undo", "decide"):
+            readings = []
+    return readings
 
 
 def _audit(cur: sqlite3.Cursor, at: str, reviewer: str, action: str, case_id: str | None,
