@@ -269,3 +269,13 @@ def _number(value) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def frame_size(path: str | os.PathLike, frame: str | None = None) -> int:
+    """The number of cases in the audit frame of the workspace or package at ``path`` (the
+    cases a sample is drawn from: ``frame`` as in ``AuditSession.draw``)."""
+    from .sample import frame_cases
+
+    with AuditTarget.open(path) as target:
+        _, cases = frame_cases(target.cases(), target.kind, frame)
+    return len(cases)

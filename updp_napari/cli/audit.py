@@ -137,14 +137,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _frame_size(args: argparse.Namespace) -> int:
     """The number of cases in TARGET's audit frame (``--frame``, as a sample would draw)."""
-    from ..audit.sample import frame_cases
-    from ..audit.target import AuditTarget
+    from ..audit.target import frame_size
 
-    with AuditTarget.open(args.target) as target:
-        _, cases = frame_cases(target.cases(), target.kind, args.frame)
-    if not cases:
+    size = frame_size(args.target, args.frame)
+    if not size:
         raise UpdpError(f"{args.target}: the frame holds no cases")
-    return len(cases)
+    return size
 
 
 def _draw_or_reopen(args: argparse.Namespace, audit) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.errors import UpdpError
 from ._common import (
     add_cohort,
     add_filter_model,
@@ -225,20 +224,10 @@ def _register_evaluate_filter(subparsers) -> None:
     add_quiet(p)
 
 
-def _strengths(text: str) -> list[float]:
-    try:
-        strengths = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UpdpError(f"--strengths: not a comma list of numbers: {text!r}") from None
-    if not strengths:
-        raise UpdpError("--strengths: give at least one strength")
-    return strengths
-
-
 def _cmd_evaluate_filter(args: argparse.Namespace) -> int:
-    from ..synth.evaluate import evaluate_filter, plot_curve, summary_lines
+    from ..synth.evaluate import evaluate_filter, parse_strengths, plot_curve, summary_lines
 
-    strengths = _strengths(args.strengths)
+    strengths = parse_strengths(args.strengths, "--strengths")
     set_torch_threads(args.threads)
     result = evaluate_filter(args.cohort, args.filter_model, args.scorers, strengths,
                              steps=args.steps, dilation=args.dilation, eta=args.eta,

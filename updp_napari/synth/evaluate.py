@@ -40,6 +40,17 @@ TARGETS = {"reid_auc_original_min": 0.95, "reid_auc_synthetic_max": 0.60,
            "new_positive_rate_max": 0.02}
 
 
+def parse_strengths(text: str, what: str = "strengths") -> list[float]:
+    """A comma list of strengths (``"0.2,0.4"``); ``what`` names it in the message."""
+    try:
+        strengths = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{what}: not a comma list of numbers") from None
+    if not strengths:
+        raise InputError(f"{what}: give at least one strength")
+    return strengths
+
+
 def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
                     strengths: Sequence[float] = (0.2, 0.4, 0.6, 0.8), *, steps: int | None = None,
                     dilation: float | None = None, eta: float | None = None, seed: int = 0,
