@@ -188,8 +188,12 @@ class Pipeline:
         put_json(store, case_id, "domain", where, domain_signature)
         # The filter's measured risk of a kept region, per finding: whether the case's image
         # may leave is judged from it and the mask as it stands (review.artifacts).
+        # The same card's calibration turns the privacy attack into a probability
+        # (review.scores).
+        card = self.filter().model.card or {}
         put_json(store, case_id, "image_risk",
-                 {"table": (self.filter().model.card or {}).get("image_risk")}, domain_signature)
+                 {"table": card.get("image_risk"),
+                  "privacy_calibration": card.get("privacy_calibration")}, domain_signature)
 
         protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
                       "action": "keep"} for s, e in self.reports.protected(text)] if text else []

@@ -907,6 +907,7 @@ def scores_html(scores: dict) -> str:
     head = (f"privacy score <b><span style='color:{'#ff6060' if alert else 'inherit'}'>"
             f"{shown(privacy)}</span></b>{where}"
             + (" — <b><span style='color:#ff6060'>re-identification alert</span></b>" if alert else "")
+            + reid_probability_html(details)
             + f" · utility score <b>{shown(scores.get('utility'))}</b> (findings called on "
             "either image that are called on both)")
     findings = details.get("findings")
@@ -925,6 +926,18 @@ def scores_html(scores: dict) -> str:
                      f"{f.get('original', 0):.2f}→{f.get('counterpart', 0):.2f} "
                      f"({html.escape(state)})</span>")
     return head + verdict + "<br>" + " · ".join(cells)
+
+
+def reid_probability_html(details: dict) -> str:
+    """The calibrated re-identification probability beside the privacy score, against chance
+    (red at twice chance or more); nothing for scores without one."""
+    p, chance = details.get("reid_probability"), details.get("reid_chance")
+    if not isinstance(p, (int, float)) or not isinstance(chance, (int, float)) or not chance:
+        return ""
+    high = p >= 2 * chance
+    return (f"; re-identification probability <b><span style='color:"
+            f"{'#ff6060' if high else 'inherit'}'>{p:.2f}</span></b> (chance {chance:.2f}; "
+            f"{p / chance:.1f}× chance)")
 
 
 def image_risk_text(risk: dict) -> str:

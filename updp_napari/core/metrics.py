@@ -158,3 +158,59 @@ def cohens_kappa(pairs, categories) -> float | None:
     if chance >= 1.0 - 1e-12:
         return None
     return (observed - chance) / (1.0 - chance)
+
+
+def softmax_own(scores, own, temperature: float) -> np.ndarray:
+    """The probability each row of ``scores`` [N, K] gives its column ``own[n]`` under a
+    softmax at ``temperature``: an attacker's belief that the candidate in that column is
+    the one, when its scores are turned into probabilities."""
+    z = np.asarray(scores, np.float64) / float(temperature)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p[np.arange(len(p)), np.asarray(own, int)]
+
+
+def fit_temperature(scores, own, lo: float = 1e-3, hi: float = 10.0) -> float:
+    """The softmax temperature that makes the probabilities of the true columns ``own`` of
+    ``scores`` [N, K] most likely (least negative log-likelihood; golden-section search over
+    log temperature in ``[lo, hi]``): temperature scaling, fitted on pairs whose truth is
+    known."""
+    scores = np.asarray(scores, np.float64)
+    own = np.asarray(own, int)
+    if scores.ndim != 2 or len(scores) == 0 or len(own) != len(scores):
+        raise ValueError("fit_temperature needs scores [N, K] and one true column per row")
+
+    def loss(log_t: float) -> float:
+        return -float(np.mean(np.log(np.maximum(softmax_own(scores, own, np.exp(log_t)), 1e-300))))
+
+    a, b = np.log(lo), np.log(hi)
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(80):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return float(np.exp((a + b) / 2.0))
+
+
+def calibration_error(probabilities, correct, bins: int = 10) -> float:
+    """Expected calibration error: the mean gap between stated probability and observed
+    frequency over equal-width probability bins, weighted by the bins' counts."""
+    p = np.asarray(probabilities, np.float64)
+    y = np.asarray(correct, np.float64)
+    if len(p) == 0:
+        return float("nan")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.sum() * abs(p[inside].mean() - y[inside].mean())
+    return float(error / len(p))

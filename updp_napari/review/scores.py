@@ -8,6 +8,11 @@ figures of an image that is gone.
   likeness to the synthetic image (re-identification scorer), scaled 0…1 (0: its own
   patient is the best match, re-identified; about 0.5: no better than chance; None with a
   single patient);
+* re-identification probability (beside it, when the filter's card holds a calibration
+  measured with these scorers, ``updp evaluate-filter --record-risk``): the same attack's
+  similarities to each patient turned into the probability it gives the true patient, by a
+  softmax at the temperature calibrated on held-out counterparts whose patients were known;
+  against chance, 1 / the gallery's patients;
 * utility: how well the counterpart keeps the findings, as a radiologist reads it: of the
   findings the pathology classifier calls on either image (at its own thresholds), the share
   called on both — kept / (kept + lost + added); 1 when it calls none on either. Beside it,
@@ -32,7 +37,10 @@ PRIVACY_ALERT = 0.1
 PRIVACY_MEANING = ("privacy score: where the patient's own originals rank among all the "
                    "workspace's patients by likeness to the counterpart (re-identification "
                    "scorer), 0 = ranked first (re-identified), about 0.5 = chance, 1 = last; "
-                   f"below {PRIVACY_ALERT:g} (the best-matching tenth) is an alert")
+                   f"below {PRIVACY_ALERT:g} (the best-matching tenth) is an alert. The "
+                   "re-identification probability beside it is the same attack's belief in the "
+                   "true patient, calibrated on held-out counterparts (chance: 1 / the patients "
+                   "in the workspace); red at twice chance or more")
 UTILITY_MEANING = ("utility score: of the findings the pathology scorer calls on either "
                    "image, the share it calls on both (kept / (kept + lost + added)); below 1 "
                    "a finding was lost or added")
@@ -58,7 +66,12 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
     synthetic = [art[k].array("synthetic") for k in picked]
     own = [originals[k] for k in picked]
     similarity = scorers.reid.similarity(own, synthetic)
-    ranks = scorers.reid.closed_set_rank(synthetic, originals, patients, [patients[k] for k in picked])
+    from ..scoring.reid import rank_of_own
+
+    names_, best = scorers.reid.patient_best(synthetic, originals, patients)
+    own_columns = scorers.reid.own_columns(names_, [patients[k] for k in picked])
+    ranks = rank_of_own(best, own_columns)
+    digest = scorers.reid.digest
     agreement = scorers.pathology.agreement(own, synthetic)
     names = scorers.pathology.label_names
     thresholds = [float(t) for t in scorers.pathology.thresholds]
@@ -70,6 +83,7 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
         details = {
             "reid_similarity": round(float(similarity[n]), 4),
             "reid_rank": int(ranks[n]), "gallery_patients": n_patients,
+            **reid_probability(art[k], best[n], int(own_columns[n]), n_patients, digest),
             "pathology_mean_abs_difference": round(float(agreement["mean_abs_difference"][n]), 4),
             "pathology_original": _rounded(names, agreement["original"][n]),
             "pathology_synthetic": _rounded(names, agreement["synthetic"][n]),
@@ -84,6 +98,35 @@ def score_cases(store, scorers, only: Iterable[str] | None = None,
         if progress:
             progress(n + 1, len(picked))
     return len(picked)
+
+
+def reid_probability(artifacts: CaseArtifacts, best, own: int, patients: int,
+                     digest: str) -> dict:
+    """The calibrated re-identification probability of one case (see the module's
+    description), with chance and what it rests on; None, with the reason, when the filter's
+    card has no calibration for these scorers or the gallery holds one patient."""
+    record = artifacts.json("image_risk")
+    calibration = record.get("privacy_calibration") if isinstance(record, dict) else None
+    chance = round(1.0 / patients, 4) if patients else None
+    if patients < 2:
+        return {"reid_probability": None, "reid_chance": chance,
+                "reid_probability_basis": "a gallery of one patient"}
+    if not isinstance(calibration, dict) or calibration.get("scorers") != digest:
+        return {"reid_probability": None, "reid_chance": chance,
+                "reid_probability_basis": "not calibrated for these scorers (updp "
+                                          "evaluate-filter --record-risk)"}
+    import numpy as np
+
+    from ..core.metrics import softmax_own
+
+    p = float(softmax_own(np.asarray(best)[None, :], [own], float(calibration["temperature"]))[0])
+    held = calibration.get("heldout") or {}
+    basis = (f"softmax at temperature {calibration['temperature']:g}, calibrated on "
+             f"{calibration.get('pairs')} counterparts of {calibration.get('patients')} patients"
+             + (f" (held-out calibration error {held['calibration_error']:.3f})"
+                if held.get("calibration_error") is not None else ""))
+    return {"reid_probability": round(p, 4), "reid_chance": chance,
+            "reid_probability_basis": basis}
 
 
 def _rounded(names, values) -> dict[str, float]:

@@ -108,24 +108,49 @@ class ReidScorer:
         i, j, same = pair_targets(patients)
         return roc_auc(sim[i, j], same)
 
-    def closed_set_rank(self, queries, gallery, gallery_patients: Sequence,
-                        query_patients: Sequence) -> np.ndarray:
-        """Rank (1 = re-identified) of each query's own patient among the gallery's patients,
-        by the query's best similarity to each patient's gallery images; ties count against."""
+    def patient_best(self, queries, gallery, gallery_patients: Sequence) -> tuple[list, np.ndarray]:
+        """The gallery's patients (sorted) and, for each query, its best similarity to each
+        patient's gallery images [queries, patients]: the attack the scores are defined by."""
         gallery_patients = _patients(gallery_patients, _count(gallery))
-        query_patients = _patients(query_patients, _count(queries))
         names = sorted(set(gallery_patients.tolist()))
-        absent = sorted(set(query_patients.tolist()) - set(names))
-        if absent:
-            raise InputError(f"closed_set_rank: {len(absent)} query patient(s) have no image in "
-                             "the gallery")
         sim = self.similarity_matrix(queries, gallery)
         column = {name: k for k, name in enumerate(names)}
         best = np.full((sim.shape[0], len(names)), -np.inf, dtype=np.float32)
         for g, name in enumerate(gallery_patients.tolist()):
             best[:, column[name]] = np.maximum(best[:, column[name]], sim[:, g])
-        own = best[np.arange(len(best)), [column[p] for p in query_patients.tolist()]]
-        return np.sum(best >= own[:, None], axis=1)
+        return names, best
+
+    @staticmethod
+    def own_columns(names: Sequence, query_patients: Sequence) -> np.ndarray:
+        """Each query patient's column in :meth:`patient_best`'s table."""
+        query_patients = _patients(query_patients, len(query_patients))
+        column = {name: k for k, name in enumerate(names)}
+        absent = sorted(set(query_patients.tolist()) - set(column))
+        if absent:
+            raise InputError(f"closed_set_rank: {len(absent)} query patient(s) have no image in "
+                             "the gallery")
+        return np.array([column[p] for p in query_patients.tolist()], dtype=int)
+
+    def closed_set_rank(self, queries, gallery, gallery_patients: Sequence,
+                        query_patients: Sequence) -> np.ndarray:
+        """Rank (1 = re-identified) of each query's own patient among the gallery's patients,
+        by the query's best similarity to each patient's gallery images; ties count against."""
+        query_patients = _patients(query_patients, _count(queries))
+        names = sorted(set(_patients(gallery_patients, _count(gallery)).tolist()))
+        own_columns = self.own_columns(names, query_patients)  # refused before any work
+        _, best = self.patient_best(queries, gallery, gallery_patients)
+        return rank_of_own(best, own_columns)
+
+    @property
+    def digest(self) -> str:
+        """A short fingerprint of the weights: what a calibration was measured with."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     # --- files -----------------------------------------------------------------------------
 
@@ -143,6 +168,12 @@ class ReidScorer:
                              "network") from None
         load_state(Path(path), model, state)
         return cls(model, config, card)
+
+
+def rank_of_own(best: np.ndarray, own_columns: np.ndarray) -> np.ndarray:
+    """Rank (1 = first) of each row's own column in a table of scores; ties count against."""
+    own = best[np.arange(len(best)), own_columns]
+    return np.sum(best >= own[:, None], axis=1)
 
 
 def _count(images) -> int:

@@ -97,6 +97,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
     realism: dict = {}
     conspicuity: dict = {}
     new_positives: dict = {}
+    calibration: dict = {}
     p_original = judges.pathology.predict(data.images)
     for strength in strengths:
         stage = f"strength {strength:g}"
@@ -118,6 +119,8 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
             realism = realism_test(data.images, synthetic, data.patients, seed=seed, cnn=realism_cnn,
                                    progress=(lambda d, t: progress("realism", d, t))
                                    if progress else None)
+            calibration = privacy_calibration(judges, data.images, synthetic, data.patients,
+                                              seed=seed)
             # An adversary's view: the kept region alone, against the patients' other studies.
             region = region_attack(data.images, synthetic, preserve & ~data.text_boxes,
                                    data.patients, data.labels, data.label_names)
@@ -167,6 +170,7 @@ def evaluate_filter(cohort: str | os.PathLike, model=None, scorers=None,
         "ssim_inside": at_default["ssim_inside"], "ssim_outside": at_default["ssim_outside"],
         "region_noise_auc": at_default["region_noise_auc"],
         "region_attack": region,
+        "privacy_calibration": calibration,
         "pathology_auc_gap": gap_interval,
         "realism_auc": realism.get("auc"),
         "realism_auc_by_classifier": realism.get("by_classifier"),
@@ -206,6 +210,50 @@ def risk_table(result: dict) -> dict:
             "studies": result.get("studies"), "per_finding": per}
 
 
+def privacy_calibration(judges, originals, synthetic, patients, seed: int = 0) -> dict:
+    """The workspace's privacy attack (each counterpart against every original, by its best
+    similarity to each patient's, ``review.scores``) turned into a probability: the softmax
+    temperature that makes the true patients most likely, fitted on these counterparts whose
+    patients are known. Measured held out first: fitted on half the patients, tested on the
+    other half and the other way round (calibration error of the top guess, mean probability
+    of the true patient against the share re-identified)."""
+    from ..core.metrics import calibration_error, fit_temperature, softmax_own
+
+    names, best = judges.reid.patient_best(synthetic, originals, patients)
+    own = judges.reid.own_columns(names, patients)
+    people = sorted(set(patients))
+    order = np.random.default_rng(seed).permutation(len(people))
+    first = {people[i] for i in order[: len(people) // 2]}
+    fold = np.array([p in first for p in patients])
+    confidence, correct, truth = [], [], []
+    for fit in (fold, ~fold):
+        test = ~fit
+        if not fit.any() or not test.any():
+            continue
+        t = fit_temperature(best[fit], own[fit])
+        guess = np.argmax(best[test], axis=1)
+        confidence.append(softmax_own(best[test], guess, t))
+        correct.append(guess == own[test])
+        truth.append(softmax_own(best[test], own[test], t))
+    confidence, correct, truth = (np.concatenate(v) if v else np.array([])
+                                  for v in (confidence, correct, truth))
+    return {
+        "attack": "counterpart against every original; best similarity per patient; softmax",
+        "temperature": round(fit_temperature(best, own), 5),
+        "scorers": judges.reid.digest,
+        "pairs": int(len(best)), "patients": len(names), "chance": round(1.0 / len(names), 5),
+        "heldout": {
+            "top1": round(float(np.mean(correct)), 4) if len(correct) else None,
+            "mean_probability_of_true_patient": round(float(np.mean(truth)), 4)
+            if len(truth) else None,
+            "mean_confidence_of_top_guess": round(float(np.mean(confidence)), 4)
+            if len(confidence) else None,
+            "calibration_error": round(calibration_error(confidence, correct), 4)
+            if len(correct) else None,
+            "folds": "2, grouped by patient"},
+    }
+
+
 def _cohort_of(folder) -> dict:
     from .domain import _folder_signature
 
@@ -219,7 +267,12 @@ def record_risk(model, result: dict) -> dict:
     from .model import set_card_section
 
     table = risk_table(result)
-    set_card_section(SHIPPED_MODEL if model is None else model, "image_risk", table)
+    folder = SHIPPED_MODEL if model is None else model
+    set_card_section(folder, "image_risk", table)
+    if result.get("privacy_calibration"):
+        set_card_section(folder, "privacy_calibration",
+                         {**result["privacy_calibration"],
+                          "measured_on": _cohort_of(result["cohort"])})
     return table
 
 
@@ -308,6 +361,16 @@ def summary_lines(r: dict) -> list[str]:
                      f"region against the other studies; {attack['attack']}): top-1 "
                      f"{f(attack['top1'])} (chance {f(attack['chance'])}), verification AUC "
                      f"{f(attack['verification_auc'])}")
+    calibration = r.get("privacy_calibration") or {}
+    if calibration.get("heldout"):
+        held = calibration["heldout"]
+        lines.append(f"privacy as a probability ({calibration['pairs']} counterparts, "
+                     f"{calibration['patients']} patients, chance {f(calibration['chance']).strip()}): "
+                     f"temperature {calibration['temperature']:.4f}; held out: true patient's mean "
+                     f"probability {f(held['mean_probability_of_true_patient']).strip()}, top-1 "
+                     f"{f(held['top1']).strip()}, top guess's confidence "
+                     f"{f(held['mean_confidence_of_top_guess']).strip()}, calibration error "
+                     f"{f(held['calibration_error']).strip()}")
     lines += _realism_lines(r, f)
     for name, t in r["targets"].items():
         state = "not measurable" if t["met"] is None else ("met" if t["met"] else "NOT met")
