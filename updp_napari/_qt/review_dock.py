@@ -904,8 +904,7 @@ def scores_html(scores: dict) -> str:
              f"{(gallery + 1) / 2:g} = chance)" if isinstance(rank, int) and isinstance(gallery, int)
              else "")
     alert = privacy is not None and privacy < PRIVACY_ALERT
-    head = (f"privacy score <b><span style='color:{'#ff6060' if alert else 'inherit'}'>"
-            f"{shown(privacy)}</span></b>{where}"
+    head = (f"privacy score <b>{_red(shown(privacy), alert)}</b>{where}"
             + (" — <b><span style='color:#ff6060'>re-identification alert</span></b>" if alert else "")
             + reid_probability_html(details)
             + f" · utility score <b>{shown(scores.get('utility'))}</b> (findings called on "
@@ -928,6 +927,12 @@ def scores_html(scores: dict) -> str:
     return head + verdict + "<br>" + " · ".join(cells)
 
 
+def _red(text: str, red: bool) -> str:
+    """``text`` in the dock's alarm colour when ``red`` (Qt's rich text knows no "inherit":
+    an uncoloured span would turn dark on the dark theme)."""
+    return f"<span style='color:#ff6060'>{text}</span>" if red else text
+
+
 def reid_probability_html(details: dict) -> str:
     """The calibrated re-identification probability beside the privacy score, against chance
     (red at twice chance or more); nothing for scores without one."""
@@ -935,8 +940,7 @@ def reid_probability_html(details: dict) -> str:
     if not isinstance(p, (int, float)) or not isinstance(chance, (int, float)) or not chance:
         return ""
     high = p >= 2 * chance
-    return (f"; re-identification probability <b><span style='color:"
-            f"{'#ff6060' if high else 'inherit'}'>{p:.2f}</span></b> (chance {chance:.2f}; "
+    return (f"; re-identification probability <b>{_red(f'{p:.2f}', high)}</b> (chance {chance:.2f}; "
             f"{p / chance:.1f}× chance)")
 
 
