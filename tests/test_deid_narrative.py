@@ -67,6 +67,11 @@ def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
     ("She was first seen at mh. Now on a heparin drip.", "mh"),
     ("DIURESED WELL. TRANSFER WEXFORD 2 IN AM.", "WEXFORD 2"),
     ("belongings sent up from wexford 5 this am", "wexford 5"),
+    ("FAMILY DROVE IN FROM THE WESTERN SHORE OVERNIGHT.", "WESTERN SHORE"),
+    ("Scan booked for 9am on South Campus, then clinic.", "South Campus"),
+    ("moved here from the north county last spring", "north county"),
+    ("WIFE IS PRESIDENT OF ACMEX, VISITING DAILY.", "ACMEX"),
+    ("Son works at Brindlecombe Foundry, will call tonight.", "Brindlecombe Foundry"),
 ])
 def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     assert covered(deid, text, place), found(deid, text)
@@ -110,6 +115,9 @@ def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
     "HOB 30' AT ALL TIMES.",
     "Weaned from 2-4 L NC on 5-10 mcg of fentanyl.",
     "Daughter's wedding is next month; son very supportive.",
+    "Husband works at home; wife employed by the county.",
+    "Crackles at the left base, south of the scar; lateral side clear.",
+    "Owner of the dog bite report was notified by the ED.",
 ])
 def test_clinical_look_alikes_are_not_redacted(deid, text):
     assert found(deid, text) == []

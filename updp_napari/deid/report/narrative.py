@@ -242,7 +242,9 @@ class Reader:
             # A capitalised word that is no everyday one, where capitals mean something.
             return strength >= RELATION and self.cased and capital and wc.commonness(key) >= 2
         if strength >= RELATION:
-            return True  # "son bill"
+            # "son bill", but not "Husband works at home": where capitals mean something, an
+            # everyday word written in lower case is that word.
+            return not (self.cased and not capital and wc.commonness(key) <= 1)
         if strength == STRONG:
             return (capital and self.cased) or wc.commonness(key) >= 2
         if strength == WEAK:
@@ -601,13 +603,41 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
         yield Span(saint.start() if saint else begin, end, "INSTITUTION", "context:institution-word", 0.8)
 
 
+# A region named by a compass point and a kind of place: "the Eastern Shore", "North Campus".
+_REGION_NOUNS = frozenset({"shore", "coast", "county", "valley", "campus"})
+_COMPASS_BEFORE = re.compile(r"\b(?:north|south|east|west)(?:ern)?[ \t]{1,2}\Z", re.IGNORECASE)
+# Where a person works: "CEO of IBM", "works at Acme", "employed by Smithson".
+_EMPLOYER_WORDS = frozenset({"ceo", "cfo", "president", "owner", "founder", "works", "worked",
+                             "working", "employed", "employee"})
+_EMPLOYER = re.compile(r"(?:ceo|cfo|president|owner|founder|employee)[ \t]+of[ \t]+"
+                       r"|(?:works|worked|working|employed)[ \t]+(?:at|for|by)[ \t]+",
+                       re.IGNORECASE)
+
+
+def _region(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """A compass point before a kind of place: "from the EASTERN SHORE", "on North Campus"."""
+    m = _COMPASS_BEFORE.search(reader.text, max(0, start - 12), start)
+    if m:
+        yield Span(m.start(), end, "CITY", "context:region", 0.75)
+
+
+def _employer(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The employer after a word of working: "HUSBAND CEO OF IBM", "works at Calvert Mills"."""
+    m = _EMPLOYER.match(reader.text, start)
+    if m:
+        span = _place_run(reader, m.end(), bare=False)
+        if span:
+            yield Span(span.start, span.end, "INSTITUTION", "context:employer", 0.75)
+
+
 _WORD_CUES: dict[str, tuple] = {}
 for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
                         (_credential, _CREDENTIALS), (_ward_verb, _AFTER_PERSON),
                         (_relative, _RELATIONS - {"in-law", "wife's", "husband's"}),
                         (_family, {"family"}), (_phone_label, _PHONE_LABEL_WORDS),
                         (_before_person, _BEFORE_PERSON_WORDS), (_title, _TITLE_WORDS),
-                        (_move, _MOVE_WORDS), (_saint, {"st", "saint"})):
+                        (_move, _MOVE_WORDS), (_saint, {"st", "saint"}),
+                        (_region, _REGION_NOUNS), (_employer, _EMPLOYER_WORDS)):
     for _key in _keys:
         _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)
 
