@@ -49,6 +49,7 @@ def test_relatives_are_found_by_their_relation(deid, text, name):
     ("MET WITH CASEWORKER INGRID SOLBERG RE PLACEMENT.", "INGRID SOLBERG"),
     ("line ok to use per NP Bartholomew Quist.", "Bartholomew Quist"),
     ("Remains stable overnight.\nWINIFRED", "WINIFRED"),
+    ("will consult with dawn kowalczyk re wound care.", "dawn kowalczyk"),
 ])
 def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
     assert covered(deid, text, name), found(deid, text)
@@ -85,6 +86,7 @@ def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     ("NEPHROLITHIASIS-9/2/93. SEE OMR", "9/2/93"),
     ("Progress Note 21 Apr, 21 0700-1900", "21 Apr, 21"),
     ("He went back to the OR on 7-9 for a washout.", "7-9"),
+    ("hct drawn on3/22/91 after the transfusion", "3/22/91"),
 ])
 def test_dates_as_notes_write_them(deid, text, date):
     assert covered(deid, text, date), found(deid, text)
@@ -118,6 +120,7 @@ def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
     "Husband works at home; wife employed by the county.",
     "Crackles at the left base, south of the scar; lateral side clear.",
     "Owner of the dog bite report was notified by the ED.",
+    "pt will consult with hope nurses re care; discussed with mark ups team.",
 ])
 def test_clinical_look_alikes_are_not_redacted(deid, text):
     assert found(deid, text) == []

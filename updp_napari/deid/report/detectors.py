@@ -298,6 +298,9 @@ _PATTERN_WORDS = frozenset(_ALPHA_TRIGGERS)
 _LETTERS_BEFORE = re.compile(r"(?<![\w.-])[^\W\d_]{1,5}\Z")
 
 
+_GLUED_CUE = re.compile(r"([a-z]+)\d")
+
+
 def detect_patterns(text: str, ctx: Context) -> list[Span]:
     """Dates, times, contact details, identifiers, ages over 89, addresses."""
     found: list[Span] = []
@@ -326,6 +329,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 m = None
             if m:
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
+    # A full date run into the word before it by a missing space: "labs on10/14/82".
+    for start, _end, word in index.mixed:
+        glued = _GLUED_CUE.match(word)
+        if glued and glued.group(1) in _DATE_CUES and \
+                (m := _NUMBER_DATE.match(text, start + glued.end(1))):
+            dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
     state_codes = ctx.lexicons.state_codes
     triggered = [*index.hits(_PATTERN_WORDS), *index.hits(state_codes)]
     for start, _, word in index.mixed:  # letters joined to digits: S46898769, MRN12345, x4417

@@ -251,6 +251,23 @@ class Reader:
             return wc.commonness(key) >= 3 and (capital or not self.cased)
         return False
 
+    def given_and_surname(self, m: re.Match) -> bool:
+        """Whether the word matched by ``m`` is a given name followed, a space or two away,
+        by a surname that is no dictionary word: the pair reads as a person's name whatever
+        the first word also means."""
+        wc = self.wc
+        first = m.group()
+        if first.lower() not in wc.given or first.lower() in wc.clinical or \
+                (self.cased and not first[:1].isupper()):
+            return False
+        nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])\b", self.text[m.end():m.end() + 40])
+        if not nxt:
+            return False
+        second = nxt.group(1)
+        key = second.lower()
+        return key in wc.surnames and key not in wc.dictionary and key not in wc.clinical and \
+            not clinical_shape(key) and (not self.cased or second[:1].isupper())
+
     def place_word(self, word: str) -> bool:
         key = word.lower()
         wc = self.wc
@@ -320,9 +337,12 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
             end, i, count = m.end(1) + 1, m.end(), count + 1
             continue
         m = _TOKEN.match(text, i)
-        # After a first name word, the next name-like word is its surname ("NP CAROL M").
-        if m and count < limit and reader.person_word(m.group(), strength if count == 0 else
-                                                     max(strength, RELATION)):
+        # After a first name word, the next name-like word is its surname ("NP CAROL M"); a
+        # given name that is also a word counts when a surname no dictionary knows follows
+        # ("consult with patty hoeller").
+        if m and count < limit and (reader.person_word(m.group(), strength if count == 0 else
+                                                      max(strength, RELATION))
+                                    or count == 0 and reader.given_and_surname(m)):
             end, count = m.end(), count + 1
             gap = re.match(r"[ \t]+", text[end:end + 3])
             i = end + (gap.end() if gap else 0)
