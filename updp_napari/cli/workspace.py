@@ -153,7 +153,8 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     def score(value) -> str:
         return "-" if value is None else f"{value:.2f}"
 
-    print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'flags':<28}  "
+    width = max([5] + [len(", ".join(flagged[c.case_id][0])) for c in cases])
+    print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'flags':<{width}}  "
           f"{'reviewer':<12}  {'decided at':<19}  comment")
     for c in cases:
         last = decided.get(c.case_id, [None])[-1]
@@ -161,7 +162,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
         note = " ".join(str(note or "").split())
         flags = ", ".join(flagged[c.case_id][0]) or "-"
         print(f"{c.case_id:<16}  {c.status:<8}  {(c.site or '-')[:10]:<10}  "
-              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  {flags:<28}  "
+              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  {flags:<{width}}  "
               f"{(last.reviewer if last else '-')[:12]:<12}  "
               f"{(last.decided_at[:19].replace('T', ' ') if last else '-'):<19}  "
               f"{note[:60] + ('…' if len(note) > 60 else '')}".rstrip())
