@@ -46,18 +46,33 @@ def standardise(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std.clamp_min(1e-4)
 
 
+#: The normalisations a network can be built with: ``batch`` (the scorers' default) or
+#: ``group`` (eight groups; no statistics shared across a batch, so each study's gradient is
+#: its own, as differentially private training needs).
+NORMS = ("batch", "group")
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    raise InputError(f"unknown normalisation {norm!r} (expected one of {', '.join(NORMS)})")
+
+
 class _Block(nn.Module):
     """Two 3x3 convolutions with a residual path; the first one may halve the resolution."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int, norm: str = "batch"):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = norm_layer(norm, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = norm_layer(norm, cout)
         self.skip = None
         if stride != 1 or cin != cout:
-            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      norm_layer(norm, cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
@@ -72,14 +87,16 @@ class Encoder(nn.Module):
     same]: the heads decide how to pool it.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch"):
         super().__init__()
+        # In-place activations only with batch norm: per-sample gradient hooks need the
+        # input of every layer as it was.
         self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 2, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+                                  norm_layer(norm, widths[0]), nn.ReLU(inplace=norm == "batch"))
         blocks = []
         for cin, cout in zip(widths[:-1], widths[1:]):
-            blocks.append(_Block(cin, cout, 2))
-        blocks.append(_Block(widths[-1], widths[-1], 1))
+            blocks.append(_Block(cin, cout, 2, norm))
+        blocks.append(_Block(widths[-1], widths[-1], 1, norm))
         self.blocks = nn.Sequential(*blocks)
         self.out_channels = widths[-1]
         self.reduction = 2 ** len(widths)

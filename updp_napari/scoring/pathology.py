@@ -25,7 +25,7 @@ from ..core.errors import InputError
 from ..core.metrics import roc_auc
 from .augment import Augmentation, augment
 from .checkpoint import load_state, read_scorer, save_scorer
-from .networks import Encoder, as_batch, parameter_count
+from .networks import Encoder, as_batch, norm_layer, parameter_count
 
 KIND = "pathology"
 BATCH_SIZE = 16
@@ -42,10 +42,10 @@ class PathologyNet(nn.Module):
     """
 
     def __init__(self, labels: int = 7, widths: Sequence[int] = (16, 32, 64, 128),
-                 decoder: int = 48, map_stride: int = 4):
+                 decoder: int = 48, map_stride: int = 4, norm: str = "batch"):
         super().__init__()
         widths = tuple(widths)
-        self.encoder = Encoder(widths)
+        self.encoder = Encoder(widths, norm)
         # Stage k of Encoder.stages (0 = stem) has stride 2 ** (k + 1); the last two stages
         # share the coarsest resolution, so only the last of them joins the pyramid.
         first = int(np.log2(map_stride)) - 1
@@ -54,8 +54,8 @@ class PathologyNet(nn.Module):
         self.first = first
         self.lateral = nn.ModuleList(nn.Conv2d(w, decoder, 1) for w in widths[first:])
         self.smooth = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(decoder, decoder, 3, 1, 1, bias=False), nn.BatchNorm2d(decoder),
-                          nn.ReLU(inplace=True)) for _ in widths[first:-1])
+            nn.Sequential(nn.Conv2d(decoder, decoder, 3, 1, 1, bias=False), norm_layer(norm, decoder),
+                          nn.ReLU(inplace=norm == "batch")) for _ in widths[first:-1])
         self.locate = nn.Conv2d(decoder, labels, 1)
         # Training only: a head on pooled features makes the encoder learn the whole chest too.
         self.pooled_head = nn.Linear(2 * self.encoder.out_channels, labels)
@@ -160,8 +160,9 @@ class PathologyScorer:
     def load(cls, path: str | os.PathLike) -> PathologyScorer:
         config, state, card = read_scorer(path, KIND)
         try:
+            # "norm" is absent from the cards of batch-norm networks made before it existed.
             model = PathologyNet(len(config["label_names"]), config["widths"], config["decoder"],
-                                 config["map_stride"])
+                                 config["map_stride"], config.get("norm", "batch"))
             int(config["input_size"])
         except (KeyError, TypeError, ValueError):
             raise InputError(f"{path}: config.json does not describe a pathology network") from None
