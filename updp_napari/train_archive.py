@@ -170,3 +170,21 @@ def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
         write_text_atomic(_done(models, name), json.dumps(result, default=str) + "\n")
         out[name] = result
     return out
+
+
+def training_set(source: str | os.PathLike, work: str | os.PathLike, *,
+                 manifest: str | os.PathLike | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict | None]:
+    """A folder in the training layout for ``source``: ``source`` itself when it is one
+    (a cohort made by ``updp make-cohort``, or a ``work/`` folder prepared before), else the
+    archive ``source`` prepared into ``work`` (see :func:`prepare_archive`). Returns the folder
+    and the preparation's summary (None when nothing was prepared)."""
+    from .cohort.generate import GROUND_TRUTH
+
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(f"{source}: no such folder (expected a cohort or an archive of studies)")
+    if (source / GROUND_TRUTH).is_file():
+        return source, None
+    summary = prepare_archive(source, work, manifest=manifest, progress=progress)
+    return Path(work), summary

@@ -1,5 +1,6 @@
 """The image models: ``train`` (all of them from an archive), ``train-filter``,
-``fit-domain``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``."""
+``fit-domain``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``, ``train-dp``,
+``evaluate-dp``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def register(subparsers) -> None:
     _register_evaluate_filter(subparsers)
     _register_train_scorers(subparsers)
     _register_eval_scorers(subparsers)
+    _register_train_dp(subparsers)
+    _register_evaluate_dp(subparsers)
 
 
 # -- train-filter ----------------------------------------------------------------------------
@@ -348,3 +351,155 @@ def _scorer_figure_lines(figures: dict) -> list[str]:
     for name, auc in p["auc"].items():
         lines.append(f"    {name:14s} AUC {'skipped (one class only)' if auc is None else f'{auc:.4f}'}")
     return lines
+
+
+# -- train-dp, evaluate-dp -------------------------------------------------------------------
+
+def _register_train_dp(subparsers) -> None:
+    p = command(
+        subparsers, "train-dp", _cmd_train_dp,
+        "train the pathology classifier with differential privacy (DP-SGD), one model per ε",
+        "Train the pathology classifier with DP-SGD (Opacus; install with pip install "
+        "'updp-napari[dp]') on a cohort made by updp make-cohort, or on an archive of studies "
+        "(labels and regions read from the reports, as updp train prepares them, into "
+        "DIR/work). Each study's gradient is clipped to --max-grad-norm and Gaussian noise "
+        "is added to their sum, with the noise searched so the run spends the budget "
+        "(ε, δ); batches are Poisson samples (each study joins a step with probability "
+        "batch/N), cut into physical batches of at most --physical-batch studies. The network "
+        "uses group normalisation and no in-place activation (Opacus' module validator must "
+        "pass). ε = inf trains through the same loop without noise or clipping: the non-private "
+        "reference. DIR/eps-E/ (eps-1, eps-inf, ...) is a scorers folder for updp run "
+        "--scorers: pathology/ (its card records σ, the sampling rate, the steps, the "
+        "accountant and the ε spent) and a copy of the re-identification scorer (--reid, "
+        "default the shipped one). The unit of privacy is one study: a patient with k studies "
+        "is protected at about k·ε.")
+    p.add_argument("source", type=Path, metavar="COHORT_OR_ARCHIVE",
+                   help="a cohort folder (updp make-cohort) or a folder of studies")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the models, one eps-E/ per budget")
+    p.add_argument("--task", choices=("pathology",), default="pathology",
+                   help="what to train (only the pathology classifier)")
+    p.add_argument("--site", metavar="S[,S...]", help="train on the studies of these sites "
+                   "only (the others are off-site for updp evaluate-dp)")
+    p.add_argument("--manifest", type=Path, metavar="CSV", help="archive: CSV with columns "
+                   "image,report,site, as for updp run")
+    p.add_argument("--epsilon", default="1,3,8,inf", metavar="LIST", help="privacy budgets, "
+                   "comma-separated; inf = no noise (default 1,3,8,inf)")
+    p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
+                   "1/(10·N) for N training studies (default: that bound rounded down to one "
+                   "significant digit)")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
+                   help="clipping bound of each study's gradient (default 1.0)")
+    p.add_argument("--batch", type=int, default=32, metavar="B", help="expected logical batch: "
+                   "the sampling rate is B/N (default 32)")
+    p.add_argument("--physical-batch", type=int, default=32, metavar="P", help="most studies "
+                   "per forward pass; only memory depends on it (default 32)")
+    p.add_argument("--epochs", type=int, default=30, metavar="E", help="passes over the "
+                   "training studies (default 30)")
+    p.add_argument("--accountant", default="rdp", metavar="rdp|prv", help="privacy accountant: "
+                   "rdp (Rényi) or prv (privacy random variables, tighter); default rdp")
+    p.add_argument("--size", type=int, default=64, help="side the images are read and the "
+                   "network works at (default 64)")
+    p.add_argument("--reid", type=Path, metavar="DIR", help="re-identification scorer folder "
+                   "copied into each model folder (default: the shipped one)")
+    p.add_argument("--seed", type=int, default=0, help="weights, sampling, augmentation and "
+                   "noise seed (default 0)")
+    add_threads(p)
+    add_json(p, "print the summary as JSON")
+    add_quiet(p)
+
+
+def _cmd_train_dp(args: argparse.Namespace) -> int:
+    from ..scoring.dp import parse_epsilons, train_dp
+    from ..train_archive import training_set
+
+    epsilons = parse_epsilons(args.epsilon)
+    sites = [s.strip() for s in args.site.split(",") if s.strip()] if args.site else None
+    report = stage_progress(args, "train-dp")
+    cohort, prepared = training_set(args.source, args.out / "work", manifest=args.manifest,
+                                    progress=lambda d, t: report("prepare", d, t))
+    summary = train_dp(cohort, args.out, epsilons=epsilons, delta=args.delta,
+                       max_grad_norm=args.max_grad_norm, batch_size=args.batch,
+                       physical_batch=args.physical_batch, epochs=args.epochs,
+                       accountant=args.accountant, sites=sites, size=args.size, seed=args.seed,
+                       threads=args.threads, reid=args.reid, progress=report)
+    if prepared is not None:
+        summary["prepared"] = {k: v for k, v in prepared.items() if k != "left_out"}
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"trained on {summary['studies']} studies of sites {', '.join(summary['training_sites'])}"
+          f" (δ = {summary['delta']:g}); models in {args.out}:")
+    for name, run in summary["runs"].items():
+        p = run["privacy"]
+        spent = "∞ (no noise, no clipping)" if p["epsilon_spent"] is None else f"{p['epsilon_spent']:.3f}"
+        print(f"  {name}: ε spent {spent}, σ {p['noise_multiplier']:.3f}, sampling rate "
+              f"{p['sampling_rate']:.4f}, {p['steps']} steps, {run['seconds']:.0f}s")
+    return 0
+
+
+def _register_evaluate_dp(subparsers) -> None:
+    p = command(
+        subparsers, "evaluate-dp", _cmd_evaluate_dp,
+        "AUROC per ε, in-site and off-site, per subgroup, with fairness gaps",
+        "Evaluate the models updp train-dp wrote on a test cohort (use a seed the models were "
+        "not trained on): macro AUROC over the findings on all studies, on the sites the model "
+        "was trained on and on the others, each with a 95 % patient-bootstrap interval; per "
+        "subgroup (sex, age group, site, population group when the cohort records one) the "
+        "AUROC, the statistical parity difference (the group's positive rate minus the "
+        "size-weighted mean of the others) and per attribute the equalized-odds difference, "
+        "for the 'abnormal' decision cut to flag as many studies as are abnormal; and the "
+        "Pearson correlation between subgroup size and AUROC loss against the ε = inf model. "
+        "--html writes a self-contained page with the tables and plots.")
+    p.add_argument("models", type=Path, nargs="+", metavar="DIR",
+                   help="a train-dp output folder (its eps-*/) or model folders")
+    p.add_argument("--test", type=Path, required=True, metavar="COHORT",
+                   help="test cohort made by updp make-cohort")
+    p.add_argument("--size", type=int, default=64, help="side the test images are read at "
+                   "(default 64; each model scales them to its own input)")
+    p.add_argument("--repeats", type=int, default=200, help="bootstrap draws (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--html", type=Path, metavar="OUT", help="also write the report page here")
+    add_threads(p)
+    add_json(p, "print the figures as JSON")
+    add_quiet(p)
+
+
+def _cmd_evaluate_dp(args: argparse.Namespace) -> int:
+    from ..scoring.dp_evaluate import evaluate_dp, write_html
+
+    if args.repeats < 1:
+        raise UpdpError("--repeats: must be at least 1")
+    result = evaluate_dp(args.models, args.test, size=args.size, repeats=args.repeats,
+                         seed=args.seed, threads=args.threads,
+                         progress=progress(args, "evaluate-dp"))
+    if args.html:
+        write_html(result, args.html)
+    if args.json:
+        print_json(result)
+        return 0
+    t = result["test"]
+    print(f"{t['studies']} test studies of {t['patients']} patients; macro AUROC [95 % interval]:")
+    for m in result["models"]:
+        a = m["auroc"]
+        label = "ε = inf" if m["epsilon"] is None else f"ε = {m['epsilon']:g}"
+        print(f"  {label:9s} all {_interval(a['all'])}  in-site {_interval(a['in_site'])}  "
+              f"off-site {_interval(a['off_site'])}  drop {_number(a['drop'])}")
+        eo = ", ".join(f"{k} {_number(v)}" for k, v in m["equalized_odds"].items())
+        print(f"            equalized-odds difference: {eo}; r(size, AUROC loss) "
+              f"{_number(m['size_vs_auroc_loss']['pearson_r'])}")
+    if args.html:
+        print(f"report: {args.html}")
+    return 0
+
+
+def _interval(a) -> str:
+    if not a or a["auroc"] is None:
+        return "n/a"
+    if a["low"] is None:
+        return f"{a['auroc']:.3f}"
+    return f"{a['auroc']:.3f} [{a['low']:.3f}, {a['high']:.3f}]"
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,436 @@
+"""Differentially private training of the pathology classifier (DP-SGD with Opacus).
+
+``updp train-dp`` trains one classifier per privacy budget ε: every study's gradient is
+clipped to ``max_grad_norm``, Gaussian noise calibrated to (ε, δ) is added to their sum, and
+the batches are Poisson samples of the training set (each study joins each step with
+probability ``batch / N``), which is what the accountant's guarantee assumes. The logical
+batch is cut into physical batches of at most ``physical_batch`` studies (Opacus'
+``BatchMemoryManager``), so memory does not grow with the batch that privacy wants large.
+
+The network is the pathology classifier with group normalisation instead of batch
+normalisation (a batch statistic mixes the studies of a batch, so no study's gradient would
+be its own) and without in-place activations; Opacus' module validator must pass on it.
+
+ε = ∞ runs the same loop, same sampling, same network, without noise and without clipping:
+that is the non-private reference each private model is compared with. ``private=False``
+trains the same network with plain PyTorch over the same batches; a test holds the two equal.
+
+The unit of privacy is one study. A patient with k studies in the training set is protected
+at the group level only (about k·ε); a cohort of one study per patient makes them the same.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError, UpdpError
+from .scorers import DEFAULT_SCORERS, PATHOLOGY_DIR, REID_DIR
+
+ACCOUNTANTS = ("rdp", "prv")
+#: How far the ε a run spends may be from its target (the noise is searched to 0.01).
+EPSILON_TOLERANCE = 0.05
+#: Clipping bound standing for "no clipping" at ε = ∞ (finite: Opacus multiplies it by the
+#: noise multiplier 0, and 0 × ∞ is not a number).
+NO_CLIPPING = 1e30
+#: Beside each ε folder's pathology/ and reid/: what the run was.
+RUN_CARD = "updp_dp.json"
+
+
+def require_opacus():
+    """The opacus module, or an UpdpError saying how to install it."""
+    try:
+        import opacus
+    except ImportError:
+        raise UpdpError("differentially private training needs opacus: pip install "
+                        "'updp-napari[dp]' (opacus==1.6.0)") from None
+    return opacus
+
+
+def parse_epsilons(text: str) -> list[float]:
+    """``"1,3,8,inf"`` → ``[1.0, 3.0, 8.0, inf]``; each positive, no repeats."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            value = math.inf if part in ("inf", "∞", "infinity") else float(part)
+        except ValueError:
+            raise InputError(f"epsilon: not a comma list of numbers or inf: {text!r}") from None
+        if not value > 0 or math.isnan(value):
+            raise InputError(f"epsilon: every budget must be positive, got {part}")
+        if value in values:
+            raise InputError(f"epsilon: {part} is given twice")
+        values.append(value)
+    if not values:
+        raise InputError("epsilon: give at least one budget (e.g. 1,3,8,inf)")
+    return values
+
+
+def epsilon_folder(epsilon: float) -> str:
+    """The folder of one budget: ``eps-1``, ``eps-0.5``, ``eps-inf``."""
+    return "eps-inf" if math.isinf(epsilon) else f"eps-{epsilon:g}"
+
+
+def largest_delta(n: int) -> float:
+    """The largest δ allowed for ``n`` training studies: 1 / (10 n)."""
+    return 1.0 / (10 * n)
+
+
+def default_delta(n: int) -> float:
+    """1 / (10 n) rounded down to one significant digit (1e-4 for 1000 studies, 3e-4 for 300)."""
+    bound = largest_delta(n)
+    exponent = math.floor(math.log10(bound))
+    return math.floor(bound / 10 ** exponent) * 10 ** exponent
+
+
+def check_delta(delta: float, n: int) -> None:
+    bound = largest_delta(n)
+    if not 0 < delta <= bound * (1 + 1e-9):
+        raise InputError(f"delta: {delta:g} is above 1/(10·N) = {bound:.3g} for N = {n} "
+                         "training studies (or not positive); a larger δ lets the mechanism "
+                         "leak a whole study with that probability")
+
+
+def dp_network(labels: int, widths: Sequence[int] = (16, 32, 64, 128), decoder: int = 48,
+               map_stride: int = 4):
+    """The pathology classifier with group normalisation and no in-place activation."""
+    from .pathology import PathologyNet
+
+    return PathologyNet(labels, widths, decoder, map_stride, norm="group")
+
+
+def validation_errors(model) -> list[str]:
+    """What Opacus' module validator finds wrong with ``model`` for DP-SGD (empty: fit)."""
+    require_opacus()
+    from opacus.validators import ModuleValidator
+
+    return [f"{type(e).__name__}: {e}" for e in ModuleValidator.validate(model, strict=False)]
+
+
+def _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight, mask_weight):
+    """Loss of each study [n] (the non-private trainer's loss terms, averaged per study)."""
+    from torch.nn import functional as F
+
+    logits, maps, pooled = model(x, with_maps=True)
+    loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=peak_pos_weight,
+                                              reduction="none").mean(1)
+    loss = loss + F.binary_cross_entropy_with_logits(pooled, y, pos_weight=pos_weight,
+                                                     reduction="none").mean(1)
+    if m is not None:
+        target = F.adaptive_max_pool2d(m, maps.shape[-2:]).clamp(0, 1)
+        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(
+            maps, target, pos_weight=map_pos_weight, reduction="none").mean(dim=(1, 2, 3))
+    return loss
+
+
+def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
+                       masks: np.ndarray | None = None, *, epsilon: float, delta: float | None = None,
+                       max_grad_norm: float = 1.0, batch_size: int = 64, physical_batch: int = 32,
+                       epochs: int = 10, accountant: str = "rdp", input_size: int = 64,
+                       widths: Sequence[int] = (16, 32, 64, 128), decoder: int = 48,
+                       map_stride: int = 4, learning_rate: float = 3e-3,
+                       mask_weight: float = 1.0, map_positive_weight: float = 5.0,
+                       seed: int = 0, private: bool = True,
+                       progress: Callable[[int, int], None] | None = None):
+    """A PathologyScorer trained with DP-SGD to the budget (``epsilon``, ``delta``).
+
+    ``epsilon`` = inf: no noise, no clipping, same loop. ``private=False`` (only with
+    ``epsilon`` = inf): the same network, batches and optimiser in plain PyTorch, without
+    Opacus — the reference the ε = ∞ run must equal. The card's ``privacy`` section records
+    σ (noise multiplier), the sampling rate, the steps, the accountant and the ε spent.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from .augment import Augmentation, augment
+    from .networks import as_batch, parameter_count
+    from .pathology import KIND, PathologyScorer, _balanced_thresholds
+
+    opacus = require_opacus()
+    from opacus import PrivacyEngine
+    from opacus.data_loader import DPDataLoader
+    from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+    n = len(images)
+    labels = np.asarray(labels, dtype=np.float32)
+    if n < 2:
+        raise InputError(f"differentially private training needs at least 2 studies, got {n}")
+    if labels.ndim != 2 or labels.shape != (n, len(label_names)):
+        raise InputError(f"expected labels [N={n}, {len(label_names)}], got {labels.shape}")
+    if accountant not in ACCOUNTANTS:
+        raise InputError(f"accountant: unknown {accountant!r} (expected one of "
+                         f"{', '.join(ACCOUNTANTS)})")
+    if not (epsilon > 0):
+        raise InputError(f"epsilon: must be positive (or inf), got {epsilon}")
+    if not private and not math.isinf(epsilon):
+        raise InputError("private=False trains without noise: it needs epsilon = inf")
+    if not 1 <= batch_size <= n:
+        raise InputError(f"batch: must be between 1 and the {n} training studies, got {batch_size}")
+    if physical_batch < 1 or epochs < 1:
+        raise InputError("physical_batch and epochs must be at least 1")
+    if not max_grad_norm > 0:
+        raise InputError(f"max_grad_norm: must be positive, got {max_grad_norm}")
+    delta = default_delta(n) if delta is None else float(delta)
+    check_delta(delta, n)
+    noisy = not math.isinf(epsilon)
+
+    torch.manual_seed(seed)
+    x_all = as_batch(images, input_size)
+    y_all = torch.from_numpy(labels)
+    model = dp_network(len(label_names), widths, decoder, map_stride)
+    errors = validation_errors(model)
+    if errors:  # the network is ours: a failure here is a bug, not bad input
+        raise UpdpError("the network does not fit DP-SGD: " + "; ".join(errors))
+    m_all = None
+    if masks is not None and mask_weight > 0:
+        from torch.nn import functional as F
+
+        bits = torch.from_numpy(np.asarray(masks).astype(np.int64))
+        planes = torch.stack([((bits >> j) & 1).float() for j in range(len(label_names))], 1)
+        m_all = F.interpolate(planes, size=(input_size, input_size), mode="area")
+    # Class weights from the counts alone would be a statistic of the private data; fixed
+    # weights spend no budget.
+    pos_weight = torch.full((len(label_names),), 3.0)
+    peak_pos_weight = torch.ones(len(label_names))
+    map_pos_weight = torch.full((len(label_names), 1, 1), float(map_positive_weight))
+    augmentation = Augmentation().scaled(0.5)
+    generator = torch.Generator().manual_seed(seed)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size,
+                        generator=torch.Generator().manual_seed(seed + 1))
+    steps_per_epoch = len(loader)
+    sample_rate = 1 / steps_per_epoch
+    expected_batch = int(n * sample_rate)
+    total = epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                   total_steps=total, pct_start=0.1)
+    engine = None
+    noise_multiplier = 0.0
+    if private:
+        noise_generator = torch.Generator().manual_seed(seed + 2)
+        with warnings.catch_warnings():
+            # Opacus warns that secure_mode is off: the noise is seeded, so a run can be
+            # repeated and checked (the card records the seed).
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            engine = PrivacyEngine(accountant=accountant)
+            if noisy:
+                model, optimizer, loader = engine.make_private_with_epsilon(
+                    module=model, optimizer=optimizer, data_loader=loader, target_epsilon=epsilon,
+                    target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm,
+                    poisson_sampling=True, noise_generator=noise_generator)
+                noise_multiplier = float(optimizer.noise_multiplier)
+            else:
+                model, optimizer, loader = engine.make_private(
+                    module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=0.0,
+                    max_grad_norm=NO_CLIPPING, poisson_sampling=True,
+                    noise_generator=noise_generator)
+    else:
+        loader = DPDataLoader.from_data_loader(loader)
+
+    def batch(rows):
+        x = x_all[rows]
+        if m_all is None:
+            return augment(x, augmentation, generator), y_all[rows], None
+        x, m = augment(x, augmentation, generator, masks=m_all[rows])
+        return x, y_all[rows], m
+
+    def loss_of(rows):
+        x, y, m = batch(rows)
+        return _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight,
+                               mask_weight)
+
+    started = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    model.train()
+    with warnings.catch_warnings():
+        # The hooks that capture each study's gradient fire on the first layer too, whose
+        # input needs no gradient; torch says so, which is expected here.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for _ in range(epochs):
+            if private:
+                with BatchMemoryManager(data_loader=loader, max_physical_batch_size=physical_batch,
+                                        optimizer=optimizer) as physical:
+                    for (rows,) in physical:
+                        if len(rows) == 0:
+                            # An empty Poisson batch still steps (noise alone): no study
+                            # gradient to clip.
+                            for p in model.parameters():
+                                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+                        else:
+                            per_study = loss_of(rows)
+                            # Opacus scales each study's gradient back up by the physical
+                            # batch and divides their sum by the expected logical batch.
+                            per_study.mean().backward()
+                            losses.append(float(per_study.detach().mean()))
+                        optimizer.step()
+                        optimizer.zero_grad()
+                        if not getattr(optimizer, "_is_last_step_skipped", False):
+                            schedule.step()
+                            step += 1
+                            if progress:
+                                progress(step, total)
+            else:
+                for (rows,) in loader:
+                    if len(rows) == 0:  # an empty Poisson batch: a zero gradient, as Opacus steps
+                        for p in model.parameters():
+                            p.grad = torch.zeros_like(p)
+                    # Cut as BatchMemoryManager cuts, so augmentation draws the same numbers.
+                    pieces = math.ceil(len(rows) / physical_batch)
+                    for chunk in (np.array_split(rows.numpy(), pieces) if pieces else []):
+                        per_study = loss_of(torch.from_numpy(chunk))
+                        (per_study.sum() / expected_batch).backward()
+                        losses.append(float(per_study.detach().mean()))
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    schedule.step()
+                    step += 1
+                    if progress:
+                        progress(step, total)
+    seconds = time.perf_counter() - started
+    spent = engine.get_epsilon(delta) if (engine is not None and noisy) else math.inf
+    if noisy and abs(spent - epsilon) > EPSILON_TOLERANCE:
+        raise UpdpError(f"the run spent ε = {spent:.3f}, not within {EPSILON_TOLERANCE} of the "
+                        f"target {epsilon:g}")
+    net = model._module if hasattr(model, "_module") else model
+    if engine is not None and hasattr(model, "remove_hooks"):
+        model.remove_hooks()  # the per-study gradient hooks go; the weights stay
+    net.eval()
+    config = {"architecture": "updp-pathology-cnn", "input_size": input_size, "widths": list(widths),
+              "decoder": decoder, "map_stride": map_stride, "label_names": list(label_names),
+              "norm": "group"}
+    scorer = PathologyScorer(net, config)
+    # The thresholds are read from the training studies: a statistic of private data that
+    # no budget covers, so a private model keeps 0.5 (not learned from the data).
+    if not noisy:
+        config["thresholds"] = _balanced_thresholds(scorer.predict(images), labels)
+        scorer.thresholds = np.asarray(config["thresholds"], dtype=np.float32)
+    finite = [v for v in losses if not math.isnan(v)]
+    scorer.card = {
+        "kind": KIND,
+        "label_names": list(label_names),
+        "input_size": input_size,
+        "parameters": parameter_count(net),
+        "privacy": {
+            "mechanism": "DP-SGD (Opacus)" if private else "none (plain PyTorch reference)",
+            "opacus_version": opacus.__version__,
+            "unit": "study",
+            "target_epsilon": None if math.isinf(epsilon) else epsilon,
+            "epsilon_spent": None if math.isinf(spent) else round(float(spent), 4),
+            "delta": delta,
+            "delta_bound": largest_delta(n),
+            "noise_multiplier": round(noise_multiplier, 6),
+            "max_grad_norm": max_grad_norm if noisy else None,
+            "clipping": "per study" if noisy else "none",
+            "sampling": "Poisson",
+            "sampling_rate": round(sample_rate, 6),
+            "expected_batch": expected_batch,
+            "physical_batch": physical_batch,
+            "steps": step,
+            "accountant": accountant if noisy else None,
+            "validator": "passed",
+        },
+        "training": {
+            "images": n, "epochs": epochs, "steps": step, "batch_size": batch_size,
+            "learning_rate": learning_rate, "optimizer": "AdamW (no weight decay), one cycle",
+            "mask_weight": mask_weight if m_all is not None else 0.0,
+            "augmentation": augmentation.__dict__, "seed": seed,
+            "final_loss": round(float(np.mean(finite[-20:])), 4) if finite else None,
+            "seconds": round(seconds, 1),
+        },
+    }
+    return scorer
+
+
+def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Sequence[float],
+             delta: float | None = None, max_grad_norm: float = 1.0, batch_size: int = 64,
+             physical_batch: int = 32, epochs: int = 10, accountant: str = "rdp",
+             sites: Sequence[str] | None = None, size: int = 64, seed: int = 0,
+             threads: int = 1, reid: str | os.PathLike | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train one private pathology classifier per ε on ``cohort`` (a folder in the layout of
+    ``updp make-cohort``, which ``updp train``'s preparation of an archive writes too), on the
+    studies of ``sites`` only when given. Each goes to ``out/eps-E/`` as a scorers folder
+    (``pathology/`` and a copy of the re-identification scorer ``reid``, default the shipped
+    one, so ``load_scorers`` and ``updp run --scorers`` read it) with ``updp_dp.json``.
+    Returns the summary per ε."""
+    import torch
+
+    from .. import __version__
+    from ..cohort.dataset import load_cohort_images
+    from ..core.files import private_folder, write_text_atomic
+    from .reid import ReidScorer
+    from .train import cohort_signature
+
+    require_opacus()
+    if accountant not in ACCOUNTANTS:
+        raise InputError(f"accountant: unknown {accountant!r} (expected one of "
+                         f"{', '.join(ACCOUNTANTS)})")
+    epsilons = list(epsilons)
+    if not epsilons:
+        raise InputError("epsilon: give at least one budget (e.g. 1,3,8,inf)")
+    cohort, out = Path(cohort), Path(out)
+    reid_dir = Path(reid) if reid is not None else DEFAULT_SCORERS / REID_DIR
+    ReidScorer.load(reid_dir)  # a broken re-identification scorer fails before any training
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    data = load_cohort_images(cohort, size)
+    all_sites = sorted(set(data.sites))
+    if sites:
+        unknown = sorted(set(sites) - set(all_sites))
+        if unknown:
+            raise InputError(f"site: {', '.join(unknown)} not in {cohort} (its sites: "
+                             f"{', '.join(all_sites)})")
+        data = data.subset(np.flatnonzero([s in set(sites) for s in data.sites]))
+    n = len(data)
+    delta = default_delta(n) if delta is None else float(delta)
+    check_delta(delta, n)
+    signature = cohort_signature(cohort, data)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    summary = {"cohort": signature, "training_sites": sorted(set(data.sites)),
+               "studies": n, "delta": delta, "runs": {}}
+    private_folder(out)
+    try:
+        for epsilon in epsilons:
+            name = epsilon_folder(epsilon)
+
+            def report(done, total, name=name):
+                if progress:
+                    progress(name, done, total)
+
+            scorer = train_pathology_dp(
+                data.images, data.labels, data.label_names, data.masks, epsilon=epsilon,
+                delta=delta, max_grad_norm=max_grad_norm, batch_size=batch_size,
+                physical_batch=physical_batch, epochs=epochs, accountant=accountant, seed=seed,
+                progress=report)
+            scorer.card.update({"cohort": signature, "cohort_read_size": size,
+                                "training_sites": summary["training_sites"],
+                                "updp_version": __version__, "device": "cpu", "threads": threads})
+            folder = out / name
+            if (folder / REID_DIR).exists():
+                shutil.rmtree(folder / REID_DIR)
+            scorer.save(folder / PATHOLOGY_DIR)
+            shutil.copytree(reid_dir, folder / REID_DIR)
+            run = {"epsilon": None if math.isinf(epsilon) else epsilon,
+                   "folder": name, "privacy": scorer.card["privacy"],
+                   "training_sites": summary["training_sites"],
+                   "reid_source": "shipped" if reid is None else "given",
+                   "seconds": scorer.card["training"]["seconds"]}
+            import json
+
+            write_text_atomic(folder / RUN_CARD, json.dumps(run, indent=2) + "\n", private=True)
+            summary["runs"][name] = run
+    finally:
+        torch.set_num_threads(threads_before)
+    return summary
