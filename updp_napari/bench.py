@@ -337,7 +337,7 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             "meets_target": worst < 100.0, "machine": _machine()}
 
 
-BENCHMARKS = ("cohort", "report", "dicom", "synth", "review")
+BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp")
 
 
 def parse_threads(text: str) -> tuple[int, ...]:
@@ -365,4 +365,8 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
         return bench_review(repeat, model=filter_model)
     if what == "synth":
         return bench_synth(repeat, threads=threads, model=filter_model)
+    if what == "dp":  # one run: train-dp over four budgets and evaluate-dp take minutes
+        from .bench_dp import bench_dp
+
+        return {**bench_dp(studies, size, threads=threads[0]), "machine": _machine()}
     raise UpdpError(f"unknown benchmark {what!r}")

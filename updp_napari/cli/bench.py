@@ -19,7 +19,10 @@ def register(subparsers) -> None:
         "rule de-identifier on one core; `dicom`: files per second of deid-dicom, header only "
         "beside dicognito (if installed), and with OCR; `synth`: seconds per 256-pixel image "
         "of the generative filter on the CPU (--threads 1,2 for more thread counts), and "
-        "images per second at 256 and 512 pixels when CUDA is present.")
+        "images per second at 256 and 512 pixels when CUDA is present; `dp`: the whole "
+        "private-training evaluation once (two fresh cohorts of --studies studies over five "
+        "sites, updp train-dp at ε 1, 3, 8 and inf on four sites, updp evaluate-dp), its "
+        "seconds, AUROC figures and targets (needs opacus).")
     p.add_argument("what", choices=list(BENCHMARKS),
                    help="what to measure (review: the longest stall of the review dock's event "
                         "loop while it regenerates a case; needs napari)")

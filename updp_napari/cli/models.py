@@ -356,6 +356,8 @@ def _scorer_figure_lines(figures: dict) -> list[str]:
 # -- train-dp, evaluate-dp -------------------------------------------------------------------
 
 def _register_train_dp(subparsers) -> None:
+    from ..scoring.dp import DP_BATCH, DP_EPOCHS, DP_LEARNING_RATE, DP_SIZE
+
     p = command(
         subparsers, "train-dp", _cmd_train_dp,
         "train the pathology classifier with differential privacy (DP-SGD), one model per ε",
@@ -390,16 +392,19 @@ def _register_train_dp(subparsers) -> None:
                    "significant digit)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
                    help="clipping bound of each study's gradient (default 1.0)")
-    p.add_argument("--batch", type=int, default=32, metavar="B", help="expected logical batch: "
-                   "the sampling rate is B/N (default 32)")
+    p.add_argument("--batch", type=int, default=DP_BATCH, metavar="B", help="expected logical "
+                   f"batch: the sampling rate is B/N (default {DP_BATCH}); the noise on the "
+                   "averaged gradient shrinks as 1/B")
     p.add_argument("--physical-batch", type=int, default=32, metavar="P", help="most studies "
                    "per forward pass; only memory depends on it (default 32)")
-    p.add_argument("--epochs", type=int, default=30, metavar="E", help="passes over the "
-                   "training studies (default 30)")
+    p.add_argument("--epochs", type=int, default=DP_EPOCHS, metavar="E", help="passes over the "
+                   f"training studies (default {DP_EPOCHS})")
+    p.add_argument("--learning-rate", type=float, default=DP_LEARNING_RATE, help="peak learning "
+                   f"rate of the one-cycle schedule (default {DP_LEARNING_RATE:g})")
     p.add_argument("--accountant", default="rdp", metavar="rdp|prv", help="privacy accountant: "
                    "rdp (Rényi) or prv (privacy random variables, tighter); default rdp")
-    p.add_argument("--size", type=int, default=64, help="side the images are read and the "
-                   "network works at (default 64)")
+    p.add_argument("--size", type=int, default=DP_SIZE, help="side the images are read and "
+                   f"the network works at (default {DP_SIZE})")
     p.add_argument("--reid", type=Path, metavar="DIR", help="re-identification scorer folder "
                    "copied into each model folder (default: the shipped one)")
     p.add_argument("--seed", type=int, default=0, help="weights, sampling, augmentation and "
@@ -421,7 +426,8 @@ def _cmd_train_dp(args: argparse.Namespace) -> int:
     summary = train_dp(cohort, args.out, epsilons=epsilons, delta=args.delta,
                        max_grad_norm=args.max_grad_norm, batch_size=args.batch,
                        physical_batch=args.physical_batch, epochs=args.epochs,
-                       accountant=args.accountant, sites=sites, size=args.size, seed=args.seed,
+                       accountant=args.accountant, learning_rate=args.learning_rate,
+                       sites=sites, size=args.size, seed=args.seed,
                        threads=args.threads, reid=args.reid, progress=report)
     if prepared is not None:
         summary["prepared"] = {k: v for k, v in prepared.items() if k != "left_out"}

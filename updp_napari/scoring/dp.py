@@ -42,6 +42,13 @@ EPSILON_TOLERANCE = 0.05
 NO_CLIPPING = 1e30
 #: Beside each ε folder's pathology/ and reid/: what the run was.
 RUN_CARD = "updp_dp.json"
+#: The private network: a tenth of the scorer's parameters. The noise is added to every
+#: parameter's gradient, so its share of the update grows with the parameter count.
+DP_WIDTHS = (8, 16, 32, 32)
+DP_DECODER = 16
+#: Defaults of ``updp train-dp`` (the library's too): input side, logical batch, epochs, peak
+#: learning rate.
+DP_SIZE, DP_BATCH, DP_EPOCHS, DP_LEARNING_RATE = 64, 64, 30, 1e-2
 
 
 def require_opacus():
@@ -100,7 +107,7 @@ def check_delta(delta: float, n: int) -> None:
                          "leak a whole study with that probability")
 
 
-def dp_network(labels: int, widths: Sequence[int] = (16, 32, 64, 128), decoder: int = 48,
+def dp_network(labels: int, widths: Sequence[int] = DP_WIDTHS, decoder: int = DP_DECODER,
                map_stride: int = 4):
     """The pathology classifier with group normalisation and no in-place activation."""
     from .pathology import PathologyNet
@@ -134,10 +141,11 @@ def _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight,
 
 def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
                        masks: np.ndarray | None = None, *, epsilon: float, delta: float | None = None,
-                       max_grad_norm: float = 1.0, batch_size: int = 64, physical_batch: int = 32,
-                       epochs: int = 10, accountant: str = "rdp", input_size: int = 64,
-                       widths: Sequence[int] = (16, 32, 64, 128), decoder: int = 48,
-                       map_stride: int = 4, learning_rate: float = 3e-3,
+                       max_grad_norm: float = 1.0, batch_size: int = DP_BATCH,
+                       physical_batch: int = 32, epochs: int = DP_EPOCHS, accountant: str = "rdp",
+                       input_size: int = DP_SIZE, widths: Sequence[int] = DP_WIDTHS,
+                       decoder: int = DP_DECODER, map_stride: int = 4,
+                       learning_rate: float = DP_LEARNING_RATE,
                        mask_weight: float = 1.0, map_positive_weight: float = 5.0,
                        seed: int = 0, private: bool = True,
                        progress: Callable[[int, int], None] | None = None):
@@ -353,9 +361,10 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
 
 
 def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Sequence[float],
-             delta: float | None = None, max_grad_norm: float = 1.0, batch_size: int = 64,
-             physical_batch: int = 32, epochs: int = 10, accountant: str = "rdp",
-             sites: Sequence[str] | None = None, size: int = 64, seed: int = 0,
+             delta: float | None = None, max_grad_norm: float = 1.0, batch_size: int = DP_BATCH,
+             physical_batch: int = 32, epochs: int = DP_EPOCHS, accountant: str = "rdp",
+             learning_rate: float = DP_LEARNING_RATE, sites: Sequence[str] | None = None,
+             size: int = DP_SIZE, seed: int = 0,
              threads: int = 1, reid: str | os.PathLike | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Train one private pathology classifier per ε on ``cohort`` (a folder in the layout of
@@ -412,8 +421,8 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
             scorer = train_pathology_dp(
                 data.images, data.labels, data.label_names, data.masks, epsilon=epsilon,
                 delta=delta, max_grad_norm=max_grad_norm, batch_size=batch_size,
-                physical_batch=physical_batch, epochs=epochs, accountant=accountant, seed=seed,
-                progress=report)
+                physical_batch=physical_batch, epochs=epochs, accountant=accountant,
+                learning_rate=learning_rate, input_size=size, seed=seed, progress=report)
             scorer.card.update({"cohort": signature, "cohort_read_size": size,
                                 "training_sites": summary["training_sites"],
                                 "updp_version": __version__, "device": "cpu", "threads": threads})
