@@ -203,6 +203,21 @@ def test_help_explains_the_commands(capsys):
     assert "Poisson" in text and "module validator" in text and "patient-bootstrap" in text
 
 
+@pytest.mark.slow
+def test_bench_dp_reports_stages_figures_and_targets():
+    from updp_napari.bench_dp import bench_dp
+
+    result = bench_dp(studies=20, size=64, epsilons=(2.0, math.inf), epochs=1, batch=4)
+    assert set(result["seconds"]) == {"cohorts", "train", "evaluate", "total"}
+    assert set(result["runs"]) == {"eps-2", "eps-inf"}
+    assert abs(result["runs"]["eps-2"]["epsilon_spent"] - 2.0) <= dp.EPSILON_TOLERANCE
+    assert result["runs"]["eps-inf"]["noise_multiplier"] == 0
+    assert result["targets"]["epsilon_spent_within_0.05"] is True
+    assert set(result["targets"]) == {"epsilon_spent_within_0.05",
+                                      "eps8_within_0.05_of_non_private", "under_20_minutes"}
+    assert result["training_studies"] < 20  # site e is held out
+
+
 # --- the metrics on hand-made arrays -------------------------------------------------------
 
 def test_statistical_parity_and_equalized_odds_by_hand():

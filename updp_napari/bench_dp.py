@@ -21,12 +21,16 @@ TARGET_SECONDS = 20 * 60.0
 
 
 def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = (1, 3, 8, math.inf),
-             epochs: int = 20, batch: int = 32, seed: int = 4242, threads: int = 1,
-             progress=None) -> dict:
-    """Seconds and figures of train-dp + evaluate-dp on fresh cohorts (see the module)."""
+             epochs: int | None = None, batch: int | None = None, seed: int = 4242,
+             threads: int = 1, progress=None) -> dict:
+    """Seconds and figures of train-dp + evaluate-dp on fresh cohorts (see the module);
+    ``epochs`` and ``batch`` default to train-dp's."""
     from .cohort.generate import make_cohort
-    from .scoring.dp import train_dp
+    from .scoring.dp import DP_BATCH, DP_EPOCHS, train_dp
     from .scoring.dp_evaluate import evaluate_dp
+
+    epochs = DP_EPOCHS if epochs is None else epochs
+    batch = DP_BATCH if batch is None else batch
 
     if studies < 20:
         raise UpdpError("bench dp: studies must be at least 20 (four per site)")
@@ -48,10 +52,13 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
         seconds["evaluate"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
     runs = {}
-    for m, (name, run) in zip(result["models"], summary["runs"].items()):
-        a = m["auroc"]
+    for m in result["models"]:
+        name = os.path.basename(m["folder"])
+        run, a = summary["runs"][name], m["auroc"]
         runs[name] = {"epsilon_target": run["epsilon"], "epsilon_spent": run["privacy"]["epsilon_spent"],
                       "noise_multiplier": run["privacy"]["noise_multiplier"],
+                      "steps": run["privacy"]["steps"],
+                      "expected_batch": run["privacy"]["expected_batch"],
                       "train_seconds": run["seconds"], "auroc": a["all"], "in_site": a["in_site"],
                       "off_site": a["off_site"], "drop": a["drop"],
                       "equalized_odds": m["equalized_odds"],

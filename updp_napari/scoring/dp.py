@@ -96,7 +96,7 @@ def default_delta(n: int) -> float:
     """1 / (10 n) rounded down to one significant digit (1e-4 for 1000 studies, 3e-4 for 300)."""
     bound = largest_delta(n)
     exponent = math.floor(math.log10(bound))
-    return math.floor(bound / 10 ** exponent) * 10 ** exponent
+    return float(f"{math.floor(bound / 10 ** exponent)}e{exponent}")
 
 
 def check_delta(delta: float, n: int) -> None:

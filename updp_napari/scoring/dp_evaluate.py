@@ -297,8 +297,10 @@ def plots(result: dict) -> dict[str, str]:
     xs = [inf_x if m["epsilon"] is None else m["epsilon"] for m in models]
     out = {}
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for key, colour in (("all", "black"), ("in_site", "tab:blue"), ("off_site", "tab:orange")):
-        points = [(x, m["auroc"][key]) for x, m in zip(xs, models) if m["auroc"].get(key)
+    for key, colour, shift in (("all", "black", 1.0), ("in_site", "tab:blue", 0.93),
+                               ("off_site", "tab:orange", 1.07)):
+        # Side by side, not on top of each other: the three share each ε.
+        points = [(x * shift, m["auroc"][key]) for x, m in zip(xs, models) if m["auroc"].get(key)
                   and m["auroc"][key]["auroc"] is not None]
         if not points:
             continue
