@@ -311,6 +311,7 @@ def plots(result: dict) -> dict[str, str]:
         ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=colour,
                     label=key.replace("_", "-"))
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(xs)
     ax.set_xticklabels(["∞" if m["epsilon"] is None else f"{m['epsilon']:g}" for m in models])
     ax.set_xlabel("ε")
