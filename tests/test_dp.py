@@ -193,6 +193,24 @@ def test_train_dp_command_errors(dp_cohort, tmp_path, capsys):
     assert "made by updp train-dp" in capsys.readouterr().err
 
 
+def test_train_dp_on_an_archive_learns_from_its_reports(dp_cohort, tmp_path, capsys):
+    """No ground truth: labels come from the reports, prepared into DIR/work first."""
+    import shutil
+
+    from updp_napari.cli import main
+
+    archive = tmp_path / "archive"
+    shutil.copytree(dp_cohort, archive)
+    (archive / "ground_truth.jsonl").unlink()
+    out = tmp_path / "models"
+    assert main(["train-dp", str(archive), "--out", str(out), "--epsilon", "inf", "--epochs", "1",
+                 "--batch", "6", "--size", "32", "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["prepared"]["studies"] == 20
+    assert (out / "work" / "ground_truth.jsonl").is_file()
+    assert (out / "eps-inf" / "pathology" / "updp_scorer.json").is_file()
+
+
 def test_help_explains_the_commands(capsys):
     from updp_napari.cli import main
 
