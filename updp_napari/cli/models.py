@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.errors import UpdpError
 from ._common import (
     add_cohort,
     add_filter_model,
