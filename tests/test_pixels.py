@@ -5,6 +5,8 @@ The tests that run Tesseract are skipped, with the reason, where it is not insta
 the missing-Tesseract error and of identifier matching need no Tesseract and always run.
 """
 
+import io
+
 import numpy as np
 import pydicom
 import pytest
@@ -221,10 +223,133 @@ def test_unread_lines_set_flush_with_a_filled_line_join_its_block(monkeypatch):
     # only. A fourth chain of glyph-like blobs below is offset: anatomy, not print.
     lines = [(20, 200, 120, 208), (20, 211, 90, 219), (21, 222, 140, 230), (60, 233, 150, 241)]
     words = [px.OcrWord("Doe^Jane", (20, 200, 118, 208), 91.0)]
-    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1: (words, lines))
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search: (words, lines))
     image = np.full((256, 256), 500, dtype=np.uint16)
     result = px.clean_burned_in(image, ["Doe", "Jane"])
     filled = _filled_mask(image.shape, result.boxes)
     for box in lines[:3]:
         assert _covered(filled, box) == 1.0, box
     assert _covered(filled, lines[3]) < 0.5
+
+
+# ------------------------------------------------------------------ the region search
+
+
+def _print_over_noise(lines, *, bold=False, seed=3):
+    """A 256 px 12-bit picture: a bright smooth blob (the chest) under noise, with white print
+    at the given (x, y, text, font size); returns it and the boxes of the print."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    display = (0.25 + 0.35 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.45) ** 2) / 0.08)
+               + rng.normal(0, 0.03, (256, 256)))
+    canvas = Image.new("L", (256, 256), 0)
+    draw = ImageDraw.Draw(canvas)
+    boxes = []
+    for x, y, text, size in lines:
+        font = ImageFont.load_default(size=size)
+        width = 1 if bold else 0  # bold: the letters run into each other
+        draw.text((x, y), text, fill=255, font=font, stroke_width=width, stroke_fill=255)
+        boxes.append(draw.textbbox((x, y), text, font=font, stroke_width=width))
+    alpha = np.asarray(canvas, dtype=np.float64) / 255.0
+    stored = np.round(np.clip(display * (1 - alpha) + 0.95 * alpha, 0, 1) * 4095)
+    return stored.astype(np.uint16), boxes
+
+
+def _inside(box, blocks) -> bool:
+    return any(b[0] <= box[0] and b[1] <= box[1] and box[2] <= b[2] and box[3] <= b[3]
+               for b in blocks)
+
+
+def test_the_proposal_finds_print_in_a_corner_over_noise():
+    stored, boxes = _print_over_noise([(150, 220, "DOE^JANE", 12), (150, 234, "12-345-678", 12),
+                                       (8, 8, "ST MARY HOSP", 12)])
+    blocks = px.propose_text_regions(stored)
+    assert blocks is not None
+    for box in boxes:
+        assert _inside(box, blocks), box
+    # Two blocks (the corners), a small part of the picture: the blob and the noise are not
+    # proposed.
+    covered = np.zeros(stored.shape, dtype=bool)
+    for x0, y0, x1, y1 in blocks:
+        covered[y0:y1, x0:x1] = True
+    assert len(blocks) == 2 and covered.mean() < 0.1
+    # Inverted storage proposes the same; a flat picture nothing.
+    assert px.propose_text_regions(4095 - stored, monochrome1=True) == blocks
+    assert px.propose_text_regions(np.full((64, 64), 9, dtype=np.uint16)) == []
+
+
+def test_the_proposal_finds_bold_print_the_glyph_lines_miss():
+    # Bold print whose letters touch: too few separate glyphs for a line of glyphs, but a
+    # run of strokes shaped like print.
+    stored, [box] = _print_over_noise([(8, 8, "MM 12 2021", 11)], bold=True)
+    strokes = px._strokes(px._display(stored, False))
+    _layers, lines = px._text_layers(strokes)
+    found = [line for line in lines if px._intersection(line, box)]
+    assert sum(px._area(line) for line in found) < 0.5 * px._area(box)
+    assert _inside(box, px.propose_text_regions(stored))
+
+
+def test_a_picture_full_of_print_falls_back_to_reading_it_whole(monkeypatch):
+    # A page of print (a scanned form): more blocks, or more of the picture, than a proposal
+    # is trusted with. The region search then reads the whole picture, view by view, as the
+    # full search does: never less.
+    page = [(6 + 128 * (k % 2), 4 + 12 * (k // 2), f"LINE {k:02d} TEXT", 10) for k in range(40)]
+    stored, _boxes = _print_over_noise(page)
+    assert px.propose_text_regions(stored) is None
+    pictures = []
+
+    def tesseract(exe, png):
+        pictures.append(Image.open(io.BytesIO(png)).size)
+        return "level\n"
+
+    monkeypatch.setattr(px, "_tesseract_path", lambda: "tesseract")
+    monkeypatch.setattr(px, "_run_tesseract", tesseract)
+    px.clean_burned_in(stored, ["DOE"], search="regions")
+    whole = sorted(pictures)
+    pictures.clear()
+    px.clean_burned_in(stored, ["DOE"], search="full")
+    assert whole == sorted(pictures) and len(whole) >= 2
+    assert all(size == (4 * 256 + 2 * px._MARGIN,) * 2 for size in whole)
+    # A picture with a little print is read as one mosaic of crops.
+    pictures.clear()
+    small, _ = _print_over_noise([(150, 220, "DOE^JANE", 12)])
+    px.clean_burned_in(small, ["DOE"])
+    assert len(pictures) == 1 and pictures[0][1] < 4 * 256
+
+
+def test_an_unknown_search_is_refused():
+    with pytest.raises(ValueError, match="search must be one of regions, full"):
+        px.clean_burned_in(np.zeros((8, 8), dtype=np.uint16), search="corners")
+
+
+@requires_tesseract
+def test_the_region_search_reads_print_in_a_corner():
+    stored, _boxes = _print_over_noise([(150, 220, "SAMPLE 4711", 14)])
+    tokens = px.identifier_tokens(["SAMPLE", "4711"])
+    words = px.ocr_words(stored, search="regions")
+    found = [w for w in words if px.matches_identifier(w.text, tokens)]
+    assert found, "the printed words were not read"
+    for w in found:
+        x0, y0, x1, y1 = w.box
+        assert 145 <= x0 < x1 <= 256 and 215 <= y0 < y1 <= 245  # where they were drawn
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_region_and_full_search_fill_the_same_phi(cleaned):
+    """Every PHI line the full search covers (90 %), the region search covers too; the
+    cleaner's default is the region search (the ``cleaned`` fixture)."""
+    checked = 0
+    for r, ds, stored, result in cleaned:
+        mono1 = r["photometric"] == "MONOCHROME1"
+        full = px.clean_burned_in(stored, px.identifiers_from_header(flatten_header(ds)),
+                                  monochrome1=mono1, search="full")
+        regions = _filled_mask(stored.shape, result.boxes)
+        whole = _filled_mask(stored.shape, full.boxes)
+        for b in r["burned_in"]:
+            if b["phi"] and _covered(whole, b["box"]) >= 0.9:
+                checked += 1
+                assert _covered(regions, b["box"]) >= 0.9, (r["study_id"], b["category"])
+            if b["category"] == "MARKER":
+                assert _covered(regions, b["box"]) == 0.0, r["study_id"]
+    assert checked >= 15

@@ -61,6 +61,17 @@ _MAX_SCALE = 4
 _CONTRASTS = (0.4, 0.12, 0.04)  # text-layer thresholds, fractions of the strongest strokes
 _NOISE_FLOOR = 4.0  # …and never below this many noise deviations
 
+#: How :func:`clean_burned_in` and :func:`ocr_words` search: ``"regions"`` reads padded crops
+#: around the text the image analysis proposes, ``"full"`` reads the whole image (the
+#: reference, and the fallback when the proposal cannot be trusted).
+SEARCH_MODES = ("regions", "full")
+# The proposal falls back to reading the whole image when it proposes more than this many
+# blocks, or blocks covering more than this fraction of the image: the image is then mostly
+# "text" to the detectors (a scanned form, a screenshot), and reading it whole is as cheap.
+_MAX_REGIONS = 48
+_MAX_REGION_FRACTION = 0.4
+_CROP_GAP = 24  # white rows, in upscaled pixels, between crops stacked for one reading
+
 
 class TesseractError(UpdpError):
     """Tesseract is missing or failed."""
@@ -219,7 +230,18 @@ def _glyph_lines(mask: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
     return keep[labels], lines
 
 
-def _text_layer(strokes: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
+def _thresholds(strokes: np.ndarray) -> list[float]:
+    """The stroke strengths at which print is looked for: :data:`_CONTRASTS` of the
+    strongest strokes, never below the noise floor; none in a picture without strokes."""
+    high = float(np.percentile(strokes, 99.95))
+    if high <= 0:
+        return []
+    noise = 1.4826 * float(np.median(np.abs(strokes - np.median(strokes))))
+    return [max(_NOISE_FLOOR * noise, contrast * high) for contrast in _CONTRASTS]
+
+
+def _text_layer(strokes: np.ndarray, px: float, thresholds: list[float] | None = None
+                ) -> tuple[np.ndarray, list[Box]]:
     """Ink strength 0…1 of glyph-like strokes, and the glyph lines; ``strokes`` is a
     top-hat (how much brighter, or darker, a pixel is than its surroundings).
 
@@ -228,14 +250,9 @@ def _text_layer(strokes: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
     """
     from scipy import ndimage
 
-    high = float(np.percentile(strokes, 99.95))
-    if high <= 0:
-        return np.zeros_like(strokes), []
-    noise = 1.4826 * float(np.median(np.abs(strokes - np.median(strokes))))
     layer = np.zeros_like(strokes)
     lines: list[Box] = []
-    for contrast in _CONTRASTS:
-        threshold = max(_NOISE_FLOOR * noise, contrast * high)
+    for threshold in _thresholds(strokes) if thresholds is None else thresholds:
         kept, found = _glyph_lines(strokes > threshold, px)
         lines.extend(found)
         if found:
@@ -245,8 +262,25 @@ def _text_layer(strokes: np.ndarray, px: float) -> tuple[np.ndarray, list[Box]]:
     return layer, lines
 
 
-def _views(display: np.ndarray) -> tuple[list[np.ndarray], list[Box]]:
-    """8-bit images with the print dark on light, and the glyph lines found."""
+@dataclass
+class _Strokes:
+    """Bright and dark top-hats at stroke scale (how much brighter, or darker, a pixel is
+    than its surroundings), the levels print is looked for at in each (:func:`_thresholds`),
+    and the image's scale (pixels per pixel of a 256 px image)."""
+
+    bright: np.ndarray
+    dark: np.ndarray
+    px: float
+
+    def __post_init__(self) -> None:
+        self.bright_levels = _thresholds(self.bright)
+        self.dark_levels = _thresholds(self.dark)
+
+    def polarities(self) -> list[tuple[np.ndarray, list[float]]]:
+        return [(self.bright, self.bright_levels), (self.dark, self.dark_levels)]
+
+
+def _strokes(display: np.ndarray) -> _Strokes:
     from scipy import ndimage
 
     px = max(display.shape) / 256.0
@@ -255,32 +289,232 @@ def _views(display: np.ndarray) -> tuple[list[np.ndarray], list[Box]]:
     size = max(3, int(round(5 * px)) | 1)  # wider than a stroke, narrower than a glyph
     bright = smooth - ndimage.grey_opening(smooth, size=(size, size))
     dark = ndimage.grey_closing(smooth, size=(size, size)) - smooth
-    views, lines = [], []
-    for strokes in (bright, dark):
-        layer, found = _text_layer(strokes, px)
+    return _Strokes(bright, dark, px)
+
+
+def _stroke_view(strokes: np.ndarray) -> np.ndarray:
+    """The top-hat itself as an 8-bit view, strokes dark on light."""
+    top = max(float(np.percentile(strokes, 99.9)), 1e-6)
+    return np.round(255.0 * (1.0 - np.clip(strokes / top, 0.0, 1.0))).astype(np.uint8)
+
+
+def _text_layers(strokes: _Strokes) -> tuple[list[np.ndarray], list[Box]]:
+    """8-bit text layers (bright print, dark print; one where it has glyph lines) with the
+    print dark on light, and the glyph lines found."""
+    layers, lines = [], []
+    for polarity, levels in strokes.polarities():
+        layer, found = _text_layer(polarity, strokes.px, levels)
         if found:
-            views.append(np.round(255.0 * (1.0 - layer)).astype(np.uint8))
+            layers.append(np.round(255.0 * (1.0 - layer)).astype(np.uint8))
             lines.extend(found)
-    top = max(float(np.percentile(bright, 99.9)), 1e-6)
-    views.append(np.round(255.0 * (1.0 - np.clip(bright / top, 0.0, 1.0))).astype(np.uint8))
-    return views, lines
+    return layers, lines
 
 
 def _upscale_factor(shape: tuple[int, ...]) -> int:
     return int(max(1, min(_MAX_SCALE, round(_TARGET_SIDE / max(shape)))))
 
 
-def _png(view: np.ndarray, scale: int) -> bytes:
+def _upscaled(view: np.ndarray, scale: int):
     from PIL import Image
 
     img = Image.fromarray(view)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC)
+    return img
+
+
+def _png_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _png(view: np.ndarray, scale: int) -> bytes:
+    from PIL import Image
+
+    img = _upscaled(view, scale)
     canvas = Image.new("L", (img.width + 2 * _MARGIN, img.height + 2 * _MARGIN), 255)
     canvas.paste(img, (_MARGIN, _MARGIN))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return _png_bytes(canvas)
+
+
+# --------------------------------------------------------------------------------------
+# Where text may be: the region proposal
+
+
+def _print_candidates(strokes: np.ndarray, px: float, thresholds: list[float] | None = None
+                      ) -> list[Box]:
+    """Boxes of stroke runs shaped like a line of print, whether or not their glyphs come
+    apart as components (underlined, touching, bold or odd fonts: what :func:`_glyph_lines`
+    misses).
+
+    At each contrast of :func:`_text_layer` the strokes are joined along the row by about a
+    letter gap; a run is print when it is a glyph high, two or more glyphs long, and crossed
+    by vertical strokes about once per glyph height along its rows and has upright stems,
+    as letters have; ribs, vessels and noise cross a row once or twice over the same length
+    and lie askew. On the 256 px cohort (seed 90210) this keeps 83 % of the runs on burned-in
+    text and 4 % of the others.
+    """
+    from scipy import ndimage
+
+    min_h, max_h = max(4.0, 2.0 * px), max(48.0, 24.0 * px)
+    reach = max(2, int(round(2 * px)))
+    found: list[Box] = []
+    for threshold in _thresholds(strokes) if thresholds is None else thresholds:
+        mask = strokes > threshold
+        joined = ndimage.binary_dilation(mask, structure=np.ones((1, 2 * reach + 1), bool))
+        labels, count = ndimage.label(joined)
+        if count == 0:
+            continue
+        slices = ndimage.find_objects(labels)
+        # Joining along rows leaves a run's rows as they were and widens it by at most
+        # ``reach`` at either end: bounds of its size before looking in. A sparse net of
+        # strokes (vessels, noise) is no line of print either.
+        h = np.array([sl[0].stop - sl[0].start for sl in slices])
+        wide = np.array([sl[1].stop - sl[1].start for sl in slices])
+        for i in np.flatnonzero((h >= min_h) & (h <= max_h) & (wide >= 2 * h)):
+            sl = slices[i]
+            part = mask[sl] & (labels[sl] == i + 1)
+            if part.sum() < 0.15 * h[i] * max(1, wide[i] - 2 * reach):
+                continue
+            rows = np.flatnonzero(part.any(axis=1))
+            cols = np.flatnonzero(part.any(axis=0))
+            h_i, w_i = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+            core = part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            if w_i < 2 * h_i or core.mean() < 0.15:
+                continue
+            rises = (core[:, 1:] & ~core[:, :-1]).sum(axis=1) + core[:, 0]
+            crossings = float(np.median(rises[rises > 0]))
+            if crossings < 3 or crossings < w_i / h_i:
+                continue
+            # Stems: columns inked over most of the line's height, as letters have and
+            # the edges of ribs, which lie askew, have not.
+            run = longest = np.zeros(w_i, dtype=int)
+            for row in core:
+                run = np.where(row, run + 1, 0)
+                longest = np.maximum(longest, run)
+            stem = longest >= 0.6 * h_i
+            stems = int(stem[0]) + int((stem[1:] & ~stem[:-1]).sum())
+            if stems < 2 or stems < 0.4 * w_i / h_i:
+                continue
+            y0, x0 = sl[0].start + int(rows[0]), sl[1].start + int(cols[0])
+            found.append((x0, y0, x0 + w_i, y0 + h_i))
+    return found
+
+
+def _proposal_blocks(lines: list[Box], candidates: list[Box], shape: tuple[int, int]
+                     ) -> list[Box]:
+    """Glyph lines and print candidates, each padded (by half a line above and below, a
+    line and a half along it, so that OCR sees letters the detectors lost at either end;
+    a line counted as at most 8 pixels of a 256 px image), joined where that makes one
+    rectangle without much else in it: the lines of one annotation block, pieces of one
+    line, a box mostly inside another. Chains of anatomy that pass for lines are of other heights
+    or lie askew, so the blocks do not grow over the lung between them."""
+    rows, cols = shape
+    unit = max(4, int(round(8 * max(shape) / 256.0)))
+    blocks = []
+    for x0, y0, x1, y1 in sorted(set([*lines, *candidates])):
+        h = max(4, min(y1 - y0, unit))
+        blocks.append((max(0, x0 - (3 * h) // 2), max(0, y0 - h // 2),
+                       min(cols, x1 + (3 * h) // 2), min(rows, y1 + h // 2)))
+
+    def joins(a: Box, b: Box) -> bool:
+        inter = _intersection(a, b)
+        if inter >= 0.5 * min(_area(a), _area(b)):
+            return True  # mostly one inside the other
+        if not 2 / 3 <= _height(a) / max(1, _height(b)) <= 1.5:
+            return False
+        return _area(_union(a, b)) <= 1.25 * (_area(a) + _area(b) - inter)
+
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(blocks)):
+            for j in range(i + 1, len(blocks)):
+                if joins(blocks[i], blocks[j]):
+                    blocks[i] = _union(blocks[i], blocks[j])
+                    del blocks[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(blocks, key=lambda b: (b[1], b[0]))
+
+
+@dataclass
+class _Proposal:
+    blocks: list[Box]  # every block to read in the text layers
+    bright_print: list[Box]  # the blocks holding print candidates, to read in the top-hats too
+    dark_print: list[Box]
+
+
+def _propose(strokes: _Strokes, lines: list[Box], shape: tuple[int, int]) -> _Proposal | None:
+    """The blocks to read, or ``None`` when the proposal is not to be trusted: more than
+    :data:`_MAX_REGIONS` blocks, or top-hat crops covering more than
+    :data:`_MAX_REGION_FRACTION` of the image."""
+    bright_print, dark_print = (_print_candidates(polarity, strokes.px, levels)
+                                for polarity, levels in strokes.polarities())
+    blocks = _proposal_blocks(lines, bright_print + dark_print, shape)
+    proposal = _Proposal(
+        blocks,
+        [b for b in blocks if any(_intersection(b, c) for c in bright_print)],
+        [b for b in blocks if any(_intersection(b, c) for c in dark_print)])
+    covered = np.zeros(shape, dtype=bool)
+    for x0, y0, x1, y1 in proposal.bright_print + proposal.dark_print:
+        covered[y0:y1, x0:x1] = True
+    if len(blocks) > _MAX_REGIONS or covered.mean() > _MAX_REGION_FRACTION:
+        return None
+    return proposal
+
+
+def propose_text_regions(pixels: np.ndarray, *, monochrome1: bool = False) -> list[Box] | None:
+    """The blocks of a 2-D stored pixel array that may hold print, as the ``regions`` search
+    reads them: lines of glyphs, and runs of strokes shaped like print, padded and joined.
+
+    Returns ``None`` when the proposal cannot be trusted (too many blocks, or print
+    candidates over much of the image): then only reading the whole image will do. Boxes are
+    half-open ``(x0, y0, x1, y1)`` in array coordinates; an empty list means no print.
+    """
+    array = np.asarray(pixels)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D pixel array, got shape {array.shape}")
+    if array.size == 0 or array.min() == array.max():
+        return []
+    strokes = _strokes(_display(array, monochrome1))
+    proposal = _propose(strokes, _text_layers(strokes)[1], array.shape)
+    return None if proposal is None else proposal.blocks
+
+
+def _mosaic(crops: list[tuple[np.ndarray, Box]], scale: int
+            ) -> tuple[bytes, list[tuple[Box, Box]]]:
+    """One PNG with the upscaled crops stacked under each other, white between them, and
+    where each went: (its box in the PNG, its box in the array)."""
+    from PIL import Image
+
+    images = [_upscaled(view[y0:y1, x0:x1], scale) for view, (x0, y0, x1, y1) in crops]
+    width = max(img.width for img in images) + 2 * _MARGIN
+    height = sum(img.height for img in images) + _CROP_GAP * (len(images) - 1) + 2 * _MARGIN
+    canvas = Image.new("L", (width, height), 255)
+    placed = []
+    top = _MARGIN
+    for img, (_view, box) in zip(images, crops):
+        canvas.paste(img, (_MARGIN, top))
+        placed.append(((_MARGIN, top, _MARGIN + img.width, top + img.height), box))
+        top += img.height + _CROP_GAP
+    return _png_bytes(canvas), placed
+
+
+def _from_mosaic(box: Box, placed: list[tuple[Box, Box]], scale: int) -> Box | None:
+    """A box Tesseract drew on the mosaic, in array coordinates: clipped to the crop it
+    mostly lies on (none when it lies on none)."""
+    best = max(placed, key=lambda p: _intersection(box, p[0]))
+    (mx0, my0, mx1, my1), (ax0, ay0, ax1, ay1) = best
+    if not _intersection(box, best[0]):
+        return None
+    x0, y0 = max(box[0], mx0) - mx0, max(box[1], my0) - my0
+    x1, y1 = min(box[2], mx1) - mx0, min(box[3], my1) - my0
+    return (min(ax1, ax0 + x0 // scale), min(ay1, ay0 + y0 // scale),
+            min(ax1, ax0 - (-x1 // scale)), min(ay1, ay0 - (-y1 // scale)))
 
 
 def _to_array_box(box: Box, scale: int, shape: tuple[int, int]) -> Box:
@@ -316,16 +550,49 @@ def _merge_duplicates(words: list[OcrWord]) -> list[OcrWord]:
     return sorted(kept, key=lambda w: (w.box[1], w.box[0]))
 
 
-def _read(pixels: np.ndarray, monochrome1: bool) -> tuple[list[OcrWord], list[Box]]:
+def _read_regions(exe: str, proposal: _Proposal, layers: list[np.ndarray], strokes: _Strokes,
+                  scale: int) -> list[OcrWord]:
+    """Tesseract on the proposed blocks only: each block in the text layers (where a layer
+    has ink in it), the blocks with print candidates also in the top-hat of their polarity,
+    all in one picture, so that Tesseract starts once per image (its start is most of what
+    reading a few small crops costs)."""
+    crops = [(layer, block) for block in proposal.blocks for layer in layers
+             if layer[block[1]:block[3], block[0]:block[2]].min() < 250]
+    for blocks, polarity in ((proposal.bright_print, strokes.bright),
+                             (proposal.dark_print, strokes.dark)):
+        if blocks:
+            view = _stroke_view(polarity)
+            crops.extend((view, block) for block in blocks)
+    if not crops:
+        return []
+    png, placed = _mosaic(crops, scale)
+    words = []
+    for text, conf, box in _parse_tsv(_run_tesseract(exe, png)):
+        mapped = _from_mosaic(box, placed, scale)
+        if mapped is not None and _area(mapped):
+            words.append(OcrWord(text, mapped, conf))
+    return _merge_duplicates(words)
+
+
+def _read(pixels: np.ndarray, monochrome1: bool, search: str = "full"
+          ) -> tuple[list[OcrWord], list[Box]]:
+    if search not in SEARCH_MODES:
+        raise ValueError(f"search must be one of {', '.join(SEARCH_MODES)}, not {search!r}")
     array = np.asarray(pixels)
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D pixel array, got shape {array.shape}")
     exe = _tesseract_path()
     if array.size == 0 or array.min() == array.max():
         return [], []
-    views, lines = _views(_display(array, monochrome1))
+    strokes = _strokes(_display(array, monochrome1))
+    layers, lines = _text_layers(strokes)
     scale = _upscale_factor(array.shape)
-    pngs = [_png(view, scale) for view in views]
+    if search == "regions":
+        proposal = _propose(strokes, lines, array.shape)
+        if proposal is not None:
+            return _read_regions(exe, proposal, layers, strokes, scale), lines
+        # Not to be trusted (see _propose): read the whole image, as the full search does.
+    pngs = [_png(view, scale) for view in [*layers, _stroke_view(strokes.bright)]]
     with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
         outputs = list(pool.map(lambda png: _run_tesseract(exe, png), pngs))
     words = []
@@ -337,7 +604,8 @@ def _read(pixels: np.ndarray, monochrome1: bool) -> tuple[list[OcrWord], list[Bo
     return _merge_duplicates(words), lines
 
 
-def ocr_words(pixels: np.ndarray, *, monochrome1: bool = False) -> list[OcrWord]:
+def ocr_words(pixels: np.ndarray, *, monochrome1: bool = False, search: str = "full"
+              ) -> list[OcrWord]:
     """Every word Tesseract reads in a 2-D stored pixel array, boxes in array coordinates.
 
     Any integer (or float) dtype; ``monochrome1`` says that low values are bright. The
@@ -346,7 +614,7 @@ def ocr_words(pixels: np.ndarray, *, monochrome1: bool = False) -> list[OcrWord]
     :class:`TesseractError` (an :class:`~updp_napari.core.errors.UpdpError`) when
     Tesseract is missing or fails.
     """
-    return _read(pixels, monochrome1)[0]
+    return _read(pixels, monochrome1, search)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -547,7 +815,8 @@ def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[
 
 def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
                     monochrome1: bool = False,
-                    min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> BurnedInResult:
+                    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                    search: str = "regions") -> BurnedInResult:
     """Fill burned-in text with the value that displays as black (the array's minimum;
     its maximum for MONOCHROME1).
 
@@ -563,7 +832,7 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     The input is not modified; outside the returned boxes the output is byte-identical.
     """
     array = np.asarray(pixels)
-    words, lines = _read(array, monochrome1)
+    words, lines = _read(array, monochrome1, search)
     tokens = identifier_tokens(identifiers)
 
     reasons: dict[int, str] = {}
