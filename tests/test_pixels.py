@@ -353,3 +353,18 @@ def test_region_and_full_search_fill_the_same_phi(cleaned):
             if b["category"] == "MARKER":
                 assert _covered(regions, b["box"]) == 0.0, r["study_id"]
     assert checked >= 15
+
+
+@requires_tesseract
+@pytest.mark.slow
+def test_bench_ocr_compares_the_searches(tmp_path):
+    from updp_napari.bench import run_benchmark
+
+    result = run_benchmark("ocr", studies=6, size=128, repeat=1, seed=90210)
+    assert result["benchmark"] == "ocr" and result["studies"] == 6 and result["seed"] == 90210
+    for mode in ("regions", "full"):
+        assert result[mode]["median_seconds_per_image"] > 0
+        assert 0.0 <= (result[mode]["covered"] or 0.0) <= 1.0
+        assert result[mode]["markers"] >= result[mode]["markers_touched"] == 0
+    assert result["speed_ratio"] > 0 and isinstance(result["lines_lost_to_regions"], list)
+    assert isinstance(result["meets_target"], bool)

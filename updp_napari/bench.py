@@ -337,7 +337,7 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             "meets_target": worst < 100.0, "machine": _machine()}
 
 
-BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp")
+BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp", "ocr")
 
 
 def parse_threads(text: str) -> tuple[int, ...]:
@@ -351,10 +351,11 @@ def parse_threads(text: str) -> tuple[int, ...]:
 def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int = 3,
                   ner_model: str | None = None, corpus: str | None = None,
                   filter_model: str | os.PathLike | None = None,
-                  threads: tuple[int, ...] = (1,)) -> dict:
+                  threads: tuple[int, ...] = (1,), seed: int | None = None) -> dict:
     """Run the benchmark ``what`` (one of :data:`BENCHMARKS`) with the options it takes:
     ``studies`` (reports for ``report``), ``size``, ``repeat``, ``ner_model`` and ``corpus``
-    (report), ``filter_model`` (synth, review), ``threads`` (synth)."""
+    (report), ``filter_model`` (synth, review), ``threads`` (synth), ``seed`` (ocr: the
+    cohort's)."""
     if what == "cohort":
         return bench_cohort(studies, size, repeat)
     if what == "dicom":
@@ -369,4 +370,8 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
         from .bench_dp import bench_dp
 
         return {**bench_dp(studies, size, threads=threads[0]), "machine": _machine()}
+    if what == "ocr":
+        from .bench_ocr import bench_ocr
+
+        return bench_ocr(studies, size, repeat, seed=seed)
     raise UpdpError(f"unknown benchmark {what!r}")

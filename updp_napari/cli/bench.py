@@ -22,7 +22,12 @@ def register(subparsers) -> None:
         "images per second at 256 and 512 pixels when CUDA is present; `dp`: the whole "
         "private-training evaluation once (two fresh cohorts of --studies studies over five "
         "sites, updp train-dp at ε 1, 3, 8 and inf on four sites, updp evaluate-dp), its "
-        "seconds, AUROC figures and targets (needs opacus).")
+        "seconds, AUROC figures and targets (needs opacus); "
+        "`ocr`: seconds per "
+        "image of the burned-in text search reading proposed regions against reading whole "
+        "images, on a fresh cohort (3 studies per patient, --seed), their speed ratio, and "
+        "for both the PHI lines covered (90 % filled) and filled whole, side markers touched "
+        "and the lines the region search loses (--studies 90 --repeat 1: about 3 minutes).")
     p.add_argument("what", choices=list(BENCHMARKS),
                    help="what to measure (review: the longest stall of the review dock's event "
                         "loop while it regenerates a case; needs napari)")
@@ -37,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--threads", default="1", metavar="LIST", help="synth: torch CPU thread counts "
                    "to time, comma-separated (default 1; more threads than idle cores is much "
                    "slower, not faster)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="ocr: the seed of the cohort it makes (default 31337)")
     add_json_out(p, "also write the result to this file", old_json=True)
 
 
@@ -47,7 +54,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     result = run_benchmark(args.what, studies=args.studies, size=args.size, repeat=args.repeat,
                            ner_model=args.ner_model, corpus=args.corpus,
-                           filter_model=args.filter_model, threads=parse_threads(args.threads))
+                           filter_model=args.filter_model, threads=parse_threads(args.threads),
+                           seed=args.seed)
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n", encoding="utf-8")
