@@ -368,3 +368,24 @@ def test_bench_ocr_compares_the_searches(tmp_path):
         assert result[mode]["markers"] >= result[mode]["markers_touched"] == 0
     assert result["speed_ratio"] > 0 and isinstance(result["lines_lost_to_regions"], list)
     assert isinstance(result["meets_target"], bool)
+
+
+def test_deid_dicom_passes_the_search_on(monkeypatch, cohort, records, tmp_path):
+    from updp_napari.deid.dicom import DicomDeidentifier
+
+    seen = []
+
+    def clean(pixels, identifiers=(), *, monochrome1=False, search="regions", **_):
+        seen.append(search)
+        return px.BurnedInResult(pixels=np.asarray(pixels).copy(), boxes=[])
+
+    monkeypatch.setattr(px, "tesseract_available", lambda: True)
+    monkeypatch.setattr(px, "clean_burned_in", clean)
+    r = records[0]
+    for search in ("full", "regions"):
+        deid = DicomDeidentifier(bytes(32), ocr_search=search)
+        record = deid.deidentify_file(cohort / r["image"], tmp_path / search / "x.dcm", "x.dcm")
+        assert record.status == "ok" and seen[-1] == search
+    assert DicomDeidentifier(bytes(32)).ocr_search == "regions"
+    with pytest.raises(UpdpError, match="ocr_search must be regions or full"):
+        DicomDeidentifier(bytes(32), ocr_search="corners")

@@ -53,9 +53,11 @@ class DicomDeidentifier:
 
     def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
                  pixels: str = "ocr", trust_burned_in_no: bool = False,
-                 extra_safe_private: frozenset = frozenset()):
+                 extra_safe_private: frozenset = frozenset(), ocr_search: str = "regions"):
         if pixels not in ("ocr", "off"):
             raise UpdpError(f"pixels must be ocr or off, not {pixels!r}")
+        if ocr_search not in ("regions", "full"):
+            raise UpdpError(f"ocr_search must be regions or full, not {ocr_search!r}")
         if pixels == "ocr":
             from .pixels import tesseract_available
 
@@ -66,6 +68,9 @@ class DicomDeidentifier:
         self.options = tuple(o for o in options if o != "clean-pixel-data" or pixels == "ocr")
         self.pixels = pixels
         self.trust_burned_in_no = trust_burned_in_no
+        # regions: OCR reads the text the image analysis proposes; full: every image whole
+        # (slower; the reference the region search is measured against).
+        self.ocr_search = ocr_search
         self.extra_safe_private = extra_safe_private
         self._header: HeaderDeidentifier | None = None
 
@@ -139,7 +144,8 @@ class DicomDeidentifier:
         for frame in frames:
             # Colour images are read by their brightness and filled black in every channel.
             grey = frame.mean(axis=-1).astype(frame.dtype) if colour else frame
-            for box in clean_burned_in(grey, words, monochrome1=monochrome1).boxes:
+            for box in clean_burned_in(grey, words, monochrome1=monochrome1,
+                                       search=self.ocr_search).boxes:
                 found.setdefault(tuple(box["box"]), box)
         # Text burned into a series stands where it stood in every frame (OCR reads some
         # frames better than others), so every box found is filled in every frame.
