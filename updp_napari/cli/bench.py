@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "image of the burned-in text search reading proposed regions against reading whole "
         "images, on a fresh cohort (3 studies per patient, --seed), their speed ratio, and "
         "for both the PHI lines covered (90 % filled) and filled whole, side markers touched "
-        "and the lines the region search loses (--studies 90 --repeat 1: about 3 minutes).")
+        "and the lines the region search loses (--studies 90 --repeat 1: 3 to 5 minutes on "
+        "2 cores).")
     p.add_argument("what", choices=list(BENCHMARKS),
                    help="what to measure (review: the longest stall of the review dock's event "
                         "loop while it regenerates a case; needs napari)")
