@@ -41,7 +41,7 @@ def _register_deid_dicom(subparsers) -> None:
                    help="regions: OCR reads only the blocks the image analysis proposes as "
                         "print (lines of glyphs, runs of strokes shaped like letters), falling "
                         "back to the whole image when it proposes too much; full: OCR reads "
-                        "every image whole, about four times slower (default regions)")
+                        "every image whole, about three times slower (default regions)")
     p.add_argument("--options", metavar="LIST",
                    help="comma list of profile options: retain-modified-dates, "
                         "clean-descriptors, retain-patient-characteristics, "
