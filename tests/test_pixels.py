@@ -313,7 +313,7 @@ def test_a_picture_full_of_print_falls_back_to_reading_it_whole(monkeypatch):
     # A picture with a little print is read as one mosaic of crops.
     pictures.clear()
     small, _ = _print_over_noise([(150, 220, "DOE^JANE", 12)])
-    px.clean_burned_in(small, ["DOE"])
+    px.clean_burned_in(small, ["DOE"], search="regions")
     assert len(pictures) == 1 and pictures[0][1] < 4 * 256
 
 
@@ -338,14 +338,14 @@ def test_the_region_search_reads_print_in_a_corner():
 @pytest.mark.slow
 def test_region_and_full_search_fill_the_same_phi(cleaned):
     """Every PHI line the full search covers (90 %), the region search covers too; the
-    cleaner's default is the region search (the ``cleaned`` fixture)."""
+    cleaner's default is the full search (the ``cleaned`` fixture)."""
     checked = 0
     for r, ds, stored, result in cleaned:
         mono1 = r["photometric"] == "MONOCHROME1"
-        full = px.clean_burned_in(stored, px.identifiers_from_header(flatten_header(ds)),
-                                  monochrome1=mono1, search="full")
-        regions = _filled_mask(stored.shape, result.boxes)
-        whole = _filled_mask(stored.shape, full.boxes)
+        proposed = px.clean_burned_in(stored, px.identifiers_from_header(flatten_header(ds)),
+                                      monochrome1=mono1, search="regions")
+        regions = _filled_mask(stored.shape, proposed.boxes)
+        whole = _filled_mask(stored.shape, result.boxes)
         for b in r["burned_in"]:
             if b["phi"] and _covered(whole, b["box"]) >= 0.9:
                 checked += 1
@@ -386,6 +386,6 @@ def test_deid_dicom_passes_the_search_on(monkeypatch, cohort, records, tmp_path)
         deid = DicomDeidentifier(bytes(32), ocr_search=search)
         record = deid.deidentify_file(cohort / r["image"], tmp_path / search / "x.dcm", "x.dcm")
         assert record.status == "ok" and seen[-1] == search
-    assert DicomDeidentifier(bytes(32)).ocr_search == "regions"
+    assert DicomDeidentifier(bytes(32)).ocr_search == "full"  # the default: lose nothing
     with pytest.raises(UpdpError, match="ocr_search must be regions or full"):
         DicomDeidentifier(bytes(32), ocr_search="corners")

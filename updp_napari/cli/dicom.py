@@ -37,11 +37,12 @@ def _register_deid_dicom(subparsers) -> None:
     p.add_argument("--pixels", choices=["ocr", "off"], default="ocr",
                    help="ocr: find and fill burned-in text (needs tesseract); off: header only "
                         "(default ocr)")
-    p.add_argument("--ocr-search", choices=["regions", "full"], default="regions",
-                   help="regions: OCR reads only the blocks the image analysis proposes as "
-                        "print (lines of glyphs, runs of strokes shaped like letters), falling "
-                        "back to the whole image when it proposes too much; full: OCR reads "
-                        "every image whole, about three times slower (default regions)")
+    p.add_argument("--ocr-search", choices=["regions", "full"], default="full",
+                   help="full: OCR reads every image whole (default); regions: OCR reads only "
+                        "the blocks the image analysis proposes as print (lines of glyphs, runs "
+                        "of strokes shaped like letters), falling back to the whole image when "
+                        "it proposes too much — about three times faster, but it filled less "
+                        "than the full search on 2 of 250 measured lines")
     p.add_argument("--options", metavar="LIST",
                    help="comma list of profile options: retain-modified-dates, "
                         "clean-descriptors, retain-patient-characteristics, "
