@@ -67,7 +67,7 @@ def load_images(cohort: str | os.PathLike) -> list[dict]:
     return images
 
 
-def score_images(images: list[dict], search: str = "regions",
+def score_images(images: list[dict], search: str = "full",
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the cleaner with ``search`` on images from :func:`load_images` and score it.
 
@@ -112,7 +112,7 @@ def score_images(images: list[dict], search: str = "regions",
     }
 
 
-def evaluate_burned_in(cohort: str | os.PathLike, search: str = "regions",
+def evaluate_burned_in(cohort: str | os.PathLike, search: str = "full",
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Score burned-in text removal (``search`` as in
     :func:`~updp_napari.deid.pixels.clean_burned_in`) on every image of a cohort folder made
