@@ -13,7 +13,7 @@ identity sits in real chest radiographs too — global geometry, not fine textur
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -97,18 +97,18 @@ def draw_traits(rng: np.random.Generator, sex: str, weight_kg: float, height_m: 
         neck_half_width=u(0.2, 0.28),
         shoulder_v=u(-0.84, -0.74),
         soft_tissue=1.0 + 0.35 * habitus,
-        lung_half_width=u(0.6, 0.76),
-        apex_v=u(-0.8, -0.66),
-        diaphragm_v=u(0.36, 0.52),
+        lung_half_width=u(*TRAIT_RANGES["lung_half_width"]),
+        apex_v=u(*TRAIT_RANGES["apex_v"]),
+        diaphragm_v=u(*TRAIT_RANGES["diaphragm_v"]),
         dome_height=u(0.07, 0.16),
         right_dome_raise=u(0.015, 0.08),
         mediastinum_half_width=u(0.09, 0.14),
         heart_u=u(0.08, 0.16),
         heart_v=u(0.18, 0.28),
-        heart_rx=u(0.27, 0.34),
+        heart_rx=u(*TRAIT_RANGES["heart_rx"]),
         heart_ry=u(0.19, 0.25),
-        heart_tilt=u(-0.35, 0.1),
-        heart_bulge=u(0.0, 0.35),
+        heart_tilt=u(*TRAIT_RANGES["heart_tilt"]),
+        heart_bulge=u(*TRAIT_RANGES["heart_bulge"]),
         aortic_knob_u=u(0.1, 0.17),
         aortic_knob_v=u(-0.38, -0.28),
         aortic_knob_r=u(0.035, 0.07),
@@ -134,6 +134,45 @@ def draw_traits(rng: np.random.Generator, sex: str, weight_kg: float, height_m: 
         clip_v=u(-0.4, 0.1),
         markings_seed=int(rng.integers(2**31)),
     )
+
+
+#: The range ``draw_traits`` covers, for the traits population groups change.
+TRAIT_RANGES: dict[str, tuple[float, float]] = {
+    "lung_half_width": (0.6, 0.76), "diaphragm_v": (0.36, 0.52), "apex_v": (-0.8, -0.66),
+    "heart_rx": (0.27, 0.34), "heart_bulge": (0.0, 0.35), "heart_tilt": (-0.35, 0.1),
+    # habitus -0.6…1.2 (see draw_traits)
+    "body_half_width": (0.84 - 0.08 * 0.6 - 0.02, 0.84 + 0.08 * 1.2 + 0.02),
+    "soft_tissue": (1.0 - 0.35 * 0.6, 1.0 + 0.35 * 1.2),
+}
+# How population group g2 differs from g1. A shape trait's draw, a quantile q of its range,
+# is bent towards one end (q ** 2 pulls it low, 1 - (1 - q) ** 2 high), so g2 covers the same
+# range as g1 (the shipped models saw all of it) with another distribution: smaller lungs
+# (narrower, a higher diaphragm, a lower apex), a broader, more bulging and more tilted heart.
+# Habitus (body width, soft-tissue density) moves up by a step that fades to none at the
+# range's top (an image denser than any in the range would be a new kind of image).
+_GROUP_BENDS: dict[str, dict[str, str]] = {
+    "g2": {"lung_half_width": "low", "diaphragm_v": "low", "apex_v": "high",
+           "heart_rx": "high", "heart_bulge": "high", "heart_tilt": "low"},
+}
+_GROUP_BEND_POWER = 2.0
+_GROUP_HABITUS: dict[str, dict[str, float]] = {"g2": {"body_half_width": 0.04, "soft_tissue": 0.15}}
+
+
+def group_traits(traits: AnatomyTraits, group: str) -> AnatomyTraits:
+    """The traits of a patient of population ``group`` drawn as ``traits`` (g1's unchanged):
+    the same random draws mapped to the group's distributions, inside the ranges g1 covers."""
+    changes = {}
+    for name, end in _GROUP_BENDS.get(group, {}).items():
+        lo, hi = TRAIT_RANGES[name]
+        q = float(np.clip((getattr(traits, name) - lo) / (hi - lo), 0.0, 1.0))
+        q = q ** _GROUP_BEND_POWER if end == "low" else 1.0 - (1.0 - q) ** _GROUP_BEND_POWER
+        changes[name] = lo + q * (hi - lo)
+    for name, shift in _GROUP_HABITUS.get(group, {}).items():
+        lo, hi = TRAIT_RANGES[name]
+        value = getattr(traits, name)
+        # The step fades towards the range's top, where few patients of either group lie.
+        changes[name] = value + shift * float(np.clip((hi - value) / (hi - lo), 0.0, 1.0))
+    return replace(traits, **changes) if changes else traits
 
 
 @dataclass

@@ -92,6 +92,8 @@ def build_dataset(study: Study, pixels: np.ndarray, seed: int, burned_in_header:
     ds.PatientAge = f"{min(study.age_years, 999):03d}Y"
     ds.PatientSize = f"{patient.height_m:.2f}"
     ds.PatientWeight = f"{patient.weight_kg:.1f}"
+    # The population group where real files carry it: Ethnic Group (0010,2160), SH.
+    ds.EthnicGroup = patient.group
     ds.PatientAddress = f"{patient.street}, {patient.city}, {patient.state} {patient.zip_code}"
     ds.PatientTelephoneNumbers = patient.phone
 

@@ -28,7 +28,7 @@ from ..core.errors import UpdpError
 from ..core.files import write_text_atomic
 from . import anatomy, burnin, pathology, render
 from .dicomwriter import build_dataset, write_dicom
-from .identities import MAX_SITES, age_group, format_identifier, make_patient, make_sites
+from .identities import MAX_SITES, age_group, draw_group, format_identifier, make_patient, make_sites
 from .model import LABELS, Study
 from .reports import write_report
 
@@ -75,8 +75,11 @@ def make_cohort(out: str | os.PathLike, patients: int, studies: int, seed: int, 
         prng = np.random.default_rng([seed, 1, p])
         site = site_list[int(prng.integers(len(site_list)))]
         first_date = dt.date(2015, 1, 1) + dt.timedelta(days=int(prng.integers(0, 9 * 365)))
-        patient, _ = make_patient(p, site, prng, first_date)
+        # The group has a stream of its own: a seed's other draws are what they were before.
+        group = draw_group(site, np.random.default_rng([seed, 3, p]))
+        patient, _ = make_patient(p, site, prng, first_date, group=group)
         traits = anatomy.draw_traits(prng, patient.person.sex, patient.weight_kg, patient.height_m)
+        traits = anatomy.group_traits(traits, group)
         date, previous = first_date, None
         for k in range(studies):
             srng = np.random.default_rng([seed, 2, p, k])
@@ -153,7 +156,8 @@ def _render_study(out: Path, study: Study, traits: anatomy.AnatomyTraits, seed: 
         "modality": study.site.modality,
         "photometric": study.site.photometric,
         "demographics": {"sex": study.patient.person.sex, "age": study.age_years,
-                         "age_group": age_group(study.age_years)},
+                         "age_group": age_group(study.age_years),
+                         "group": study.patient.group},
         "labels": study.labels,
         "findings": [asdict(f) for f in study.findings],
         "masks": masks,
@@ -203,8 +207,14 @@ def summarize(records: list[dict]) -> list[str]:
     burned = sum(1 for r in records if r["burned_in_phi"])
     lying = sum(1 for r in records if r["burned_in_phi"] and r["burned_in_annotation"] == "NO")
     spans = sum(len(r["phi_spans"]) for r in records)
+    group2: dict[str, int] = {}
+    for r in records:
+        if r.get("demographics", {}).get("group") == "g2":
+            group2[r["site"]] = group2.get(r["site"], 0) + 1
     return [
         "studies per site: " + ", ".join(f"{k} {v}" for k, v in sorted(sites.items())),
+        "population group g2: " + ", ".join(f"{k} {group2.get(k, 0)}/{v}"
+                                            for k, v in sorted(sites.items())),
         f"findings: {normal} normal; " + ", ".join(f"{k} {v}" for k, v in findings.items() if v),
         f"burned-in PHI text: {burned} images ({lying} with BurnedInAnnotation wrongly NO)",
         f"report PHI spans: {spans} in {len(records)} reports",

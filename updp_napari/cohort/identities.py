@@ -72,38 +72,44 @@ def _place(rng: np.random.Generator) -> tuple[str, str, str]:
 
 
 # The fixed character of each hospital: scanner look, report style, ID formats, demographic
-# mix. Staff, addresses and phone numbers are drawn from the cohort seed.
+# mix (sex, age, and the share of population group g2, which differs between sites as a
+# catchment area's population does). Staff, addresses and phone numbers are drawn from the cohort seed.
 _SITE_PROFILES: tuple[dict, ...] = (
     dict(code="site_a", name="St. Aldric Medical Center", short_name="ST ALDRIC MC",
          domain="staldric.org", report_style="a", modality="DX", photometric="MONOCHROME2",
          bits_stored=12, manufacturer="Lumora Imaging", model_name="DRX Vista 2",
          mrn_format="#######", accession_format="ACC########", uid_root="1.2.826.0.1.3680043.8.498.71.1",
          gamma=1.0, noise=0.010, blur=0.6, edge_enhance=0.3, collimation=False,
-         female_fraction=0.5, age_mean=63.0, age_sd=14.0, burn_in_rate=0.35, area="617"),
+         female_fraction=0.5, age_mean=63.0, age_sd=14.0, burn_in_rate=0.35,
+         group2_fraction=0.15, area="617"),
     dict(code="site_b", name="Riverside General Hospital", short_name="RIVERSIDE GH",
          domain="riverside-gh.org", report_style="b", modality="CR", photometric="MONOCHROME1",
          bits_stored=14, manufacturer="Corvane Medical", model_name="CR Plate 900",
          mrn_format="RG-######", accession_format="RGH####-####", uid_root="1.2.826.0.1.3680043.8.498.71.2",
          gamma=0.85, noise=0.018, blur=0.9, edge_enhance=0.0, collimation=True,
-         female_fraction=0.62, age_mean=70.0, age_sd=13.0, burn_in_rate=0.5, area="312"),
+         female_fraction=0.62, age_mean=70.0, age_sd=13.0, burn_in_rate=0.5,
+         group2_fraction=0.6, area="312"),
     dict(code="site_c", name="Northfield University Hospital", short_name="NORTHFIELD UH",
          domain="northfield-uh.edu", report_style="c", modality="DX", photometric="MONOCHROME2",
          bits_stored=16, manufacturer="Halvek Systems", model_name="Axiom DR 5",
          mrn_format="@########", accession_format="NUH-##-######", uid_root="1.2.826.0.1.3680043.8.498.71.3",
          gamma=1.15, noise=0.007, blur=0.5, edge_enhance=0.6, collimation=False,
-         female_fraction=0.4, age_mean=55.0, age_sd=16.0, burn_in_rate=0.25, area="608"),
+         female_fraction=0.4, age_mean=55.0, age_sd=16.0, burn_in_rate=0.25,
+         group2_fraction=0.1, area="608"),
     dict(code="site_d", name="Lakeshore Community Hospital", short_name="LAKESHORE CH",
          domain="lakeshore-ch.org", report_style="a", modality="CR", photometric="MONOCHROME2",
          bits_stored=12, manufacturer="Corvane Medical", model_name="CR Plate 700",
          mrn_format="##-###-###", accession_format="LS#########", uid_root="1.2.826.0.1.3680043.8.498.71.4",
          gamma=0.95, noise=0.015, blur=0.8, edge_enhance=0.1, collimation=True,
-         female_fraction=0.55, age_mean=66.0, age_sd=15.0, burn_in_rate=0.4, area="503"),
+         female_fraction=0.55, age_mean=66.0, age_sd=15.0, burn_in_rate=0.4,
+         group2_fraction=0.45, area="503"),
     dict(code="site_e", name="Mercy Valley Clinic", short_name="MERCY VALLEY",
          domain="mercyvalley.org", report_style="b", modality="DX", photometric="MONOCHROME2",
          bits_stored=14, manufacturer="Lumora Imaging", model_name="DRX Vista 3",
          mrn_format="MV#######@", accession_format="MV-A-#######", uid_root="1.2.826.0.1.3680043.8.498.71.5",
          gamma=1.05, noise=0.012, blur=0.7, edge_enhance=0.4, collimation=False,
-         female_fraction=0.48, age_mean=58.0, age_sd=17.0, burn_in_rate=0.3, area="734"),
+         female_fraction=0.48, age_mean=58.0, age_sd=17.0, burn_in_rate=0.3,
+         group2_fraction=0.3, area="734"),
 )
 
 MAX_SITES = len(_SITE_PROFILES)
@@ -131,9 +137,21 @@ def make_sites(n: int, rng: np.random.Generator) -> list[Site]:
     return sites
 
 
-def make_patient(index: int, site: Site, rng: np.random.Generator, reference_date: dt.date
-                 ) -> tuple[Patient, int]:
-    """A patient of ``site`` and their age in years at ``reference_date`` (their first study)."""
+#: Population groups, neutral names: ``g2`` patients differ from ``g1`` in their anatomy's
+#: distributions (``anatomy.group_traits``), never in their findings.
+GROUPS: tuple[str, ...] = ("g1", "g2")
+
+
+def draw_group(site: Site, rng: np.random.Generator) -> str:
+    """A patient's population group, by the site's mix. The caller passes a stream of its
+    own, so adding the group left every other draw of an existing seed as it was."""
+    return "g2" if rng.random() < site.group2_fraction else "g1"
+
+
+def make_patient(index: int, site: Site, rng: np.random.Generator, reference_date: dt.date,
+                 group: str = "g1") -> tuple[Patient, int]:
+    """A patient of ``site`` in population ``group`` and their age in years at
+    ``reference_date`` (their first study)."""
     sex = "F" if rng.random() < site.female_fraction else "M"
     # A few very old patients so the cohort exercises the "ages over 89" rule.
     if rng.random() < 0.06:
@@ -152,6 +170,7 @@ def make_patient(index: int, site: Site, rng: np.random.Generator, reference_dat
             f"{int(rng.integers(1000, 9999)):04d}",
         phone=_phone(rng, site.phone[1:4]), street=_street(rng), city=city, state=state,
         zip_code=zip_code, height_m=round(height, 2), weight_kg=round(bmi * height * height, 1),
+        group=group,
     )
     return patient, age
 

@@ -54,6 +54,7 @@ class Patient:
     zip_code: str
     height_m: float
     weight_kg: float
+    group: str = "g1"  # population group (neutral names, see identities.GROUPS)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Site:
     age_mean: float = 62.0
     age_sd: float = 14.0
     burn_in_rate: float = 0.35
+    group2_fraction: float = 0.3  # share of the site's patients in population group g2
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,10 @@ _TEXT_VRS = {"LO", "SH", "ST", "LT", "UT", "UC", "PN", "CS", "AE"}
 _PSEUDONYMS = {0x00100020: ("patient-id", "PT-"), 0x00100010: ("patient-id", "PT-"),
                0x00080050: ("accession", "AC-"), 0x00200010: ("study-id", "ST-")}
 _PATIENT_AGE = 0x00101010
+# Removed whatever the options: the Retain Patient Characteristics Option keeps Ethnic Group,
+# but with a site's mix it narrows who a patient can be, and a shared set needs it for nothing
+# (an evaluation reads the group where it stays, in the workspace's own inputs).
+_ALWAYS_REMOVED = {0x00102160: "X"}
 # File meta elements kept: version, SOP class and instance, transfer syntax, implementation.
 _META_KEPT = {0x0000, 0x0001, 0x0002, 0x0003, 0x0010, 0x0012, 0x0013}
 
@@ -198,6 +202,8 @@ class HeaderDeidentifier:
 
     def action(self, tag: int) -> str | None:
         """The action for ``tag`` under the chosen options (None: not in the table)."""
+        if tag in _ALWAYS_REMOVED:
+            return _ALWAYS_REMOVED[tag]
         rule = self.table.rule(tag)
         if rule is None:
             return None
