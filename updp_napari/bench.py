@@ -337,7 +337,46 @@ def bench_review(repeat: int = 3, model: str | None = None, steps: int = 25) -> 
             "meets_target": worst < 100.0, "machine": _machine()}
 
 
-BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp", "ocr")
+def bench_evaluate(studies: int = 300, size: int = 256, repeat: int = 1, seeds: tuple[int, ...] = (0, 1, 2),
+                   epochs: int = 12) -> dict:
+    """Seconds of ``evaluate_utility`` with every condition (``sites``) and ``seeds`` on a fresh
+    five-site cohort of ``studies`` studies (2 per patient), after one pipeline run (timed
+    apart, header and report only: no OCR) made its counterparts; the headline figures too."""
+    from .cohort.generate import make_cohort
+    from .evaluate.utility import evaluate_utility
+    from .pipeline import run_pipeline
+
+    if studies < 20 or repeat < 1:
+        raise UpdpError("bench evaluate: studies must be at least 20 and repeat at least 1")
+    with tempfile.TemporaryDirectory(prefix="updp-bench-") as tmp:
+        cohort, workspace = os.path.join(tmp, "cohort"), os.path.join(tmp, "ws")
+        make_cohort(cohort, patients=studies // 2, studies=2, seed=4711, size=size, sites=5)
+        start = time.perf_counter()
+        run_pipeline(cohort, workspace, pixels="off")
+        pipeline_seconds = time.perf_counter() - start
+        seconds, result = [], {}
+        for _ in range(repeat):
+            start = time.perf_counter()
+            result = evaluate_utility(cohort, workspace, sites=True, seeds=seeds, epochs=epochs)
+            seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    comp = result["comparisons"]
+    gain = comp.get("local_plus_shared_minus_local", {})
+    return {"benchmark": "evaluate", "studies": (studies // 2) * 2, "size": size, "sites": 5,
+            "seeds": list(seeds), "epochs": epochs, "repeats": repeat,
+            "trainings": len(result["conditions"]) * len(seeds) + result["realism"].get("folds", 0),
+            "pipeline_seconds": round(pipeline_seconds, 1),
+            "seconds": [round(s, 1) for s in seconds], "median_seconds": round(median, 1),
+            "target_seconds": 900.0, "meets_target": median < 900.0,
+            "originals_macro_auroc": result["conditions"]["originals"]["macro_auroc"],
+            "counterparts_macro_auroc": result["conditions"]["counterparts"]["macro_auroc"],
+            "counterparts_minus_originals": comp.get("counterparts_minus_originals"),
+            "smallest_site_gain": gain.get("per_site", {}).get(gain.get("smallest_site")),
+            "realism_auc": result["realism"].get("auc"),
+            "machine": _machine()}
+
+
+BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp", "ocr", "evaluate")
 
 
 def parse_threads(text: str) -> tuple[int, ...]:
@@ -374,4 +413,6 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
         from .bench_ocr import bench_ocr
 
         return bench_ocr(studies, size, repeat, seed=seed)
+    if what == "evaluate":
+        return bench_evaluate(studies, size, repeat)
     raise UpdpError(f"unknown benchmark {what!r}")

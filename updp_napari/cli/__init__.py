@@ -13,7 +13,7 @@ import sys
 
 from .. import __version__
 from ..core.errors import UpdpError
-from . import audit, bench, cohort, dicom, models, plugins, report, workspace
+from . import audit, bench, cohort, dicom, lab, models, plugins, report, workspace
 
 #: The command groups in the order ``updp --help`` lists them: (title, module).
 GROUPS = (
@@ -23,6 +23,7 @@ GROUPS = (
     ("image models", models),
     ("review workspace", workspace),
     ("privacy audit", audit),
+    ("evaluation lab", lab),
     ("benchmarks", bench),
     ("plugins", plugins),
 )

@@ -28,7 +28,10 @@ def register(subparsers) -> None:
         "images, on a fresh cohort (3 studies per patient, --seed), their speed ratio, and "
         "for both the PHI lines covered (90 % filled) and filled whole, side markers touched "
         "and the lines the region search loses (--studies 90 --repeat 1: 3 to 5 minutes on "
-        "2 cores).")
+        "2 cores); "
+        "`evaluate`: seconds of "
+        "evaluate-utility --sites --seeds 0,1,2 on a fresh five-site cohort of --studies "
+        "studies (use --studies 300 --repeat 1), after a pipeline run timed apart.")
     p.add_argument("what", choices=list(BENCHMARKS),
                    help="what to measure (review: the longest stall of the review dock's event "
                         "loop while it regenerates a case; needs napari)")
