@@ -72,7 +72,10 @@ def tiny_reid(identity_split):
     from updp_napari.scoring.reid import train_reid
 
     train, _ = identity_split
-    return train_reid(train.images, train.patients, steps=300, seed=0, **TINY_REID)
+    # 450 steps: with the cohort's population group (g2 patients share a shifted anatomy) the
+    # 300 steps this took before reached a held-out AUC of 0.931 (seed 0) and 0.955 (seed 1)
+    # where they had reached 0.984 and 0.969; 450 steps reach 0.960.
+    return train_reid(train.images, train.patients, steps=450, seed=0, **TINY_REID)
 
 
 def _reacquired(images: np.ndarray) -> np.ndarray:
