@@ -42,7 +42,8 @@ def test_every_section_in_json_and_html(lab, tmp_path, capsys):
     for entry in result["conditions"].values():
         assert len(entry["per_seed_macro_auroc"]) == 2
         assert set(entry["per_finding"]) == set(result["cohort"]["labels"])
-    assert result["comparisons"]["counterparts_minus_originals"]["target"]
+    parity = result["comparisons"]["counterparts_minus_originals"]
+    assert parity["target"] and "interval_within_target" in parity
     assert set(result["comparisons"]["local_plus_shared_minus_local"]["per_site"]) == set(sites)
     cross = result["cross_site"]
     assert len(cross["macro_auroc"]) == len(sites) == len(cross["macro_auroc"][0])

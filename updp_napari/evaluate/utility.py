@@ -277,8 +277,11 @@ def _comparisons(predictions, boot: _Bootstrap, data: UtilityData, train, sites:
     if "counterparts" in predictions:
         d = boot.difference(predictions["counterparts"], predictions["originals"])
         met = None if d["difference"] is None else abs(d["difference"]) <= PARITY_TARGET
+        # The point estimate can meet the target while the data cannot tell: say which.
+        shown = None if d["interval"] is None else bool(
+            -PARITY_TARGET <= d["interval"][0] and d["interval"][1] <= PARITY_TARGET)
         out["counterparts_minus_originals"] = {**d, "target": f"|difference| <= {PARITY_TARGET}",
-                                               "met": met}
+                                               "met": met, "interval_within_target": shown}
     if sites:
         site_of = data.attributes["site"]
         gains = {}
@@ -437,8 +440,10 @@ def summary_lines(result: dict) -> list[str]:
     comp = result["comparisons"]
     if "counterparts_minus_originals" in comp:
         d = comp["counterparts_minus_originals"]
+        shown = {True: "; the interval is within it", False: "; the interval is not within it",
+                 None: ""}[d.get("interval_within_target")]
         lines.append(f"counterparts - originals: {fmt(d, 'difference')}  target {d['target']}: "
-                     f"{'met' if d['met'] else 'not met'}")
+                     f"{'met' if d['met'] else 'not met'}{shown}")
     if "local_plus_shared_minus_local" in comp:
         g = comp["local_plus_shared_minus_local"]
         for s, d in g["per_site"].items():
