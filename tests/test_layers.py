@@ -158,7 +158,7 @@ def test_only_the_command_line_and_main_import_the_cli():
 # world the cohort generates (training, evaluation and benchmarks may read a cohort).
 PRODUCT = ("updp_napari.core", "updp_napari.deid", "updp_napari.review", "updp_napari.audit",
            "updp_napari._qt", "updp_napari.pipeline", "updp_napari.export", "updp_napari.ingest",
-           "updp_napari._reader", "updp_napari.studies")
+           "updp_napari._reader", "updp_napari.studies", "updp_napari.executors")
 # Where the product still reads a cohort's ground truth, and why.
 COHORT_EXCEPTIONS = {
     # A model detector is trained on cohorts and annotated corpora alike.

@@ -8,6 +8,11 @@ workspace as the artifacts ``review.artifacts`` names; the review app reads them
 
 A second run skips cases that are finished with the same settings (resumable); a case that
 fails is recorded with its reason (``updp cases WS --status failed``) and the others go on.
+
+The work on one study is split in two: :class:`CasePreparer` computes everything to store
+(decode, header profile, burned-in text, report spans, domain check) without the store,
+so an executor (``executors``) can run it in worker processes; :meth:`Pipeline.write`
+stores it, in this process only (one writer). Synthesis and scoring stay here, batched.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from . import __version__
 from .core.boxes import Box, boxes_mask
 from .core.errors import InputError, UpdpError
-from .review.artifacts import put_array, put_json, put_text
+from .review.artifacts import encode_array, encode_json, put_array
 from .studies import StudyInput, find_studies
 
 #: Cases synthesised together (one model call per batch; a GPU takes them at once).
@@ -38,15 +43,43 @@ class RunSummary:
     not_studies: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     scored: int = 0
     out_of_domain: list[tuple[str, str, str]] = field(default_factory=list)  # (case id, file, reason)
+    workers: int = 1  # processes that prepared the cases
+    # Seconds by stage: "cases" (wall, preparing, writing and synthesising every case),
+    # "prepare_worker" (summed over the workers), "write", "synthesis", "scoring".
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(
+        ("cases", "prepare_worker", "write", "synthesis", "scoring"), 0.0))
 
 
 @dataclass
-class _Prepared:
+class CaseTask:
+    """One study to prepare: what a worker is sent (picklable; no store, no key)."""
+
     case_id: str
-    cleaned: np.ndarray
+    study: StudyInput
+
+
+@dataclass
+class PreparedCase:
+    """Everything the preparation of one case stores, as the bytes to store (picklable): the
+    single writer (:meth:`Pipeline.write`) stores it without computing anything."""
+
+    case_id: str
+    artifacts: list[tuple[str, bytes, str, dict | None]]  # (name, data, suffix, signature)
+    spans: list[dict]
+    cleaned: np.ndarray  # what synthesis starts from, its preserved region and text mask
     preserve: np.ndarray
     text_mask: np.ndarray
     domain: dict  # the stored domain record: in domain, or why not
+    seconds: float = 0.0  # how long the preparation took, where it ran
+
+
+@dataclass
+class CaseFailure:
+    """A study that could not be prepared, and why (no value from the study in the reason)."""
+
+    case_id: str
+    reason: str
+    seconds: float = 0.0
 
 
 def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
@@ -57,6 +90,145 @@ def _label_image(study: StudyInput, shape: tuple[int, int]) -> np.ndarray:
                         if label in FINDINGS}, shape)
 
 
+class CasePreparer:
+    """The preparation of one case, apart from the store: the workspace key, the
+    de-identifier settings and the filter's domain description, nothing else. Picklable, so
+    an executor sends it once to each worker process; the de-identifiers are built there, on
+    :meth:`setup` (or the first case). Holds the workspace key: an executor may send it only
+    where the workspace itself may be read.
+
+    Calling it with a :class:`CaseTask` returns a :class:`PreparedCase`, or a
+    :class:`CaseFailure` for a study that cannot be prepared (never raises for one study's
+    damage; ``MemoryError`` and ``KeyboardInterrupt`` pass)."""
+
+    def __init__(self, key: bytes, *, options: tuple[str, ...], pixels: str, domain,
+                 domain_signature: dict, image_risk: dict):
+        self.key, self.options, self.pixels = key, tuple(options), pixels
+        self.domain, self.domain_signature, self.image_risk = domain, domain_signature, image_risk
+        self._dicom = self._reports = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_dicom": None, "_reports": None}  # built where it runs
+
+    def setup(self) -> None:
+        """Build the de-identifiers (lexicons, patterns, tables): once per process."""
+        if self._dicom is None:
+            from .deid.dicom import DicomDeidentifier
+            from .deid.report import ReportDeidentifier
+
+            self._dicom = DicomDeidentifier(self.key, self.options, pixels=self.pixels)
+            self._reports = ReportDeidentifier()
+
+    @property
+    def dicom(self):
+        self.setup()
+        return self._dicom
+
+    @property
+    def reports(self):
+        self.setup()
+        return self._reports
+
+    def __call__(self, task: CaseTask) -> PreparedCase | CaseFailure:
+        import time
+
+        start = time.perf_counter()
+        study = task.study
+        try:
+            prepared = self.prepare(study, task.case_id)
+            prepared.seconds = time.perf_counter() - start
+            return prepared
+        except UpdpError as exc:
+            reason = str(exc).replace(str(study.image), study.name)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # damage met anywhere in one study: that study only
+            reason = f"could not be processed ({type(exc).__name__})"
+        return CaseFailure(task.case_id, reason, time.perf_counter() - start)
+
+    def prepare(self, study: StudyInput, case_id: str) -> PreparedCase:
+        """De-identify the study's image and report into the case's artifacts (not stored)."""
+        import pydicom
+
+        from .core.keys import date_shift_days
+        from .deid.dicom import FileRecord
+        from .deid.header import pseudonym
+        from .deid.report.deidentifier import study_dates
+        from .deid.report.header_values import header_identifiers, patient_key
+        from .ingest import display_image, read_report
+
+        original = display_image(study.image)  # InputError names the file and the problem
+        try:
+            ds = pydicom.dcmread(study.image)
+        except Exception as exc:  # read_dicom above read it; this is only belt and braces
+            raise InputError(f"{study.name}: DICOM file cannot be read ({type(exc).__name__})") \
+                from None
+        identifiers = header_identifiers(ds)
+        patient = patient_key(ds)
+        text = read_report(study.report) if study.report is not None else ""
+        spans = self.reports.detect(text, identifiers) if text else []
+        # One shift for header and report, mapping none of the study's dates onto another.
+        dates = identifiers.all_dates | study_dates(text, spans)
+        shift = date_shift_days(self.key, patient, dates)
+        record = FileRecord(file=study.name, status="ok")
+        self.dicom.deidentify_dataset(ds, record, dates)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        # Half-open boxes (core.boxes): the pixels the fill painted, and what the review reads.
+        boxes = [{"box": Box.from_json(b["box"]).as_json(), "reason": b.get("reason", "ocr")}
+                 for b in record.pixels.get("boxes", [])]
+        text_mask = boxes_mask((b["box"] for b in boxes), original.shape)
+        cleaned = original.copy()
+        cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
+        # The findings to keep: the mask files beside the image when there are any (a
+        # cohort), else where the report puts what it affirms (labels.regions).
+        if study.masks:
+            preserve, preserve_source = _label_image(study, original.shape), "mask files"
+        else:
+            from .labels.regions import report_regions
+
+            preserve = report_regions(text, original.shape) if text else \
+                np.zeros(original.shape, np.uint8)
+            preserve_source = "report"
+        from .synth.domain import domain_record
+
+        domain_signature = self.domain_signature
+        # The original with its text regions: the check takes the nearer of the image with
+        # them painted out and the image as it is (a large filled box is no radiograph's).
+        where = domain_record(self.domain, original, text_mask, domain_signature["model"])
+
+        deid_signature = {"options": list(self.options), "pixels": self.pixels,
+                          "package": __version__}
+        protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
+                      "action": "keep"} for s, e in self.reports.protected(text)] if text else []
+        # In the order the store gets them (the case's artifact map keeps that order).
+        artifacts = [
+            ("original", encode_array(original), ".npy", {"source": "input"}),
+            ("cleaned", encode_array(cleaned), ".npy", deid_signature),
+            ("preserve_mask", encode_array(preserve), ".npy", {"source": preserve_source}),
+            ("text_boxes", encode_json(boxes), ".json", deid_signature),
+            ("dicom", buffer.getvalue(), ".dcm", deid_signature),
+            ("source", study.image.read_bytes(), ".dcm", {"source": "input"}),
+            ("identity", encode_json({"patient": pseudonym(self.key, "patient-id", patient,
+                                                           "PT-")}), ".json", None),
+            ("domain", encode_json(where), ".json", domain_signature),
+            # The filter's measured risk of a kept region, per finding: whether the case's
+            # image may leave is judged from it and the mask as it stands (review.artifacts);
+            # with the calibration that turns the privacy attack into a probability
+            # (review.scores).
+            ("image_risk", encode_json(self.image_risk), ".json", domain_signature),
+            ("report", text.encode("utf-8"), ".txt",
+             {"source": "input" if study.report else "none"}),
+            ("report_context", encode_json({
+                "shift_days": shift,
+                "avoid_names": sorted({part for parts in identifiers.names for part in parts})}),
+             ".json", None),
+        ]
+        spans = [{"start": s.start, "end": s.end, "category": s.category, "source": s.source,
+                  "action": getattr(s, "action", "redact")} for s in spans] + protected
+        return PreparedCase(case_id, artifacts, spans, cleaned, preserve, text_mask, where)
+
+
 class Pipeline:
     """One workspace's settings: key, de-identifiers, filter and scorers (loaded once)."""
 
@@ -65,18 +237,18 @@ class Pipeline:
                  pixels: str = "ocr", options: tuple[str, ...] | None = None):
         from .deid.dicom import DicomDeidentifier
         from .deid.header import DEFAULT_OPTIONS
-        from .deid.report import ReportDeidentifier
 
         self.store = store
         self.key = store.key
-        self.dicom = DicomDeidentifier(self.key, options or DEFAULT_OPTIONS, pixels=pixels)
-        self.reports = ReportDeidentifier()
+        checked = DicomDeidentifier(self.key, options or DEFAULT_OPTIONS, pixels=pixels)
+        self.options, self.pixels = checked.options, checked.pixels  # as the files get them
         self.model, self.scorers_path = model, scorers
         self.synth = {"strength": strength, "steps": steps, "dilation": dilation}
         self.seed = seed
         self._filter = None
         self._scorers = None
         self._domain: tuple | None = None
+        self._preparer: CasePreparer | None = None
 
     # -- models ----------------------------------------------------------------------------
 
@@ -122,89 +294,32 @@ class Pipeline:
 
     # -- one case --------------------------------------------------------------------------
 
-    def prepare(self, study: StudyInput, case_id: str) -> _Prepared:
-        """De-identify the study's image and report into the case's artifacts."""
-        import pydicom
+    def preparer(self) -> CasePreparer:
+        """The preparation of a case with this run's settings, to run anywhere."""
+        if self._preparer is None:
+            domain, signature = self.domain()
+            card = self.filter().model.card or {}
+            self._preparer = CasePreparer(
+                self.key, options=self.options, pixels=self.pixels, domain=domain,
+                domain_signature=signature,
+                image_risk={"table": card.get("image_risk"),
+                            "privacy_calibration": card.get("privacy_calibration")})
+        return self._preparer
 
-        from .core.keys import date_shift_days
-        from .deid.dicom import FileRecord
-        from .deid.header import pseudonym
-        from .deid.report.deidentifier import study_dates
-        from .deid.report.header_values import header_identifiers, patient_key
-        from .ingest import display_image, read_report
+    def write(self, prepared: PreparedCase) -> None:
+        """Store a prepared case (the single writer: only the process that holds the store)."""
+        store, case_id = self.store, prepared.case_id
+        for name, data, suffix, signature in prepared.artifacts:
+            store.set_artifact(case_id, name, store.put_artifact(data, suffix=suffix), signature)
+        store.set_spans(case_id, prepared.spans)
 
-        original = display_image(study.image)  # InputError names the file and the problem
-        try:
-            ds = pydicom.dcmread(study.image)
-        except Exception as exc:  # read_dicom above read it; this is only belt and braces
-            raise InputError(f"{study.name}: DICOM file cannot be read ({type(exc).__name__})") \
-                from None
-        identifiers = header_identifiers(ds)
-        patient = patient_key(ds)
-        text = read_report(study.report) if study.report is not None else ""
-        spans = self.reports.detect(text, identifiers) if text else []
-        # One shift for header and report, mapping none of the study's dates onto another.
-        dates = identifiers.all_dates | study_dates(text, spans)
-        shift = date_shift_days(self.key, patient, dates)
-        record = FileRecord(file=study.name, status="ok")
-        self.dicom.deidentify_dataset(ds, record, dates)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        # Half-open boxes (core.boxes): the pixels the fill painted, and what the review reads.
-        boxes = [{"box": Box.from_json(b["box"]).as_json(), "reason": b.get("reason", "ocr")}
-                 for b in record.pixels.get("boxes", [])]
-        text_mask = boxes_mask((b["box"] for b in boxes), original.shape)
-        cleaned = original.copy()
-        cleaned[text_mask] = 0.0  # filled text shows as black, as in the de-identified file
-        # The findings to keep: the mask files beside the image when there are any (a
-        # cohort), else where the report puts what it affirms (labels.regions).
-        if study.masks:
-            preserve, preserve_source = _label_image(study, original.shape), "mask files"
-        else:
-            from .labels.regions import report_regions
+    def prepare(self, study: StudyInput, case_id: str) -> PreparedCase:
+        """De-identify the study's image and report into the case's artifacts, here."""
+        prepared = self.preparer().prepare(study, case_id)
+        self.write(prepared)
+        return prepared
 
-            preserve = report_regions(text, original.shape) if text else \
-                np.zeros(original.shape, np.uint8)
-            preserve_source = "report"
-        from .synth.domain import domain_record
-
-        domain, domain_signature = self.domain()
-        # The original with its text regions: the check takes the nearer of the image with
-        # them painted out and the image as it is (a large filled box is no radiograph's).
-        where = domain_record(domain, original, text_mask, domain_signature["model"])
-
-        store, key = self.store, self.key
-        deid_signature = {"options": list(self.dicom.options), "pixels": self.dicom.pixels,
-                          "package": __version__}
-        put_array(store, case_id, "original", original, {"source": "input"})
-        put_array(store, case_id, "cleaned", cleaned, deid_signature)
-        put_array(store, case_id, "preserve_mask", preserve, {"source": preserve_source})
-        put_json(store, case_id, "text_boxes", boxes, deid_signature)
-        path = store.put_artifact(buffer.getvalue(), suffix=".dcm")
-        store.set_artifact(case_id, "dicom", path, deid_signature)
-        source = store.put_artifact(study.image.read_bytes(), suffix=".dcm")
-        store.set_artifact(case_id, "source", source, {"source": "input"})
-        put_json(store, case_id, "identity", {"patient": pseudonym(key, "patient-id", patient, "PT-")})
-        put_json(store, case_id, "domain", where, domain_signature)
-        # The filter's measured risk of a kept region, per finding: whether the case's image
-        # may leave is judged from it and the mask as it stands (review.artifacts).
-        # The same card's calibration turns the privacy attack into a probability
-        # (review.scores).
-        card = self.filter().model.card or {}
-        put_json(store, case_id, "image_risk",
-                 {"table": card.get("image_risk"),
-                  "privacy_calibration": card.get("privacy_calibration")}, domain_signature)
-
-        protected = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
-                      "action": "keep"} for s, e in self.reports.protected(text)] if text else []
-        put_text(store, case_id, "report", text, {"source": "input" if study.report else "none"})
-        put_json(store, case_id, "report_context", {
-            "shift_days": shift,
-            "avoid_names": sorted({part for parts in identifiers.names for part in parts})})
-        store.set_spans(case_id, list(spans) + protected)
-        return _Prepared(case_id, cleaned, preserve, text_mask, where)
-
-    def synthesize(self, batch: list[_Prepared], progress=None) -> None:
+    def synthesize(self, batch: list[PreparedCase], progress=None) -> None:
         from .synth.job import run_job
 
         result = run_job([p.cleaned for p in batch], [p.preserve > 0 for p in batch],
@@ -252,14 +367,25 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                  dilation: float | None = None, pixels: str = "ocr",
                  progress: Callable[[int, int], None] | None = None,
                  score_progress: Callable[[int, int], None] | None = None,
-                 follow_symlinks: bool = False, site: str | None = None) -> RunSummary:
+                 follow_symlinks: bool = False, site: str | None = None,
+                 executor: str = "local", workers: int | None = 1) -> RunSummary:
     """Run every study of ``input`` into ``workspace`` (made when missing); symbolic links
     in ``input`` are left out unless ``follow_symlinks``. ``site`` is the site of every case
-    whose cohort or manifest row names none."""
+    whose cohort or manifest row names none.
+
+    ``executor`` names where the cases are prepared (``executors``: ``local``, or a plugin's);
+    ``workers``: how many processes prepare at once (1: in this process; None: one per usable
+    core). Whatever the executor, this process alone writes the workspace, synthesises (in
+    batches of ``BATCH``) and scores, and the workspace ends the same, byte for byte."""
+    import time
+
+    from .executors import get_executor
     from .review.store import ReviewStore
 
     found = find_studies(input, manifest, follow_symlinks=follow_symlinks, site=site)
+    runner = get_executor(executor, workers)
     summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
+    seconds = summary.seconds
     with ReviewStore.open(workspace, create=True) as store:
         from .export import recover_interrupted_exports
 
@@ -267,49 +393,70 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
         pipe = Pipeline(store, model=model, scorers=scorers, strength=strength, seed=seed,
                         steps=steps, dilation=dilation, pixels=pixels)
         pipe.filter(), pipe.scorers()  # a missing model folder stops the run before any case
-        pending: list[_Prepared] = []
+        pending: list[PreparedCase] = []
         names: dict[str, str] = {}
+        handled = 0
+
+        def advance() -> None:
+            nonlocal handled
+            handled += 1
+            if progress:
+                progress(handled, len(found.studies))
+
+        def failed(case_id: str, reason: str) -> None:
+            store.mark_failed(case_id, reason)
+            summary.failed.append((case_id, names[case_id], reason))
 
         def flush() -> None:
             if not pending:
                 return
+            start = time.perf_counter()
             try:
                 pipe.synthesize(pending)
                 summary.done += len(pending)
             except UpdpError as exc:
                 for p in pending:
-                    store.mark_failed(p.case_id, f"synthesis: {exc}")
-                    summary.failed.append((p.case_id, names[p.case_id], f"synthesis: {exc}"))
+                    failed(p.case_id, f"synthesis: {exc}")
+            seconds["synthesis"] += time.perf_counter() - start
             pending.clear()
 
-        for n, study in enumerate(found.studies):
-            case_id = store.add_case(study.study_uid, site=study.site)
-            names[case_id] = study.name
-            if pipe.finished(case_id):
-                summary.already_done += 1
-            else:
-                try:
-                    store.clear_failure(case_id)
-                    prepared = pipe.prepare(study, case_id)
-                    if prepared.domain["in_domain"]:
-                        pending.append(prepared)
+        def tasks():
+            """The cases still to do, added to the store as they are reached (lazily: the
+            executor asks for the next one when it has room)."""
+            for study in found.studies:
+                case_id = store.add_case(study.study_uid, site=study.site)
+                names[case_id] = study.name
+                if pipe.finished(case_id):
+                    summary.already_done += 1
+                    advance()
+                else:
+                    yield CaseTask(case_id, study)
+
+        from contextlib import closing
+
+        started = time.perf_counter()
+        with closing(runner.map(pipe.preparer(), tasks(), ahead=BATCH)) as outcomes:
+            for outcome in outcomes:
+                start = time.perf_counter()
+                seconds["prepare_worker"] += outcome.seconds
+                if isinstance(outcome, CaseFailure):
+                    failed(outcome.case_id, outcome.reason)
+                else:
+                    store.clear_failure(outcome.case_id)
+                    pipe.write(outcome)
+                    if outcome.domain["in_domain"]:
+                        pending.append(outcome)
                     else:  # no counterpart: the filter would draw one of its own
-                        summary.out_of_domain.append((case_id, study.name,
-                                                      prepared.domain["reason"]))
-                except UpdpError as exc:
-                    reason = str(exc).replace(str(study.image), study.name)
-                    store.mark_failed(case_id, reason)
-                    summary.failed.append((case_id, study.name, reason))
-                except (MemoryError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # damage met anywhere in one study: that study only
-                    reason = f"could not be processed ({type(exc).__name__})"
-                    store.mark_failed(case_id, reason)
-                    summary.failed.append((case_id, study.name, reason))
+                        summary.out_of_domain.append((outcome.case_id, names[outcome.case_id],
+                                                      outcome.domain["reason"]))
+                seconds["write"] += time.perf_counter() - start
                 if len(pending) >= BATCH:
                     flush()
-            if progress:
-                progress(n + 1, len(found.studies))
-        flush()
+                advance()
+            flush()
+        seconds["cases"] = time.perf_counter() - started
+        start = time.perf_counter()
         summary.scored = pipe.score_all(score_progress)
+        seconds["scoring"] = time.perf_counter() - start
+        summary.workers = int(getattr(runner, "workers", None) or workers or 1)
     return summary

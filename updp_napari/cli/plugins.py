@@ -9,7 +9,7 @@ from ._common import command
 
 def register(subparsers) -> None:
     command(subparsers, "plugins", _cmd_plugins,
-            "list installed plugins (report PHI detectors)",
+            "list installed plugins (report PHI detectors, executors of updp run)",
             "List the optional backends installed through entry points, by group, without "
             "importing them.")
 

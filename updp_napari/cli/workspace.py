@@ -71,6 +71,13 @@ def _register_run(subparsers) -> None:
     p.add_argument("--follow-symlinks", action="store_true", help="read images and reports "
                    "through symbolic links and enter linked folders (by default they are "
                    "listed and left out: their targets may lie anywhere)")
+    p.add_argument("--executor", default="local", metavar="NAME", help="where the cases are "
+                   "prepared (decode, header, OCR, report): local (default; processes on this "
+                   "machine) or an executor plugin (updp plugins lists them); this process "
+                   "alone writes the workspace, synthesises and scores, and the workspace is "
+                   "the same whichever executor prepared it")
+    p.add_argument("--workers", type=int, metavar="N", help="cases prepared at once (default: "
+                   "one per usable CPU core; 1: in this process, one case after another)")
     add_quiet(p)
 
 
@@ -82,7 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            model=args.filter_model, scorers=args.scorers, strength=args.strength,
                            seed=args.seed, steps=args.steps, pixels=args.pixels,
                            progress=progress(args, "run"), score_progress=progress(args, "scores"),
-                           follow_symlinks=args.follow_symlinks, site=args.site)
+                           follow_symlinks=args.follow_symlinks, site=args.site,
+                           executor=args.executor, workers=args.workers)
     print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; "
           f"{summary.scored} scored")

@@ -18,6 +18,9 @@ from .errors import UpdpError
 #: A group is listed here only once some part of the core loads what it holds.
 GROUPS: dict[str, str] = {
     "updp_napari.detectors": "report PHI detectors (callables or classes yielding spans)",
+    "updp_napari.executors": "where updp run prepares its cases (factory(workers=N) returning "
+                             "an object with map(preparer, tasks, ahead); see "
+                             "updp_napari.executors)",
 }
 
 

@@ -150,15 +150,29 @@ class CaseArtifacts:
         return None if shape is None else boxes_mask(self.text_boxes(), shape)
 
 
+def encode_array(array: np.ndarray) -> bytes:
+    """The bytes an array artifact is stored as (``.npy``, no pickles): what
+    :meth:`ReviewStore.put_array` writes, so that work done elsewhere stores the same file."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def encode_json(value) -> bytes:
+    """The bytes a JSON artifact is stored as (keys sorted, UTF-8)."""
+    return json.dumps(value, sort_keys=True).encode("utf-8")
+
+
 def put_array(store, case_id: str, name: str, array: np.ndarray, signature=None) -> str:
-    path = store.put_array(np.ascontiguousarray(array))
+    path = store.put_artifact(encode_array(array), suffix=".npy")
     store.set_artifact(case_id, name, path, signature)
     return path
 
 
 def put_json(store, case_id: str, name: str, value, signature=None) -> str:
-    data = json.dumps(value, sort_keys=True).encode("utf-8")
-    path = store.put_artifact(data, suffix=".json")
+    path = store.put_artifact(encode_json(value), suffix=".json")
     store.set_artifact(case_id, name, path, signature)
     return path
 

@@ -1,0 +1,235 @@
+"""updp run --executor / --workers: cases prepared in worker processes, one writer, the same
+workspace byte for byte; resumable after a stop half-way; executors from plugins."""
+
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from updp_napari import pipeline
+from updp_napari.cli import main
+from updp_napari.core.errors import InputError, UpdpError
+from updp_napari.deid.pixels import tesseract_available
+from updp_napari.executors import LocalExecutor, get_executor, known_executors
+from updp_napari.pipeline import run_pipeline
+from updp_napari.review.store import ReviewStore
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+STUDIES = ["p0000_s01", "p0000_s02", "p0001_s01", "p0002_s02", "p0003_s01", "p0004_s03"]
+
+requires_tesseract = pytest.mark.skipif(not tesseract_available(),
+                                        reason="tesseract is not installed (tesseract-ocr)")
+
+
+def _input(tmp_path, studies=STUDIES) -> Path:
+    root = tmp_path / "in"
+    for study in studies:
+        shutil.copytree(SAMPLE / study, root / study)
+    return root
+
+
+def _workspace_with_key(tmp_path, name: str, key_from: Path | None) -> Path:
+    """A workspace folder holding the key of ``key_from`` (same key: same case ids, same
+    keyed stand-ins), as an existing workspace run again would."""
+    ws = tmp_path / name
+    if key_from is not None:
+        ws.mkdir(mode=0o700)
+        shutil.copy(key_from / "secret.key", ws / "secret.key")
+    return ws
+
+
+def _contents(ws: Path) -> dict:
+    """Every case's status, scores, artifacts (content hashes and signatures) and spans."""
+    with ReviewStore.open(ws) as store:
+        return {c.case_id: {"status": c.status, "failure": c.failure_reason,
+                            "privacy": c.privacy_score, "utility": c.utility_score,
+                            "artifacts": c.artifacts,
+                            "spans": [(s.start, s.end, s.category, s.source, s.origin,
+                                       s.proposed_action, s.action)
+                                      for s in store.spans(c.case_id)]}
+                for c in store.cases()}
+
+
+def _no_worker_left() -> bool:
+    for _ in range(50):
+        if not multiprocessing.active_children():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("pixels", ["off", pytest.param("ocr", marks=[requires_tesseract,
+                                                                       pytest.mark.slow])])
+def test_two_workers_fill_the_workspace_byte_for_byte_as_one(tmp_path, tiny_models, pixels):
+    model, scorers = tiny_models
+    root = _input(tmp_path, STUDIES[:4])
+    one = tmp_path / "one"
+    serial = run_pipeline(root, one, model=model, scorers=scorers, pixels=pixels, workers=1)
+    two = _workspace_with_key(tmp_path, "two", one)
+    pooled = run_pipeline(root, two, model=model, scorers=scorers, pixels=pixels, workers=2)
+    assert (serial.done, serial.failed, serial.workers) == (4, [], 1)
+    assert (pooled.done, pooled.failed, pooled.workers) == (4, [], 2)
+    expected, got = _contents(one), _contents(two)
+    assert got == expected
+    assert all({"original", "cleaned", "dicom", "synthetic", "scores"} <= set(c["artifacts"])
+               for c in got.values())
+    if pixels == "ocr":  # the burned-in name of p0002_s02 was found in a worker, as here
+        assert any(c["artifacts"]["text_boxes"]["path"] != got[next(iter(got))]["artifacts"]
+                   ["text_boxes"]["path"] for c in got.values())
+    assert pooled.seconds["prepare_worker"] > 0 and pooled.seconds["synthesis"] > 0
+    assert _no_worker_left()
+
+
+def test_a_run_stopped_half_way_resumes_without_redoing_or_losing_a_case(tmp_path, tiny_models,
+                                                                         monkeypatch):
+    model, scorers = tiny_models
+    monkeypatch.setattr(pipeline, "BATCH", 2)  # batches finish before the stop
+    root = _input(tmp_path)
+    reference = tmp_path / "reference"
+    run_pipeline(root, reference, model=model, scorers=scorers, pixels="off", workers=1)
+    ws = _workspace_with_key(tmp_path, "ws", reference)
+
+    def stop_half_way(done, total):
+        if done == total // 2:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of the run
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(root, ws, model=model, scorers=scorers, pixels="off", workers=2,
+                     progress=stop_half_way)
+    assert _no_worker_left()  # the pool was stopped, not left behind
+    with ReviewStore.open(ws) as store:
+        finished = {c.case_id: c.artifacts["synthetic"] for c in store.cases()
+                    if "synthetic" in c.artifacts}
+        added = len(store.cases())
+    assert 0 < len(finished) < len(STUDIES) and added >= len(finished)
+    again = run_pipeline(root, ws, model=model, scorers=scorers, pixels="off", workers=2)
+    # nothing done twice, nothing lost
+    assert (again.already_done, again.done, again.failed) == \
+        (len(finished), len(STUDIES) - len(finished), [])
+    after = _contents(ws)
+    assert {c: after[c]["artifacts"]["synthetic"] for c in finished} == finished
+    assert after == _contents(reference)  # and the same bytes as a run never stopped
+
+
+def test_a_study_failing_in_a_worker_is_recorded_and_the_others_go_on(tmp_path, tiny_models):
+    model, scorers = tiny_models
+    root = _input(tmp_path, STUDIES[:3])
+    (root / STUDIES[1] / "report.txt").write_bytes(b"\x00\x01binary")
+    dicom = root / STUDIES[2] / "image.dcm"
+    dicom.write_bytes(dicom.read_bytes()[:2000])  # truncated: header readable, pixels not
+    one = tmp_path / "one"
+    serial = run_pipeline(root, one, model=model, scorers=scorers, pixels="off", workers=1)
+    two = _workspace_with_key(tmp_path, "two", one)
+    pooled = run_pipeline(root, two, model=model, scorers=scorers, pixels="off", workers=2)
+    assert pooled.done == 1 and len(pooled.failed) == 2
+    assert pooled.failed == serial.failed  # same cases, same one-line reasons
+    reasons = " | ".join(reason for _, _, reason in pooled.failed)
+    assert f"{STUDIES[1]}/report.txt: report is binary" in reasons
+    assert f"{STUDIES[2]}/image.dcm: pixel data is truncated" in reasons
+    assert _contents(two) == _contents(one)
+
+
+def test_the_cli_runs_with_workers_and_names_unknown_executors(tmp_path, tiny_models, capsys):
+    model, scorers = tiny_models
+    root = _input(tmp_path, STUDIES[:2])
+    args = ["run", str(root), str(tmp_path / "ws"), "--filter-model", str(model), "--scorers",
+            str(scorers), "--pixels", "off", "-q"]
+    assert main(args + ["--executor", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "executor 'nope' is unknown; known executors: local" in err
+    assert "Traceback" not in err
+    assert main(args + ["--workers", "0"]) == 2
+    assert "workers must be at least 1" in capsys.readouterr().err
+    assert main(args + ["--workers", "2"]) == 0
+    assert "2 done now" in capsys.readouterr().out
+    with pytest.raises(InputError, match="known executors: local"):
+        get_executor("nope")
+
+
+# -- the local executor itself ------------------------------------------------------------------
+
+class _Slow:
+    """A picklable preparer: sleeps longer for earlier tasks, so they finish last."""
+
+    def __call__(self, task):
+        time.sleep(0.05 * (4 - task % 4))
+        return task * 10
+
+
+class _Dies:
+    def __call__(self, task):
+        if task == 2:
+            os._exit(3)  # a worker killed (out of memory, a crash in a library)
+        return task
+
+
+def test_local_executor_keeps_task_order_and_reads_tasks_lazily():
+    drawn = []
+
+    def tasks():
+        for n in range(12):
+            drawn.append(n)
+            yield n
+
+    outcomes = LocalExecutor(2).map(_Slow(), tasks(), ahead=3)
+    assert next(outcomes) == 0
+    assert len(drawn) <= 2 + 3  # the workers' tasks and `ahead` more, not the archive
+    assert list(outcomes) == [n * 10 for n in range(1, 12)]
+    assert _no_worker_left()
+    assert list(LocalExecutor(1).map(_Slow(), range(3))) == [0, 10, 20]  # in this process
+
+
+def test_a_worker_that_dies_stops_the_run_with_a_message():
+    with pytest.raises(UpdpError, match="worker process .* ended unexpectedly.*run again"):
+        list(LocalExecutor(2).map(_Dies(), range(6), ahead=2))
+    assert _no_worker_left()
+
+
+# -- executors from plugins ----------------------------------------------------------------------
+
+@pytest.fixture
+def executor_plugin(tmp_path, monkeypatch):
+    """An installed distribution registering an executor (runs in the calling process and
+    counts its cases) in the entry-point group updp_napari.executors."""
+    (tmp_path / "fake_executor_plugin.py").write_text(
+        "CALLS = []\n"
+        "class InlineExecutor:\n"
+        "    def __init__(self, workers=None):\n"
+        "        self.workers = workers or 1\n"
+        "    def map(self, preparer, tasks, ahead):\n"
+        "        preparer.setup()\n"
+        "        for task in tasks:\n"
+        "            CALLS.append(task.case_id)\n"
+        "            yield preparer(task)\n")
+    dist = tmp_path / "fake_executor_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-executor-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[updp_napari.executors]\ninline = fake_executor_plugin:InlineExecutor\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("fake_executor_plugin", None)
+
+
+def test_an_executor_plugin_is_listed_and_runs_the_cases(tmp_path, tiny_models, executor_plugin,
+                                                         capsys):
+    model, scorers = tiny_models
+    assert known_executors()[0] == "local" and "inline" in known_executors()
+    assert main(["plugins"]) == 0
+    assert "inline = fake_executor_plugin:InlineExecutor" in capsys.readouterr().out
+    with pytest.raises(InputError, match="known executors: local, inline"):
+        get_executor("nope")
+    root = _input(tmp_path, STUDIES[:2])
+    one = tmp_path / "one"
+    run_pipeline(root, one, model=model, scorers=scorers, pixels="off", workers=1)
+    two = _workspace_with_key(tmp_path, "two", one)
+    summary = run_pipeline(root, two, model=model, scorers=scorers, pixels="off",
+                           executor="inline", workers=3)
+    import fake_executor_plugin
+
+    assert summary.workers == 3 and len(fake_executor_plugin.CALLS) == 2
+    assert _contents(two) == _contents(one)

@@ -1,0 +1,213 @@
+"""Executors: where ``updp run`` prepares its cases (``updp run --executor NAME --workers N``).
+
+Preparing a case — decode, header profile, burned-in text (OCR), report spans, domain
+check — needs no store and no model, so it can run anywhere; the run's own process stays
+the only writer of the workspace, and synthesises and scores in batches (one model, on
+the GPU when there is one). An executor is what runs the preparations.
+
+**The executor protocol.** An executor is an object with
+
+- ``workers`` (int): how many preparations may run at once (shown in summaries), and
+- ``map(preparer, tasks, ahead)``: a generator yielding ``preparer(task)`` for each task of
+  the iterable ``tasks``, **in the order of** ``tasks``. ``preparer`` is picklable and is
+  sent once to each worker, which calls ``preparer.setup()`` before its first task (it
+  holds the workspace key: send it only where the workspace itself may be read). It
+  returns the case's result, a failure included, so an exception out of it means the
+  worker broke: raise it (an :class:`UpdpError` for a worker that died). ``tasks`` is
+  read lazily, in the calling thread (reading it writes to the store); keep at most
+  about ``ahead`` results waiting beyond the workers' own, so memory stays bounded on any
+  archive. When the generator is closed early (an error, Ctrl-C), stop every worker
+  before returning.
+
+Order is what makes every executor's workspace the same, byte for byte: the run batches
+the prepared cases for synthesis in the order they come back.
+
+The built-in ``local`` executor runs a pool of processes on this machine (one worker: in
+this process, the sequential run). Others come from plugins: a class (or factory) in the
+entry-point group ``updp_napari.executors``, called as ``factory(workers=N)`` (N may be
+None: the executor's own choice) and returning an object as above (``plugins/README.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from .core.errors import InputError, UpdpError
+
+GROUP = "updp_napari.executors"
+BUILT_IN = ("local",)
+
+
+class Executor(Protocol):
+    """What ``updp run`` asks of an executor (see the module's description)."""
+
+    workers: int
+
+    def map(self, preparer: Callable[[Any], Any], tasks: Iterable, ahead: int) -> Iterator: ...
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalExecutor:
+    """Prepare cases in ``workers`` processes of this machine (None: one per usable core);
+    with one worker, in this process. Worker processes ignore Ctrl-C (the run stops them)
+    and are terminated when the run ends early. On Linux they are forked (they start at
+    once, and a script needs no ``if __name__ == "__main__"`` guard); they never touch
+    torch, the GPU or the store the run's process holds. Elsewhere they are spawned."""
+
+    def __init__(self, workers: int | None = None):
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise InputError(f"workers must be at least 1 (got {workers})")
+        self.workers = usable_cores() if workers is None else int(workers)
+
+    def map(self, preparer, tasks: Iterable, ahead: int = 8) -> Iterator:
+        if self.workers == 1:
+            yield from _in_process(preparer, tasks)
+            return
+        yield from _in_pool(preparer, tasks, self.workers, max(0, int(ahead)))
+
+
+def _in_process(preparer, tasks: Iterable) -> Iterator:
+    setup = getattr(preparer, "setup", None)
+    if setup is not None:
+        setup()
+    for task in tasks:
+        yield preparer(task)
+
+
+def _worker_loop(preparer, tasks, results) -> None:
+    """One worker process: leave Ctrl-C to the run, build the de-identifiers once, then
+    prepare the tasks sent on its pipe until told to stop (None). Results go back through
+    a queue whose feeder thread sends them while the next case is prepared."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        setup = getattr(preparer, "setup", None)
+        if setup is not None:
+            setup()
+        while True:
+            message = tasks.recv()
+            if message is None:
+                break
+            seq, task = message
+            results.put((seq, "ok", preparer(task)))
+    except EOFError:  # the run is gone
+        return
+    except BaseException as exc:  # the preparer broke (not a study: it returns those)
+        results.put((-1, "error", type(exc).__name__))
+    finally:
+        results.close()
+        results.join_thread()
+
+
+def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int) -> Iterator:
+    import multiprocessing
+    import queue
+
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    results = context.Queue()
+    pipes, processes = [], []
+    for n in range(workers):
+        parent_end, child_end = context.Pipe()
+        process = context.Process(target=_worker_loop, name=f"updp-prepare-{n + 1}",
+                                  args=(preparer, child_end, results), daemon=True)
+        process.start()
+        child_end.close()
+        pipes.append(parent_end)
+        processes.append(process)
+    source = iter(tasks)
+    limit = workers + ahead  # every worker busy, and a batch's worth done while we synthesise
+    owner: dict[int, int] = {}  # task number -> worker still preparing it
+    done: dict = {}
+    drawn = yielded = 0
+    exhausted = finished = False
+    try:
+        while True:
+            while not exhausted and drawn - yielded < limit:
+                task = next(source, _END)
+                if task is _END:
+                    exhausted = True
+                    break
+                load = [0] * workers
+                for w in owner.values():
+                    load[w] += 1
+                worker = load.index(min(load))
+                pipes[worker].send((drawn, task))
+                owner[drawn] = worker
+                drawn += 1
+            if yielded in done:
+                result = done.pop(yielded)
+                yielded += 1
+                yield result
+                continue
+            if exhausted and yielded == drawn:
+                break
+            try:
+                seq, kind, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode is not None]
+                if dead:
+                    raise UpdpError(f"a worker process of the local executor ended unexpectedly "
+                                    f"(exit code {dead[0].exitcode}; out of memory?); run again "
+                                    f"to resume") from None
+                continue
+            if kind == "error":
+                if payload == "MemoryError":
+                    raise MemoryError
+                raise UpdpError(f"a worker process of the local executor failed ({payload})")
+            owner.pop(seq, None)
+            done[seq] = payload
+        finished = True
+    finally:
+        if finished:
+            for pipe in pipes:
+                pipe.send(None)
+        else:  # stopped early: running preparations are abandoned, not waited for
+            for process in processes:
+                process.terminate()
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for pipe in pipes:
+            pipe.close()
+        results.close()
+        results.cancel_join_thread()
+
+
+_END = object()
+
+
+def known_executors() -> list[str]:
+    """The built-in executors and those the installed plugins register (not imported)."""
+    from .core.registry import discover
+
+    return list(BUILT_IN) + [name for name in discover(GROUP) if name not in BUILT_IN]
+
+
+def get_executor(name: str = "local", workers: int | None = None):
+    """The executor called ``name`` with ``workers`` workers; an :class:`InputError` listing
+    the known ones when there is none of that name."""
+    if name == "local":
+        return LocalExecutor(workers)
+    from .core.registry import discover, load
+
+    if name not in discover(GROUP):
+        raise InputError(f"executor {name!r} is unknown; known executors: "
+                         + ", ".join(known_executors()))
+    factory = load(GROUP, name)
+    executor = factory(workers=workers)
+    if not callable(getattr(executor, "map", None)):
+        raise UpdpError(f"executor {name!r} ({GROUP}) has no map(preparer, tasks, ahead) method")
+    return executor
