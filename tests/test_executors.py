@@ -115,6 +115,23 @@ def test_a_run_stopped_half_way_resumes_without_redoing_or_losing_a_case(tmp_pat
     assert after == _contents(reference)  # and the same bytes as a run never stopped
 
 
+def test_a_counterpart_does_not_depend_on_the_cases_batched_with_it(tmp_path, tiny_models,
+                                                                    monkeypatch):
+    """A resumed run batches its cases otherwise than a run never stopped (here: one case
+    was run first, alone); the counterparts are the same bytes all the same."""
+    model, scorers = tiny_models
+    monkeypatch.setattr(pipeline, "BATCH", 4)
+    reference = tmp_path / "reference"
+    run_pipeline(_input(tmp_path), reference, model=model, scorers=scorers, pixels="off")
+    ws = _workspace_with_key(tmp_path, "ws", reference)
+    first = run_pipeline(_input(tmp_path / "first", STUDIES[:1]), ws, model=model,
+                         scorers=scorers, pixels="off")
+    rest = run_pipeline(_input(tmp_path / "all"), ws, model=model, scorers=scorers,
+                        pixels="off", workers=2)
+    assert (first.done, rest.already_done, rest.done) == (1, 1, len(STUDIES) - 1)
+    assert _contents(ws) == _contents(reference)
+
+
 def test_a_study_failing_in_a_worker_is_recorded_and_the_others_go_on(tmp_path, tiny_models):
     model, scorers = tiny_models
     root = _input(tmp_path, STUDIES[:3])
@@ -233,3 +250,25 @@ def test_an_executor_plugin_is_listed_and_runs_the_cases(tmp_path, tiny_models, 
 
     assert summary.workers == 3 and len(fake_executor_plugin.CALLS) == 2
     assert _contents(two) == _contents(one)
+
+
+def test_bench_run_reports_rates_scaling_identity_and_a_projection(tiny_models):
+    from updp_napari.bench_run import bench_run
+
+    model, scorers = tiny_models
+    result = bench_run(studies=2, size=64, repeat=1, workers=(1, 2), archive=1000, pixels="off",
+                       model=model, scorers=scorers)
+    assert result["studies"] == 2 and set(result["workers"]) == {"1", "2"}
+    assert result["identical_outputs"] is True
+    for measured in result["workers"].values():
+        assert measured["studies_per_second"] > 0
+        assert set(measured["per_stage_seconds_per_study"]) == \
+            {"prepare_worker", "write", "synthesis", "scoring"}
+    scaling = result["scaling"]
+    assert scaling["speedup"] == pytest.approx(result["workers"]["2"]["studies_per_second"]
+                                               / result["workers"]["1"]["studies_per_second"],
+                                               rel=0.01)
+    projection = result["projection"]
+    assert projection["studies"] == 1000 and "usable cores" in projection["machine"]
+    rate = result["workers"]["1"]["studies_per_second"]
+    assert projection["end_to_end_hours"]["workers_1"] == pytest.approx(1000 / rate / 3600, abs=0.06)

@@ -377,7 +377,7 @@ def bench_evaluate(studies: int = 300, size: int = 256, repeat: int = 1, seeds: 
             "machine": _machine()}
 
 
-BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp", "ocr", "evaluate")
+BENCHMARKS = ("cohort", "report", "dicom", "synth", "review", "dp", "ocr", "evaluate", "run")
 
 
 def parse_threads(text: str) -> tuple[int, ...]:
@@ -391,11 +391,12 @@ def parse_threads(text: str) -> tuple[int, ...]:
 def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int = 3,
                   ner_model: str | None = None, corpus: str | None = None,
                   filter_model: str | os.PathLike | None = None,
-                  threads: tuple[int, ...] = (1,), seed: int | None = None) -> dict:
+                  threads: tuple[int, ...] = (1,), seed: int | None = None,
+                  **run_options) -> dict:
     """Run the benchmark ``what`` (one of :data:`BENCHMARKS`) with the options it takes:
     ``studies`` (reports for ``report``), ``size``, ``repeat``, ``ner_model`` and ``corpus``
-    (report), ``filter_model`` (synth, review), ``threads`` (synth), ``seed`` (ocr: the
-    cohort's)."""
+    (report), ``filter_model`` (synth, review, run), ``threads`` (synth), ``seed`` (ocr: the
+    cohort's); ``run_options``: those of :func:`bench_run.bench_run` (run)."""
     if what == "cohort":
         return bench_cohort(studies, size, repeat)
     if what == "dicom":
@@ -416,4 +417,8 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
         return bench_ocr(studies, size, repeat, seed=seed)
     if what == "evaluate":
         return bench_evaluate(studies, size, repeat)
+    if what == "run":
+        from .bench_run import bench_run
+
+        return bench_run(studies, size, repeat, model=filter_model, **run_options)
     raise UpdpError(f"unknown benchmark {what!r}")

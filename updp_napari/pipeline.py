@@ -322,10 +322,15 @@ class Pipeline:
     def synthesize(self, batch: list[PreparedCase], progress=None) -> None:
         from .synth.job import run_job
 
-        result = run_job([p.cleaned for p in batch], [p.preserve > 0 for p in batch],
-                         [p.text_mask for p in batch], model=self.model,
-                         seeds=[self.case_seed(p.case_id) for p in batch], progress=progress,
-                         **self.synth)
+        # The model always gets BATCH images (a short batch is filled up with repeats of its
+        # own, whose outputs are dropped): a kernel may be chosen by batch size, and a batch
+        # of one measured 4e-7 off the same image in a batch of eight. So a counterpart does
+        # not depend on which cases shared its batch: a resumed run ends with the same bytes.
+        padded = [batch[k % len(batch)] for k in range(max(BATCH, len(batch)))]
+        result = run_job([p.cleaned for p in padded], [p.preserve > 0 for p in padded],
+                         [p.text_mask for p in padded], model=self.model,
+                         seeds=[self.case_seed(p.case_id) for p in padded], progress=progress,
+                         batch_size=len(padded), **self.synth)
         if result is None:
             raise UpdpError("synthesis was cancelled")
         for prepared, image in zip(batch, result.images):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_filter_model, add_json_out, command
+from ._common import add_filter_model, add_json_out, add_quiet, command
 
 
 def register(subparsers) -> None:
@@ -31,7 +31,11 @@ def register(subparsers) -> None:
         "2 cores); "
         "`evaluate`: seconds of "
         "evaluate-utility --sites --seeds 0,1,2 on a fresh five-site cohort of --studies "
-        "studies (use --studies 300 --repeat 1), after a pipeline run timed apart.")
+        "studies (use --studies 300 --repeat 1), after a pipeline run timed apart; "
+        "`run`: updp run end to end "
+        "on a cohort of --studies studies for each --workers count (studies per second, per "
+        "stage, the scaling, whether the outputs are identical) and a projection onto "
+        "--archive studies at the measured rates.")
     p.add_argument("what", choices=list(BENCHMARKS),
                    help="what to measure (review: the longest stall of the review dock's event "
                         "loop while it regenerates a case; needs napari)")
@@ -45,10 +49,20 @@ def register(subparsers) -> None:
     add_filter_model(p, "synth, review: time this filter folder instead of the shipped one")
     p.add_argument("--threads", default="1", metavar="LIST", help="synth: torch CPU thread counts "
                    "to time, comma-separated (default 1; more threads than idle cores is much "
-                   "slower, not faster)")
+                   "slower, not faster); run: the first is the torch threads of the run's own "
+                   "process (synthesis, scoring)")
+    p.add_argument("--executor", default="local", metavar="NAME", help="run: the executor "
+                   "(default local)")
+    p.add_argument("--workers", default="1,2", metavar="LIST", help="run: worker counts to "
+                   "time, comma-separated (default 1,2)")
+    p.add_argument("--archive", type=int, default=590_000, metavar="N", help="run: the archive "
+                   "size to project the measured rates onto (default 590000 studies)")
+    p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="run: OCR of "
+                   "burned-in text (default) or off")
     p.add_argument("--seed", type=int, default=None,
                    help="ocr: the seed of the cohort it makes (default 31337)")
     add_json_out(p, "also write the result to this file", old_json=True)
+    add_quiet(p)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -59,10 +73,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = run_benchmark(args.what, studies=args.studies, size=args.size, repeat=args.repeat,
                            ner_model=args.ner_model, corpus=args.corpus,
                            filter_model=args.filter_model, threads=parse_threads(args.threads),
-                           seed=args.seed)
+                           seed=args.seed, **_run_options(args))
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.json_out}")
     print(text)
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    """The options of `bench run` (none for the other benchmarks)."""
+    if args.what != "run":
+        return {}
+    from ..bench import parse_threads
+    from ..core.errors import InputError
+    from ._common import progress
+
+    threads = parse_threads(args.threads)
+    try:
+        workers = tuple(int(n) for n in args.workers.split(",") if n.strip())
+    except ValueError:
+        raise InputError(f"--workers: not a comma list of whole numbers: {args.workers!r}") from None
+    return {"workers": workers, "executor": args.executor,
+            "archive": args.archive, "pixels": args.pixels, "torch_threads": threads[0] if threads else 1,
+            "progress": progress(args, "bench run")}
