@@ -425,6 +425,20 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
             seconds["synthesis"] += time.perf_counter() - start
             pending.clear()
 
+        def stored(prepared: PreparedCase) -> bool:
+            """Store a prepared case; False (the case recorded as failed) when it cannot be."""
+            try:
+                store.clear_failure(prepared.case_id)
+                pipe.write(prepared)
+                return True
+            except UpdpError as exc:
+                failed(prepared.case_id, str(exc))
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # as for damage met while preparing: that case only
+                failed(prepared.case_id, f"could not be processed ({type(exc).__name__})")
+            return False
+
         def tasks():
             """The cases still to do, added to the store as they are reached (lazily: the
             executor asks for the next one when it has room)."""
@@ -446,9 +460,7 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                 seconds["prepare_worker"] += outcome.seconds
                 if isinstance(outcome, CaseFailure):
                     failed(outcome.case_id, outcome.reason)
-                else:
-                    store.clear_failure(outcome.case_id)
-                    pipe.write(outcome)
+                elif stored(outcome):
                     if outcome.domain["in_domain"]:
                         pending.append(outcome)
                     else:  # no counterpart: the filter would draw one of its own
