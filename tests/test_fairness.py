@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from updp_napari.core import fairness
 from updp_napari.core.errors import InputError
-from updp_napari.evaluate import fairness
 
 
 def test_parity_difference_is_a_group_minus_the_weighted_others():

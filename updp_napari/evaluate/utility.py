@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import fairness
 from ..core.errors import InputError
-from . import fairness
 
 #: Subgroup attributes, read from the cohort's ground truth.
 ATTRIBUTES = ("sex", "age_group", "site", "group")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.metrics import roc_auc
+from ..core.fairness import macro_auroc, pearson
 
 #: Demographic fields of a cohort's ground truth read as subgroups, in report order.
 ATTRIBUTES = ("sex", "age_group", "site", "population_group")
@@ -45,14 +45,6 @@ POPULATION_KEYS = ("population_group", "population", "group")
 
 
 # --- metrics on arrays ---------------------------------------------------------------------
-
-def macro_auroc(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean ROC AUC over the columns that hold both classes; None when none does."""
-    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
-    values = [roc_auc(probabilities[:, j], labels[:, j]) for j in range(labels.shape[1])
-              if 0 < labels[:, j].sum() < len(labels)]
-    return float(np.mean(values)) if values else None
-
 
 def patient_bootstrap(probabilities: np.ndarray, labels: np.ndarray, patients: Sequence[str],
                       repeats: int = 200, seed: int = 0, level: float = 0.95) -> dict:
@@ -115,14 +107,6 @@ def equalized_odds(decisions: np.ndarray, truth: np.ndarray, groups: Sequence[st
             fprs.append(fpr)
     gaps = [max(v) - min(v) for v in (tprs, fprs) if len(v) >= 2]
     return float(max(gaps)) if gaps else None
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson correlation; None with fewer than 3 pairs or a constant side."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 def rate_matched_decisions(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.metrics import roc_auc
+from .errors import InputError
+from .metrics import roc_auc
 
 
 def auroc_or_none(scores, targets) -> float | None:
