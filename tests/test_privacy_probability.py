@@ -99,3 +99,31 @@ def test_evaluate_filter_calibrates_and_the_pipeline_scores_with_it(tiny_models,
                                                                                      abs=1e-3)
                for d in details)
     assert "calibrated on 12 counterparts of 4 patients" in details[0]["reid_probability_basis"]
+
+
+@pytest.mark.slow
+def test_counterparts_and_privacy_scores_do_not_depend_on_the_workspace_key(tiny_models,
+                                                                             tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from updp_napari.pipeline import run_pipeline
+    from updp_napari.review.artifacts import CaseArtifacts
+    from updp_napari.review.store import ReviewStore
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data"
+    filt, scorers = tiny_models
+    for name in ("p0000_s01", "p0001_s01", "p0002_s02"):
+        shutil.copytree(sample / name, tmp_path / "in" / name)
+    seen = []
+    for ws in ("ws1", "ws2"):  # each workspace makes its own key
+        run_pipeline(tmp_path / "in", tmp_path / ws, model=filt, scorers=scorers, pixels="off")
+        with ReviewStore.open(tmp_path / ws) as store:
+            cases = store.cases()  # in input order
+            seen.append(([CaseArtifacts(store, c.case_id).array("synthetic") for c in cases],
+                         [c.privacy_score for c in cases], [c.case_id for c in cases],
+                         store.key))
+    (images1, privacy1, ids1, key1), (images2, privacy2, ids2, key2) = seen
+    assert key1 != key2 and ids1 != ids2  # other keys, other case ids...
+    assert all(np.array_equal(a, b) for a, b in zip(images1, images2))  # ...the same counterparts
+    assert privacy1 == privacy2

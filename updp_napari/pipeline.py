@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -260,11 +262,17 @@ class Pipeline:
         return self._filter
 
     def case_seed(self, case_id: str) -> int:
-        """The noise seed of one case: the run's seed plus a number read off the case id (a
-        keyed hash), so every case draws its own counterpart and a run is reproducible. One
-        seed for all would give every healthy chest the same counterpart, and that one
-        image, by chance more like one patient than the others, would "re-identify" them."""
-        return (int(self.seed) + int(case_id[:7], 16)) % 2**31
+        """The noise seed of one case: the run's seed plus a number read off the content hash
+        of the case's cleaned image (the name the workspace stores it under), so every case
+        draws its own counterpart, a run is reproducible, and the counterpart — and with it
+        the privacy score — is the same whatever the workspace's key. One seed for all would
+        give every healthy chest the same counterpart, and that one image, by chance more
+        like one patient than the others, would "re-identify" them. (A case stored without
+        its cleaned image, which the pipeline never leaves, falls back to its keyed id.)"""
+        entry = self.store.case(case_id).artifacts.get("cleaned") or {}
+        name = Path(str(entry.get("path", ""))).stem
+        digest = name if re.fullmatch(r"[0-9a-f]{64}", name) else case_id
+        return (int(self.seed) + int(digest[:7], 16)) % 2**31
 
     def synth_signature(self, case_id: str) -> dict:
         filt = self.filter()

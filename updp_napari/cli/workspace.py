@@ -63,7 +63,8 @@ def _register_run(subparsers) -> None:
                    "(default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="synthesis seed, added to a number read "
-                   "off each case id so every case draws its own image (default 0)")
+                   "off the content hash of each case's cleaned image, so every case draws its "
+                   "own image and the same one whatever the workspace key (default 0)")
     p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="find and fill "
                    "burned-in text with OCR (default), or off: header and report only (the "
                    "export's leak scan still reads the pixels)")
