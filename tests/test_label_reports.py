@@ -467,8 +467,8 @@ def test_label_reports_iu_option(tmp_path, capsys):
 # -- the Indiana University reports ----------------------------------------------------------
 
 # F1 per finding against the MeSH major terms, uncertain counted negative (the indexers left
-# hedged findings out), a margin under what was measured (README, "Finding labels from report
-# text"): development half (odd report numbers, where the rules were written) and the test
+# hedged findings out), a margin under what was measured (docs/MEASUREMENTS.md, "Finding
+# labels on real reports"): development half (odd report numbers, where the rules were written) and the test
 # half (even numbers, held out). Few reports name a pneumothorax (13 in each half) or a mass
 # (8 and 9): one report moves their F1 by 0.04 to 0.1, so their margins are wider.
 MIN_F1 = {
