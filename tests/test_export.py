@@ -53,6 +53,7 @@ def test_only_accepted_cases_leave_with_synthetic_pixels_and_a_manifest(workspac
     manifest = json.loads((out / "manifest.json").read_text())
     row = manifest["cases"][0]
     assert row["case_id"] == cases[0] and row["decision"] == "accept" and row["reviewer"] == "ann"
+    assert row["marks"].startswith("side markers (L/R) and other burned-in marks are not carried")
     assert row["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
     assert "clean" in manifest["leak_scan"] and row["synthesis"]
     with (out / "manifest.csv").open() as fh:

@@ -339,6 +339,7 @@ def test_a_case_out_of_domain_shows_its_original_and_is_accepted_only_as_such(do
     case = widget.session.case(first)
     header = widget.header.text()
     assert "OUT OF DOMAIN" in header and "distance 4.64" in header
+    assert "not carried into the counterpart" not in header  # there is no counterpart
     assert "original with only the burned-in text removed" in header
     layer = widget.layers["synthetic"]
     assert layer.name == OUT_OF_DOMAIN_LAYER
@@ -353,6 +354,7 @@ def test_a_case_out_of_domain_shows_its_original_and_is_accepted_only_as_such(do
     widget.accept_button.click()
     assert store.case(first).status == "accepted" and store.accepted_original_image(first)
     widget.go(second)  # a case in domain: its synthetic image, and no such choice
+    assert "side markers (L/R) and other burned-in marks are not carried" in widget.header.text()
     assert widget.layers["synthetic"].name == LAYER_NAMES["synthetic"]
     assert not widget.share_original.isVisible()
     assert "OUT OF DOMAIN" not in widget.header.text()

@@ -62,6 +62,12 @@ def _sha256(data: bytes) -> str:
 
 
 SYNTHETIC = "synthetic counterpart (UPDP generative filter); no original pixels"
+#: What becomes of side markers and other burned-in marks, per kind of shared image (the
+#: manifest's ``marks``; the review dock says the same).
+MARKS_NOT_CARRIED = ("side markers (L/R) and other burned-in marks are not carried into the "
+                     "counterpart: it is drawn anew in the original's orientation")
+MARKS_KEPT = ("burned-in text removed; a lone letter such as a side marker (L/R) is not PHI "
+              "and stays")
 ORIGINAL_DERIVED = ("original pixels with the burned-in text removed: out of the generative "
                     "filter's domain, no synthetic counterpart; shared as a reviewer accepted")
 
@@ -328,6 +334,8 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                                               else None, case.signature("text_boxes")),
                     "image": WITHHELD if withheld else
                     ORIGINAL_IMAGE if original_image else "synthetic",
+                    "marks": "" if withheld else MARKS_KEPT if original_image else
+                    MARKS_NOT_CARRIED,
                     "image_risk": risk, "domain": domain,
                     "decision": decision.decision, "reviewer": decision.reviewer,
                     "decided_at": decision.decided_at,

@@ -43,6 +43,7 @@ from ..core.errors import UpdpError
 from ..core.jobs import is_progress
 from ..core.users import current_user_or_none
 from ..core.vocabulary import REVIEWER_CATEGORIES
+from ..export import MARKS_NOT_CARRIED
 from ..review.session import Regenerated, ReviewSession
 from .background import JobRunner, StallMeter
 from .case_queue import CaseQueue
@@ -513,7 +514,9 @@ class ReviewWidget(QWidget):
         self.header.setText(f"<b>case {place} of {total}</b> · {case.case_id} · "
                             f"<b>{record.status}</b> · site {record.site or '?'}{failed}{missing}"
                             + (out_of_domain_text(outside) if outside is not None else "")
-                            + (image_risk_text(risk) if risk is not None else ""))
+                            + (image_risk_text(risk) if risk is not None else "")
+                            + (f"<br><span style='color:#a0a0a0'>{MARKS_NOT_CARRIED}</span>"
+                               if outside is None and synthetic is not None else ""))
         self.show_report()
         self.show_scores()
         self.show_history()
