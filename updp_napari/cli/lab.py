@@ -1,5 +1,5 @@
 """The evaluation lab: ``updp evaluate-utility``, what the shared counterparts are worth to a
-classifier, per site and per subgroup."""
+classifier, per site and per subgroup; ``updp attack-share``, an adversary trained on them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ._common import (
     add_threads,
     command,
     print_json,
+    progress,
     set_torch_threads,
     stage_progress,
     write_json_out,
@@ -21,6 +22,7 @@ from ._common import (
 
 
 def register(subparsers) -> None:
+    _register_attack(subparsers)
     p = command(
         subparsers, "evaluate-utility", _cmd_evaluate_utility,
         "train one classifier on originals, counterparts and per-site mixes; AUROC, "
@@ -92,4 +94,48 @@ def _cmd_evaluate_utility(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(result)))
     if args.html:
         print(f"wrote {args.html} and {len(figures)} PNG plots in {next(iter(figures.values())).parent}")
+    return 0
+
+
+def _register_attack(subparsers) -> None:
+    p = command(
+        subparsers, "attack-share", _cmd_attack_share,
+        "train a re-identification attacker on the shared counterparts alone and use it on "
+        "originals",
+        "An adversary's view of a share: the project's re-identification network is trained "
+        "only on the counterparts of half of WORKSPACE's patients, grouped by the keyed "
+        "patient ID a share's headers carry (the adversary can run the public pipeline and "
+        "read the package), then each original radiograph of the other patients is ranked "
+        "against their counterparts. Prints the closed-set top-1 against chance (1 / the "
+        "attacked patients) and the verification AUC of original-counterpart pairs (0.5: no "
+        "better than chance).")
+    p.add_argument("workspace", type=Path, help="the review workspace (its counterparts are "
+                   "what a share carries; its originals measure the attack)")
+    p.add_argument("--accepted-only", action="store_true",
+                   help="only the accepted cases, as an export shares them")
+    p.add_argument("--train-share", type=float, default=0.5,
+                   help="share of the patients whose counterparts train the attacker (default 0.5)")
+    p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    p.add_argument("--seed", type=int, default=0, help="which patients train, and the "
+                   "network's seed (default 0)")
+    add_threads(p)
+    add_json(p, "print the figures as JSON")
+    add_quiet(p)
+
+
+def _cmd_attack_share(args: argparse.Namespace) -> int:
+    from ..evaluate.attack import share_attack
+
+    set_torch_threads(args.threads)
+    r = share_attack(args.workspace, accepted_only=args.accepted_only,
+                     train_share=args.train_share, steps=args.steps, seed=args.seed,
+                     progress=progress(args, "attack-share"))
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"attacker trained on {r['trained_on']['counterparts']} counterparts of "
+          f"{r['trained_on']['patients']} patients; attacked {r['attacked']['originals']} "
+          f"originals of {r['attacked']['patients']} patients")
+    print(f"closed-set top-1 {r['top1']:.3f} (chance {r['chance']:.3f}; "
+          f"{r['top1_over_chance']:.1f}x chance); verification AUC {r['verification_auc']:.3f}")
     return 0
