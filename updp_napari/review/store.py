@@ -426,10 +426,7 @@ class ReviewStore(DurableDatabase):
         """
         decision = self._check_decision(case_id, decision, original_image, report_only)
         reviewer = _check_reviewer(reviewer)
-        if seconds is not None:
-            seconds = _finite(seconds, "seconds")
-            if seconds < 0:
-                raise InputError(f"seconds must be 0 or more, not {seconds}")
+        seconds = _check_seconds(seconds)
         comment = str(comment or "")
         now = _now()
         with self._write() as cur:
@@ -444,21 +441,15 @@ class ReviewStore(DurableDatabase):
                 raise DecisionOverride(
                     f"case {case_id} was decided ({last[0]}) by {overridden}; deciding over "
                     "another reviewer's decision needs --override (and is recorded as one)")
-            cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
-                        "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (case_id, decision, reviewer, seconds, comment, now))
-            decision_id = cur.lastrowid
-            cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
-                        (DECISIONS[decision], now, case_id))
-            details = {"decision": decision, "decision_id": decision_id, "seconds": seconds,
-                       "previous_status": status}
+            details = {}
             if original_image:
                 details["image"] = ORIGINAL_IMAGE
             elif report_only:
                 details["image"] = WITHHELD
             if overridden is not None:
                 details["overrides"] = {"decision": last[0], "reviewer": overridden}
-            _audit(cur, now, reviewer, "decide", case_id, details)
+            decision_id = _record_decision(cur, now, case_id, decision, reviewer, seconds,
+                                           comment, status, details)
         return DecisionRecord(decision_id, case_id, decision, reviewer, seconds, comment, now)
 
     def undo(self, case_id: str, reviewer: str, override: bool = False) -> dict:
@@ -516,10 +507,7 @@ class ReviewStore(DurableDatabase):
         (an undo starts a new round). The same checks as :meth:`decide` apply."""
         decision = self._check_decision(case_id, decision, original_image, report_only)
         reviewer = _check_reviewer(reviewer)
-        if seconds is not None:
-            seconds = _finite(seconds, "seconds")
-            if seconds < 0:
-                raise InputError(f"seconds must be 0 or more, not {seconds}")
+        seconds = _check_seconds(seconds)
         image = ORIGINAL_IMAGE if original_image else WITHHELD if report_only else None
         now = _now()
         with self._write() as cur:
@@ -544,18 +532,11 @@ class ReviewStore(DurableDatabase):
             note = (f"read blind by {first['reviewer']} and {reviewer}: "
                     + ("agreed" if agreed else f"{first['decision']} against {decision}, "
                                                  "to adjudicate"))
-            cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
-                        "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (case_id, final, reviewer, seconds,
-                         note + (f"; {comment}" if comment else ""), now))
-            details = {"decision": final, "decision_id": cur.lastrowid, "seconds": seconds,
-                       "previous_status": status,
-                       "readers": [first["reviewer"], reviewer], "agreed": agreed}
+            details = {"readers": [first["reviewer"], reviewer], "agreed": agreed}
             if agreed and image:
                 details["image"] = image
-            cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
-                        (DECISIONS[final], now, case_id))
-            _audit(cur, now, reviewer, "decide", case_id, details)
+            _record_decision(cur, now, case_id, final, reviewer, seconds,
+                             note + (f"; {comment}" if comment else ""), status, details)
         return Reading(case_id, decision, reviewer, seconds,
                        "agreed" if agreed else "disagreed", DECISIONS[final])
 
@@ -821,6 +802,32 @@ def _overridden(last: tuple[str, str, int] | None, reviewer: str) -> str | None:
 
 
 _CASE_LOG = "SELECT reviewer, action, detail FROM audit_log WHERE case_id = ? ORDER BY entry_id"
+
+
+def _record_decision(cur: sqlite3.Cursor, now: str, case_id: str, decision: str, reviewer: str,
+                     seconds: float | None, comment: str, previous: str, details: dict) -> int:
+    """Write a decision, the case's new status and its action-log entry (with ``details``
+    beside the decision's own); returns the decision's id."""
+    cur.execute("INSERT INTO decisions (case_id, decision, reviewer, seconds, comment, "
+                "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (case_id, decision, reviewer, seconds, comment, now))
+    decision_id = cur.lastrowid
+    cur.execute("UPDATE cases SET status = ?, updated_at = ? WHERE case_id = ?",
+                (DECISIONS[decision], now, case_id))
+    _audit(cur, now, reviewer, "decide", case_id,
+           {"decision": decision, "decision_id": decision_id, "seconds": seconds,
+            "previous_status": previous, **details})
+    return decision_id
+
+
+def _check_seconds(seconds) -> float | None:
+    """The time spent on a case: None (not measured) or a finite number, 0 or more."""
+    if seconds is None:
+        return None
+    seconds = _finite(seconds, "seconds")
+    if seconds < 0:
+        raise InputError(f"seconds must be 0 or more, not {seconds}")
+    return seconds
 
 
 def _round_readings(rows: Iterable[tuple]) -> list[dict]:
