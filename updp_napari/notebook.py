@@ -55,21 +55,22 @@ def _session(target, reviewer: str | None = None):
 def cases_table(target, status: str | None = None) -> HtmlView:
     """Every case of a workspace (a folder or a ``ReviewSession``), in review order: status,
     site, privacy and utility scores, flags, the last decision, as ``updp cases`` lists them."""
-    from .review.summary import case_flags
+    from .review.store import ReviewStore
+    from .review.summary import case_rows
 
-    session = _session(target)
-    store = session.store
-    decided: dict[str, list] = {}
-    for d in store.decisions():
-        decided.setdefault(d.case_id, []).append(d)
+    if isinstance(target, (str, os.PathLike)):
+        with ReviewStore.open(target) as store:  # a folder: read, then closed
+            found = case_rows(store, status=status)
+    else:
+        found = case_rows(target.store, status=status)
     head = ("case", "status", "site", "privacy", "utility", "flags", "reviewer", "decided at")
     rows, lines = [], []
-    for c in store.cases(status=status):
-        last = decided.get(c.case_id, [None])[-1]
-        flags = ", ".join(case_flags(store, c.case_id)[0]) or "-"
-        cells = (c.case_id, c.status, c.site or "-", _score(c.privacy_score),
-                 _score(c.utility_score), flags, last.reviewer if last else "-",
-                 last.decided_at[:19].replace("T", " ") if last else "-")
+    for r in found:
+        last = (r["decisions"] or [None])[-1]
+        cells = (r["case_id"], r["status"], r["site"] or "-", _score(r["privacy_score"]),
+                 _score(r["utility_score"]), ", ".join(r["flags"]) or "-",
+                 last["reviewer"] if last else "-",
+                 last["decided_at"][:19].replace("T", " ") if last else "-")
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>")
         lines.append("  ".join(str(v) for v in cells))
     table = ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"

@@ -135,47 +135,35 @@ def _register_cases(subparsers) -> None:
 
 def _cmd_cases(args: argparse.Namespace) -> int:
     from ..review.store import ReviewStore
-    from ..review.summary import case_flags
+    from ..review.summary import case_rows
 
     with ReviewStore.open(args.workspace) as store:
-        cases = store.cases(status=args.status)
-        decided = {}
-        for decision in store.decisions():
-            decided.setdefault(decision.case_id, []).append(decision)
-        flagged = {c.case_id: case_flags(store, c.case_id) for c in cases}
+        rows = case_rows(store, status=args.status)
     if args.ids:
-        for case in cases:
-            print(case.case_id)
+        for row in rows:
+            print(row["case_id"])
         return 0
     if args.json:
-        print_json([{"case_id": c.case_id, "status": c.status, "site": c.site,
-                     "privacy_score": c.privacy_score, "utility_score": c.utility_score,
-                     "failure_reason": c.failure_reason, "flags": flagged[c.case_id][0],
-                     "verdict": flagged[c.case_id][1].get("verdict"),
-                     "findings": flagged[c.case_id][1].get("findings"),
-                     "decisions": [{"decision": d.decision, "reviewer": d.reviewer,
-                                    "decided_at": d.decided_at, "seconds": d.seconds,
-                                    "comment": d.comment}
-                                   for d in decided.get(c.case_id, [])]} for c in cases])
+        print_json(rows)
         return 0
 
     def score(value) -> str:
         return "-" if value is None else f"{value:.2f}"
 
-    width = max([5] + [len(", ".join(flagged[c.case_id][0])) for c in cases])
+    width = max([5] + [len(", ".join(r["flags"])) for r in rows])
     print(f"{'case':<16}  {'status':<8}  {'site':<10}  privacy  utility  {'flags':<{width}}  "
           f"{'reviewer':<12}  {'decided at':<19}  comment")
-    for c in cases:
-        last = decided.get(c.case_id, [None])[-1]
-        note = c.failure_reason if c.status == "failed" else (last.comment if last else "")
+    for r in rows:
+        last = (r["decisions"] or [None])[-1]
+        note = r["failure_reason"] if r["status"] == "failed" else (last["comment"] if last else "")
         note = " ".join(str(note or "").split())
-        flags = ", ".join(flagged[c.case_id][0]) or "-"
-        print(f"{c.case_id:<16}  {c.status:<8}  {(c.site or '-')[:10]:<10}  "
-              f"{score(c.privacy_score):>7}  {score(c.utility_score):>7}  {flags:<{width}}  "
-              f"{(last.reviewer if last else '-')[:12]:<12}  "
-              f"{(last.decided_at[:19].replace('T', ' ') if last else '-'):<19}  "
+        flags = ", ".join(r["flags"]) or "-"
+        print(f"{r['case_id']:<16}  {r['status']:<8}  {(r['site'] or '-')[:10]:<10}  "
+              f"{score(r['privacy_score']):>7}  {score(r['utility_score']):>7}  {flags:<{width}}  "
+              f"{(last['reviewer'] if last else '-')[:12]:<12}  "
+              f"{(last['decided_at'][:19].replace('T', ' ') if last else '-'):<19}  "
               f"{note[:60] + ('…' if len(note) > 60 else '')}".rstrip())
-    print(f"{len(cases)} case(s)" + (f" with status {args.status}" if args.status else ""))
+    print(f"{len(rows)} case(s)" + (f" with status {args.status}" if args.status else ""))
     return 0
 
 

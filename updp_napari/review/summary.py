@@ -41,6 +41,27 @@ def case_flags(store, case_id: str) -> tuple[list[str], dict]:
     return flags, details
 
 
+def case_rows(store, status: str | None = None) -> list[dict]:
+    """Every case (of ``status``), in review order, as ``updp cases --json`` lists it: status,
+    site, scores, failure, flags, verdict, findings and every decision, oldest first; the
+    command's table and the notebook's are read from these."""
+    decided: dict[str, list] = {}
+    for d in store.decisions():
+        decided.setdefault(d.case_id, []).append(d)
+    rows = []
+    for c in store.cases(status=status):
+        flags, details = case_flags(store, c.case_id)
+        rows.append({"case_id": c.case_id, "status": c.status, "site": c.site,
+                     "privacy_score": c.privacy_score, "utility_score": c.utility_score,
+                     "failure_reason": c.failure_reason, "flags": flags,
+                     "verdict": details.get("verdict"), "findings": details.get("findings"),
+                     "decisions": [{"decision": d.decision, "reviewer": d.reviewer,
+                                    "decided_at": d.decided_at, "seconds": d.seconds,
+                                    "comment": d.comment}
+                                   for d in decided.get(c.case_id, [])]})
+    return rows
+
+
 def _spread(values) -> dict | None:
     values = sorted(v for v in values if v is not None)
     if not values:
