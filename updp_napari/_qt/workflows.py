@@ -269,24 +269,16 @@ class AuditSampleWidget(Container):
 
     def plan(self) -> int:
         """The planned size, put into the size box and said in words."""
-        from ..audit.stats import plan_sample_size_finite, upper_bound_finite
+        from ..audit.stats import finite_plan
         from ..audit.target import frame_size
 
         folder = _folder(self.target, "workspace or package to audit")
-        frame = self._kind_frame(folder)
-        population = frame_size(folder, frame)
+        population = frame_size(folder, self._kind_frame(folder))
         if not population:
             raise InputError(f"{folder}: the frame holds no cases")
-        rate, confidence = float(self.max_rate.value), float(self.confidence.value)
-        findings = int(self.findings.value)
-        n = plan_sample_size_finite(rate, population, confidence, findings)
-        bound = upper_bound_finite(findings, n, population, confidence)
+        n, self.message.value = finite_plan(float(self.max_rate.value), population,
+                                            float(self.confidence.value), int(self.findings.value))
         self.size.value = n
-        state = "below" if bound < rate else "not below: every case must be audited, and"
-        self.message.value = (
-            f"{n} of {population} cases: with {findings} finding(s) among {n} audited cases "
-            f"the one-sided {confidence:.0%} exact upper bound of the residual-PHI rate is "
-            f"{bound:.4%}, {state} {rate:.4%}")
         return n
 
     def draw(self) -> None:

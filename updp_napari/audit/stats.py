@@ -153,6 +153,19 @@ def plan_sample_size_finite(max_rate: float, population: int, confidence: float 
     return _least(lo, hi, below)
 
 
+def finite_plan(max_rate: float, population: int, confidence: float = 0.95,
+                allowed_findings: int = 0) -> tuple[int, str]:
+    """The sample size of :func:`plan_sample_size_finite` and what it buys, in words (as
+    ``updp audit --plan`` and the napari widget say it)."""
+    n = plan_sample_size_finite(max_rate, population, confidence, allowed_findings)
+    bound = upper_bound_finite(allowed_findings, n, population, confidence)
+    state = "below" if bound < max_rate else "not below: every case must be audited, and"
+    return n, (f"{n} of {population} cases: with {allowed_findings} finding(s) among {n} "
+               f"audited cases the one-sided {confidence:.0%} exact (hypergeometric) upper "
+               f"bound of the residual-PHI rate of the frame is {bound:.4%}, {state} "
+               f"{max_rate:.4%}")
+
+
 def check_rate(value) -> float:
     """A target rate: a number strictly between 0 and 1."""
     try:

@@ -107,7 +107,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ..audit.stats import plan_sample_size, plan_sample_size_finite, upper_bound, upper_bound_finite
+    from ..audit.stats import finite_plan, plan_sample_size, upper_bound
 
     if args.sample is not None:
         raise UpdpError("--plan takes no --sample (it only computes a size)")
@@ -126,12 +126,7 @@ def _plan(args: argparse.Namespace) -> int:
               f"{bound:.4%}, below {args.max_rate:.4%} (a frame far larger than the sample; "
               "give --population N or a TARGET for the exact bound of a finite frame)")
         return 0
-    n = plan_sample_size_finite(args.max_rate, population, args.confidence, args.findings)
-    bound = upper_bound_finite(args.findings, n, population, args.confidence)
-    state = "below" if bound < args.max_rate else "not below: every case must be audited, and"
-    print(f"{n} of {population} cases: with {args.findings} finding(s) among {n} audited cases "
-          f"the one-sided {args.confidence:.0%} exact (hypergeometric) upper bound of the "
-          f"residual-PHI rate of the frame is {bound:.4%}, {state} {args.max_rate:.4%}")
+    print(finite_plan(args.max_rate, population, args.confidence, args.findings)[1])
     return 0
 
 
