@@ -72,6 +72,7 @@ def build_workspace(path, studies=STUDIES, cohort=SAMPLE) -> dict:
     from updp_napari.cohort.generate import read_ground_truth
     from updp_napari.core.keys import date_shift_days, load_key
     from updp_napari.deid.report import ReportDeidentifier
+    from updp_napari.deid.report.deidentifier import study_dates
     from updp_napari.deid.report.header_values import read_header
     from updp_napari.ingest import display_image, read_report
     from updp_napari.review.artifacts import put_array, put_json, put_text
@@ -105,10 +106,13 @@ def build_workspace(path, studies=STUDIES, cohort=SAMPLE) -> dict:
             header = read_header(dicom)
             put_text(store, case, "report", text)
             put_json(store, case, "image_risk", {"table": SAFE_RISK})
-            put_json(store, case, "report_context", {
-                "shift_days": date_shift_days(key, header.patient_key),
-                "avoid_names": sorted({part for parts in header.names for part in parts})})
             phi = deid.detect(text, header)
+            # The shift as the de-identifier takes it: never one that writes a date of the
+            # study onto another (with some keys the plain keyed shift would).
+            put_json(store, case, "report_context", {
+                "shift_days": date_shift_days(key, header.patient_key,
+                                              study_dates(text, phi, header)),
+                "avoid_names": sorted({part for parts in header.names for part in parts})})
             pathology = [{"start": s, "end": e, "category": "PATHOLOGY", "source": "whitelist",
                           "action": "keep"} for s, e in deid.protected(text)]
             store.set_spans(case, list(phi) + pathology)
