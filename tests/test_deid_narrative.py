@@ -36,6 +36,9 @@ def covered(deid, text, phrase):
     ("Niece, Philippa Gronwald, is health care proxy.", "Philippa Gronwald"),
     ("pt's dtr-in-law Rosamund Tully visited.", "Rosamund Tully"),
     ("Contacts: Orlaith Venn (sister) cell# 555-201-4477", "Orlaith Venn"),
+    ("Family: Nephew, Al, was updated by the team.", "Al"),
+    ("social: rob called twice overnight, aware of plan.", "rob"),
+    ("FAMILY: LANCE HAS PHONED FOR AN UPDATE.", "LANCE"),
 ])
 def test_relatives_are_found_by_their_relation(deid, text, name):
     assert covered(deid, text, name), found(deid, text)
@@ -73,6 +76,11 @@ def test_staff_are_found_by_credentials_titles_and_verbs(deid, text, name):
     ("moved here from the north county last spring", "north county"),
     ("WIFE IS PRESIDENT OF ACMEX, VISITING DAILY.", "ACMEX"),
     ("Son works at Brindlecombe Foundry, will call tonight.", "Brindlecombe Foundry"),
+    ("found down at home -> WH EW, intubated there.", "WH"),
+    ("MAY BE EVALUATED BY NWMC FOR VAD.", "NWMC"),
+    ("plan for transfer to holy family rehab on monday", "holy family rehab"),
+    ("bed offered at rehab(good shepherd Memorial) tomorrow", "good shepherd Memorial"),
+    ("will be discharged to Holy Name tomorrow", "Holy Name"),
 ])
 def test_places_are_found_after_words_of_moving_and_living(deid, text, place):
     assert covered(deid, text, place), found(deid, text)
@@ -121,6 +129,11 @@ def test_phone_numbers_split_by_spaces_or_dashes(deid, text, phone):
     "Crackles at the left base, south of the scar; lateral side clear.",
     "Owner of the dog bite report was notified by the ED.",
     "pt will consult with hope nurses re care; discussed with mark ups team.",
+    "Brought in by a good samaritan who called 911.",
+    "chaplain visited; prayer to the sacred heart requested by family.",
+    "social: wife called twice. Family: will visit tomorrow.",
+    "TSH ED LEVEL PENDING. SEEN BY TSH AND LDH.",
+    "Son, A., to call back.",
 ])
 def test_clinical_look_alikes_are_not_redacted(deid, text):
     assert found(deid, text) == []

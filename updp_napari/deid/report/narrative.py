@@ -300,6 +300,7 @@ def detect_narrative(text: str, ctx) -> Iterator[Span]:
             yield Span(start, end, "CITY", "lexicon:place", 0.7)
     yield from _relatives_after(reader)
     yield from _places(reader)
+    yield from _institution_openers(reader)
 
 
 def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
@@ -348,7 +349,8 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
             i = end + (gap.end() if gap else 0)
             if gap:
                 continue
-        if count and not (count == 1 and end - start <= 2):  # a lone initial is no name
+        # A lone initial is no name ("W."); a name of two letters is ("Son, Ed, was updated").
+        if count and not (count == 1 and (end - start <= 1 or text[end - 1] == ".")):
             runs.append((start, end))
         if not lists or not count:
             return runs
@@ -444,6 +446,26 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
         yield Span(s, e, "NAME", "context:role", 0.85)
 
 
+# A note's section of family and visitors opens with a label: "social: bill called once",
+# "FAMILY: DAVID HAS PHONED". The first word there, a given name before a verb of contact, is
+# the visitor's name whatever else the word means ("bill", "bob").
+_SECTION_LABELS = frozenset({"social", "family", "visitors", "visitor"})
+_SECTION_PERSON = re.compile(r"[ \t]*:[ \t]*([^\W\d_][\w'’-]*)[ \t]+(?:has[ \t]+|had[ \t]+|was[ \t]+)?"
+                             r"([a-z]+)\b", re.IGNORECASE)
+
+
+def _section_person(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    m = _SECTION_PERSON.match(reader.text, end)
+    if not m or m.group(2).lower() not in _AFTER_PERSON:
+        return
+    word = m.group(1)
+    name = word.lower()
+    wc = reader.wc
+    if name in wc.given and name not in wc.stop and name not in wc.clinical and \
+            name not in _RELATIONS and (not reader.cased or word[:1].isupper()):
+        yield Span(m.start(1), m.end(1), "NAME", "context:section", 0.8)
+
+
 def _family(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The name before "family": "keep the Romero family aware"."""
     if start > 0:
@@ -501,6 +523,41 @@ def _move(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
             yield span
 
 
+# A hospital's emergency ward after its abbreviation: "found unresponsive -> GH EW", "to MGH ED".
+_EMERGENCY_WARDS = frozenset({"ew", "er", "ed"})
+_ABBREVIATION_BEFORE = re.compile(r"(?<![\w/-])[A-Z]{1,3}(?:H|MC|HC)[ \t]{1,2}\Z")
+
+
+def _hospital_abbreviation(reader: Reader, start: int, end: int) -> Span | None:
+    """The hospital's abbreviation at ``start:end`` ("GH", "GBMC"), unless it is a clinical or
+    English word of the same shape ("TSH", "LDH")."""
+    word = reader.text[start:end].lower()
+    if word in reader.wc.clinical or word in reader.wc.dictionary:
+        return None
+    return Span(start, end, "INSTITUTION", "context:hospital-abbreviation", 0.8)
+
+
+def _emergency_ward(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    text = reader.text
+    if not text[start:end].isupper():
+        return
+    m = _ABBREVIATION_BEFORE.search(text, max(0, start - 8), start)
+    span = _hospital_abbreviation(reader, m.start(), m.start() + len(m.group().rstrip())) if m else None
+    if span:
+        yield span
+
+
+def _by_hospital(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """A hospital's abbreviation after "by": "MAY BE W/U BY GBMC"."""
+    text = reader.text
+    gap = re.match(r"[ \t]{1,2}", text[end:end + 2])
+    m = _HOSPITAL_ABBREVIATION.match(text, end + gap.end()) if gap else None
+    if m and m.group()[:1].isupper():
+        span = _hospital_abbreviation(reader, m.start(), m.end())
+        if span:
+            yield span
+
+
 def _saint(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """"St. Agnes", "St Mary's": a saint's name at the start of a name is an institution;
     after a capitalised word it ends a street ("Clover St.")."""
@@ -532,6 +589,28 @@ def _places(reader: Reader) -> Iterator[Span]:
         if all(w[:1].isupper() for w in words) if reader.cased else \
                 any(w.lower() not in wc.dictionary for w in words):
             yield Span(s, e, "CITY", "lexicon:place", 0.7)
+
+
+# The words before an institution's opening phrase that make it a place without an institution
+# word after it: "to sacred heart", "at Holy Cross" (not "a prayer to the Sacred Heart").
+_TO_PLACE_BEFORE = re.compile(r"\b(?:to|from|at|@|in|into|via)[ \t]{1,2}\Z|\(\Z", re.IGNORECASE)
+
+
+def _institution_openers(reader: Reader) -> Iterator[Span]:
+    """"sacred heart Memorial", "to holy cross": a phrase that opens hospitals' names, with the
+    institution words after it, before one or after a word of moving."""
+    text, words, openers = reader.text, reader.words, reader.wc.institution_openers
+    for i in reader.index.positions(openers):
+        s, e, first = words[i]
+        if i + 1 >= len(words) or words[i + 1][2] not in openers[first] or \
+                not re.fullmatch(r"[ \t]{1,2}", text[e:words[i + 1][0]]):
+            continue
+        end, tails = words[i + 1][1], 0
+        while tails < 2 and (m := re.match(r"[ \t]{1,2}([A-Za-z]+)", text[end:end + 20])) and \
+                m.group(1).lower() in _INSTITUTION_TAIL:
+            end, tails = end + m.end(), tails + 1
+        if tails or _TO_PLACE_BEFORE.search(text, max(0, s - 12), s):
+            yield Span(s, end, "INSTITUTION", "lexicon:institution-opener", 0.8)
 
 
 def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
@@ -654,16 +733,18 @@ _WORD_CUES: dict[str, tuple] = {}
 for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
                         (_credential, _CREDENTIALS), (_ward_verb, _AFTER_PERSON),
                         (_relative, _RELATIONS - {"in-law", "wife's", "husband's"}),
-                        (_family, {"family"}), (_phone_label, _PHONE_LABEL_WORDS),
+                        (_family, {"family"}), (_section_person, _SECTION_LABELS),
+                        (_phone_label, _PHONE_LABEL_WORDS),
                         (_before_person, _BEFORE_PERSON_WORDS), (_title, _TITLE_WORDS),
                         (_move, _MOVE_WORDS), (_saint, {"st", "saint"}),
-                        (_region, _REGION_NOUNS), (_employer, _EMPLOYER_WORDS)):
+                        (_region, _REGION_NOUNS), (_employer, _EMPLOYER_WORDS),
+                        (_emergency_ward, _EMERGENCY_WARDS), (_by_hospital, {"by"})):
     for _key in _keys:
         _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)
 
 
 # What a name or place found in context teaches about the rest of the note.
-_PROPAGATING = ("context:relation", "context:title", "context:credential", "context:role",
+_PROPAGATING = ("context:relation", "context:section", "context:title", "context:credential", "context:role",
                 "context:movement", "context:saint", "context:phone-label", "lexicon:given-name",
                 "lexicon:initial-surname")
 

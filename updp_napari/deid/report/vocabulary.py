@@ -82,6 +82,7 @@ class WordClasses:
     lone_given: frozenset[str]  # given names that are names and nothing else (found anywhere)
     lone_places: frozenset[str]  # US places that are places and nothing else (found anywhere)
     place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
+    institution_openers: dict[str, frozenset[str]]  # "sacred" -> {"heart"}: hospitals' names open so
     stop: frozenset[str]
 
     def misspelt(self, word: str) -> bool:
@@ -106,6 +107,15 @@ class WordClasses:
     def commonness(self, word: str) -> int:
         """1 for everyday words, 2 for ordinary ones, 3 for rare ones, 4 for none."""
         return self.dictionary.get(word, 4)
+
+
+def _word_pairs(phrases: list[str]) -> dict[str, frozenset[str]]:
+    """Phrases of two words as first word -> the second words that may follow it (folded)."""
+    pairs: dict[str, set[str]] = {}
+    for phrase in phrases:
+        first, second = fold(phrase).split()
+        pairs.setdefault(first, set()).add(second)
+    return {first: frozenset(seconds) for first, seconds in pairs.items()}
 
 
 @cache
@@ -139,5 +149,6 @@ def word_classes() -> WordClasses:
         lone_given=lone_given,
         lone_places=lone_places,
         place_phrases=PhraseMatcher([p for p in public.us_places if " " in p]),
+        institution_openers=_word_pairs(read_list("institution_openers.txt")),
         stop=_STOP,
     )
