@@ -133,18 +133,24 @@ class ReportDeidentifier:
                                           (self._institutions, "INSTITUTION", "config:institution")):
             found.extend(Span(start, end, category, source)
                          for start, end in matcher.find(text, words, index))
-        found = self._apply_whitelist(text, found, words, index)
+        protected: list[list[tuple[int, int]]] = []  # looked up once, when first needed
+        found = self._apply_whitelist(text, found, words, index, protected)
         # What the note repeats of a found name yields to protected terms as well: "Dr Hampton"
         # found, "Hampton hump" stays.
-        found += self._apply_whitelist(text, propagate(ctx.reader(text), found), words, index)
+        found += self._apply_whitelist(text, propagate(ctx.reader(text), found), words, index, protected)
         return norm.spans_to_original(join_adjacent(resolve(found), text, "NAME"))
 
-    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None) -> list[Span]:
+    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None,
+                         cache: list | None = None) -> list[Span]:
         # Structured patterns and the header's own values never yield: when nothing else was
         # found there is no need to look for protected terms at all.
         if not any(span.source.startswith(_YIELDING + ("context:",)) for span in spans):
             return spans
-        protected = self.protected(text, words, index)
+        if cache is None:
+            cache = []
+        if not cache:
+            cache.append(self.protected(text, words, index))
+        protected = cache[0]
         if not protected:
             return spans
         starts = [s for s, _ in protected]
