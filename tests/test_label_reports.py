@@ -175,6 +175,9 @@ def test_pseudo_negations_leave_the_finding_positive(text, expected):
      {"atelectasis": UNC, "consolidation": UNC}),
     ("Small effusion?", {"effusion": UNC}),
     ("Differential diagnosis includes pneumonia.", {"consolidation": UNC}),
+    # A differential runs down its list: the last item is hedged as the first is.
+    ("Differential considerations include a prominent epicardial fat pad, thymic "
+     "tissue, a pericardial cyst or a pleural mass.", {"mass": UNC}),
 ])
 def test_uncertainty(text, expected):
     assert labelled(text) == expected

@@ -533,6 +533,9 @@ _PRE_REACH = {_NEG: 14, _UNC: 8, _PSEUDO: 8}
 # ... but a bare "not" negates the phrase right after it ("this is not pneumonia"), not the
 # rest of the clause.
 _SHORT_REACH = {"not": 3}
+# A differential diagnosis is a list of what a finding may be: its cue hedges the whole list
+# ("differential considerations include epicardial fat, pericardial mass, pleural mass").
+_LIST_CUE = re.compile(r"differential\b", _FLAGS)
 _POST_REACH = 6
 # "no opacity to suggest": a negation at most so many words before an evidential cue.
 _NEG_BEFORE_UNC = 8
@@ -606,7 +609,9 @@ def _decide(text: str, finding: str, start: int, end: int, pattern: _Pattern, ma
     if i < 0 or cues[i].start < c_start:
         return Mention(finding, start, end, pattern.affirmed, "affirmed")
     cue = cues[i]
-    reach = _SHORT_REACH.get(text[cue.start:cue.end].lower(), _PRE_REACH[cue.kind])
+    words = text[cue.start:cue.end]
+    reach = _PRE_REACH[_NEG] if _LIST_CUE.match(words) else \
+        _SHORT_REACH.get(words.lower(), _PRE_REACH[cue.kind])
     if _words(text, cue.end, start) > reach:
         return Mention(finding, start, end, pattern.affirmed, "affirmed")
     kind = cue.kind
