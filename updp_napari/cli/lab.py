@@ -1,5 +1,6 @@
 """The evaluation lab: ``updp evaluate-utility``, what the shared counterparts are worth to a
-classifier, per site and per subgroup; ``updp attack-share``, an adversary trained on them."""
+classifier, per site and per subgroup; ``updp search-trainset``, a training set searched for
+an under-represented group; ``updp attack-share``, an adversary trained on the counterparts."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def register(subparsers) -> None:
     add_json_out(p, "also write every figure as JSON to this file")
     add_threads(p)
     add_quiet(p)
+    _register_search(subparsers)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -94,6 +96,91 @@ def _cmd_evaluate_utility(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(result)))
     if args.html:
         print(f"wrote {args.html} and {len(figures)} PNG plots in {next(iter(figures.values())).parent}")
+    return 0
+
+
+def _register_search(subparsers) -> None:
+    p = command(
+        subparsers, "search-trainset", _cmd_search_trainset,
+        "search a pool, without its labels, for a training set like an under-represented "
+        "group's images; compare it with random subsets and the whole pool",
+        "An unsupervised search for BUDGET studies of the pool that resemble the target "
+        "group's images: each image becomes a feature vector from an encoder the project "
+        "ships (--features), the pool is cut into K equal-size clusters (balanced k-means), "
+        "each cluster's Fréchet distance to the target group's images is measured, and "
+        "clusters are added greedily while the union's distance falls, then cut to the "
+        "budget. The search reads neither labels nor groups of the pool, and the target "
+        "group's images unlabelled. Then the project's small pathology classifier (the one "
+        "evaluate-utility trains) is trained on the searched set, on random subsets of the "
+        "same size and on the whole pool, and tested on the originals of the target's "
+        "held-out patients: the target group's macro AUROC, the majority group's and the "
+        "gap, with 95 %% patient-bootstrap intervals. The target's patients are split per "
+        "site: --test-share held out for testing, the others' images of GROUP searched for; "
+        "when the target cohort is also a pool, --reference-share of its other patients "
+        "give those images and the rest stay in the pool. A folder is a cohort (updp "
+        "make-cohort: its originals) or COHORT=WORKSPACE (that workspace's counterparts of "
+        "the cohort's studies; labels and groups from the cohort).")
+    p.add_argument("--target", required=True, metavar="COHORT_OR_WS",
+                   help="the cohort whose group is under-represented (or COHORT=WORKSPACE)")
+    p.add_argument("--group", required=True,
+                   help="the target group, as the cohort's ground truth names it (g1, g2)")
+    p.add_argument("--pool", required=True, nargs="+", metavar="DIR",
+                   help="the labelled studies to choose from: cohort folders or "
+                        "COHORT=WORKSPACE; may include the target cohort")
+    p.add_argument("--budget", type=int, required=True, metavar="N",
+                   help="how many studies to choose")
+    p.add_argument("--clusters", type=int, default=8, metavar="K",
+                   help="equal-size clusters of the pool (default 8)")
+    p.add_argument("--features", choices=("reid", "pathology", "anatomy"), default="reid",
+                   help="reid: the re-identification scorer's embedding (default); pathology: "
+                        "the pathology scorer's pooled encoder; anatomy: a thumbnail on the "
+                        "shipped filter's domain components")
+    p.add_argument("--dims", type=int, default=4,
+                   help="principal components of the features the distances use (default 4)")
+    p.add_argument("--scorers", type=Path, metavar="DIR",
+                   help="scorers folder for the features (default: the shipped ones)")
+    p.add_argument("--search-only", action="store_true",
+                   help="only the search: no classifier trained")
+    p.add_argument("--random-draws", type=int, default=5,
+                   help="random subsets of the budget's size to compare with (default 5)")
+    p.add_argument("--seeds", default="0", metavar="LIST",
+                   help="training seeds, comma-separated; a subset's prediction is the mean "
+                        "of its seeds' networks (default 0)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    p.add_argument("--size", type=int, default=64, help="classifier input size in pixels (default 64)")
+    p.add_argument("--test-share", type=float, default=0.4,
+                   help="share of each site's target patients held out for testing (default 0.4)")
+    p.add_argument("--reference-share", type=float, default=0.3,
+                   help="when the target is also a pool: share of its other patients whose "
+                        "group images are searched for, left out of the pool (default 0.3)")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="patient-bootstrap rounds for the intervals (default 1000; 0: none)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="the split, the clusters and the random subsets (default 0)")
+    add_json(p, "print every figure as JSON instead of the summary")
+    add_json_out(p, "also write every figure as JSON to this file")
+    add_threads(p)
+    add_quiet(p)
+
+
+def _cmd_search_trainset(args: argparse.Namespace) -> int:
+    from ..evaluate.trainset import search_trainset, summary_lines
+
+    set_torch_threads(args.threads)
+    result = search_trainset(
+        args.target, args.group, args.pool, args.budget, clusters=args.clusters,
+        features=args.features, dims=args.dims, scorers=args.scorers,
+        compare=not args.search_only, random_draws=args.random_draws,
+        seeds=parse_seeds(args.seeds), epochs=args.epochs, size=args.size,
+        test_share=args.test_share, reference_share=args.reference_share,
+        bootstrap=args.bootstrap, seed=args.seed,
+        progress=stage_progress(args, "search-trainset"))
+    if args.json_out:
+        write_json_out(args.json_out, result)
+    if args.json:
+        print_json(result)
+    else:
+        print("\n".join(summary_lines(result)))
     return 0
 
 
