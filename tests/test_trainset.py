@@ -158,3 +158,23 @@ def test_errors_are_one_clean_line(tiny, tmp_path, capsys):
         assert main(["search-trainset", "--target", target, *extra, "--search-only", "-q"]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_pool_of_counterparts_and_every_feature_kind(tiny, tiny_models, capsys):
+    from updp_napari.pipeline import run_pipeline
+
+    model, scorers = tiny_models
+    workspace = tiny / "pool_ws"
+    run_pipeline(tiny / "pool", workspace, model=model, scorers=scorers, pixels="off")
+    source = f"{tiny / 'pool'}={workspace}"
+    for kind in ("reid", "pathology", "anatomy"):
+        rc = main(["search-trainset", "--target", str(tiny / "target"), "--group", "g2",
+                   "--pool", source, "--budget", "8", "--clusters", "3", "--features", kind,
+                   "--scorers", str(scorers), "--search-only", "--json", "-q"])
+        assert rc == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["settings"]["features"] == kind
+        assert 0 < result["split"]["pool_studies"] <= 32
+        assert {c["pool"] for c in result["search"]["chosen"]} == {source}
+        assert result["search"]["chosen_studies"] == 8
