@@ -520,9 +520,16 @@ def _compare(pool: Studies, tgt: Studies, test_rows: np.ndarray, chosen: np.ndar
     groups = tgt.groups[test_rows]
     patients = tgt.patients[test_rows]
 
+    # Every statistic below is built from one AUROC per (prediction, group, resample); the
+    # bootstrap passes share their resamples, so each is computed once.
+    memo: dict = {}
+
     def auroc(p, rows, g):
-        rows = rows[groups[rows] == g]
-        return fairness.macro_auroc(p[rows], y_test[rows]) if len(rows) else None
+        key = (id(p), g, rows.tobytes())
+        if key not in memo:
+            picked = rows[groups[rows] == g]
+            memo[key] = fairness.macro_auroc(p[picked], y_test[picked]) if len(picked) else None
+        return memo[key]
 
     def stat(kind: str, preds: list[np.ndarray]):
         def value(rows):
