@@ -29,12 +29,12 @@ target), with 95 % patient-bootstrap intervals, and the gap's difference between
 searched set and the others bootstrapped on the same resampled patients.
 
 A source is a cohort folder (its originals) or ``COHORT=WORKSPACE`` (the workspace's
-counterparts of the cohort's studies; the labels, groups and held-out originals come from
-the cohort, as in ``evaluate-utility``). The target cohort's patients are split per site: a
-``test_share`` is held out for testing; the others' target-group images are what the
-search looks for. When the target cohort is also in the pool, its non-test patients are
-split again: ``reference_share`` of them give the target images and leave the pool, the rest
-stay in it; the held-out patients never enter the pool.
+counterparts of the cohort's studies, those without one left out; the labels, groups and
+held-out originals come from the cohort, as in ``evaluate-utility``). The target cohort's
+patients are split per site: a ``test_share`` is held out for testing; the others'
+target-group images are what the search looks for. When the target cohort is also in the
+pool, its non-test patients are split again: ``reference_share`` of them give the target
+images and leave the pool, the rest stay in it; the held-out patients never enter the pool.
 """
 
 from __future__ import annotations
