@@ -22,6 +22,15 @@ the GPU when there is one). An executor is what runs the preparations.
 Order is what makes every executor's workspace the same, byte for byte: the run batches
 the prepared cases for synthesis in the order they come back.
 
+**Optionally, the model stage too.** An executor whose ``synthesizes`` attribute is true
+is called as ``map(preparer, tasks, ahead, synthesizer=...)``: ``synthesizer`` (a
+:class:`~updp_napari.pipeline.CaseSynthesizer`, picklable; ``setup()`` loads the model
+where it runs) called with a list of prepared cases returns their counterparts, and the
+executor sets each in-domain case's ``synthetic`` to its own before yielding it (out of
+domain and failed cases pass as they are). The run then stores the counterparts instead of
+making them. The synthesizer always runs the model on full batches, so the bytes are the
+same whichever cases an executor groups.
+
 The built-in ``local`` executor runs a pool of processes on this machine (one worker: in
 this process, the sequential run). Others come from plugins: a class (or factory) in the
 entry-point group ``updp_napari.executors``, called as ``factory(workers=N)`` (N may be

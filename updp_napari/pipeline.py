@@ -73,6 +73,8 @@ class PreparedCase:
     text_mask: np.ndarray
     domain: dict  # the stored domain record: in domain, or why not
     seconds: float = 0.0  # how long the preparation took, where it ran
+    # Its counterpart, when an executor that synthesises (``executors``) made it already.
+    synthetic: np.ndarray | None = None
 
 
 @dataclass
@@ -231,6 +233,58 @@ class CasePreparer:
         return PreparedCase(case_id, artifacts, spans, cleaned, preserve, text_mask, where)
 
 
+def case_seed_of(seed: int, cleaned_name: str) -> int:
+    """The noise seed of a case whose cleaned image is stored as ``cleaned_name`` (the
+    sha256 of its bytes; anything else: the case id): see :meth:`Pipeline.case_seed`."""
+    return (int(seed) + int(cleaned_name[:7], 16)) % 2**31
+
+
+class CaseSynthesizer:
+    """The model stage apart from the store: the run's filter and settings (picklable, so an
+    executor may run it where its model is: ``setup()`` loads it once there). Calling it with
+    prepared cases returns their counterparts; the model always gets ``BATCH`` images at once
+    (a short batch is filled up with repeats of its own, whose outputs are dropped): a kernel
+    may be chosen by batch size, and a batch of one measured 4e-7 off the same image in a
+    batch of eight. So a counterpart does not depend on which cases shared its batch, nor on
+    where it was made: a resumed run, or another executor, ends with the same bytes."""
+
+    def __init__(self, model, synth: dict, seed: int):
+        self.model = None if model is None else os.fspath(model)
+        self.synth, self.seed = dict(synth), int(seed)
+
+    def setup(self, device: str | None = None, threads: int | None = None) -> None:
+        from .synth.job import load_filter
+
+        load_filter(self.model, device=device, threads=threads)
+
+    def seed_of(self, prepared: PreparedCase) -> int:
+        """A prepared case's seed, from the bytes its cleaned image will be stored as."""
+        import hashlib
+
+        data = next(data for name, data, _, _ in prepared.artifacts if name == "cleaned")
+        return case_seed_of(self.seed, hashlib.sha256(data).hexdigest())
+
+    def __call__(self, batch: list[PreparedCase], seeds: list[int] | None = None, *,
+                 isolate: bool | None = None, progress=None) -> list[np.ndarray]:
+        from .synth.job import run_job
+
+        if seeds is None:
+            seeds = [self.seed_of(p) for p in batch]
+        images = []
+        for start in range(0, len(batch), BATCH):
+            cases, numbers = batch[start:start + BATCH], seeds[start:start + BATCH]
+            padded = [k % len(cases) for k in range(BATCH)]
+            result = run_job([cases[k].cleaned for k in padded],
+                             [cases[k].preserve > 0 for k in padded],
+                             [cases[k].text_mask for k in padded], model=self.model,
+                             seeds=[numbers[k] for k in padded], progress=progress,
+                             batch_size=BATCH, isolate=isolate, **self.synth)
+            if result is None:
+                raise UpdpError("synthesis was cancelled")
+            images += [np.asarray(image, np.float32) for image in result.images[:len(cases)]]
+        return images
+
+
 class Pipeline:
     """One workspace's settings: key, de-identifiers, filter and scorers (loaded once)."""
 
@@ -271,8 +325,7 @@ class Pipeline:
         its cleaned image, which the pipeline never leaves, falls back to its keyed id.)"""
         entry = self.store.case(case_id).artifacts.get("cleaned") or {}
         name = Path(str(entry.get("path", ""))).stem
-        digest = name if re.fullmatch(r"[0-9a-f]{64}", name) else case_id
-        return (int(self.seed) + int(digest[:7], 16)) % 2**31
+        return case_seed_of(self.seed, name if re.fullmatch(r"[0-9a-f]{64}", name) else case_id)
 
     def synth_signature(self, case_id: str) -> dict:
         filt = self.filter()
@@ -327,22 +380,22 @@ class Pipeline:
         self.write(prepared)
         return prepared
 
-    def synthesize(self, batch: list[PreparedCase], progress=None) -> None:
-        from .synth.job import run_job
+    def synthesizer(self) -> CaseSynthesizer:
+        """The model stage with this run's settings, to run anywhere (an executor's)."""
+        return CaseSynthesizer(self.model, self.synth, self.seed)
 
-        # The model always gets BATCH images (a short batch is filled up with repeats of its
-        # own, whose outputs are dropped): a kernel may be chosen by batch size, and a batch
-        # of one measured 4e-7 off the same image in a batch of eight. So a counterpart does
-        # not depend on which cases shared its batch: a resumed run ends with the same bytes.
-        padded = [batch[k % len(batch)] for k in range(max(BATCH, len(batch)))]
-        result = run_job([p.cleaned for p in padded], [p.preserve > 0 for p in padded],
-                         [p.text_mask for p in padded], model=self.model,
-                         seeds=[self.case_seed(p.case_id) for p in padded], progress=progress,
-                         batch_size=len(padded), **self.synth)
-        if result is None:
-            raise UpdpError("synthesis was cancelled")
-        for prepared, image in zip(batch, result.images):
-            put_array(self.store, prepared.case_id, "synthetic", np.asarray(image, np.float32),
+    def synthesize(self, batch: list[PreparedCase], progress=None) -> None:
+        """Make and store the counterparts of ``batch`` (those an executor made already are
+        only stored)."""
+        todo = [p for p in batch if p.synthetic is None]
+        if todo:
+            images = self.synthesizer()(todo, [self.case_seed(p.case_id) for p in todo],
+                                        progress=progress)
+            for prepared, image in zip(todo, images):
+                prepared.synthetic = image
+        for prepared in batch:
+            put_array(self.store, prepared.case_id, "synthetic",
+                      np.asarray(prepared.synthetic, np.float32),
                       self.synth_signature(prepared.case_id))
 
     def finished(self, case_id: str) -> bool:
@@ -462,7 +515,10 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
         from contextlib import closing
 
         started = time.perf_counter()
-        with closing(runner.map(pipe.preparer(), tasks(), ahead=BATCH)) as outcomes:
+        # An executor that synthesises too (executors) gets the model stage to run where it
+        # will; what it yields comes back with its counterpart, which this process stores.
+        extra = {"synthesizer": pipe.synthesizer()} if getattr(runner, "synthesizes", False) else {}
+        with closing(runner.map(pipe.preparer(), tasks(), ahead=BATCH, **extra)) as outcomes:
             for outcome in outcomes:
                 start = time.perf_counter()
                 seconds["prepare_worker"] += outcome.seconds
