@@ -251,6 +251,7 @@ class CaseSynthesizer:
     def __init__(self, model, synth: dict, seed: int):
         self.model = None if model is None else os.fspath(model)
         self.synth, self.seed = dict(synth), int(seed)
+        self.batch = BATCH  # as the run has it, wherever this runs
 
     def setup(self, device: str | None = None, threads: int | None = None) -> None:
         from .synth.job import load_filter
@@ -271,14 +272,14 @@ class CaseSynthesizer:
         if seeds is None:
             seeds = [self.seed_of(p) for p in batch]
         images = []
-        for start in range(0, len(batch), BATCH):
-            cases, numbers = batch[start:start + BATCH], seeds[start:start + BATCH]
-            padded = [k % len(cases) for k in range(BATCH)]
+        for start in range(0, len(batch), self.batch):
+            cases, numbers = batch[start:start + self.batch], seeds[start:start + self.batch]
+            padded = [k % len(cases) for k in range(self.batch)]
             result = run_job([cases[k].cleaned for k in padded],
                              [cases[k].preserve > 0 for k in padded],
                              [cases[k].text_mask for k in padded], model=self.model,
                              seeds=[numbers[k] for k in padded], progress=progress,
-                             batch_size=BATCH, isolate=isolate, **self.synth)
+                             batch_size=self.batch, isolate=isolate, **self.synth)
             if result is None:
                 raise UpdpError("synthesis was cancelled")
             images += [np.asarray(image, np.float32) for image in result.images[:len(cases)]]
