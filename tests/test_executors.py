@@ -167,6 +167,18 @@ def test_the_cli_runs_with_workers_and_names_unknown_executors(tmp_path, tiny_mo
         get_executor("nope")
 
 
+def test_an_executor_whose_plugin_is_not_installed_names_how_to_install_it(tmp_path, capsys):
+    if "ray" in known_executors():
+        pytest.skip("the ray executor's plugin is installed here")
+    root = _input(tmp_path, STUDIES[:1])
+    assert main(["run", str(root), str(tmp_path / "ws"), "--executor", "ray", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "executor 'ray' is unknown; known executors: local; its plugin is in this " \
+           "checkout, install it with: pip install -e " in err
+    assert err.rstrip().endswith(str(Path("plugins") / "updp-ray")) and "Traceback" not in err
+    assert not (tmp_path / "ws").exists()  # stopped before the workspace was made
+
+
 # -- the local executor itself ------------------------------------------------------------------
 
 class _Slow:

@@ -205,6 +205,18 @@ def known_executors() -> list[str]:
     return list(BUILT_IN) + [name for name in discover(GROUP) if name not in BUILT_IN]
 
 
+def _plugin_hint(name: str) -> str:
+    """How to install the executor ``name`` when its plugin lies in this checkout."""
+    from pathlib import Path
+
+    if not name.replace("-", "").isalnum():
+        return ""
+    folder = Path(__file__).resolve().parent.parent / "plugins" / f"updp-{name}"
+    if not (folder / "pyproject.toml").is_file():
+        return ""
+    return f"; its plugin is in this checkout, install it with: pip install -e {folder}"
+
+
 def get_executor(name: str = "local", workers: int | None = None):
     """The executor called ``name`` with ``workers`` workers; an :class:`InputError` listing
     the known ones when there is none of that name."""
@@ -214,7 +226,7 @@ def get_executor(name: str = "local", workers: int | None = None):
 
     if name not in discover(GROUP):
         raise InputError(f"executor {name!r} is unknown; known executors: "
-                         + ", ".join(known_executors()))
+                         + ", ".join(known_executors()) + _plugin_hint(name))
     factory = load(GROUP, name)
     executor = factory(workers=workers)
     if not callable(getattr(executor, "map", None)):
