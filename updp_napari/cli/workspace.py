@@ -74,9 +74,10 @@ def _register_run(subparsers) -> None:
                    "listed and left out: their targets may lie anywhere)")
     p.add_argument("--executor", default="local", metavar="NAME", help="where the cases are "
                    "prepared (decode, header, OCR, report): local (default; processes on this "
-                   "machine) or an executor plugin (updp plugins lists them); this process "
-                   "alone writes the workspace, synthesises and scores, and the workspace is "
-                   "the same whichever executor prepared it")
+                   "machine; this process synthesises) or an executor plugin (updp plugins "
+                   "lists them; ray: Ray actors prepare and synthesise, settings in UPDP_RAY_* "
+                   "variables, plugins/updp-ray); this process alone writes the workspace and "
+                   "scores, and the workspace is the same whichever executor ran the stages")
     p.add_argument("--workers", type=int, metavar="N", help="cases prepared at once (default: "
                    "one per usable CPU core; 1: in this process, one case after another)")
     add_quiet(p)
