@@ -19,14 +19,10 @@ folder a private temporary one, removed at the end) unless ``UPDP_RAY_ADDRESS`` 
 cluster (``ray start --head`` there; ``auto``: the one started on this machine). Settings,
 as arguments or environment variables:
 
-=====================  ==========================  ===========================================
-argument               environment                 meaning (default)
-=====================  ==========================  ===========================================
-``address``            ``UPDP_RAY_ADDRESS``        a Ray cluster to join (none: start one here)
-``num_cpus``           ``UPDP_RAY_NUM_CPUS``       CPUs of the local instance (usable cores)
-``object_store_mb``    ``UPDP_RAY_OBJECT_STORE_MB`` its object store, MiB (512)
-``batch_size``         ``UPDP_RAY_BATCH_SIZE``     cases a model actor takes at once (8)
-=====================  ==========================  ===========================================
+- ``address`` / ``UPDP_RAY_ADDRESS``: a Ray cluster to join (none: start one here);
+- ``num_cpus`` / ``UPDP_RAY_NUM_CPUS``: CPUs of the local instance (the usable cores);
+- ``object_store_mb`` / ``UPDP_RAY_OBJECT_STORE_MB``: its object store in MiB (512);
+- ``batch_size`` / ``UPDP_RAY_BATCH_SIZE``: cases a model actor takes at once (8).
 
 A Ray job hangs when actors hold every CPU: the model actor asks for half a CPU and the
 preparing actors share what is left (fractions of a CPU each), so both stages always fit.
