@@ -80,6 +80,20 @@ def test_ray_fills_the_workspace_byte_for_byte_as_local(tmp_path, tiny_models, r
     assert not ray.is_initialized() and list(ray_tmp.iterdir()) == []
 
 
+def test_a_ray_executor_closed_early_shuts_ray_down_and_keeps_order(ray_plugin, ray_tmp):
+    """As when the run stops (Ctrl-C, an error): the generator is closed half-way."""
+    import ray
+    from test_executors import _Slow
+
+    from updp_napari.executors import get_executor
+
+    outcomes = get_executor("ray", 2).map(_Slow(), range(8), ahead=2)
+    assert [next(outcomes) for _ in range(4)] == [0, 10, 20, 30]  # in order, whoever was first
+    assert ray.is_initialized()
+    outcomes.close()
+    assert not ray.is_initialized() and list(ray_tmp.iterdir()) == []
+
+
 def test_a_ray_worker_that_dies_stops_the_run_with_a_message(ray_plugin, ray_tmp):
     """Not restarted for ever: the case that killed one worker would kill the next."""
     import ray
