@@ -15,7 +15,7 @@ APT_PACKAGES := libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcom
 	libxcb-shape0 libxcb-xinerama0 xvfb xauth tesseract-ocr
 SAMPLE_ARGS := --patients 8 --studies 3 --seed 20261122 --size 256 --sites 3
 
-.PHONY: demo test system-deps venv lint sample-data lexicons bench-cohort bench-dicom clean
+.PHONY: demo test test-ray system-deps venv lint sample-data lexicons bench-cohort bench-dicom clean
 
 system-deps:
 	@scripts/ensure-system-packages.sh $(APT_PACKAGES)
@@ -34,6 +34,12 @@ lint: venv
 
 test: system-deps venv lint
 	$(BIN)/python -m pytest
+
+# The ray executor plugin's own tests (Ray is large, so they stay out of `make test`, where
+# they would be skipped): installs Ray and the plugin, then runs them (about 3 minutes).
+test-ray: venv
+	$(BIN)/python -m pip install --quiet -e plugins/updp-ray "$(TORCH_PIN)"
+	$(BIN)/python -m pytest plugins/updp-ray/tests -q
 
 # The whole product on the sample cohort: the pipeline fills a review workspace (header,
 # burned-in text, report, synthetic image, scores), then the review app opens on it. On a
