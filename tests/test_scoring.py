@@ -194,6 +194,43 @@ def test_pathology_round_trip_agreement_and_skipped_labels(tmp_path, identity_sp
     assert all(per_label[name] is not None for name in held.label_names if name not in one_class)
 
 
+def test_outlines_from_maps_lie_in_their_regions_for_positive_findings_only():
+    from updp_napari.scoring.pathology import _outlines_from_maps
+
+    maps = np.zeros((2, 2, 4, 4), np.float32)
+    maps[0, 0, 0, 0] = 1.0  # the map's peak outside its region
+    maps[0, 0, 3, 3] = 0.8  # the strongest cell inside it
+    maps[1, 1, 1, 1] = 1.0  # a finding with no region: cut anywhere
+    regions = np.zeros((2, 4, 4), np.uint8)
+    regions[0, 2:, 2:] = 1  # finding 0 of study 0 lies in the lower right
+    regions[1, :2, :2] = 1  # a region of finding 0 in study 1, whose label is negative
+    labels = np.array([[1, 0], [0, 1]], np.float32)
+    out = _outlines_from_maps(maps, labels, regions, fraction=0.5)
+    assert out.shape == regions.shape
+    assert (out[0] & 1).astype(bool).tolist() == (np.arange(16).reshape(4, 4) == 15).tolist()
+    assert not (out[0] & 2).any() and not (out[1] & 1).any()  # negatives draw nothing
+    assert ((out[1] >> 1) & 1)[1, 1] == 1 and ((out[1] >> 1) & 1).sum() == 1
+
+
+def test_pathology_from_regions_trains_again_on_its_own_outlines(identity_split):
+    from updp_napari.core.errors import InputError
+    from updp_napari.scoring.pathology import train_pathology_from_regions
+
+    train, _ = identity_split
+    steps = []
+    scorer = train_pathology_from_regions(
+        train.images[:32], train.labels[:32], train.label_names, train.masks[:32], rounds=1,
+        input_size=32, widths=(8, 16, 32), decoder=8, epochs=1, seed=0,
+        progress=lambda done, total: steps.append((done, total)))
+    regions = scorer.card["training"]["regions"]
+    assert regions["rounds"] == 1 and len(regions["outline_area"]) == 1
+    assert 0 < regions["outline_area"][0] < 1
+    assert [d for d, _ in steps] == list(range(1, len(steps) + 1)) and steps[-1][0] == steps[-1][1]
+    with pytest.raises(InputError):
+        train_pathology_from_regions(train.images[:4], train.labels[:4], train.label_names,
+                                     train.masks[:4], fraction=1.0)
+
+
 # --- folders that are not scorers ----------------------------------------------------------
 
 def test_missing_or_invalid_folders_are_named(tmp_path, tiny_reid, tiny_pathology):

@@ -22,7 +22,8 @@ def test_train_learns_from_reports_alone_and_resumes(tmp_path, capsys):
     for mask in archive.rglob("mask_*.png"):
         mask.unlink()
     models = tmp_path / "models"
-    assert main(["train", str(archive), "--out", str(models), "--site", "north", *TINY]) == 0
+    assert main(["train", str(archive), "--out", str(models), "--site", "north",
+                 "--region-rounds", "1", *TINY]) == 0
     out = capsys.readouterr().out
     assert "prepared 24 studies of 8 patients" in out and "cardiomegaly" in out
     records = read_ground_truth(models / "work")
@@ -34,6 +35,9 @@ def test_train_learns_from_reports_alone_and_resumes(tmp_path, capsys):
     assert sum(agree) / len(agree) >= 0.95
     assert any(r["masks"] for r in records)  # regions read from the reports
     assert (models / "scorers" / "reid").is_dir() and (models / "filter" / "updp_filter.json").is_file()
+    # The classifier learnt from the regions, then again from the outlines its maps drew there.
+    card = json.loads((models / "scorers" / "pathology" / "updp_scorer.json").read_text())
+    assert card["training"]["regions"]["rounds"] == 1
     # A second run finds every stage done.
     assert main(["train", str(archive), "--out", str(models), "--json", *TINY[:-1]]) == 0
     assert set(json.loads(capsys.readouterr().out).values()) == {"skipped: done before"}

@@ -14,7 +14,9 @@ manifest's ``site`` column):
    the site from ``--site`` or a manifest. Written as a training set in the layout the
    trainers read (``MODELS/work/``, owner-only: it names the archive's files);
 2. **scorers** — the re-identification verifier and the pathology classifier
-   (``scoring.train_scorers``) into ``MODELS/scorers``;
+   (``scoring.train_scorers``) into ``MODELS/scorers``; the classifier is fitted to the
+   report's regions, then trained again on the outlines its own maps draw inside them
+   (``region_rounds`` times: ``scoring.pathology.train_pathology_from_regions``);
 3. **filter** — the generative filter (``synth.train.train_filter``) into
    ``MODELS/filter``, and the description of its domain (``synth.domain``) from the
    archive's images.
@@ -113,7 +115,7 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
     write_text_atomic(work / GROUND_TRUTH, "".join(json.dumps(r) + "\n" for r in records),
                       private=True)
     summary = {"generator": "updp train (archive: labels and regions from reports)",
-               "size": size, "studies": len(records),
+               "masks": "regions", "size": size, "studies": len(records),
                "patients": len({r["patient"] for r in records}),
                "sites": sorted({r["site"] for r in records}),
                "positives": positives, "skipped": len(skipped)}
@@ -124,6 +126,7 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
 def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
                        manifest: str | os.PathLike | None = None, site: str | None = None,
                        scorer_size: int = 128, reid_steps: int = 600, pathology_epochs: int = 25,
+                       region_rounds: int = 2,
                        filter_size: int = 128, filter_epochs: int = 40, seed: int = 0,
                        threads: int = 1,
                        progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -156,7 +159,8 @@ def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
         elif name == "scorers":
             result = train_scorers(work, models / "scorers", size=scorer_size,
                                    reid_steps=reid_steps, pathology_epochs=pathology_epochs,
-                                   seed=seed, threads=threads, progress=stage("scorers"))
+                                   region_rounds=region_rounds, seed=seed, threads=threads,
+                                   progress=stage("scorers"))
         else:
             card = train_filter(work, models / "filter", size=filter_size, epochs=filter_epochs,
                                 seed=seed, threads=threads, progress=stage("filter"))

@@ -105,6 +105,9 @@ def _register_train(subparsers) -> None:
     p.add_argument("--scorer-size", type=int, default=128, help="side the scorers read (default 128)")
     p.add_argument("--reid-steps", type=int, default=600, help="verifier steps (default 600)")
     p.add_argument("--pathology-epochs", type=int, default=25, help="classifier epochs (default 25)")
+    p.add_argument("--region-rounds", type=int, default=2, metavar="N", help="times the classifier, "
+                   "fitted to the report's regions, is trained again on the outlines its own maps "
+                   "draw inside them (default 2; 0: the regions only)")
     p.add_argument("--filter-size", type=int, default=128, help="the filter's side (default 128)")
     p.add_argument("--filter-epochs", type=int, default=40, help="filter epochs (default 40)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -120,6 +123,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train_from_archive(args.archive, args.out, manifest=args.manifest, site=args.site,
                                 scorer_size=args.scorer_size, reid_steps=args.reid_steps,
                                 pathology_epochs=args.pathology_epochs,
+                                region_rounds=args.region_rounds,
                                 filter_size=args.filter_size, filter_epochs=args.filter_epochs,
                                 seed=args.seed, threads=args.threads,
                                 progress=stage_progress(args, "train"))
@@ -272,7 +276,10 @@ def _register_train_scorers(subparsers) -> None:
         "the gallery), the pathology AUC per finding, and the time taken. DIR gets reid/ and "
         "pathology/, each with config.json, model.safetensors and updp_scorer.json (kind, "
         "labels, input size, cohort seed and counts, held-out figures); load them with "
-        "load_scorers(DIR). The same cohort, seed and threads give the same models.")
+        "load_scorers(DIR). The same cohort, seed and threads give the same models. A training "
+        "set prepared by updp train has regions read from reports instead of outlines: the "
+        "classifier is then fitted to them and trained again --region-rounds times on the "
+        "outlines its own maps draw inside them.")
     add_cohort(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder to write the scorers to (empty, absent, or older scorers)")
@@ -282,6 +289,9 @@ def _register_train_scorers(subparsers) -> None:
                    "studies (default 25)")
     p.add_argument("--reid-steps", type=int, default=600, help="re-identification: batches of 16 "
                    "patients x 4 studies (default 600)")
+    p.add_argument("--region-rounds", type=int, default=2, metavar="N", help="where the masks are "
+                   "regions read from reports (a set prepared by updp train): rounds of training "
+                   "again on the classifier's own outlines (default 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed: held-out patients, weights, "
                    "batches, augmentation (default 0)")
     add_threads(p)
@@ -293,7 +303,7 @@ def _cmd_train_scorers(args: argparse.Namespace) -> int:
 
     summary = train_scorers(args.cohort, args.out, size=args.size, reid_steps=args.reid_steps,
                             pathology_epochs=args.epochs, seed=args.seed, threads=args.threads,
-                            progress=progress(args, "train-scorers"))
+                            region_rounds=args.region_rounds, progress=progress(args, "train-scorers"))
     s, t = summary["split"], summary["seconds"]
     print(f"trained on {s['train_studies']} studies of {s['train_patients']} patients in "
           f"{t['total']:.1f}s (re-identification {t['reid']:.1f}s, pathology {t['pathology']:.1f}s); "

@@ -274,6 +274,61 @@ def train_pathology(images: np.ndarray, labels: np.ndarray, label_names: Sequenc
     return scorer
 
 
+def train_pathology_from_regions(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
+                                 regions: np.ndarray, *, rounds: int = 1, fraction: float = 0.5,
+                                 progress: Callable[[int, int], None] | None = None,
+                                 **options) -> PathologyScorer:
+    """Train where only the *regions* a finding may lie in are known (zones read from the
+    report, a fifth of the image where a lesion is a hundredth), not its outline: a
+    classifier fitted to the regions draws maps, each positive finding's map is cut inside its
+    region at ``fraction`` of the way from the map's median to its peak, and the classifier is
+    trained again on those outlines — ``rounds`` times (self-training on its own maps).
+    ``regions`` as :func:`train_pathology`'s masks; ``options`` go to it. The card records the
+    rounds and the outlines' mean area."""
+    if rounds < 0 or not 0 < fraction < 1:
+        raise InputError(f"rounds must be at least 0 and fraction between 0 and 1 "
+                         f"(got {rounds}, {fraction})")
+    labels = np.asarray(labels, dtype=np.float32)
+    per_round = options.get("epochs", 20) * int(np.ceil(len(images) / options.get("batch_size", BATCH_SIZE)))
+
+    def report(k):
+        if progress is None:
+            return None
+        return lambda done, _: progress(k * per_round + done, (rounds + 1) * per_round)
+
+    regions = np.asarray(regions)
+    outlines = regions
+    areas = []
+    for k in range(rounds + 1):
+        scorer = train_pathology(images, labels, label_names, outlines, progress=report(k), **options)
+        if k < rounds:
+            outlines = _outlines_from_maps(scorer.finding_maps(images), labels, regions, fraction)
+            positive = labels > 0.5
+            bits = np.arange(labels.shape[1])
+            areas.append(float(np.mean(((outlines[:, None] >> bits[None, :, None, None]) & 1)
+                                       .mean(axis=(2, 3))[positive])) if positive.any() else 0.0)
+    scorer.card["training"]["regions"] = {"rounds": rounds, "fraction": fraction,
+                                          "outline_area": [round(a, 4) for a in areas]}
+    return scorer
+
+
+def _outlines_from_maps(maps: np.ndarray, labels: np.ndarray, regions: np.ndarray,
+                        fraction: float) -> np.ndarray:
+    """Each positive finding's map, at the regions' size, cut inside its region (anywhere when
+    it has none) at ``fraction`` from the map's median to its peak: bit masks as the regions."""
+    size = regions.shape[-2:]
+    maps = F.interpolate(torch.from_numpy(np.asarray(maps, np.float32)), size=size, mode="bilinear",
+                         align_corners=False).numpy()
+    out = np.zeros(regions.shape, regions.dtype)
+    for i, j in zip(*np.nonzero(labels > 0.5)):
+        region = (regions[i] >> j) & 1
+        inside = np.where(region > 0, maps[i, j], -np.inf) if region.any() else maps[i, j]
+        low = float(np.median(maps[i, j]))
+        cut = low + fraction * (float(inside.max()) - low)
+        out[i] |= (inside >= cut).astype(out.dtype) << out.dtype.type(j)
+    return out
+
+
 def _balanced_thresholds(probs: np.ndarray, labels: np.ndarray) -> list[float]:
     """Per label, the threshold of best balanced accuracy on the training data (0.5 when a
     label has one class): the score's natural cut for 'finding present'."""

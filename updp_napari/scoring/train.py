@@ -43,21 +43,29 @@ def train_scorers(cohort: str | os.PathLike, out: str | os.PathLike, *, size: in
                   reid_steps: int = 600, pathology_epochs: int = 25, seed: int = 0,
                   heldout_share: float = 0.2, threads: int = 1,
                   progress: Callable[[int, int], None] | None = None,
-                  reid_options: dict | None = None, pathology_options: dict | None = None) -> dict:
+                  reid_options: dict | None = None, pathology_options: dict | None = None,
+                  region_rounds: int = 2) -> dict:
     """Train the re-identification verifier and the pathology classifier on ``cohort`` (read
     at ``size``), evaluate both on held-out patients, save them to ``out/reid`` and
-    ``out/pathology``. Returns the summary: split, figures, seconds."""
+    ``out/pathology``. Returns the summary: split, figures, seconds.
+
+    When the cohort's masks are regions read from reports (its ``cohort.json`` says
+    ``"masks": "regions"``, as ``updp train`` writes it), the classifier is trained from them
+    with ``region_rounds`` rounds of self-training (``train_pathology_from_regions``)."""
     import torch
 
     from .. import __version__
     from ..cohort.dataset import load_cohort_images
+    from ..cohort.generate import read_cohort_info
     from .evaluate import evaluate_scorers
-    from .pathology import BATCH_SIZE, train_pathology
+    from .pathology import BATCH_SIZE, train_pathology, train_pathology_from_regions
     from .reid import train_reid
     from .scorers import Scorers
 
     if reid_steps < 1 or pathology_epochs < 1:
         raise UpdpError("reid_steps and pathology_epochs must be at least 1")
+    if region_rounds < 0:
+        raise UpdpError(f"region rounds must be at least 0 (got {region_rounds})")
     cohort, out = Path(cohort), Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REID_DIR).is_dir())):
         raise InputError(f"{out}: exists and is not empty; choose an empty folder (or a scorers "
@@ -69,7 +77,9 @@ def train_scorers(cohort: str | os.PathLike, out: str | os.PathLike, *, size: in
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     per_epoch = int(np.ceil(len(train) / (pathology_options or {}).get("batch_size", BATCH_SIZE)))
-    total = reid_steps + pathology_epochs * per_epoch
+    regions = read_cohort_info(cohort).get("masks") == "regions"
+    rounds = 1 + region_rounds if regions else 1
+    total = reid_steps + rounds * pathology_epochs * per_epoch
 
     def reid_progress(done, _):
         if progress:
@@ -82,9 +92,15 @@ def train_scorers(cohort: str | os.PathLike, out: str | os.PathLike, *, size: in
     try:
         reid = train_reid(train.images, train.patients, steps=reid_steps, seed=seed,
                           progress=reid_progress, **(reid_options or {}))
-        pathology = train_pathology(train.images, train.labels, data.label_names, train.masks,
-                                    epochs=pathology_epochs, seed=seed, progress=pathology_progress,
-                                    **(pathology_options or {}))
+        if regions:
+            pathology = train_pathology_from_regions(
+                train.images, train.labels, data.label_names, train.masks, rounds=region_rounds,
+                epochs=pathology_epochs, seed=seed, progress=pathology_progress,
+                **(pathology_options or {}))
+        else:
+            pathology = train_pathology(train.images, train.labels, data.label_names, train.masks,
+                                        epochs=pathology_epochs, seed=seed, progress=pathology_progress,
+                                        **(pathology_options or {}))
         figures = evaluate_scorers(held, Scorers(reid, pathology))
     finally:
         torch.set_num_threads(threads_before)
