@@ -27,9 +27,16 @@ def test_an_attacker_trained_on_the_share_is_measured_against_chance(tiny_models
     assert r["top1_over_chance"] == pytest.approx(r["top1"] * 4, abs=0.01)
     assert 0.0 <= r["verification_auc"] <= 1.0
     assert share_attack(ws, steps=20, input_size=32, seed=1) == r  # reproducible
+    # The adversary who ran the pipeline on its own patients trains on their originals too.
+    paired = share_attack(ws, steps=20, input_size=32, seed=1, with_originals=True)
+    assert paired["trained_on"]["originals"] == paired["trained_on"]["counterparts"] > 0
+    assert paired["attacked"] == r["attacked"] and "originals" in paired["attack"]
+    assert paired["verification_auc"] != r["verification_auc"]  # another network
 
     assert main(["attack-share", str(ws), "--steps", "10", "--json", "-q"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"top1", "chance", "verification_auc"}
+    assert main(["attack-share", str(ws), "--steps", "10", "--with-originals", "-q"]) == 0
+    assert "counterparts and 12 originals of 4 patients" in capsys.readouterr().out
     assert main(["attack-share", str(ws), "--accepted-only", "-q"]) == 2  # nothing accepted
     assert "at least 4 patients" in capsys.readouterr().err
     assert main(["attack-share", str(ws), "--train-share", "1.5", "-q"]) == 2

@@ -203,6 +203,9 @@ def _register_attack(subparsers) -> None:
     p.add_argument("--train-share", type=float, default=0.5,
                    help="share of the patients whose counterparts train the attacker (default 0.5)")
     p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    p.add_argument("--with-originals", action="store_true", help="a stronger adversary: it "
+                   "holds its training patients' radiographs and ran the public pipeline on "
+                   "them, so it trains on their originals and counterparts as one identity")
     p.add_argument("--seed", type=int, default=0, help="which patients train, and the "
                    "network's seed (default 0)")
     add_threads(p)
@@ -216,11 +219,12 @@ def _cmd_attack_share(args: argparse.Namespace) -> int:
     set_torch_threads(args.threads)
     r = share_attack(args.workspace, accepted_only=args.accepted_only,
                      train_share=args.train_share, steps=args.steps, seed=args.seed,
-                     progress=progress(args, "attack-share"))
+                     with_originals=args.with_originals, progress=progress(args, "attack-share"))
     if args.json:
         print_json(r)
         return 0
-    print(f"attacker trained on {r['trained_on']['counterparts']} counterparts of "
+    originals = f" and {r['trained_on']['originals']} originals" if r["trained_on"]["originals"] else ""
+    print(f"attacker trained on {r['trained_on']['counterparts']} counterparts{originals} of "
           f"{r['trained_on']['patients']} patients; attacked {r['attacked']['originals']} "
           f"originals of {r['attacked']['patients']} patients")
     print(f"closed-set top-1 {r['top1']:.3f} (chance {r['chance']:.3f}; "

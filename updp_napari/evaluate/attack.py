@@ -10,6 +10,10 @@ a person, from elsewhere) is ranked against those patients' counterparts (closed
 top-1, chance 1 / patients), and every original–counterpart pair is scored same or
 different patient (verification AUC, chance 0.5). The workspace holds both the
 counterparts as they are shared and the originals the attack is measured with.
+
+With ``with_originals`` the adversary is stronger: it holds radiographs of its training
+patients and ran the public pipeline on them, so it trains on each of their originals and
+counterparts as one identity, and learns what of a person survives the pipeline.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from ..core.errors import InputError
 
 def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
                  train_share: float = 0.5, steps: int = 600, input_size: int = 64,
-                 seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict:
+                 with_originals: bool = False, seed: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
     """Train on the counterparts of ``train_share`` of the workspace's patients (drawn with
-    ``seed``), attack the others (see the module's description); ``accepted_only`` keeps
-    the accepted cases alone (what an export shares). Returns the figures, with chance."""
+    ``seed``; with ``with_originals`` on their originals too), attack the others (see the
+    module's description); ``accepted_only`` keeps the accepted cases alone (what an export
+    shares). Returns the figures, with chance."""
     from ..core.metrics import roc_auc, top_k_accuracy
     from ..review.artifacts import CaseArtifacts
     from ..review.store import ReviewStore
@@ -59,8 +65,10 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
     train = np.array([p in trained for p in patients])
     if len({p for p in patients[train]}) < 2 or (~train).sum() < 2:
         raise InputError(f"{workspace}: too few counterparts to train and attack")
-    scorer = train_reid(np.stack([counterparts[k] for k in np.flatnonzero(train)]),
-                        patients[train], input_size=input_size, steps=steps, seed=seed,
+    rows = np.flatnonzero(train)
+    images = [counterparts[k] for k in rows] + ([originals[k] for k in rows] if with_originals else [])
+    labels = np.concatenate([patients[train]] * (2 if with_originals else 1))
+    scorer = train_reid(np.stack(images), labels, input_size=input_size, steps=steps, seed=seed,
                         progress=progress)
     test = np.flatnonzero(~train)
     test_patients = patients[test]
@@ -73,9 +81,13 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
     same = test_patients[:, None] == test_patients[None, :]
     attacked = len(set(test_patients.tolist()))
     return {
-        "attack": "verifier trained on the share's counterparts (grouped by keyed patient "
-                  "ID), used on the originals",
+        "attack": ("verifier trained on its own patients' originals and their counterparts "
+                   "(the public pipeline run by the adversary), used on the originals"
+                   if with_originals else
+                   "verifier trained on the share's counterparts (grouped by keyed patient "
+                   "ID), used on the originals"),
         "trained_on": {"patients": len(trained), "counterparts": int(train.sum()),
+                       "originals": int(train.sum()) if with_originals else 0,
                        "steps": steps, "input_size": input_size},
         "attacked": {"patients": attacked, "originals": int(len(test))},
         "top1": round(top_k_accuracy(ranks, 1), 4),
