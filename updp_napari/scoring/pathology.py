@@ -299,6 +299,7 @@ def train_pathology_from_regions(images: np.ndarray, labels: np.ndarray, label_n
     regions = np.asarray(regions)
     outlines = regions
     areas = []
+    started = time.perf_counter()
     for k in range(rounds + 1):
         scorer = train_pathology(images, labels, label_names, outlines, progress=report(k), **options)
         if k < rounds:
@@ -309,6 +310,7 @@ def train_pathology_from_regions(images: np.ndarray, labels: np.ndarray, label_n
                                        .mean(axis=(2, 3))[positive])) if positive.any() else 0.0)
     scorer.card["training"]["regions"] = {"rounds": rounds, "fraction": fraction,
                                           "outline_area": [round(a, 4) for a in areas]}
+    scorer.card["training"]["seconds"] = round(time.perf_counter() - started, 1)  # every round
     return scorer
 
 
