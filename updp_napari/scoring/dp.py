@@ -27,7 +27,9 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +141,138 @@ def _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight,
     return loss
 
 
+@dataclass
+class DPSGDRun:
+    """What one run of :func:`dp_sgd` did: the trained module (per-example gradient hooks
+    removed) and the figures a model card records."""
+
+    module: Any
+    noise_multiplier: float
+    sample_rate: float
+    expected_batch: int
+    steps: int
+    epsilon_spent: float  # inf without noise
+    losses: list[float]
+    seconds: float
+
+
+def dp_sgd(model, n: int, loss_of: Callable, *, epsilon: float, delta: float,
+           max_grad_norm: float, batch_size: int, physical_batch: int, epochs: int,
+           accountant: str, learning_rate: float, seed: int, private: bool = True,
+           progress: Callable[[int, int], None] | None = None) -> DPSGDRun:
+    """The DP-SGD loop every private model here trains with, over ``n`` training examples.
+
+    ``loss_of(model, rows)`` is the loss of each example [len(rows)] of the index tensor
+    ``rows`` (one value per example: the unit of privacy), computed with ``model`` as given
+    (Opacus' wrapper once the run is private). Only ``model``'s parameters that require a
+    gradient are trained (AdamW without weight decay, one-cycle schedule). Poisson batches
+    of expected size ``batch_size``, cut into physical batches of at most ``physical_batch``;
+    the noise is searched so the run spends (``epsilon``, ``delta``); ``epsilon`` = inf: the
+    same loop without noise and clipping; ``private=False``: plain PyTorch over the same
+    batches. Raises UpdpError when the ε spent is not within EPSILON_TOLERANCE of the target.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    require_opacus()
+    from opacus import PrivacyEngine
+    from opacus.data_loader import DPDataLoader
+    from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+    noisy = not math.isinf(epsilon)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size,
+                        generator=torch.Generator().manual_seed(seed + 1))
+    steps_per_epoch = len(loader)
+    sample_rate = 1 / steps_per_epoch
+    expected_batch = int(n * sample_rate)
+    total = epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
+                                                   total_steps=total, pct_start=0.1)
+    engine = None
+    noise_multiplier = 0.0
+    if private:
+        noise_generator = torch.Generator().manual_seed(seed + 2)
+        with warnings.catch_warnings():
+            # Opacus warns that secure_mode is off: the noise is seeded, so a run can be
+            # repeated and checked (the card records the seed).
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            engine = PrivacyEngine(accountant=accountant)
+            if noisy:
+                model, optimizer, loader = engine.make_private_with_epsilon(
+                    module=model, optimizer=optimizer, data_loader=loader, target_epsilon=epsilon,
+                    target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm,
+                    poisson_sampling=True, noise_generator=noise_generator)
+                noise_multiplier = float(optimizer.noise_multiplier)
+            else:
+                model, optimizer, loader = engine.make_private(
+                    module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=0.0,
+                    max_grad_norm=NO_CLIPPING, poisson_sampling=True,
+                    noise_generator=noise_generator)
+    else:
+        loader = DPDataLoader.from_data_loader(loader)
+
+    started = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    model.train()
+    with warnings.catch_warnings():
+        # The hooks that capture each study's gradient fire on the first layer too, whose
+        # input needs no gradient; torch says so, which is expected here.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for _ in range(epochs):
+            if private:
+                with BatchMemoryManager(data_loader=loader, max_physical_batch_size=physical_batch,
+                                        optimizer=optimizer) as physical:
+                    for (rows,) in physical:
+                        if len(rows) == 0:
+                            # An empty Poisson batch still steps (noise alone): no study
+                            # gradient to clip.
+                            for p in trainable:
+                                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+                        else:
+                            per_study = loss_of(model, rows)
+                            # Opacus scales each study's gradient back up by the physical
+                            # batch and divides their sum by the expected logical batch.
+                            per_study.mean().backward()
+                            losses.append(float(per_study.detach().mean()))
+                        optimizer.step()
+                        optimizer.zero_grad()
+                        if not getattr(optimizer, "_is_last_step_skipped", False):
+                            schedule.step()
+                            step += 1
+                            if progress:
+                                progress(step, total)
+            else:
+                for (rows,) in loader:
+                    if len(rows) == 0:  # an empty Poisson batch: a zero gradient, as Opacus steps
+                        for p in trainable:
+                            p.grad = torch.zeros_like(p)
+                    # Cut as BatchMemoryManager cuts, so augmentation draws the same numbers.
+                    pieces = math.ceil(len(rows) / physical_batch)
+                    for chunk in (np.array_split(rows.numpy(), pieces) if pieces else []):
+                        per_study = loss_of(model, torch.from_numpy(chunk))
+                        (per_study.sum() / expected_batch).backward()
+                        losses.append(float(per_study.detach().mean()))
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    schedule.step()
+                    step += 1
+                    if progress:
+                        progress(step, total)
+    seconds = time.perf_counter() - started
+    spent = engine.get_epsilon(delta) if (engine is not None and noisy) else math.inf
+    if noisy and abs(spent - epsilon) > EPSILON_TOLERANCE:
+        raise UpdpError(f"the run spent ε = {spent:.3f}, not within {EPSILON_TOLERANCE} of the "
+                        f"target {epsilon:g}")
+    if engine is not None and hasattr(model, "remove_hooks"):
+        model.remove_hooks()  # the per-example gradient hooks go; the weights stay
+    net = model._module if hasattr(model, "_module") else model
+    return DPSGDRun(net, noise_multiplier, sample_rate, expected_batch, step, spent, losses,
+                    seconds)
+
+
 def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
                        masks: np.ndarray | None = None, *, epsilon: float, delta: float | None = None,
                        max_grad_norm: float = 1.0, batch_size: int = DP_BATCH,
@@ -157,16 +291,12 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     σ (noise multiplier), the sampling rate, the steps, the accountant and the ε spent.
     """
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
 
     from .augment import Augmentation, augment
     from .networks import as_batch, parameter_count
     from .pathology import KIND, PathologyScorer, _balanced_thresholds
 
     opacus = require_opacus()
-    from opacus import PrivacyEngine
-    from opacus.data_loader import DPDataLoader
-    from opacus.utils.batch_memory_manager import BatchMemoryManager
 
     n = len(images)
     labels = np.asarray(labels, dtype=np.float32)
@@ -213,38 +343,6 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     augmentation = Augmentation().scaled(0.5)
     generator = torch.Generator().manual_seed(seed)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size,
-                        generator=torch.Generator().manual_seed(seed + 1))
-    steps_per_epoch = len(loader)
-    sample_rate = 1 / steps_per_epoch
-    expected_batch = int(n * sample_rate)
-    total = epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate,
-                                                   total_steps=total, pct_start=0.1)
-    engine = None
-    noise_multiplier = 0.0
-    if private:
-        noise_generator = torch.Generator().manual_seed(seed + 2)
-        with warnings.catch_warnings():
-            # Opacus warns that secure_mode is off: the noise is seeded, so a run can be
-            # repeated and checked (the card records the seed).
-            warnings.filterwarnings("ignore", message="Secure RNG turned off")
-            engine = PrivacyEngine(accountant=accountant)
-            if noisy:
-                model, optimizer, loader = engine.make_private_with_epsilon(
-                    module=model, optimizer=optimizer, data_loader=loader, target_epsilon=epsilon,
-                    target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm,
-                    poisson_sampling=True, noise_generator=noise_generator)
-                noise_multiplier = float(optimizer.noise_multiplier)
-            else:
-                model, optimizer, loader = engine.make_private(
-                    module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=0.0,
-                    max_grad_norm=NO_CLIPPING, poisson_sampling=True,
-                    noise_generator=noise_generator)
-    else:
-        loader = DPDataLoader.from_data_loader(loader)
-
     def batch(rows):
         x = x_all[rows]
         if m_all is None:
@@ -252,67 +350,19 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
         x, m = augment(x, augmentation, generator, masks=m_all[rows])
         return x, y_all[rows], m
 
-    def loss_of(rows):
+    def loss_of(model, rows):
         x, y, m = batch(rows)
         return _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight,
                                mask_weight)
 
-    started = time.perf_counter()
-    losses: list[float] = []
-    step = 0
-    model.train()
-    with warnings.catch_warnings():
-        # The hooks that capture each study's gradient fire on the first layer too, whose
-        # input needs no gradient; torch says so, which is expected here.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        for _ in range(epochs):
-            if private:
-                with BatchMemoryManager(data_loader=loader, max_physical_batch_size=physical_batch,
-                                        optimizer=optimizer) as physical:
-                    for (rows,) in physical:
-                        if len(rows) == 0:
-                            # An empty Poisson batch still steps (noise alone): no study
-                            # gradient to clip.
-                            for p in model.parameters():
-                                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
-                        else:
-                            per_study = loss_of(rows)
-                            # Opacus scales each study's gradient back up by the physical
-                            # batch and divides their sum by the expected logical batch.
-                            per_study.mean().backward()
-                            losses.append(float(per_study.detach().mean()))
-                        optimizer.step()
-                        optimizer.zero_grad()
-                        if not getattr(optimizer, "_is_last_step_skipped", False):
-                            schedule.step()
-                            step += 1
-                            if progress:
-                                progress(step, total)
-            else:
-                for (rows,) in loader:
-                    if len(rows) == 0:  # an empty Poisson batch: a zero gradient, as Opacus steps
-                        for p in model.parameters():
-                            p.grad = torch.zeros_like(p)
-                    # Cut as BatchMemoryManager cuts, so augmentation draws the same numbers.
-                    pieces = math.ceil(len(rows) / physical_batch)
-                    for chunk in (np.array_split(rows.numpy(), pieces) if pieces else []):
-                        per_study = loss_of(torch.from_numpy(chunk))
-                        (per_study.sum() / expected_batch).backward()
-                        losses.append(float(per_study.detach().mean()))
-                    optimizer.step()
-                    optimizer.zero_grad()
-                    schedule.step()
-                    step += 1
-                    if progress:
-                        progress(step, total)
-    seconds = time.perf_counter() - started
-    spent = engine.get_epsilon(delta) if (engine is not None and noisy) else math.inf
-    if noisy and abs(spent - epsilon) > EPSILON_TOLERANCE:
-        raise UpdpError(f"the run spent ε = {spent:.3f}, not within {EPSILON_TOLERANCE} of the "
-                        f"target {epsilon:g}")
-    net = model._module if hasattr(model, "_module") else model
-    if engine is not None and hasattr(model, "remove_hooks"):
-        model.remove_hooks()  # the per-study gradient hooks go; the weights stay
+    run = dp_sgd(model, n, loss_of, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm,
+                 batch_size=batch_size, physical_batch=physical_batch, epochs=epochs,
+                 accountant=accountant, learning_rate=learning_rate, seed=seed,
+                 private=private, progress=progress)
+    net, step, losses, seconds = run.module, run.steps, run.losses, run.seconds
+    noise_multiplier, sample_rate, expected_batch = (run.noise_multiplier, run.sample_rate,
+                                                     run.expected_batch)
+    spent = run.epsilon_spent
     net.eval()
     config = {"architecture": "updp-pathology-cnn", "input_size": input_size, "widths": list(widths),
               "decoder": decoder, "map_stride": map_stride, "label_names": list(label_names),
