@@ -1,6 +1,7 @@
 """The image models: ``train`` (all of them from an archive), ``train-filter``,
 ``fit-domain``, ``evaluate-filter``, ``train-scorers``, ``eval-scorers``, ``train-dp``,
-``evaluate-dp``."""
+``evaluate-dp``; the learned report labeller: ``pretrain-report-encoder``,
+``train-report-classifier``, ``evaluate-report-classifier``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
     _register_eval_scorers(subparsers)
     _register_train_dp(subparsers)
     _register_evaluate_dp(subparsers)
+    _register_pretrain_report_encoder(subparsers)
+    _register_train_report_classifier(subparsers)
+    _register_evaluate_report_classifier(subparsers)
 
 
 # -- train-filter ----------------------------------------------------------------------------
@@ -520,3 +524,207 @@ def _interval(a) -> str:
 
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+# -- pretrain-report-encoder, train-report-classifier, evaluate-report-classifier ------------
+
+def _register_pretrain_report_encoder(subparsers) -> None:
+    from ..scoring import report_classifier as rc
+
+    p = command(
+        subparsers, "pretrain-report-encoder", _cmd_pretrain_report_encoder,
+        "pre-train the small BERT of the report classifier on public report text",
+        "Learn a WordPiece tokenizer and a small BERT encoder (random weights, nothing "
+        "downloaded) with the masked-language-model objective on public text only: the "
+        "reports of cohorts made by updp make-cohort, the Indiana University chest X-ray "
+        "reports (NLMCXR_reports.tgz from the torchxrayvision wheel, or its folder; by default "
+        "their development half, odd report numbers, so the test half that "
+        "evaluate-report-classifier scores stays unseen), folders of *.txt reports or .jsonl "
+        "corpora. Never give it the hospital's own reports: they would be learned without "
+        "any privacy budget. DIR gets the encoder and tokenizer in the save_pretrained layout "
+        "and updp_report_encoder.json (sources and counts, architecture, held-out masked-token "
+        "loss and accuracy); updp train-report-classifier --base DIR tunes it.")
+    p.add_argument("sources", type=Path, nargs="+", metavar="DATA",
+                   help="cohort folders, NLMCXR_reports.tgz (or its folder), *.txt folders or "
+                        ".jsonl corpora of public reports")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="encoder folder")
+    p.add_argument("--iu-half", choices=rc.IU_HALVES, default="development",
+                   help="which Indiana University reports to read (default development)")
+    p.add_argument("--vocab", type=int, default=rc.VOCAB_SIZE,
+                   help=f"WordPiece vocabulary size (default {rc.VOCAB_SIZE})")
+    p.add_argument("--hidden", type=int, default=rc.HIDDEN,
+                   help=f"hidden width (default {rc.HIDDEN})")
+    p.add_argument("--layers", type=int, default=rc.LAYERS,
+                   help=f"transformer layers (default {rc.LAYERS})")
+    p.add_argument("--heads", type=int, default=rc.HEADS,
+                   help=f"attention heads (default {rc.HEADS})")
+    p.add_argument("--max-length", type=int, default=rc.MAX_LENGTH,
+                   help=f"tokens read of each report (default {rc.MAX_LENGTH})")
+    p.add_argument("--epochs", type=int, default=rc.PRETRAIN_EPOCHS,
+                   help=f"passes over the text (default {rc.PRETRAIN_EPOCHS})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_threads(p)
+    add_json(p, "print the encoder's card as JSON")
+    add_quiet(p)
+
+
+def _cmd_pretrain_report_encoder(args: argparse.Namespace) -> int:
+    from ..scoring.report_classifier import HIDDEN, INTERMEDIATE, pretrain_encoder
+
+    card = pretrain_encoder(args.sources, args.out, iu_half=args.iu_half, vocab_size=args.vocab,
+                            hidden=args.hidden, layers=args.layers, heads=args.heads,
+                            intermediate=INTERMEDIATE * args.hidden // HIDDEN,
+                            max_length=args.max_length, epochs=args.epochs, seed=args.seed,
+                            threads=args.threads,
+                            progress=progress(args, "pretrain-report-encoder"))
+    if args.json:
+        print_json(card)
+        return 0
+    a, t = card["architecture"], card["training"]
+    accuracy = "n/a" if t["held_out_accuracy"] is None else f"{t['held_out_accuracy']:.3f}"
+    print(f"pre-trained a {a['layers']}-layer BERT ({a['hidden']} wide, {a['parameters']:,} "
+          f"parameters, {a['vocab_size']} tokens) on {card['texts']} public reports in "
+          f"{t['seconds']:.0f}s; held-out masked-token accuracy {accuracy}; encoder in {args.out}")
+    return 0
+
+
+def _register_train_report_classifier(subparsers) -> None:
+    from ..scoring import report_classifier as rc
+
+    p = command(
+        subparsers, "train-report-classifier", _cmd_train_report_classifier,
+        "tune the report classifier (LoRA on the pre-trained BERT) with DP-SGD, one per ε",
+        "Tune a classifier of the seven findings on the reports of a cohort made by updp "
+        "make-cohort (labels: its ground truth): LoRA adapters (peft) on the attention query "
+        "and value projections of the encoder --base and a linear head over the mean of its "
+        "last hidden states, multi-label, trained with DP-SGD as updp train-dp trains (Opacus: "
+        "each report's gradient clipped to --max-grad-norm, Gaussian noise searched so the "
+        "run spends the budget (ε, δ), Poisson batches cut into physical ones); only the "
+        "adapters and the head are trained. ε = inf: the same loop without noise or "
+        "clipping. DIR/eps-E/ holds the encoder with the adapters merged in, the tokenizer, "
+        "the head and updp_report_classifier.json (σ, sampling rate, steps, accountant, ε "
+        "spent, δ). --base scratch pre-trains an encoder first, on --public text, into "
+        "DIR/encoder/ (as updp pretrain-report-encoder). The unit of privacy is one report: a "
+        "patient with k studies is protected at about k·ε. Needs pip install "
+        "'updp-napari[dp,ner]'.")
+    p.add_argument("cohort", type=Path, metavar="DATA", help="a cohort folder: the private "
+                   "reports and their ground-truth findings")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the classifiers, one eps-E/ per budget")
+    p.add_argument("--base", required=True, metavar="scratch|DIR",
+                   help="an encoder folder made by updp pretrain-report-encoder, or scratch "
+                        "to pre-train one on --public first")
+    p.add_argument("--public", type=Path, nargs="+", metavar="DATA",
+                   help="with --base scratch: the public text to pre-train on (as for "
+                        "pretrain-report-encoder, its defaults)")
+    p.add_argument("--lora-r", type=int, default=rc.LORA_R,
+                   help=f"rank of the LoRA adapters (default {rc.LORA_R})")
+    p.add_argument("--epsilon", default="1,8,inf", metavar="LIST", help="privacy budgets, "
+                   "comma-separated; inf = no noise (default 1,8,inf)")
+    p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
+                   "1/(10·N) for N training reports (default: that bound rounded down to one "
+                   "significant digit)")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
+                   help="clipping bound of each report's gradient (default 1.0)")
+    p.add_argument("--batch", type=int, default=rc.CLASSIFIER_BATCH, metavar="B",
+                   help=f"expected logical batch: the sampling rate is B/N (default "
+                        f"{rc.CLASSIFIER_BATCH})")
+    p.add_argument("--physical-batch", type=int, default=32, metavar="P",
+                   help="most reports per forward pass; only memory depends on it (default 32)")
+    p.add_argument("--epochs", type=int, default=rc.CLASSIFIER_EPOCHS, metavar="E",
+                   help=f"passes over the reports (default {rc.CLASSIFIER_EPOCHS})")
+    p.add_argument("--learning-rate", type=float, default=rc.CLASSIFIER_LEARNING_RATE,
+                   help=f"peak learning rate (default {rc.CLASSIFIER_LEARNING_RATE:g})")
+    p.add_argument("--accountant", default="rdp", metavar="rdp|prv",
+                   help="privacy accountant (default rdp)")
+    p.add_argument("--seed", type=int, default=0, help="adapter, sampling and noise seed "
+                   "(default 0)")
+    add_threads(p)
+    add_json(p, "print the summary as JSON")
+    add_quiet(p)
+
+
+def _cmd_train_report_classifier(args: argparse.Namespace) -> int:
+    from ..scoring.dp import parse_epsilons
+    from ..scoring.report_classifier import pretrain_encoder, train_report_classifiers
+
+    epsilons = parse_epsilons(args.epsilon)
+    report = stage_progress(args, "train-report-classifier")
+    if args.base == "scratch":
+        if not args.public:
+            raise UpdpError("--base scratch: give the public text to pre-train on with --public")
+        base = args.out / "encoder"
+        pretrain_encoder(args.public, base, seed=args.seed, threads=args.threads,
+                         progress=lambda d, t: report("pretrain", d, t))
+    else:
+        if args.public:
+            raise UpdpError("--public is for --base scratch; the encoder DIR is pre-trained")
+        base = Path(args.base)
+    summary = train_report_classifiers(
+        args.cohort, args.out, base=base, epsilons=epsilons, delta=args.delta,
+        lora_r=args.lora_r, max_grad_norm=args.max_grad_norm, batch_size=args.batch,
+        physical_batch=args.physical_batch, epochs=args.epochs, accountant=args.accountant,
+        learning_rate=args.learning_rate, seed=args.seed, threads=args.threads, progress=report)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"tuned on {summary['reports']} reports (δ = {summary['delta']:g}); classifiers in "
+          f"{args.out}:")
+    for name, run in summary["runs"].items():
+        p = run["privacy"]
+        spent = "∞ (no noise, no clipping)" if p["epsilon_spent"] is None else f"{p['epsilon_spent']:.3f}"
+        print(f"  {name}: ε spent {spent}, σ {p['noise_multiplier']:.3f}, sampling rate "
+              f"{p['sampling_rate']:.4f}, {p['steps']} steps, {run['seconds']:.0f}s")
+    return 0
+
+
+def _register_evaluate_report_classifier(subparsers) -> None:
+    from ..scoring import report_classifier as rc
+
+    p = command(
+        subparsers, "evaluate-report-classifier", _cmd_evaluate_report_classifier,
+        "weighted and per-finding F1 of the report classifiers per ε, beside the rules",
+        "Score the classifiers updp train-report-classifier wrote (threshold 0.5 at every ε) "
+        "on the reports of a test cohort (use a seed they were not trained on; gold: its "
+        "ground truth) and on the Indiana University reports (gold: their MeSH major terms, "
+        "mapped as updp label-reports --iu maps them; by default the test half, even report "
+        "numbers, which pretrain-report-encoder leaves out): precision, recall and F1 per "
+        "finding, the F1s weighted by the number of gold positives, and the gap to the ε = "
+        "inf model; the rule labeller (updp label-reports, uncertain counted negative) on "
+        "the same reports for comparison.")
+    p.add_argument("models", type=Path, nargs="+", metavar="DIR",
+                   help="a train-report-classifier output (its eps-*/) or classifier folders")
+    p.add_argument("--test", type=Path, metavar="COHORT", help="test cohort")
+    p.add_argument("--iu", type=Path, metavar="NLMCXR_reports.tgz",
+                   help="the Indiana University reports (the archive or its folder)")
+    p.add_argument("--iu-half", choices=rc.IU_HALVES, default="test",
+                   help="which Indiana University reports to score (default test)")
+    add_threads(p)
+    add_json(p, "print the figures as JSON")
+    add_quiet(p)
+
+
+def _cmd_evaluate_report_classifier(args: argparse.Namespace) -> int:
+    from ..core.vocabulary import FINDINGS
+    from ..scoring.report_classifier import evaluate_report_classifiers
+
+    if args.test is None and args.iu is None:
+        raise UpdpError("give --test COHORT, --iu NLMCXR_reports.tgz, or both")
+    result = evaluate_report_classifiers(args.models, test=args.test, iu=args.iu,
+                                         iu_half=args.iu_half, threads=args.threads,
+                                         progress=progress(args, "evaluate-report-classifier"))
+    if args.json:
+        print_json(result)
+        return 0
+    for name, info in result["sets"].items():
+        title = (f"test cohort {info['cohort']}" if name == "cohort"
+                 else f"Indiana University reports ({info['half']} half)")
+        print(f"{title}: {info['reports']} reports; F1 (weighted, then per finding)")
+        print(f"  {'model':10s} {'weighted':>8s} " + " ".join(f"{f[:8]:>8s}" for f in FINDINGS))
+        rows = [("rules", info["rules"])] + [
+            ("ε = inf" if m["epsilon"] is None else f"ε = {m['epsilon']:g}", m[name])
+            for m in result["models"]]
+        for label, table in rows:
+            print(f"  {label:10s} {_number(table['weighted_f1']):>8s} "
+                  + " ".join(f"{table['findings'][f]['f1']:8.3f}" for f in FINDINGS))
+    return 0
