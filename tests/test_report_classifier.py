@@ -82,7 +82,7 @@ def test_lora_adapters_change_and_nothing_else_of_the_encoder_does(encoder, hosp
     assert b and all(v.abs().max() > 0 for v in b)  # B starts at zero: it moved
     assert classifier.card["lora"]["largest_change"] > 0
     merged = classifier.network.encoder.state_dict()
-    base, _tokenizer, _card = rc._load_encoder(encoder)
+    base, _tokenizer, _card, _stats = rc._load_encoder(encoder)
     for name, value in base.state_dict().items():
         moved = not torch.equal(merged[name], value)
         assert moved == any(t in name for t in ("query.weight", "value.weight")), name

@@ -596,9 +596,10 @@ def _register_train_report_classifier(subparsers) -> None:
         "tune the report classifier (LoRA on the pre-trained BERT) with DP-SGD, one per ε",
         "Tune a classifier of the seven findings on the reports of a cohort made by updp "
         "make-cohort (labels: its ground truth): LoRA adapters (peft) on the attention query "
-        "and value projections of the encoder --base and a linear head over the mean of its "
-        "last hidden states, multi-label, trained with DP-SGD as updp train-dp trains (Opacus: "
-        "each report's gradient clipped to --max-grad-norm, Gaussian noise searched so the "
+        "and value projections of the encoder --base and a linear head scoring each token's "
+        "last hidden state, pooled per finding by a soft maximum over the tokens, "
+        "multi-label, trained with DP-SGD as updp train-dp trains (Opacus: each report's "
+        "gradient clipped to --max-grad-norm, Gaussian noise searched so the "
         "run spends the budget (ε, δ), Poisson batches cut into physical ones); only the "
         "adapters and the head are trained. ε = inf: the same loop without noise or "
         "clipping. DIR/eps-E/ holds the encoder with the adapters merged in, the tokenizer, "

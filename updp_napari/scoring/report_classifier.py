@@ -9,8 +9,9 @@ Three steps, each a command and a function here:
    default their development half, odd report numbers, so the test half stays unseen).
 2. ``updp train-report-classifier`` (:func:`train_report_classifiers`): on a cohort's
    reports (the "hospital" data; labels: the cohort's ground-truth findings), LoRA adapters
-   (``peft``) on the encoder's attention query and value projections and a linear head over
-   the mean of the last hidden states, multi-label over :data:`~updp_napari.core.vocabulary.
+   (``peft``) on the encoder's attention query and value projections and a linear head that
+   scores every token's last hidden state (standardised by statistics of the public text),
+   pooled per finding by a soft maximum over the tokens, multi-label over :data:`~updp_napari.core.vocabulary.
    FINDINGS`, trained with DP-SGD by :func:`updp_napari.scoring.dp.dp_sgd` (the loop of
    ``updp train-dp``: Poisson sampling, physical batches, the noise searched for the budget,
    ε = ∞ the same loop without noise or clipping). Only the adapters and the head are
@@ -68,6 +69,9 @@ CLASSIFIER_KIND = "updp-report-classifier"
 ENCODER_CARD = "updp_report_encoder.json"
 CLASSIFIER_CARD = "updp_report_classifier.json"
 HEAD_FILE = "head.safetensors"
+POOLED_FILE = "pooled_statistics.safetensors"
+#: How many public texts the pooled states' mean and spread are measured on.
+POOLED_TEXTS = 1000
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: The encoder ``updp pretrain-report-encoder`` builds by default: 2 layers of width 128.
 VOCAB_SIZE, HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_LENGTH = 3000, 128, 2, 2, 256, 320
@@ -219,6 +223,34 @@ def _ids(attention_mask):
     return positions, torch.zeros_like(attention_mask)
 
 
+def pooled_statistics(encoder, tokenizer, texts: Sequence[str], max_length: int,
+                      batch_size: int = 32):
+    """Mean and standard deviation [hidden] of the encoder's mean-pooled last states over
+    ``texts``. Measured on public text when the encoder is made, they standardise the
+    features the classifier's head reads: the pooled states share a large common part, and
+    a head on raw states learns little in the few steps a private run affords."""
+    import torch
+
+    pooled = []
+    encoder.eval()
+    with torch.no_grad():
+        for k in range(0, len(texts), batch_size):
+            ids, attention = _encode(tokenizer, texts[k:k + batch_size], max_length)
+            positions, types = _ids(attention)
+            states = encoder(input_ids=ids, attention_mask=attention, position_ids=positions,
+                             token_type_ids=types)[0]
+            pooled.append(_mean_pool(states, attention))
+    pooled = torch.cat(pooled)
+    return pooled.mean(0), pooled.std(0).clamp(min=1e-4)
+
+
+def _mean_pool(states, attention_mask):
+    import torch
+
+    weight = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * weight).sum(1) / torch.clamp(weight.sum(1), min=1.0)
+
+
 def pretrain_encoder(sources: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                      iu_half: str = "development", vocab_size: int = VOCAB_SIZE,
                      hidden: int = HIDDEN, layers: int = LAYERS, heads: int = HEADS,
@@ -323,10 +355,16 @@ def pretrain_encoder(sources: Sequence[str | os.PathLike], out: str | os.PathLik
                         count += n
             if count:
                 held_loss, held_accuracy = total_loss / count, correct / count
+        sample = order[:POOLED_TEXTS]
+        mean, std = pooled_statistics(model.bert, tokenizer, [texts[i] for i in sample],
+                                      max_length)
         private_folder(out)
         with _quiet_transformers():
             model.bert.save_pretrained(out)
             tokenizer.save_pretrained(out)
+        from safetensors.torch import save_file
+
+        save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(out / POOLED_FILE))
     finally:
         torch.set_num_threads(threads_before)
     card = {
@@ -335,6 +373,8 @@ def pretrain_encoder(sources: Sequence[str | os.PathLike], out: str | os.PathLik
                          "heads": heads, "intermediate": intermediate, "max_length": max_length,
                          "parameters": int(sum(p.numel() for p in model.bert.parameters()))},
         "public_text": described, "texts": len(texts), "held_out": int(len(held)),
+        "pooled_statistics": {"texts": int(min(len(texts), POOLED_TEXTS)),
+                              "file": POOLED_FILE},
         "training": {"objective": f"masked language model ({MASK_PROBABILITY:g} of tokens)",
                      "epochs": epochs, "steps": step, "batch_size": batch_size,
                      "learning_rate": learning_rate, "seed": seed,
@@ -371,13 +411,26 @@ def _load_encoder(folder: Path):
                                             attention_probs_dropout_prob=0.0,
                                             add_pooling_layer=False, local_files_only=True)
         tokenizer = BertTokenizer.from_pretrained(folder, local_files_only=True)
-    return encoder, tokenizer, card
+    from safetensors.torch import load_file
+
+    try:
+        stats = load_file(str(folder / POOLED_FILE))
+    except (OSError, ValueError):
+        raise InputError(f"{folder}: {POOLED_FILE} missing or unreadable; pre-train the "
+                         "encoder again with updp pretrain-report-encoder") from None
+    return encoder, tokenizer, card, stats
 
 
 # --- the classifier ------------------------------------------------------------------------
 
-def _network(encoder, labels: int):
-    """The encoder, mean-pooled over the report's tokens, and a linear head."""
+def _network(encoder, labels: int, stats: dict):
+    """The encoder's last states standardised by the public text's statistics (``stats``:
+    ``mean``, ``std``; fixed), a linear head scoring every token for every finding, and a
+    report's score per finding the log-mean-exp of its tokens' scores: a soft maximum, so a
+    finding stated in one sentence of a long report is not averaged away, as it is when the
+    states are mean-pooled first (docs/MEASUREMENTS.md)."""
+    import math
+
     import torch
     from torch import nn
 
@@ -385,14 +438,17 @@ def _network(encoder, labels: int):
         def __init__(self):
             super().__init__()
             self.encoder = encoder
+            self.register_buffer("pooled_mean", stats["mean"].clone())
+            self.register_buffer("pooled_std", stats["std"].clone())
             self.head = nn.Linear(encoder.config.hidden_size, labels)
 
         def forward(self, input_ids, attention_mask, position_ids, token_type_ids):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                   position_ids=position_ids, token_type_ids=token_type_ids)[0]
-            weight = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * weight).sum(1) / torch.clamp(weight.sum(1), min=1.0)
-            return self.head(pooled)
+            scores = self.head((states - self.pooled_mean) / self.pooled_std)
+            scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, -math.inf)
+            tokens = attention_mask.sum(1, keepdim=True).clamp(min=1).to(scores.dtype)
+            return torch.logsumexp(scores, dim=1) - torch.log(tokens)
 
     return ReportNet()
 
@@ -435,7 +491,10 @@ class ReportClassifier:
         with _quiet_transformers():
             self.network.encoder.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
-        save_file({k: v.contiguous() for k, v in self.network.head.state_dict().items()},
+        head = {f"head.{k}": v for k, v in self.network.head.state_dict().items()}
+        head.update({"pooled_mean": self.network.pooled_mean,
+                     "pooled_std": self.network.pooled_std})
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.items()},
                   str(folder / HEAD_FILE))
         write_text_atomic(folder / CLASSIFIER_CARD, json.dumps(self.card, indent=2) + "\n")
         return folder
@@ -458,8 +517,10 @@ class ReportClassifier:
                 encoder = BertModel.from_pretrained(folder, add_pooling_layer=False,
                                                     local_files_only=True)
                 tokenizer = BertTokenizer.from_pretrained(folder, local_files_only=True)
-            network = _network(encoder, len(card["label_names"]))
-            network.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+            head = load_file(str(folder / HEAD_FILE))
+            network = _network(encoder, len(card["label_names"]),
+                               {"mean": head.pop("pooled_mean"), "std": head.pop("pooled_std")})
+            network.head.load_state_dict({k[len("head."):]: v for k, v in head.items()})
         except (OSError, ValueError, RuntimeError) as err:
             raise InputError(f"{folder}: the report classifier cannot be loaded "
                              f"({type(err).__name__})") from None
@@ -469,11 +530,11 @@ class ReportClassifier:
 
 def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "cpu"):
     """The network to tune: the encoder of ``base`` frozen, LoRA adapters of rank ``lora_r``
-    on its query and value projections, a linear head over its mean-pooled last states;
+    on its query and value projections, a linear head over its tokens' last states;
     returns ``(network, tokenizer, encoder card)``. The network's forward takes
     ``(input_ids, attention_mask, position_ids, token_type_ids)`` and gives logits [N, F]."""
     peft = require_peft()
-    encoder, tokenizer, encoder_card = _load_encoder(Path(base))
+    encoder, tokenizer, encoder_card, stats = _load_encoder(Path(base))
     # The device first, then peft: adapters made before a move are not the tensors trained.
     encoder.to(device)
     for p in encoder.parameters():
@@ -482,7 +543,7 @@ def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "c
                            target_modules=list(LORA_TARGETS))
     with _quiet_transformers():
         encoder = peft.get_peft_model(encoder, lora)
-    return _network(encoder, len(FINDINGS)).to(device), tokenizer, encoder_card
+    return _network(encoder, len(FINDINGS), stats).to(device), tokenizer, encoder_card
 
 
 def _lora_tensors(model) -> dict:
