@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from updp_napari.cli import main
+from updp_napari.core.vocabulary import FINDINGS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -32,11 +33,18 @@ def test_an_attacker_trained_on_the_share_is_measured_against_chance(tiny_models
     assert paired["trained_on"]["originals"] == paired["trained_on"]["counterparts"] > 0
     assert paired["attacked"] == r["attacked"] and "originals" in paired["attack"]
     assert paired["verification_auc"] != r["verification_auc"]  # another network
+    # Split by the cohort's findings: studies with findings and normal ones add up.
+    split = share_attack(ws, steps=20, input_size=32, seed=1, cohort=SAMPLE)["per_finding"]
+    assert split["with findings"]["originals"] + split["normal"]["originals"] == 12
+    assert all(0.0 <= f["top1"] <= 1.0 and f["chance"] == 0.25 for f in split.values())
+    assert set(split) - {"with findings", "normal"} <= set(FINDINGS)
 
     assert main(["attack-share", str(ws), "--steps", "10", "--json", "-q"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"top1", "chance", "verification_auc"}
-    assert main(["attack-share", str(ws), "--steps", "10", "--with-originals", "-q"]) == 0
-    assert "counterparts and 12 originals of 4 patients" in capsys.readouterr().out
+    assert main(["attack-share", str(ws), "--steps", "10", "--with-originals", "-q",
+                 "--cohort", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "counterparts and 12 originals of 4 patients" in out and "with findings" in out
     assert main(["attack-share", str(ws), "--accepted-only", "-q"]) == 2  # nothing accepted
     assert "at least 4 patients" in capsys.readouterr().err
     assert main(["attack-share", str(ws), "--train-share", "1.5", "-q"]) == 2

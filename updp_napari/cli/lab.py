@@ -206,6 +206,9 @@ def _register_attack(subparsers) -> None:
     p.add_argument("--with-originals", action="store_true", help="a stronger adversary: it "
                    "holds its training patients' radiographs and ran the public pipeline on "
                    "them, so it trains on their originals and counterparts as one identity")
+    p.add_argument("--cohort", type=Path, metavar="COHORT", help="the cohort the workspace was "
+                   "made from: the figures per finding too, and for studies with findings and "
+                   "normal ones (its ground truth is read for that split only)")
     p.add_argument("--seed", type=int, default=0, help="which patients train, and the "
                    "network's seed (default 0)")
     add_threads(p)
@@ -219,7 +222,8 @@ def _cmd_attack_share(args: argparse.Namespace) -> int:
     set_torch_threads(args.threads)
     r = share_attack(args.workspace, accepted_only=args.accepted_only,
                      train_share=args.train_share, steps=args.steps, seed=args.seed,
-                     with_originals=args.with_originals, progress=progress(args, "attack-share"))
+                     with_originals=args.with_originals, cohort=args.cohort,
+                     progress=progress(args, "attack-share"))
     if args.json:
         print_json(r)
         return 0
@@ -229,4 +233,7 @@ def _cmd_attack_share(args: argparse.Namespace) -> int:
           f"originals of {r['attacked']['patients']} patients")
     print(f"closed-set top-1 {r['top1']:.3f} (chance {r['chance']:.3f}; "
           f"{r['top1_over_chance']:.1f}x chance); verification AUC {r['verification_auc']:.3f}")
+    for name, f in (r.get("per_finding") or {}).items():
+        auc = "-" if f["verification_auc"] is None else f"{f['verification_auc']:.3f}"
+        print(f"  {name:<14} {f['originals']:4d} originals  top-1 {f['top1']:.3f}  AUC {auc}")
     return 0

@@ -28,12 +28,14 @@ from ..core.errors import InputError
 
 def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
                  train_share: float = 0.5, steps: int = 600, input_size: int = 64,
-                 with_originals: bool = False, seed: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 with_originals: bool = False, cohort: str | os.PathLike | None = None,
+                 seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict:
     """Train on the counterparts of ``train_share`` of the workspace's patients (drawn with
     ``seed``; with ``with_originals`` on their originals too), attack the others (see the
     module's description); ``accepted_only`` keeps the accepted cases alone (what an export
-    shares). Returns the figures, with chance."""
+    shares). With the ``cohort`` the workspace was made from, the figures are given per
+    finding too (its ground truth is read for that split only). Returns the figures, with
+    chance."""
     from ..core.metrics import roc_auc, top_k_accuracy
     from ..review.artifacts import CaseArtifacts
     from ..review.store import ReviewStore
@@ -41,8 +43,9 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
 
     if not 0.0 < float(train_share) < 1.0:
         raise InputError(f"train_share must lie between 0 and 1, not {train_share}")
-    originals, counterparts, patients = [], [], []
+    originals, counterparts, patients, case_ids = [], [], [], []
     with ReviewStore.open(workspace) as store:
+        findings_of = _cohort_findings(cohort, store) if cohort is not None else None
         for case in store.cases(status="accepted" if accepted_only else None):
             art = CaseArtifacts(store, case.case_id)
             if "synthetic" not in case.artifacts or art.out_of_domain() is not None:
@@ -54,6 +57,7 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
             originals.append(original)
             counterparts.append(synthetic)
             patients.append(identity["patient"])
+            case_ids.append(case.case_id)
     people = sorted(set(patients))
     if len(people) < 4:
         raise InputError(f"{workspace}: the attack needs counterparts of at least 4 patients "
@@ -80,6 +84,10 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
     sim = scorer.similarity_matrix(queries, gallery)
     same = test_patients[:, None] == test_patients[None, :]
     attacked = len(set(test_patients.tolist()))
+    per_finding = None
+    if findings_of is not None:
+        held = [findings_of.get(case_ids[k]) for k in test]
+        per_finding = _per_finding(held, ranks, sim, same, attacked)
     return {
         "attack": ("verifier trained on its own patients' originals and their counterparts "
                    "(the public pipeline run by the adversary), used on the originals"
@@ -95,4 +103,48 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
         "top1_over_chance": round(top_k_accuracy(ranks, 1) * attacked, 2),
         "verification_auc": round(float(roc_auc(sim.ravel(), same.ravel())), 4),
         "seed": seed, "accepted_only": accepted_only,
+        **({"per_finding": per_finding} if per_finding is not None else {}),
     }
+
+
+def _cohort_findings(cohort: str | os.PathLike, store) -> dict[str, frozenset[str]]:
+    """case id -> the findings the cohort's ground truth gives its study (matched by
+    StudyInstanceUID, as the pipeline keys its cases)."""
+    from pathlib import Path
+
+    from ..cohort.generate import read_ground_truth
+    from ..ingest import read_dataset
+
+    cohort = Path(cohort)
+    found = {}
+    for rec in read_ground_truth(cohort):
+        ds = read_dataset(cohort / rec["image"], stop_before_pixels=True)
+        uid = str(getattr(ds, "StudyInstanceUID", "") or "")
+        if uid:
+            found[store.case_id_for(uid)] = frozenset(f for f, v in rec.get("labels", {}).items() if v)
+    if not found:
+        raise InputError(f"{cohort}: none of its studies has a StudyInstanceUID to match")
+    return found
+
+
+def _per_finding(held: list, ranks: np.ndarray, sim: np.ndarray, same: np.ndarray,
+                 attacked: int) -> dict:
+    """Top-1 and verification AUC over the attacked originals of each finding, of studies
+    with any finding and of normal ones (originals the cohort does not know are left out)."""
+    from ..core.metrics import roc_auc, top_k_accuracy
+
+    names = sorted({f for h in held if h for f in h})
+    groups = {"with findings": [bool(h) for h in held],
+              "normal": [h is not None and not h for h in held],
+              **{f: [bool(h) and f in h for h in held] for f in names}}
+    out = {}
+    for name, rows in groups.items():
+        rows = np.asarray(rows, bool)
+        if not rows.any():
+            continue
+        pairs, labels = sim[rows].ravel(), same[rows].ravel()
+        auc = roc_auc(pairs, labels) if 0 < labels.sum() < len(labels) else None
+        out[name] = {"originals": int(rows.sum()), "top1": round(top_k_accuracy(ranks[rows], 1), 4),
+                     "chance": round(1.0 / attacked, 4),
+                     "verification_auc": None if auc is None else round(float(auc), 4)}
+    return out
