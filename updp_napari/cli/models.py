@@ -370,6 +370,38 @@ def _scorer_figure_lines(figures: dict) -> list[str]:
 
 # -- train-dp, evaluate-dp -------------------------------------------------------------------
 
+def _add_dp_sgd_arguments(p, unit: str, units: str, *, batch: int, epochs: int,
+                          learning_rate: float, schedule: str = "") -> None:
+    """The DP-SGD settings every private training takes: δ, clipping, logical and physical
+    batch, epochs, learning rate, accountant; ``unit`` is what one gradient is of ("study",
+    plural ``units``)."""
+    p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
+                   f"1/(10·N) for N training {units} (default: that bound rounded down to one "
+                   "significant digit)")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
+                   help=f"clipping bound of each {unit}'s gradient (default 1.0)")
+    p.add_argument("--batch", type=int, default=batch, metavar="B", help="expected logical "
+                   f"batch: the sampling rate is B/N (default {batch}); the noise on the "
+                   "averaged gradient shrinks as 1/B")
+    p.add_argument("--physical-batch", type=int, default=32, metavar="P", help=f"most {units} per "
+                   "forward pass; only memory depends on it (default 32)")
+    p.add_argument("--epochs", type=int, default=epochs, metavar="E", help="passes over the "
+                   f"training {units} (default {epochs})")
+    p.add_argument("--learning-rate", type=float, default=learning_rate, help="peak learning "
+                   f"rate{schedule} (default {learning_rate:g})")
+    p.add_argument("--accountant", default="rdp", metavar="rdp|prv", help="privacy accountant: "
+                   "rdp (Rényi) or prv (privacy random variables, tighter); default rdp")
+
+
+def _print_private_runs(runs: dict) -> None:
+    """One line per budget of a private training: ε spent, σ, sampling rate, steps, time."""
+    for name, run in runs.items():
+        p = run["privacy"]
+        spent = "∞ (no noise, no clipping)" if p["epsilon_spent"] is None else f"{p['epsilon_spent']:.3f}"
+        print(f"  {name}: ε spent {spent}, σ {p['noise_multiplier']:.3f}, sampling rate "
+              f"{p['sampling_rate']:.4f}, {p['steps']} steps, {run['seconds']:.0f}s")
+
+
 def _register_train_dp(subparsers) -> None:
     from ..scoring.dp import DP_BATCH, DP_EPOCHS, DP_LEARNING_RATE, DP_SIZE
 
@@ -402,22 +434,8 @@ def _register_train_dp(subparsers) -> None:
                    "image,report,site, as for updp run")
     p.add_argument("--epsilon", default="1,3,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,3,8,inf)")
-    p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
-                   "1/(10·N) for N training studies (default: that bound rounded down to one "
-                   "significant digit)")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
-                   help="clipping bound of each study's gradient (default 1.0)")
-    p.add_argument("--batch", type=int, default=DP_BATCH, metavar="B", help="expected logical "
-                   f"batch: the sampling rate is B/N (default {DP_BATCH}); the noise on the "
-                   "averaged gradient shrinks as 1/B")
-    p.add_argument("--physical-batch", type=int, default=32, metavar="P", help="most studies "
-                   "per forward pass; only memory depends on it (default 32)")
-    p.add_argument("--epochs", type=int, default=DP_EPOCHS, metavar="E", help="passes over the "
-                   f"training studies (default {DP_EPOCHS})")
-    p.add_argument("--learning-rate", type=float, default=DP_LEARNING_RATE, help="peak learning "
-                   f"rate of the one-cycle schedule (default {DP_LEARNING_RATE:g})")
-    p.add_argument("--accountant", default="rdp", metavar="rdp|prv", help="privacy accountant: "
-                   "rdp (Rényi) or prv (privacy random variables, tighter); default rdp")
+    _add_dp_sgd_arguments(p, "study", "studies", batch=DP_BATCH, epochs=DP_EPOCHS,
+                          learning_rate=DP_LEARNING_RATE, schedule=" of the one-cycle schedule")
     p.add_argument("--size", type=int, default=DP_SIZE, help="side the images are read and "
                    f"the network works at (default {DP_SIZE})")
     p.add_argument("--reid", type=Path, metavar="DIR", help="re-identification scorer folder "
@@ -451,11 +469,7 @@ def _cmd_train_dp(args: argparse.Namespace) -> int:
         return 0
     print(f"trained on {summary['studies']} studies of sites {', '.join(summary['training_sites'])}"
           f" (δ = {summary['delta']:g}); models in {args.out}:")
-    for name, run in summary["runs"].items():
-        p = run["privacy"]
-        spent = "∞ (no noise, no clipping)" if p["epsilon_spent"] is None else f"{p['epsilon_spent']:.3f}"
-        print(f"  {name}: ε spent {spent}, σ {p['noise_multiplier']:.3f}, sampling rate "
-              f"{p['sampling_rate']:.4f}, {p['steps']} steps, {run['seconds']:.0f}s")
+    _print_private_runs(summary["runs"])
     return 0
 
 
@@ -622,22 +636,8 @@ def _register_train_report_classifier(subparsers) -> None:
                    help=f"rank of the LoRA adapters (default {rc.LORA_R})")
     p.add_argument("--epsilon", default="1,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,8,inf)")
-    p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
-                   "1/(10·N) for N training reports (default: that bound rounded down to one "
-                   "significant digit)")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
-                   help="clipping bound of each report's gradient (default 1.0)")
-    p.add_argument("--batch", type=int, default=rc.CLASSIFIER_BATCH, metavar="B",
-                   help=f"expected logical batch: the sampling rate is B/N (default "
-                        f"{rc.CLASSIFIER_BATCH})")
-    p.add_argument("--physical-batch", type=int, default=32, metavar="P",
-                   help="most reports per forward pass; only memory depends on it (default 32)")
-    p.add_argument("--epochs", type=int, default=rc.CLASSIFIER_EPOCHS, metavar="E",
-                   help=f"passes over the reports (default {rc.CLASSIFIER_EPOCHS})")
-    p.add_argument("--learning-rate", type=float, default=rc.CLASSIFIER_LEARNING_RATE,
-                   help=f"peak learning rate (default {rc.CLASSIFIER_LEARNING_RATE:g})")
-    p.add_argument("--accountant", default="rdp", metavar="rdp|prv",
-                   help="privacy accountant (default rdp)")
+    _add_dp_sgd_arguments(p, "report", "reports", batch=rc.CLASSIFIER_BATCH,
+                          epochs=rc.CLASSIFIER_EPOCHS, learning_rate=rc.CLASSIFIER_LEARNING_RATE)
     p.add_argument("--seed", type=int, default=0, help="adapter, sampling and noise seed "
                    "(default 0)")
     add_threads(p)
@@ -671,11 +671,7 @@ def _cmd_train_report_classifier(args: argparse.Namespace) -> int:
         return 0
     print(f"tuned on {summary['reports']} reports (δ = {summary['delta']:g}); classifiers in "
           f"{args.out}:")
-    for name, run in summary["runs"].items():
-        p = run["privacy"]
-        spent = "∞ (no noise, no clipping)" if p["epsilon_spent"] is None else f"{p['epsilon_spent']:.3f}"
-        print(f"  {name}: ε spent {spent}, σ {p['noise_multiplier']:.3f}, sampling rate "
-              f"{p['sampling_rate']:.4f}, {p['steps']} steps, {run['seconds']:.0f}s")
+    _print_private_runs(summary["runs"])
     return 0
 
 
