@@ -47,15 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--sites", action="store_true",
                    help="also the per-site conditions and the cross-site matrix (3 more "
                         "trainings per site and seed)")
-    p.add_argument("--seeds", default="0", metavar="LIST",
-                   help="training seeds, comma-separated; each condition's prediction is the "
-                        "mean of its seeds' networks (default 0)")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
-    p.add_argument("--size", type=int, default=64, help="classifier input size in pixels (default 64)")
-    p.add_argument("--test-share", type=float, default=0.4,
-                   help="share of each site's patients held out for testing (default 0.4)")
-    p.add_argument("--bootstrap", type=int, default=1000,
-                   help="patient-bootstrap rounds for the intervals (default 1000; 0: none)")
+    _add_classifier_training(p, "each condition's", "patients")
     p.add_argument("--html", type=Path, metavar="OUT",
                    help="write a self-contained HTML report to OUT, the PNG plots beside it in "
                         "OUT_figures/")
@@ -64,6 +56,20 @@ def register(subparsers) -> None:
     add_threads(p)
     add_quiet(p)
     _register_search(subparsers)
+
+
+def _add_classifier_training(p, prediction: str, patients: str) -> None:
+    """How the lab's small classifier is trained and tested: seeds, epochs, input size, the
+    held-out share and the bootstrap rounds of the intervals."""
+    p.add_argument("--seeds", default="0", metavar="LIST",
+                   help=f"training seeds, comma-separated; {prediction} prediction is the "
+                        "mean of its seeds' networks (default 0)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    p.add_argument("--size", type=int, default=64, help="classifier input size in pixels (default 64)")
+    p.add_argument("--test-share", type=float, default=0.4,
+                   help=f"share of each site's {patients} held out for testing (default 0.4)")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="patient-bootstrap rounds for the intervals (default 1000; 0: none)")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -143,18 +149,10 @@ def _register_search(subparsers) -> None:
                    help="only the search: no classifier trained")
     p.add_argument("--random-draws", type=int, default=5,
                    help="random subsets of the budget's size to compare with (default 5)")
-    p.add_argument("--seeds", default="0", metavar="LIST",
-                   help="training seeds, comma-separated; a subset's prediction is the mean "
-                        "of its seeds' networks (default 0)")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
-    p.add_argument("--size", type=int, default=64, help="classifier input size in pixels (default 64)")
-    p.add_argument("--test-share", type=float, default=0.4,
-                   help="share of each site's target patients held out for testing (default 0.4)")
+    _add_classifier_training(p, "a subset's", "target patients")
     p.add_argument("--reference-share", type=float, default=0.3,
                    help="when the target is also a pool: share of its other patients whose "
                         "group images are searched for, left out of the pool (default 0.3)")
-    p.add_argument("--bootstrap", type=int, default=1000,
-                   help="patient-bootstrap rounds for the intervals (default 1000; 0: none)")
     p.add_argument("--seed", type=int, default=0,
                    help="the split, the clusters and the random subsets (default 0)")
     add_json(p, "print every figure as JSON instead of the summary")
