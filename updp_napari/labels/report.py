@@ -890,7 +890,9 @@ def read_openi(path: str | os.PathLike) -> list[OpenIReport]:
     return sorted(reports, key=lambda r: (len(r.id), r.id))
 
 
-def _prf(tp: int, fp: int, fn: int) -> dict:
+def precision_recall_f1(tp: int, fp: int, fn: int) -> dict:
+    """Counts, precision, recall and F1 from true positives, false positives and false
+    negatives (0 where undefined)."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -951,8 +953,8 @@ def _score(labelled: list[tuple[OpenIReport, ReportLabels]], uncertain: str,
                 if len(examples[f][kind]) < errors:
                     examples[f][kind].append(report.id)
     result = {"reports": len(labelled), "uncertain": uncertain,
-              "findings": {f: _prf(*counts[f]) for f in FINDINGS},
-              "micro": _prf(*(sum(c[k] for c in counts.values()) for k in range(3)))}
+              "findings": {f: precision_recall_f1(*counts[f]) for f in FINDINGS},
+              "micro": precision_recall_f1(*(sum(c[k] for c in counts.values()) for k in range(3)))}
     if errors:
         result["errors"] = examples
     return result

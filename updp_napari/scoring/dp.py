@@ -89,6 +89,23 @@ def epsilon_folder(epsilon: float) -> str:
     return "eps-inf" if math.isinf(epsilon) else f"eps-{epsilon:g}"
 
 
+def run_folders(paths: Sequence[str | os.PathLike], holds: Callable[[Path], bool],
+                missing: str) -> list[Path]:
+    """Each path is one run's folder (``holds(path)``) or an output holding ``eps-*`` run
+    folders; the run folders, in the order found. ``missing`` ends the error for a path that
+    is neither ("neither a … nor a folder of them (eps-*/) made by …")."""
+    found = []
+    for path in map(Path, paths):
+        if holds(path):
+            found.append(path)
+            continue
+        inner = sorted(p for p in path.glob("eps-*") if holds(p)) if path.is_dir() else []
+        if not inner:
+            raise InputError(f"{path}: {missing}")
+        found.extend(inner)
+    return found
+
+
 def largest_delta(n: int) -> float:
     """The largest δ allowed for ``n`` training studies: 1 / (10 n)."""
     return 1.0 / (10 * n)

@@ -129,20 +129,12 @@ def _round(value, digits: int = 4):
 def model_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Each path is a model folder (``pathology/`` inside) or a ``train-dp`` output holding
     ``eps-*`` model folders; the model folders, in the order found."""
+    from .dp import run_folders
     from .scorers import PATHOLOGY_DIR
 
-    found = []
-    for path in map(Path, paths):
-        if (path / PATHOLOGY_DIR).is_dir():
-            found.append(path)
-            continue
-        inner = sorted(p for p in path.glob("eps-*") if (p / PATHOLOGY_DIR).is_dir()) \
-            if path.is_dir() else []
-        if not inner:
-            raise InputError(f"{path}: neither a model folder (pathology/) nor a folder of "
-                             "them (eps-*/) made by updp train-dp")
-        found.extend(inner)
-    return found
+    return run_folders(paths, lambda p: (p / PATHOLOGY_DIR).is_dir(),
+                       "neither a model folder (pathology/) nor a folder of them (eps-*/) made "
+                       "by updp train-dp")
 
 
 def _test_groups(cohort: Path, records: list[dict]) -> dict[str, list[str]]:

@@ -53,6 +53,7 @@ import numpy as np
 
 from ..core.errors import InputError, UpdpError
 from ..core.vocabulary import FINDINGS
+from ..labels.report import precision_recall_f1
 from .dp import (
     ACCOUNTANTS,
     EPSILON_TOLERANCE,
@@ -62,6 +63,7 @@ from .dp import (
     epsilon_folder,
     largest_delta,
     require_opacus,
+    run_folders,
 )
 
 ENCODER_KIND = "updp-report-encoder"
@@ -741,11 +743,9 @@ def f1_table(predicted: np.ndarray, gold: np.ndarray,
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"gold": tp + fn, "predicted": tp + fp, "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4)}
+    m = precision_recall_f1(tp, fp, fn)
+    return {"gold": m["gold"], "predicted": m["predicted"],
+            **{k: round(m[k], 4) for k in ("precision", "recall", "f1")}}
 
 
 def _round(value, digits: int = 4):
@@ -754,18 +754,9 @@ def _round(value, digits: int = 4):
 
 def classifier_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Each path is a classifier folder or a train-report-classifier output (its eps-*/)."""
-    found = []
-    for path in map(Path, paths):
-        if (path / CLASSIFIER_CARD).is_file():
-            found.append(path)
-            continue
-        inner = sorted(p for p in path.glob("eps-*") if (p / CLASSIFIER_CARD).is_file()) \
-            if path.is_dir() else []
-        if not inner:
-            raise InputError(f"{path}: neither a report classifier nor a folder of them "
-                             "(eps-*/) made by updp train-report-classifier")
-        found.extend(inner)
-    return found
+    return run_folders(paths, lambda p: (p / CLASSIFIER_CARD).is_file(),
+                       "neither a report classifier nor a folder of them (eps-*/) made by "
+                       "updp train-report-classifier")
 
 
 def rule_predictions(texts: Sequence[str]) -> np.ndarray:
