@@ -108,23 +108,18 @@ def share_attack(workspace: str | os.PathLike, *, accepted_only: bool = False,
 
 
 def _cohort_findings(cohort: str | os.PathLike, store) -> dict[str, frozenset[str]]:
-    """case id -> the findings the cohort's ground truth gives its study (matched by
-    StudyInstanceUID, as the pipeline keys its cases)."""
+    """case id -> the findings the cohort's ground truth gives its study."""
     from pathlib import Path
 
     from ..cohort.generate import read_ground_truth
-    from ..ingest import read_dataset
+    from ..ingest import quiet_pydicom
+    from .utility import study_case_id
 
     cohort = Path(cohort)
-    found = {}
-    for rec in read_ground_truth(cohort):
-        ds = read_dataset(cohort / rec["image"], stop_before_pixels=True)
-        uid = str(getattr(ds, "StudyInstanceUID", "") or "")
-        if uid:
-            found[store.case_id_for(uid)] = frozenset(f for f, v in rec.get("labels", {}).items() if v)
-    if not found:
-        raise InputError(f"{cohort}: none of its studies has a StudyInstanceUID to match")
-    return found
+    quiet_pydicom()
+    return {study_case_id(cohort, rec, store):
+            frozenset(f for f, v in rec.get("labels", {}).items() if v)
+            for rec in read_ground_truth(cohort)}
 
 
 def _per_finding(held: list, ranks: np.ndarray, sim: np.ndarray, same: np.ndarray,

@@ -65,8 +65,6 @@ def load_utility_data(cohort: str | os.PathLike, workspace: str | os.PathLike, s
 
     Raises InputError when the workspace holds none of the cohort's studies, or holds them
     without a synthetic counterpart."""
-    import pydicom
-
     from ..cohort.dataset import load_cohort_images, resize
     from ..cohort.generate import read_ground_truth
     from ..ingest import quiet_pydicom
@@ -86,14 +84,7 @@ def load_utility_data(cohort: str | os.PathLike, workspace: str | os.PathLike, s
         has = np.zeros(n, bool)
         matched = 0
         for i, rec in enumerate(records):
-            try:
-                ds = pydicom.dcmread(cohort / rec["image"], stop_before_pixels=True,
-                                     specific_tags=["StudyInstanceUID"])
-                uid = str(ds.StudyInstanceUID)
-            except Exception:  # any unreadable header is a value-free error
-                raise InputError(f"{cohort / rec['image']}: cannot read its StudyInstanceUID") \
-                    from None
-            case_id = store.case_id_for(uid)
+            case_id = study_case_id(cohort, rec, store)
             if case_id in cases:
                 matched += 1
                 image = CaseArtifacts(store, case_id).array("synthetic")
@@ -118,6 +109,21 @@ def load_utility_data(cohort: str | os.PathLike, workspace: str | os.PathLike, s
     }
     return UtilityData(images.images, synthetic, has, images.labels, images.masks,
                        np.array(images.patients), attributes, tuple(images.label_names))
+
+
+def study_case_id(cohort: Path, record: dict, store) -> str:
+    """The id ``store`` gives the case of a cohort study (the pipeline keys cases by the
+    StudyInstanceUID); an InputError naming the file when its header cannot be read."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(cohort / record["image"], stop_before_pixels=True,
+                             specific_tags=["StudyInstanceUID"])
+        uid = str(ds.StudyInstanceUID)
+    except Exception:  # any unreadable header is a value-free error
+        raise InputError(f"{cohort / record['image']}: cannot read its StudyInstanceUID") \
+            from None
+    return store.case_id_for(uid)
 
 
 def split_patients(patients: np.ndarray, sites: np.ndarray, test_share: float = 0.4,
