@@ -525,7 +525,7 @@ def _move(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
 
 # A hospital's emergency ward after its abbreviation: "found unresponsive -> GH EW", "to MGH ED".
 _EMERGENCY_WARDS = frozenset({"ew", "er", "ed"})
-_ABBREVIATION_BEFORE = re.compile(r"(?<![\w/-])[A-Z]{1,3}(?:H|MC|HC)[ \t]{1,2}\Z")
+_WORD_BEFORE = re.compile(r"(?<![\w/-])([A-Za-z]+)[ \t]{1,2}\Z")
 
 
 def _hospital_abbreviation(reader: Reader, start: int, end: int) -> Span | None:
@@ -541,10 +541,11 @@ def _emergency_ward(reader: Reader, start: int, end: int, key: str) -> Iterator[
     text = reader.text
     if not text[start:end].isupper():
         return
-    m = _ABBREVIATION_BEFORE.search(text, max(0, start - 8), start)
-    span = _hospital_abbreviation(reader, m.start(), m.start() + len(m.group().rstrip())) if m else None
-    if span:
-        yield span
+    m = _WORD_BEFORE.search(text, max(0, start - 8), start)
+    if m and m.group(1).isupper() and _HOSPITAL_ABBREVIATION.fullmatch(m.group(1)):
+        span = _hospital_abbreviation(reader, m.start(1), m.end(1))
+        if span:
+            yield span
 
 
 def _by_hospital(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
