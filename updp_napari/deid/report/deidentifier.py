@@ -8,6 +8,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import tomllib
@@ -133,24 +134,21 @@ class ReportDeidentifier:
                                           (self._institutions, "INSTITUTION", "config:institution")):
             found.extend(Span(start, end, category, source)
                          for start, end in matcher.find(text, words, index))
-        protected: list[list[tuple[int, int]]] = []  # looked up once, when first needed
-        found = self._apply_whitelist(text, found, words, index, protected)
+        # The protected terms are looked up once, when a span first needs them.
+        protected = cache(lambda: self.protected(text, words, index))
+        found = self._apply_whitelist(text, found, protected)
         # What the note repeats of a found name yields to protected terms as well: "Dr Hampton"
         # found, "Hampton hump" stays.
-        found += self._apply_whitelist(text, propagate(ctx.reader(text), found), words, index, protected)
+        found += self._apply_whitelist(text, propagate(ctx.reader(text), found), protected)
         return norm.spans_to_original(join_adjacent(resolve(found), text, "NAME"))
 
-    def _apply_whitelist(self, text: str, spans: list[Span], words: list[Word], index=None,
-                         cache: list | None = None) -> list[Span]:
+    def _apply_whitelist(self, text: str, spans: list[Span],
+                         protected_terms: Callable[[], list[tuple[int, int]]]) -> list[Span]:
         # Structured patterns and the header's own values never yield: when nothing else was
         # found there is no need to look for protected terms at all.
         if not any(span.source.startswith(_YIELDING + ("context:",)) for span in spans):
             return spans
-        if cache is None:
-            cache = []
-        if not cache:
-            cache.append(self.protected(text, words, index))
-        protected = cache[0]
+        protected = protected_terms()
         if not protected:
             return spans
         starts = [s for s, _ in protected]
