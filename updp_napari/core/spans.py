@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass costs three times as much to make, and a note makes dozens.
+# Spans are never changed once made (a new one is made instead); they hash by value.
+@dataclass(slots=True, unsafe_hash=True)
 class Span:
     """``text[start:end]`` is ``category`` PHI, found by ``source`` with ``confidence``."""
 

@@ -116,7 +116,7 @@ class ReportDeidentifier:
             if not norm.identity:
                 return norm.ranges_to_original(self.protected(norm.text, cut_words(norm.text)))
         words = words if words is not None else cut_words(text)
-        return sorted(self._whitelist.find(text, words, index) + self._abbreviations.find(text, words))
+        return sorted(self._whitelist.find(text, words, index) + self._abbreviations.find(text, words, index))
 
     def detect(self, text: str, header: HeaderIdentifiers | None = None) -> list[Span]:
         # Detectors read the text as a reader sees it (markup gone, invisible characters

@@ -15,7 +15,7 @@ from functools import cache
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
-from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, skip_open_quote
+from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, Reader, skip_open_quote
 from .vocabulary import word_classes
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -170,8 +170,6 @@ class Context:
 
     def reader(self, text: str):
         """The narrative reader of ``text`` (word classes, whether capitals mean names)."""
-        from .narrative import Reader
-
         if self._reader is None or self._reader.text is not text:
             self._reader = Reader(text, words=self.words(text), index=self.index(text))
         return self._reader
@@ -586,12 +584,26 @@ _INSTITUTION_ABBR_ENDING_HERE = re.compile(rf"(?:{_INSTITUTION_ABBR.pattern})\Z"
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b")
 
 
+_PLACE_RULES: dict[int, tuple[Lexicons, _InstitutionRules | None, frozenset[str]]] = {}
+
+
+def _place_rules(lexicons: Lexicons) -> tuple[_InstitutionRules | None, frozenset[str]]:
+    """The institution rules of ``lexicons`` and the words a place can begin with, made once
+    for each set of lexicons (a look-up per note, not a union of word sets)."""
+    made = _PLACE_RULES.get(id(lexicons))
+    if made is None or made[0] is not lexicons:
+        rules = _institution_rules(tuple(lexicons.institution_words))
+        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | \
+            (rules.first_words if rules is not None else frozenset())
+        made = _PLACE_RULES[id(lexicons)] = (lexicons, rules, wanted)
+    return made[1], made[2]
+
+
 def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     """Institutions by their tell-tale words, and cities and states from the lexicons."""
-    rules = _institution_rules(tuple(ctx.lexicons.institution_words))
+    rules, wanted = _place_rules(ctx.lexicons)
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
     index = ctx.index(text)
-    wanted = city_starts | _ABBR_SUFFIXES | (rules.first_words if rules is not None else frozenset())
     for start, end, word in index.hits(wanted):
         if rules is not None and word in rules.first_words:
             tail = rules.tail.match(text, start)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
@@ -104,16 +103,26 @@ class WordIndex:
     def positions(self, wanted) -> list[int]:
         """Positions in ``words`` of every occurrence of the words of ``wanted``, in order."""
         at = self.at
-        # Walk the smaller side: a note has a few hundred distinct words, a lexicon thousands.
-        keys = [w for w in at if w in wanted] if len(at) <= len(wanted) else [w for w in wanted if w in at]
+        # Intersect on the smaller side, in C: a note has a few hundred distinct words, a
+        # lexicon thousands.
+        if isinstance(wanted, dict):
+            keys = at.keys() & wanted.keys()
+        elif len(at) <= len(wanted):
+            keys = wanted.intersection(at)
+        else:
+            keys = at.keys() & wanted
         if len(keys) == 1:
-            return at[keys[0]]
-        return sorted(i for key in keys for i in at[key])
+            return at[next(iter(keys))]
+        found: list[int] = []
+        for key in keys:
+            found += at[key]
+        found.sort()
+        return found
 
-    def hits(self, wanted) -> Iterator[Word]:
+    def hits(self, wanted) -> list[Word]:
         """(start, end, word) of every occurrence of the words of ``wanted``, in order."""
         words = self.words
-        return (words[i] for i in self.positions(wanted))
+        return [words[i] for i in self.positions(wanted)]
 
 
 def index_words(words: list[Word]) -> WordIndex:
@@ -175,6 +184,19 @@ class _LowerKeys:
         return self.words[i][2]
 
 
+class _WrittenKeys:
+    """The words of a word list as ``text`` writes them, cut where needed."""
+
+    __slots__ = ("text", "words")
+
+    def __init__(self, text: str, words: list[Word]):
+        self.text, self.words = text, words
+
+    def __getitem__(self, i: int) -> str:
+        start, end, _ = self.words[i]
+        return self.text[start:end]
+
+
 class PhraseMatcher:
     """Finds listed phrases as whole words, longest first, by walking word prefixes.
 
@@ -189,18 +211,24 @@ class PhraseMatcher:
         self.phrases: dict[str, str] = {}  # key -> punctuation it must end with ("St.")
         self.prefixes: set[str] = set()  # keys that some longer phrase continues
         self.first_words: set[str] = set()
+        self.first_lower: set[str] = set()  # the first words in lower case, as an index holds them
         for phrase in phrases:
             parts = list(_WORD.finditer(phrase))
             if not parts:
                 continue
             key = self._norm(parts[0].group())
             self.first_words.add(key)
+            self.first_lower.add(key.lower())
             for prev, m in zip(parts, parts[1:]):
                 self.prefixes.add(key)
                 key += _gap(phrase[prev.end():m.start()]) + self._norm(m.group())
             tail = phrase[parts[-1].end():].strip()
             # The same words listed with and without a closing full stop: the looser wins.
             self.phrases[key] = "" if self.phrases.get(key) == "" else tail
+        # One look-up per step of the walk: key -> (its phrase's closing punctuation or None
+        # when no phrase ends there, whether a longer phrase continues it).
+        self._steps = {key: (self.phrases.get(key), key in self.prefixes)
+                       for key in self.phrases.keys() | self.prefixes}
 
     def _norm(self, word: str) -> str:
         return word if self.case_sensitive else word.lower()
@@ -212,30 +240,35 @@ class PhraseMatcher:
         words = words if words is not None else cut_words(text)
         first = self.first_words
         if self.case_sensitive:
-            keys = [text[s:e] for s, e, _ in words]
-            starts = [i for i, k in enumerate(keys) if k in first]
+            keys = _WrittenKeys(text, words)
+            starts = index.positions(self.first_lower) if index is not None else range(len(words))
+            starts = [i for i in starts if keys[i] in first]
         else:
             keys = _LowerKeys(words)
             starts = index.positions(first) if index is not None else \
                 [i for i, (_, _, k) in enumerate(words) if k in first]
         found: list[tuple[int, int]] = []
         skip_to = -1
+        steps = self._steps
+        last = len(words) - 1
         for i in starts:
             start = words[i][0]
             if start < skip_to:
                 continue
             best, key, j = None, keys[i], i
-            while True:
-                tail = self.phrases.get(key)
+            while (step := steps.get(key)) is not None:
+                tail, more = step
                 if tail is not None:
                     end = words[j][1]
-                    if tail and text.startswith(tail, end):
-                        end += len(tail)
-                    if (not tail or end > words[j][1]) and _whole_token(text, start, end):
-                        best = end
-                if key not in self.prefixes or j + 1 >= len(words):
+                    if not tail:
+                        if _whole_token(text, start, end):
+                            best = end
+                    elif text.startswith(tail, end) and _whole_token(text, start, end + len(tail)):
+                        best = end + len(tail)
+                if not more or j >= last:
                     break
-                key += _gap(text[words[j][1]:words[j + 1][0]]) + keys[j + 1]
+                between = text[words[j][1]:words[j + 1][0]]
+                key += (" " if between == " " else _gap(between)) + keys[j + 1]
                 j += 1
             if best is not None:
                 found.append((start, best))

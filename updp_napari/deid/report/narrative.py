@@ -131,18 +131,20 @@ def skip_open_quote(text: str, pos: int) -> int:
 def _case_informative(text: str) -> bool:
     """Whether capitals mean something here: not a note written all in capitals or all in
     lower case."""
-    sample = text[:4000]
-    upper = len(sample) - len(sample.translate(_DROP_UPPER))
-    lower = len(sample) - len(sample.translate(_DROP_LOWER))
+    sample = text[:4000].encode("ascii", "ignore")  # letters A-Z and a-z are counted
+    upper = len(sample) - len(sample.translate(None, _UPPER))
+    lower = len(sample) - len(sample.translate(None, _LOWER))
     if not upper + lower:
         return False
     return 0.02 < upper / (upper + lower) < 0.5
 
 
-_DROP_UPPER = dict.fromkeys(range(ord("A"), ord("Z") + 1))
-_DROP_LOWER = dict.fromkeys(range(ord("a"), ord("z") + 1))
+_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+_LOWER = bytes(range(ord("a"), ord("z") + 1))
 
 
+# How many decisions about single words are kept (a few MB) before they are forgotten.
+_DECIDED_LIMIT = 100_000
 # How strongly context points at a person, from nothing to a title of rank.
 NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 
@@ -196,6 +198,16 @@ class Reader:
     def person_word(self, word: str, strength: int) -> bool:
         """Whether ``word`` can be part of a person's name here, given how strongly context
         points at a person (``NONE`` … ``TITLE``)."""
+        decided = self.wc.decided
+        key = (word, strength, self.cased)
+        answer = decided.get(key)
+        if answer is None:
+            if len(decided) >= _DECIDED_LIMIT:
+                decided.clear()
+            answer = decided[key] = self._person_word(word, strength)
+        return answer
+
+    def _person_word(self, word: str, strength: int) -> bool:
         key = word.lower().replace("’", "'")
         if key.endswith("'s"):
             key = key[:-2]
@@ -793,10 +805,14 @@ def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
     something, and no everyday word where they do not."""
     text, wc = reader.text, reader.wc
     starts = {s.start for s in spans}
+    tried = set()
     for span in spans:
+        # A letter, one space, the name: checked before the pattern is (once per start).
         if span.category != "NAME" or span.start < 2 or text[span.start - 1] != " " or \
-                not text[span.start].isalpha():
+                not text[span.start].isalpha() or not text[span.start - 2].isalpha() or \
+                span.start in tried:
             continue
+        tried.add(span.start)
         m = _GIVEN_BEFORE.search(text, max(0, span.start - 30), span.start)
         if m is None or m.start(1) in starts:
             continue

@@ -8,7 +8,7 @@ of its pathology whitelist. Standard library only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from .lexicons import SINGLE_LETTERS, PhraseMatcher, default_lexicons, fold, read_list
@@ -84,6 +84,8 @@ class WordClasses:
     place_phrases: PhraseMatcher  # US places of several words ("San Diego", "Bel Air")
     institution_openers: dict[str, frozenset[str]]  # "sacred" -> {"heart"}: hospitals' names open so
     stop: frozenset[str]
+    # Decisions about single words, kept across notes: (word, strength, cased) -> bool.
+    decided: dict = field(default_factory=dict, compare=False, repr=False)
 
     def misspelt(self, word: str) -> bool:
         """Whether ``word`` (no dictionary word itself) is one letter away from a dictionary
