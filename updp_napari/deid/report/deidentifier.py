@@ -34,6 +34,8 @@ RULE_DETECTORS: tuple[Detector, ...] = (detect_patterns, detect_places, detect_n
 # Sources whose hits yield to the whitelist. Structured patterns (dates, numbers) and the
 # study's own header values never do: "Hodgkin 03/04/2019" still hides the date.
 _YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "header:initials", "model:")
+# Sources a protected term may overrule: the yielding ones, and names found by their context.
+_OVERRULED = _YIELDING + ("context:",)
 
 
 @dataclass
@@ -146,7 +148,7 @@ class ReportDeidentifier:
                          protected_terms: Callable[[], list[tuple[int, int]]]) -> list[Span]:
         # Structured patterns and the header's own values never yield: when nothing else was
         # found there is no need to look for protected terms at all.
-        if not any(span.source.startswith(_YIELDING + ("context:",)) for span in spans):
+        if not any(span.source.startswith(_OVERRULED) for span in spans):
             return spans
         protected = protected_terms()
         if not protected:
@@ -155,6 +157,9 @@ class ReportDeidentifier:
         reach = max(e - s for s, e in protected)
         kept = []
         for span in spans:
+            if not span.source.startswith(_OVERRULED):
+                kept.append(span)
+                continue
             hit = None
             # The first protected term overlapping the span: terms start before its end.
             for j in range(bisect_left(starts, span.end) - 1, -1, -1):

@@ -672,6 +672,7 @@ def _institution_span(m: re.Match) -> Span:
 # Between the words of a name: a space, a comma (LAST, FIRST) or DICOM's caret (LAST^FIRST^M).
 _NAME_GAP = re.compile(r"(,\s|\s|\^)(?=[^\W\d_])")
 # Quotes that may close a name before its credential ("“elena marshall” md"), or nothing.
+_NAME_SPLIT = re.compile(r"[\s,^]+")  # the words of a name found
 _CLOSE_QUOTES = frozenset({"", *OPEN_QUOTES})
 # A lower-case initial before a name word ("ref: m lopez"); after the one-letter words of
 # notes ("a", "i", "x ray") only before a name that is no everyday word.
@@ -883,7 +884,7 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     if not run:
         return
     s, e = run
-    tokens = re.split(r"[\s,^]+", text[s:e].strip())
+    tokens = _NAME_SPLIT.split(text[s:e].strip())
     label = " ".join(m.group().strip().strip(" :.").lower().split())
     loose = label in ("per", "from", "name", "ref", "cc", "notified")
     if label in _TYPIST_LABELS and _lower_initials(tokens):
@@ -950,7 +951,7 @@ def _names_listed(text: str, pos: int, ctx: Context) -> Iterator[Span]:
         run = _name_run(text, gap.end(), ctx, lowercase_ok=True)
         if run:
             s, e = run
-            tokens = [t.rstrip(".") for t in re.split(r"[\s,^]+", text[s:e]) if t]
+            tokens = [t.rstrip(".") for t in _NAME_SPLIT.split(text[s:e]) if t]
         if run and all(possible(t) for t in tokens) and any(_census_name(t, ctx) for t in tokens):
             yield Span(s, e, "NAME", "context:list")
             pos = e

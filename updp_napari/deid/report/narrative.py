@@ -143,6 +143,17 @@ _UPPER = bytes(range(ord("A"), ord("Z") + 1))
 _LOWER = bytes(range(ord("a"), ord("z") + 1))
 
 
+# Small patterns of the rules below, compiled once.
+_HYPHENS = re.compile(r"-+")
+_NEXT_WORD_WHOLE = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])\b")
+_NEXT_WORD = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])")
+_BLANKS = re.compile(r"[ \t]+")
+_FIELD_GAP = re.compile(r"[ \t]*[:,-]?[ \t]*")
+_ONE_OR_TWO_BLANKS = re.compile(r"[ \t]{1,2}")
+_LAST_WORD = re.compile(r"([A-Za-z]+)[ \t]*$")
+_BLANKS_WORD = re.compile(r"[ \t]{1,2}([A-Za-z]+)")
+_BLANKS_OR_HYPHEN = re.compile(r"[ \t]+|-")
+_WORD_BEFORE_GAP = re.compile(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$")
 # How many decisions about single words are kept (a few MB) before they are forgotten.
 _DECIDED_LIMIT = 100_000
 # How strongly context points at a person, from nothing to a title of rank.
@@ -213,7 +224,7 @@ class Reader:
             key = key[:-2]
         if "-" in key.strip("-"):
             # "Smith-Jones" is a name when its parts are; "DAUGHTER-DISCUSSED" is not.
-            parts = [p for p in re.split(r"-+", word) if p]
+            parts = [p for p in _HYPHENS.split(word) if p]
             return len(parts) > 1 and all(self.person_word(p, strength) for p in parts) and \
                 any(p.lower() in self.wc.surnames or p.lower() in self.wc.given for p in parts)
         key = key.strip("-")
@@ -272,7 +283,7 @@ class Reader:
         if first.lower() not in wc.given or first.lower() in wc.clinical or \
                 (self.cased and not first[:1].isupper()):
             return False
-        nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])\b", self.text[m.end():m.end() + 40])
+        nxt = _NEXT_WORD_WHOLE.match(self.text[m.end():m.end() + 40])
         if not nxt:
             return False
         second = nxt.group(1)
@@ -325,7 +336,7 @@ def _given_name(reader: Reader, start: int, end: int) -> Iterator[Span]:
     m = _TOKEN.match(text, start)
     if m is None or m.end() != end:
         return
-    nxt = re.match(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])", text[end:end + 40])  # a wider gap ends a field
+    nxt = _NEXT_WORD.match(text[end:end + 40])  # a wider gap ends a field
     if nxt and reader.person_word(nxt.group(1), WEAK) and nxt.group(1)[:1].isupper() == word[:1].isupper():
         end += nxt.end()
     yield Span(start, end, "NAME", "lexicon:given-name", 0.7)
@@ -357,7 +368,7 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
                                                       max(strength, RELATION))
                                     or count == 0 and reader.given_and_surname(m)):
             end, count = m.end(), count + 1
-            gap = re.match(r"[ \t]+", text[end:end + 3])
+            gap = _BLANKS.match(text[end:end + 3])
             i = end + (gap.end() if gap else 0)
             if gap:
                 continue
@@ -453,7 +464,7 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     # "np" never ("6l np": nasal prongs).
     if key in ("np", "rn") and not text[start:end].isupper() and (key == "np" or reader.cased):
         return
-    gap = re.match(r"[ \t]*[:,-]?[ \t]*", text[end:end + 4])
+    gap = _FIELD_GAP.match(text[end:end + 4])
     for s, e in _name_run(reader, end + gap.end(), RELATION):
         yield Span(s, e, "NAME", "context:role", 0.85)
 
@@ -563,7 +574,7 @@ def _emergency_ward(reader: Reader, start: int, end: int, key: str) -> Iterator[
 def _by_hospital(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """A hospital's abbreviation after "by": "MAY BE W/U BY GBMC"."""
     text = reader.text
-    gap = re.match(r"[ \t]{1,2}", text[end:end + 2])
+    gap = _ONE_OR_TWO_BLANKS.match(text[end:end + 2])
     m = _HOSPITAL_ABBREVIATION.match(text, end + gap.end()) if gap else None
     if m and m.group()[:1].isupper():
         span = _hospital_abbreviation(reader, m.start(), m.end())
@@ -578,7 +589,7 @@ def _saint(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     m = _SAINT.match(text, start)
     if not m:
         return
-    before = re.search(r"([A-Za-z]+)[ \t]*$", text[max(0, start - 30):start])
+    before = _LAST_WORD.search(text[max(0, start - 30):start])
     if before and before.group(1)[:1].isupper() and before.group(1).lower() not in wc.stop:
         return
     t = _TOKEN.match(text, m.end())
@@ -616,10 +627,10 @@ def _institution_openers(reader: Reader) -> Iterator[Span]:
     for i in reader.index.positions(openers):
         s, e, first = words[i]
         if i + 1 >= len(words) or words[i + 1][2] not in openers[first] or \
-                not re.fullmatch(r"[ \t]{1,2}", text[e:words[i + 1][0]]):
+                not _ONE_OR_TWO_BLANKS.fullmatch(text[e:words[i + 1][0]]):
             continue
         end, tails = words[i + 1][1], 0
-        while tails < 2 and (m := re.match(r"[ \t]{1,2}([A-Za-z]+)", text[end:end + 20])) and \
+        while tails < 2 and (m := _BLANKS_WORD.match(text[end:end + 20])) and \
                 m.group(1).lower() in _INSTITUTION_TAIL:
             end, tails = end + m.end(), tails + 1
         if tails or _TO_PLACE_BEFORE.search(text, max(0, s - 12), s):
@@ -663,7 +674,7 @@ def _place_run(reader: Reader, pos: int, bare: bool) -> Span | None:
             evidence = True
         elif reader.cased and word[:1].isupper() and (not bare or not in_dictionary or len(words) > 1):
             evidence = True
-        gap = re.match(r"[ \t]+|-", text[end:end + 3])
+        gap = _BLANKS_OR_HYPHEN.match(text[end:end + 3])
         if not gap:
             break
         i = end + gap.end()
@@ -691,7 +702,7 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
     last_tail = text[start:end].lower()  # a word written twice ends the name ("hosp hosp")
     while count < 3:
         # Words of one name stand one or two spaces apart: a wider gap separates fields.
-        w = re.search(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$", text[max(0, k - 40):k])
+        w = _WORD_BEFORE_GAP.search(text[max(0, k - 40):k])
         if not w:
             break
         word = w.group(1)
