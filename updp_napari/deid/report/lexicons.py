@@ -215,6 +215,7 @@ class PhraseMatcher:
         self.prefixes: set[str] = set()  # keys that some longer phrase continues
         self.first_words: set[str] = set()
         self.first_lower: set[str] = set()  # the first words in lower case, as an index holds them
+        self._seconds: dict[str, set[str]] = {}  # first word -> the words that follow it
         for phrase in phrases:
             parts = list(_WORD.finditer(phrase))
             if not parts:
@@ -222,6 +223,8 @@ class PhraseMatcher:
             key = self._norm(parts[0].group())
             self.first_words.add(key)
             self.first_lower.add(key.lower())
+            if len(parts) > 1:
+                self._seconds.setdefault(key, set()).add(self._norm(parts[1].group()))
             for prev, m in zip(parts, parts[1:]):
                 self.prefixes.add(key)
                 key += _gap(phrase[prev.end():m.start()]) + self._norm(m.group())
@@ -259,6 +262,9 @@ class PhraseMatcher:
             if start < skip_to:
                 continue
             best, key, j = None, keys[i], i
+            # A first word that is no phrase of its own needs one of its second words next.
+            if steps[key][0] is None and (i >= last or keys[i + 1] not in self._seconds[key]):
+                continue
             while (step := steps.get(key)) is not None:
                 tail, more = step
                 if tail is not None:
