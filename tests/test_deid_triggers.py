@@ -120,3 +120,49 @@ def test_an_eponym_inside_a_hyphenated_surname_protects_nothing():
     text = "Discussed with Dr. Smith-Graves at 14:10."
     assert "Smith-Graves" in {text[s.start:s.end] for s in deid.detect(text)}
     assert deid.protected("Graves disease noted.") == [(0, 14)]
+
+
+# The short cuts of the fast path must find exactly what the plain form finds.
+@pytest.mark.parametrize("text", [
+    "typed AB/cd today", "ABC/de", "xAB/cd", "AB/cd/EF", "AB/cde/f", "/AB/cd", "AB/c", "A/bc",
+    "PA/lat and MH/jk\nRT/ab", "ab/CD", "  XY/zz  ", "", "no slash here", "ÄB/cd"])
+def test_dictation_initials_where_slashes_stand_match_a_whole_scan(text):
+    fast = [m.span() for m in d._dictation_initials(text)]
+    assert fast == [m.span() for m in d._DICTATION.finditer(text)]
+
+
+@pytest.mark.parametrize("text", [
+    "Pt seen at 10:30; BP 120/80, son_in_law called.", "MRN12345 x4417 2020-05-16",
+    "dash—and ’quotes’ and café", "İstanbul KELVIN", "ümlaut Ünal", "a_b __ 3x_y"])
+def test_ascii_texts_are_cut_into_the_same_words_as_any_text(text):
+    from updp_napari.deid.report import lexicons
+
+    unicode_cut = [(m.start(), m.end(), m.group().lower()) for m in lexicons._WORD.finditer(text)]
+    assert lexicons.cut_words(text) == unicode_cut
+
+
+def test_phrase_first_words_of_no_phrase_of_their_own_still_find_their_phrases():
+    from updp_napari.deid.report.lexicons import PhraseMatcher, cut_words, index_words
+
+    matcher = PhraseMatcher(["San Diego", "San Luis Obispo", "Diego", "ED", "ED bay"])
+    text = "From San Diego to san luis obispo; san francisco; Diego. San"
+    assert [text[s:e] for s, e in matcher.find(text)] == ["San Diego", "san luis obispo", "Diego"]
+    words = cut_words(text)
+    assert matcher.find(text, words, index_words(words)) == matcher.find(text)
+    written = PhraseMatcher(["ED", "ED bay", "CT"], case_sensitive=True)
+    text = "to ED bay, ed bay, CT and ct; ED"
+    words = cut_words(text)
+    assert [text[s:e] for s, e in written.find(text, words, index_words(words))] == ["ED bay", "CT", "ED"]
+    assert written.find(text, words, index_words(words)) == written.find(text)
+
+
+def test_word_decisions_kept_across_notes_depend_on_whether_capitals_mean_something():
+    cased = n.Reader("Seen by Dr. Smith. Son Bill called about the plan for today.")
+    shouting = n.Reader("SEEN BY DR SMITH. SON BILL CALLED ABOUT THE PLAN FOR TODAY.")
+    assert cased.cased and not shouting.cased
+    words = ["bill", "Bill", "BILL", "hope", "Quartermain", "alert", "Smith-Jones", "will"]
+    for _ in range(2):  # the second pass reads the kept decisions
+        for reader in (cased, shouting):
+            for word in words:
+                for strength in (n.NONE, n.WEAK, n.STRONG, n.RELATION, n.TITLE):
+                    assert reader.person_word(word, strength) == reader._person_word(word, strength)

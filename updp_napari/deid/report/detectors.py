@@ -110,6 +110,20 @@ _LABELS = re.compile(
     r"|distribution)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
 _DICTATION_LINE = re.compile(r"^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$", re.MULTILINE)
+
+
+def _dictation_initials(text: str) -> Iterator[re.Match]:
+    """``_DICTATION.finditer(text)``, tried only where a slash stands (two or three capitals
+    before it): each match holds one slash, and one slash begins at most one match."""
+    pos = text.find("/")
+    while pos >= 0:
+        for start in (pos - 3, pos - 2):
+            if start >= 0 and (m := _DICTATION.match(text, start)):
+                yield m
+                break
+        pos = text.find("/", pos + 1)
+
+
 _VIEW_WORDS = {"lat", "lateral", "ap", "pa", "obl", "oblique", "dec", "lld", "rld", "port"}
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*[^\W\d_])?\.?|[^\W\d_]\.")
 
@@ -792,7 +806,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             found += _name_before_credential(text, m, ctx)
     if "/" in text:
         wc = ctx.reader(text).wc
-        for m in _DICTATION.finditer(text):
+        for m in _dictation_initials(text):
             # "PA/lat" names two views, not a radiologist and a typist; "POC/pt" is a plan of
             # care for the patient. On a line of its own a typist's initials may spell a
             # little word or an abbreviation ("PC/as").
