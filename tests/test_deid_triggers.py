@@ -166,3 +166,21 @@ def test_word_decisions_kept_across_notes_depend_on_whether_capitals_mean_someth
             for word in words:
                 for strength in (n.NONE, n.WEAK, n.STRONG, n.RELATION, n.TITLE):
                     assert reader.person_word(word, strength) == reader._person_word(word, strength)
+
+
+def test_header_values_are_looked_for_by_their_first_word_letters_or_number():
+    from updp_napari.deid.report.detectors import Context, HeaderIdentifiers, detect_header_identifiers
+
+    header = HeaderIdentifiers(names=[["Doe", "Jane"]], ids=["4417", "77-31", "RG928"],
+                               dates=["20200516"], institutions=["Mercy Valley Clinic"])
+    text = "Study 4417 (rg928) compared with 77-31 of 16.05.2020 at MERCY VALLEY by Jane, Doe."
+    found = {text[s.start:s.end]: s.source for s in
+             detect_header_identifiers(text, Context(ReportDeidentifier().lexicons, header))}
+    assert found == {"4417": "header:id", "rg928": "header:id", "77-31": "header:id",
+                     "16.05.2020": "header:date", "MERCY VALLEY": "header:institution",
+                     "Jane": "header:name", "Doe": "header:name"}
+    # Words joined by "_" are one word to the cut: then every value is searched.
+    joined = text.replace(" of ", "_of_")
+    found = {joined[s.start:s.end] for s in
+             detect_header_identifiers(joined, Context(ReportDeidentifier().lexicons, header))}
+    assert "16.05.2020" in found and "4417" in found

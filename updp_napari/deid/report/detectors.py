@@ -158,12 +158,23 @@ class HeaderIdentifiers:
     # Every date the header holds (datetime.date): the shift maps none onto another.
     all_dates: set = field(default_factory=set)
     _needles: list[tuple] | None = field(default=None, repr=False, compare=False)
+    _by_first: dict[str | None, list[int]] | None = field(default=None, repr=False, compare=False)
 
     def needles(self, lexicons: Lexicons) -> list[tuple]:
         """The values to search reports for, worked out once per header."""
         if self._needles is None:
             self._needles = _header_needles(self, lexicons)
         return self._needles
+
+    def needles_by_first_word(self, lexicons: Lexicons) -> dict[str | None, list[int]]:
+        """The positions in ``needles`` of the values beginning with each word (None: values
+        whose first word the cut cannot tell)."""
+        if self._by_first is None:
+            by_first: dict[str | None, list[int]] = {}
+            for i, needle in enumerate(self.needles(lexicons)):
+                by_first.setdefault(needle[5], []).append(i)
+            self._by_first = by_first
+        return self._by_first
 
 
 @dataclass
@@ -1053,10 +1064,19 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     lowered = text.lower()
     # A whole-word match needs the value's first word among the report's words (words joined
     # by "_" are one word to the cut but two to the search, so then every value is searched).
-    present = {w for _, _, w in ctx.words(text)} if "_" not in text else None
-    for value, category, source, confidence, exact, first in ctx.header.needles(ctx.lexicons):
-        if (present is None or first is None or first in present) and \
-                value in (text if exact else lowered):
+    needles = ctx.header.needles(ctx.lexicons)
+    if "_" in text:
+        tried = range(len(needles))
+    else:  # the values whose first word (letters or a number) the report has, in order
+        by_first = ctx.header.needles_by_first_word(ctx.lexicons)
+        index = ctx.index(text)
+        tried = [*by_first.get(None, ())]
+        for first in (index.at.keys() | {w for _, _, w in index.numbers}) & by_first.keys():
+            tried += by_first[first]
+        tried.sort()
+    for i in tried:
+        value, category, source, confidence, exact, first = needles[i]
+        if value in (text if exact else lowered):
             for start, end in _find_word(text, lowered, value, exact):
                 yield Span(start, end, category, source, confidence)
     # A name of the header one letter off in the text (a typing error on either side, or a
@@ -1066,10 +1086,11 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
              if len(part) >= 5 and part.isalpha()}
     if parts:
         wc = word_classes()
+        # The look-ups first: most long words are English or clinical ones.
         for start, end, word in ctx.words(text):
             if len(word) >= 5 and word not in parts and word.isalpha() and \
-                    any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts) \
-                    and wc.commonness(word) == 4 and word not in wc.clinical:
+                    wc.commonness(word) == 4 and word not in wc.clinical and \
+                    any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts):
                 yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
 
 
