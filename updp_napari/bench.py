@@ -77,9 +77,12 @@ def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = No
         deid.detect(texts[0], headers[0])  # compile patterns, load lexicons, warm the model
         seconds = []
         for _ in range(repeat):
+            # Each study's header is new to the de-identifier, as in a real run: what it works
+            # out from a header once (the values to look for) is timed too.
+            fresh = [_fresh_header(h) for h in headers] if use_header else [None] * len(texts)
             start = time.perf_counter()
-            for text, header in zip(texts, headers):
-                deid.deidentify(text, header if use_header else None, mode="tag")
+            for text, header in zip(texts, fresh):
+                deid.deidentify(text, header, mode="tag")
             seconds.append(time.perf_counter() - start)
         median = statistics.median(seconds)
         result[label] = {"seconds": [round(s, 4) for s in seconds], "median_seconds": round(median, 4),
@@ -105,6 +108,14 @@ def bench_report(reports: int = 200, repeat: int = 3, ner_model: str | None = No
                                        "notes_per_second": round(len(notes) / median, 1)}
     result["target_reports_per_second"] = 2000
     return result
+
+
+def _fresh_header(header):
+    """A copy of ``header`` without what was worked out from it."""
+    import dataclasses
+
+    return type(header)(**{f.name: getattr(header, f.name) for f in dataclasses.fields(header)
+                           if not f.name.startswith("_")})
 
 
 def bench_dicom(studies: int = 200, size: int = 256, repeat: int = 3, ocr_files: int = 20) -> dict:

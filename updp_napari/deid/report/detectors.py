@@ -158,23 +158,12 @@ class HeaderIdentifiers:
     # Every date the header holds (datetime.date): the shift maps none onto another.
     all_dates: set = field(default_factory=set)
     _needles: list[tuple] | None = field(default=None, repr=False, compare=False)
-    _by_first: dict[str | None, list[int]] | None = field(default=None, repr=False, compare=False)
 
     def needles(self, lexicons: Lexicons) -> list[tuple]:
         """The values to search reports for, worked out once per header."""
         if self._needles is None:
             self._needles = _header_needles(self, lexicons)
         return self._needles
-
-    def needles_by_first_word(self, lexicons: Lexicons) -> dict[str | None, list[int]]:
-        """The positions in ``needles`` of the values beginning with each word (None: values
-        whose first word the cut cannot tell)."""
-        if self._by_first is None:
-            by_first: dict[str | None, list[int]] = {}
-            for i, needle in enumerate(self.needles(lexicons)):
-                by_first.setdefault(needle[5], []).append(i)
-            self._by_first = by_first
-        return self._by_first
 
 
 @dataclass
@@ -1034,27 +1023,30 @@ _SURE_CREDENTIAL_WORDS = frozenset({"md", "phd", "rn", "np", "pa-c", "frcr", "mb
 _WORD_BEFORE_CREDENTIAL = re.compile(r"[^\W\d_][\w'’.-]*")
 
 
-def _find_word(text: str, lowered: str, value: str, exact: bool = False) -> Iterator[tuple[int, int]]:
+def _find_word(text: str, lowered: str, value: str, exact: bool = False) -> list[tuple[int, int]]:
     """Whole-word occurrences of ``value``, any case unless ``exact`` (plain search, no regex)."""
     needle = value if exact else value.lower()
     hay = text if exact else lowered
     if not needle or needle not in hay:
-        return
+        return []
     if not exact and len(lowered) != len(text):  # lower() changed lengths (rare letters)
-        for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, _I):
-            yield m.start(), m.end()
-        return
-    # Initials (exact) must not follow a full stop either: "J.S." is not "S." inside it.
-    before_ok = (lambda c: not c.isalnum() and c != ".") if exact else (lambda c: not c.isalnum())
+        return [m.span() for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, _I)]
     # A name in a script written without spaces (山田太郎) has no word boundary to look for.
-    open_start, open_end = UNSPACED_SCRIPT.match(needle[0]), UNSPACED_SCRIPT.match(needle[-1])
+    open_start = open_end = False
+    if not needle.isascii():
+        open_start = UNSPACED_SCRIPT.match(needle[0]) is not None
+        open_end = UNSPACED_SCRIPT.match(needle[-1]) is not None
+    found = []
+    size, length = len(hay), len(needle)
     pos = hay.find(needle)
     while pos >= 0:
-        end = pos + len(needle)
-        if (open_start or pos == 0 or before_ok(hay[pos - 1])) and \
-                (open_end or end == len(hay) or not hay[end].isalnum()):
-            yield pos, end
+        end = pos + length
+        # Initials (exact) must not follow a full stop either: "J.S." is not "S." inside it.
+        if (open_start or pos == 0 or not hay[pos - 1].isalnum() and not (exact and hay[pos - 1] == ".")) \
+                and (open_end or end == size or not hay[end].isalnum()):
+            found.append((pos, end))
         pos = hay.find(needle, pos + 1)
+    return found
 
 
 def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
@@ -1062,20 +1054,8 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
     if ctx.header is None:
         return
     lowered = text.lower()
-    # A whole-word match needs the value's first word among the report's words (words joined
-    # by "_" are one word to the cut but two to the search, so then every value is searched).
-    needles = ctx.header.needles(ctx.lexicons)
-    if "_" in text:
-        tried = range(len(needles))
-    else:  # the values whose first word (letters or a number) the report has, in order
-        by_first = ctx.header.needles_by_first_word(ctx.lexicons)
-        index = ctx.index(text)
-        tried = [*by_first.get(None, ())]
-        for first in (index.at.keys() | {w for _, _, w in index.numbers}) & by_first.keys():
-            tried += by_first[first]
-        tried.sort()
-    for i in tried:
-        value, category, source, confidence, exact, first = needles[i]
+    # A substring search per value (in C) before the whole-word one: cheaper than any index.
+    for value, category, source, confidence, exact in ctx.header.needles(ctx.lexicons):
         if value in (text if exact else lowered):
             for start, end in _find_word(text, lowered, value, exact):
                 yield Span(start, end, category, source, confidence)
@@ -1086,12 +1066,17 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
              if len(part) >= 5 and part.isalpha()}
     if parts:
         wc = word_classes()
-        # The look-ups first: most long words are English or clinical ones.
-        for start, end, word in ctx.words(text):
+        # Each distinct word once, the look-ups first: most long words are English or clinical.
+        index = ctx.index(text)
+        misspelt: list[int] = []
+        for word, places in index.at.items():
             if len(word) >= 5 and word not in parts and word.isalpha() and \
                     wc.commonness(word) == 4 and word not in wc.clinical and \
                     any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts):
-                yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
+                misspelt += places
+        for i in sorted(misspelt):
+            start, end, _ = index.words[i]
+            yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -1109,7 +1094,7 @@ def _one_edit(a: str, b: str) -> bool:
 
 
 def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple]:
-    """What to look for: (value, category, source, confidence, case-sensitive, first word).
+    """What to look for: (value, category, source, confidence, case-sensitive).
 
     Values that are not case-sensitive are given in lower case.
     """
@@ -1132,30 +1117,28 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
     needles += [(variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
                 for value in header.institutions
                 for variant in institution_variants(value, lexicons.institution_words)]
-    return [(*needle, _leading_word(needle[0])) for needle in needles]
+    return needles
 
 
-def _leading_word(value: str) -> str | None:
-    """The lower-case word ``value`` begins with, when it begins with one (and None for a
-    script written without spaces, whose words the cut cannot tell apart)."""
-    if UNSPACED_SCRIPT.search(value):
-        return None
-    m = _WORD_START.match(value.lower())
-    return m.group() if m else None
+@cache
+def _longest_first(words: tuple[str, ...]) -> list[str]:
+    return sorted(words, key=len, reverse=True)
 
 
-_WORD_START = re.compile(r"\w+")
+_SAINT_OPENING = re.compile(r"^(?:St\.?|Saint)\s+", _I)
+_EIGHT_DIGITS = re.compile(r"\d{8}")
 
 
 def institution_variants(name: str, institution_words: list[str]) -> list[str]:
     """An institution's name and its distinctive part ("Mercy Valley Clinic" → "Mercy Valley")."""
     variants = [name]
     core = name
-    for word in sorted(institution_words, key=len, reverse=True):
-        if core.lower().endswith(" " + word.lower()):
+    lowered = core.lower()
+    for word in _longest_first(tuple(institution_words)):
+        if lowered.endswith(" " + word.lower()):
             core = core[: -len(word) - 1].strip(" ,")
             break
-    core = re.sub(r"^(?:St\.?|Saint)\s+", "", core, flags=_I)
+    core = _SAINT_OPENING.sub("", core)
     if core != name and len(core) >= 4 and " " in core or (core != name and len(core) >= 6):
         variants.append(core)
     return variants
@@ -1165,7 +1148,7 @@ def institution_variants(name: str, institution_words: list[str]) -> list[str]:
 
 def date_variants(yyyymmdd: str) -> list[str]:
     """The ways a DICOM date is commonly written in text."""
-    if not re.fullmatch(r"\d{8}", yyyymmdd):
+    if not _EIGHT_DIGITS.fullmatch(yyyymmdd):
         return []
     y, m, d = yyyymmdd[:4], int(yyyymmdd[4:6]), int(yyyymmdd[6:])
     if not (1 <= m <= 12 and 1 <= d <= 31):
