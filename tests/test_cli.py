@@ -96,6 +96,8 @@ def test_bench_report_times_an_annotated_corpus(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["corpus"]["notes"] == 4
     assert result["corpus"]["rules"]["notes_per_second"] > 0
+    assert result["corpus"]["rules"]["notes_per_cpu_second"] > 0
+    assert result["rules_with_header"]["reports_per_cpu_second"] > 0
     assert "rules_with_header" not in result["corpus"]
 
 
