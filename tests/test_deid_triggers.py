@@ -166,6 +166,7 @@ def test_word_decisions_kept_across_notes_depend_on_whether_capitals_mean_someth
             for word in words:
                 for strength in (n.NONE, n.WEAK, n.STRONG, n.RELATION, n.TITLE):
                     assert reader.person_word(word, strength) == reader._person_word(word, strength)
+                assert reader.place_word(word) == reader._place_word(word)
 
 
 def test_header_values_are_looked_for_by_their_first_word_letters_or_number():

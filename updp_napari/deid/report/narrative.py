@@ -158,6 +158,7 @@ _WORD_BEFORE_GAP = re.compile(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$")
 _DECIDED_LIMIT = 100_000
 # How strongly context points at a person, from nothing to a title of rank.
 NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
+_PLACE = -1  # the kept decisions of place_word, beside person_word's strengths
 
 
 class Reader:
@@ -292,6 +293,17 @@ class Reader:
             not clinical_shape(key) and (not self.cased or second[:1].isupper())
 
     def place_word(self, word: str) -> bool:
+        """Whether ``word`` can be part of a place's name here."""
+        decided = self.wc.decided
+        key = (word, _PLACE, self.cased)
+        answer = decided.get(key)
+        if answer is None:
+            if len(decided) >= _DECIDED_LIMIT:
+                decided.clear()
+            answer = decided[key] = self._place_word(word)
+        return answer
+
+    def _place_word(self, word: str) -> bool:
         key = word.lower()
         wc = self.wc
         if key in wc.stop or key in wc.clinical or key in _RELATIONS or \
