@@ -185,3 +185,13 @@ def test_header_values_are_looked_for_by_their_first_word_letters_or_number():
     found = {joined[s.start:s.end] for s in
              detect_header_identifiers(joined, Context(ReportDeidentifier().lexicons, header))}
     assert "16.05.2020" in found and "4417" in found
+
+
+def test_street_suffixes_are_the_street_words_of_the_address_patterns():
+    """Without one of these words in a note no address is looked for."""
+    words = d._ADDRESS.pattern.split("(?i:")[1].split(")")[0].split("|")
+    assert {w.lower() for w in words} == d._STREET_SUFFIXES
+    for pattern in (d._ADDRESS, d._ADDRESS_ANY_CASE):
+        assert "(?i:" + "|".join(words) + ")" in pattern.pattern
+    found = ReportDeidentifier().detect("Lives at 221 Baker Street, seen 12 times.")
+    assert any(s.category == "ADDRESS" for s in found)

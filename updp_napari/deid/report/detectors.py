@@ -87,6 +87,10 @@ _STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boule
                            "ln", "drive", "dr", "court", "ct", "way", "place", "pl", "terrace",
                            "parkway", "pkwy", "circle", "cir", "highway", "hwy", "apt", "suite",
                            "unit", "n", "s", "e", "w"})
+# The street words the address patterns end with, in lower case (a test holds them together).
+_STREET_SUFFIXES = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd",
+                              "lane", "ln", "drive", "dr", "court", "ct", "way", "place", "pl",
+                              "terrace", "parkway", "pkwy", "circle", "cir", "highway", "hwy"})
 # Up to three words of a city's name that end just before a state code ("Savannah, GA").
 _CITY_BEFORE_STATE = re.compile(r"\b((?:[A-Z][\w'.-]*\s){0,2}[A-Z][\w'.-]*)(,?)\s+\Z", _I)
 # What may follow a state code written without its ZIP: the end of the line or of a field.
@@ -318,6 +322,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     found: list[Span] = []
     dates: list[Span] = []
     index = ctx.index(text)
+    # An address holds a street word as a word of its own: without one none is looked for
+    # (ASCII text only: in any case "ſt" is "st" to the pattern, not to the word cut).
+    streets = not text.isascii() or not _STREET_SUFFIXES.isdisjoint(index.at)
     for start, end, word in index.numbers:
         if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
             for pattern in _date_patterns_at(text, end, word):
@@ -326,7 +333,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                         pattern is _NUMBER_DATE and len(m.group()) <= 8 and
                         _word_before(text, m.start()) in _MEASURE_CUES):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-            _numeric_at(text, start, end, word, found, ctx)
+            _numeric_at(text, start, end, word, found, ctx, streets)
             if len(word) == 2:
                 if start and text[start - 1] in "'’" and (m := _YEAR_QUOTED_BEFORE.match(text, start - 1)):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
@@ -422,7 +429,8 @@ def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
     return bool(_TIME_LABEL.search(text, max(line_start, span.start - 30), span.start))
 
 
-def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], ctx: Context) -> None:
+def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], ctx: Context,
+                streets: bool = True) -> None:
     """The patterns that begin with a digit, tried where a number begins (into ``found``)."""
     after = text[end:end + 1]
     if after in (":", ".") or "h" in word:
@@ -457,7 +465,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         if m:
             g = 2 if m.group(2) else 3
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
-    if n <= 5 and after.isspace():  # "221 Baker Street"
+    if streets and n <= 5 and after.isspace():  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
@@ -482,9 +490,9 @@ _LOCAL_PHONE = re.compile(r"(?<![\w-])(?<!\d-)\d{3}-\d{4}(?![\w-])")
 
 def _bare_id_at(text: str, start: int, found: list[Span]) -> None:
     m = _BARE_ID.match(text, start)
-    if m and not _RANGE.fullmatch(m.group()) and _DIGIT_RUN.search(m.group()):
-        digits = sum(c.isdigit() for c in m.group())
-        if digits >= 6 or (digits >= 5 and any(c.isalpha() for c in m.group())):
+    if m and not _RANGE.fullmatch(g := m.group()) and _DIGIT_RUN.search(g):
+        digits = sum(map(str.isdigit, g))
+        if digits >= 6 or (digits >= 5 and any(map(str.isalpha, g))):
             found.append(Span(m.start(), m.end(), "ID", "pattern:id", 0.8))
 
 

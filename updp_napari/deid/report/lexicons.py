@@ -103,6 +103,11 @@ class WordIndex:
     numbers: list[Word]  # words that begin with a digit, in order
     mixed: list[Word]  # letters joined to digits ("s46898769", "mrn12345"), in order
 
+    @cached_property
+    def lower(self) -> list[str]:
+        """The lower-case words alone, in order (made when first asked for)."""
+        return [w for _, _, w in self.words]
+
     def positions(self, wanted) -> list[int]:
         """Positions in ``words`` of every occurrence of the words of ``wanted``, in order."""
         at = self.at
@@ -175,18 +180,6 @@ def _whole_token(text: str, start: int, end: int) -> bool:
     return True
 
 
-class _LowerKeys:
-    """The lower-case words of a word list, read where needed, never copied."""
-
-    __slots__ = ("words",)
-
-    def __init__(self, words: list[Word]):
-        self.words = words
-
-    def __getitem__(self, i: int) -> str:
-        return self.words[i][2]
-
-
 class _WrittenKeys:
     """The words of a word list as ``text`` writes them, cut where needed."""
 
@@ -250,7 +243,7 @@ class PhraseMatcher:
             starts = index.positions(self.first_lower) if index is not None else range(len(words))
             starts = [i for i in starts if keys[i] in first]
         else:
-            keys = _LowerKeys(words)
+            keys = index.lower if index is not None else [w for _, _, w in words]
             starts = index.positions(first) if index is not None else \
                 [i for i, (_, _, k) in enumerate(words) if k in first]
         found: list[tuple[int, int]] = []
