@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[test,ner]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test,ner,ocr]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -5,7 +5,6 @@ The tests that run Tesseract are skipped, with the reason, where it is not insta
 the missing-Tesseract error and of identifier matching need no Tesseract and always run.
 """
 
-import io
 
 import numpy as np
 import pydicom
@@ -58,6 +57,7 @@ def cleaned(cohort, records):
 
 
 def test_missing_tesseract_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "program")  # the library is not asked
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no tesseract on PATH
     assert not px.tesseract_available()
     image = np.zeros((64, 64), dtype=np.uint16)
@@ -68,6 +68,7 @@ def test_missing_tesseract_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_a_renamed_program_is_missing_too(monkeypatch):
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "program")
     monkeypatch.setattr(px, "TESSERACT_COMMAND", "tesseract-that-is-not-there")
     assert not px.tesseract_available()
     with pytest.raises(UpdpError, match="tesseract not found"):
@@ -298,8 +299,8 @@ def test_a_picture_full_of_print_falls_back_to_reading_it_whole(monkeypatch):
     assert px.propose_text_regions(stored) is None
     pictures = []
 
-    def tesseract(exe, png):
-        pictures.append(Image.open(io.BytesIO(png)).size)
+    def tesseract(exe, picture):
+        pictures.append(picture.size)
         return "level\n"
 
     monkeypatch.setattr(px, "_tesseract_path", lambda: "tesseract")
@@ -315,6 +316,64 @@ def test_a_picture_full_of_print_falls_back_to_reading_it_whole(monkeypatch):
     small, _ = _print_over_noise([(150, 220, "DOE^JANE", 12)])
     px.clean_burned_in(small, ["DOE"], search="regions")
     assert len(pictures) == 1 and pictures[0][1] < 4 * 256
+
+
+def test_the_engine_is_chosen_by_a_variable_and_a_missing_one_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "sometimes")
+    with pytest.raises(UpdpError, match="must be auto, program or library"):
+        px.ocr_words(np.zeros((32, 32), dtype=np.uint16))
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "library")
+    monkeypatch.setattr(px, "_tessdata", lambda: None)  # no tesserocr, or no English model
+    assert not px.tesseract_available()
+    with pytest.raises(UpdpError, match="install the Python package tesserocr"):
+        px.ocr_words(np.ones((32, 32), dtype=np.uint16))
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "auto")  # auto falls back to the program
+    if px.shutil.which(px.TESSERACT_COMMAND):
+        assert px.ocr_engine() == "program"
+
+
+def _engines() -> list[str]:
+    engines = []
+    for name in ("library", "program"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(px.OCR_ENGINE_VARIABLE, name)
+            if px.tesseract_available():
+                engines.append(name)
+    return engines
+
+
+def test_the_library_and_the_program_read_the_same_print(monkeypatch):
+    if len(_engines()) < 2:
+        pytest.skip("the Tesseract library (tesserocr) or program is not installed")
+    stored, _ = _print_over_noise([(8, 6, "DOE^JANE 4417", 14), (150, 228, "MRN 55821", 12)])
+    read = {}
+    for name in ("library", "program"):
+        monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, name)
+        assert px.ocr_engine() == name
+        read[name] = px.clean_burned_in(stored, ["DOE", "JANE", "4417", "55821"]).boxes
+    assert read["library"] and read["program"]
+    filled = {name: _filled_mask(stored.shape, boxes) for name, boxes in read.items()}
+    # Different builds of Tesseract may cut a word differently; both cover the same print.
+    assert (filled["library"] & filled["program"]).sum() >= 0.9 * filled["program"].sum()
+
+
+def test_library_readers_serve_threads_at_once_and_never_cross_a_fork(monkeypatch):
+    if "library" not in _engines():
+        pytest.skip("the Tesseract library (tesserocr) is not installed")
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "library")
+    images = [_print_over_noise([(8, 6 + 20 * k, f"CASE {k}{k}71", 14)])[0] for k in range(4)]
+    alone = [px.ocr_words(image) for image in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(px.ocr_words, images))
+    assert [[w.text for w in ws] for ws in together] == [[w.text for w in ws] for ws in alone]
+    readers = px._READERS[0]
+    assert readers._idle  # kept for the next image
+    kept = list(readers._idle)
+    monkeypatch.setattr(readers, "_pid", -1)  # as if this were a child made by fork
+    assert [w.text for w in px.ocr_words(images[0])] == [w.text for w in alone[0]]
+    assert not set(map(id, readers._idle)) & set(map(id, kept))
 
 
 def test_an_unknown_search_is_refused():

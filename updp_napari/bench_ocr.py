@@ -3,12 +3,15 @@ whole images, on a fresh cohort: seconds per image, and what each fills."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 
 from .core.errors import UpdpError
+from .deid.pixels import OCR_ENGINE_VARIABLE, TESSERACT_COMMAND, ocr_engine
 
 #: What the region search is for: this many times faster per image than the full search…
 TARGET_SPEED_RATIO = 4.0
@@ -21,6 +24,20 @@ DEFAULT_SEED = 31337
 def _per_image_median(runs: list[list[float]]) -> list[float]:
     """Each image's median over the repeats (``runs[r][i]``: repeat r, image i)."""
     return [statistics.median(times) for times in zip(*runs)]
+
+
+@contextlib.contextmanager
+def _engine(name: str):
+    """Tesseract read by ``name`` ("program" or "library") inside the block."""
+    before = os.environ.get(OCR_ENGINE_VARIABLE)
+    os.environ[OCR_ENGINE_VARIABLE] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(OCR_ENGINE_VARIABLE, None)
+        else:
+            os.environ[OCR_ENGINE_VARIABLE] = before
 
 
 def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
@@ -47,7 +64,11 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
         images = load_images(root)
     score_images(images[:1], "regions")  # imports, Tesseract's model in the page cache
     score_images(images[:1], "full")
-    modes = ("regions", "full")
+    engine = ocr_engine()
+    # With the library, the full search is timed with the program too: the reference as it
+    # was, each image's model loaded anew by every start of Tesseract.
+    program = engine == "library" and shutil.which(TESSERACT_COMMAND) is not None
+    modes = ("regions", "full", *(("full_program",) if program else ()))
     scores: dict[str, dict] = {}
     wall: dict[str, list[list[float]]] = {m: [] for m in modes}
     cpu: dict[str, list[list[float]]] = {m: [] for m in modes}
@@ -55,12 +76,16 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
         # The modes take turns, and which goes first alternates, so that a busy moment of a
         # shared machine falls on both.
         for mode in modes if r % 2 == 0 else modes[::-1]:
-            score = score_images(images, mode)
+            if mode == "full_program":
+                with _engine("program"):
+                    score = score_images(images, "full")
+            else:
+                score = score_images(images, mode)
             scores.setdefault(mode, score)  # the same fills every repeat: Tesseract is exact
             wall[mode].append(score["seconds"])
             cpu[mode].append(score["cpu_seconds"])
     result: dict = {"benchmark": "ocr", "studies": len(images), "size": size, "seed": seed,
-                    "repeats": repeat, "machine": {
+                    "repeats": repeat, "engine": engine, "machine": {
                         "python": platform.python_version(), "machine": platform.machine(),
                         "cpus": os.cpu_count(), "platform": platform.platform()}}
     for mode in modes:
@@ -80,6 +105,9 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
                       ("median_cpu_seconds_per_image", "cpu_speed_ratio"),
                       ("mean_cpu_seconds_per_image", "cpu_speed_ratio_mean")):
         result[name] = round(full[key] / regions[key], 2) if regions[key] else None
+    if program:
+        result["speed_ratio_to_program_full"] = round(
+            result["full_program"]["median_seconds_per_image"] / regions["median_seconds_per_image"], 2)
     lost = lost_lines(scores["full"], scores["regions"])
     gained = lost_lines(scores["regions"], scores["full"])
     result["lines_lost_to_regions"] = lost

@@ -105,14 +105,50 @@ class BurnedInResult:
 # Tesseract
 
 
+# Tesseract is run in this process through its library (the ``tesserocr`` package) when that
+# is installed and finds the English model, else as a program. Starting the program loads the
+# model every time, about 0.1 s, which is most of what reading a few small crops costs; the
+# library loads it once per process. UPDP_OCR_ENGINE=program|library picks one (default: auto).
+OCR_ENGINE_VARIABLE = "UPDP_OCR_ENGINE"
+_LIBRARY = "<tesseract library>"  # what _tesseract_path gives when the library reads
+_TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                     "/usr/share/tessdata", "/usr/local/share/tessdata", "/opt/homebrew/share/tessdata")
+
+
+def _engine_choice() -> str:
+    choice = os.environ.get(OCR_ENGINE_VARIABLE, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "program", "library"):
+        raise TesseractError(f"{OCR_ENGINE_VARIABLE} must be auto, program or library, "
+                             f"not {choice!r}")
+    return choice
+
+
 def tesseract_available() -> bool:
-    """Whether the Tesseract program can be found on PATH."""
-    return shutil.which(TESSERACT_COMMAND) is not None
+    """Whether Tesseract can be run: its library with the English model, or the program on
+    PATH (as ``UPDP_OCR_ENGINE`` allows)."""
+    choice = _engine_choice()
+    if choice != "program" and _tessdata() is not None:
+        return True
+    return choice != "library" and shutil.which(TESSERACT_COMMAND) is not None
+
+
+def ocr_engine() -> str:
+    """Which Tesseract reads here: ``"library"`` or ``"program"`` (an error if neither)."""
+    return "library" if _tesseract_path() is _LIBRARY else "program"
 
 
 def _tesseract_path() -> str:
-    path = shutil.which(TESSERACT_COMMAND)
+    """The program's path, or ``_LIBRARY`` when Tesseract is read in this process."""
+    choice = _engine_choice()
+    if choice != "program" and _tessdata() is not None:
+        return _LIBRARY
+    path = shutil.which(TESSERACT_COMMAND) if choice != "library" else None
     if path is None:
+        if choice == "library":
+            raise TesseractError(
+                "the Tesseract library cannot be used: install the Python package tesserocr "
+                "and the English model (Debian package tesseract-ocr-eng), or set "
+                f"{OCR_ENGINE_VARIABLE}=program")
         raise TesseractError(
             f"tesseract not found: install the Debian package tesseract-ocr "
             f"(apt-get install tesseract-ocr; `make test` does it when run as root), or put "
@@ -121,7 +157,101 @@ def _tesseract_path() -> str:
     return path
 
 
-def _run_tesseract(exe: str, png: bytes) -> str:
+_TESSDATA_CACHE: dict[str, str | None] = {}
+
+
+def _tessdata() -> str | None:
+    """The folder of Tesseract's models holding the English one, when the library is
+    installed (looked for once per process: TESSDATA_PREFIX, the program's own folder, the
+    usual places)."""
+    if "folder" in _TESSDATA_CACHE:
+        return _TESSDATA_CACHE["folder"]
+    folder = None
+    try:
+        import tesserocr  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        candidates = [os.environ.get("TESSDATA_PREFIX", ""), *_program_tessdata(), *_TESSDATA_FOLDERS]
+        for candidate in candidates:
+            for path in (candidate, os.path.join(candidate, "tessdata")):
+                if candidate and os.path.isfile(os.path.join(path, "eng.traineddata")):
+                    folder = path
+                    break
+            if folder:
+                break
+    _TESSDATA_CACHE["folder"] = folder
+    return folder
+
+
+def _program_tessdata() -> list[str]:
+    """The model folder the Tesseract program names (``--list-langs``), if there is one."""
+    exe = shutil.which(TESSERACT_COMMAND)
+    if exe is None:
+        return []
+    try:
+        done = subprocess.run([exe, "--list-langs"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    m = re.search(r'"([^"]+)"', done.stdout.decode("utf-8", "replace"))
+    return [m.group(1)] if m else []
+
+
+class _LibraryReaders:
+    """Tesseract library instances of this process, each used by one thread at a time and
+    kept for the next reading (made anew in a child process: none crosses a fork)."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: list = []
+
+    def read(self, picture) -> str:
+        api = self._take()
+        try:
+            api.SetImage(picture)
+            return api.GetTSVText(0) or ""
+        finally:
+            with self._lock:
+                if self._pid == os.getpid():
+                    self._idle.append(api)
+
+    def _take(self):
+        import tesserocr
+
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._idle = os.getpid(), []
+            if self._idle:
+                return self._idle.pop()
+        try:
+            api = tesserocr.PyTessBaseAPI(path=_tessdata(), lang="eng",
+                                          psm=int(PAGE_SEGMENTATION))
+        except RuntimeError as exc:
+            raise TesseractError(f"the Tesseract library could not load its English model "
+                                 f"({exc})") from None
+        # Both polarities are shown explicitly; skip Tesseract's inverted-line retry.
+        api.SetVariable("tessedit_do_invert", "0")
+        return api
+
+
+_READERS: list[_LibraryReaders] = []
+
+
+def _library_tsv(picture) -> str:
+    if not _READERS:
+        _READERS.append(_LibraryReaders())
+    return _READERS[0].read(picture)
+
+
+def _run_tesseract(exe: str, picture) -> str:
+    """Tesseract's TSV for ``picture`` (a PIL image, 8-bit grey): read by the library as it
+    is, or written as PNG for the program."""
+    if exe is _LIBRARY:
+        return _library_tsv(picture)
+    png = _png_bytes(picture)
     # One OpenMP thread: on a few cores Tesseract's own threading costs far more than it
     # gains, and the views run side by side anyway.
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
@@ -338,13 +468,13 @@ def _png_bytes(img) -> bytes:
     return buf.getvalue()
 
 
-def _png(view: np.ndarray, scale: int) -> bytes:
+def _picture(view: np.ndarray, scale: int):
     from PIL import Image
 
     img = _upscaled(view, scale)
     canvas = Image.new("L", (img.width + 2 * _MARGIN, img.height + 2 * _MARGIN), 255)
     canvas.paste(img, (_MARGIN, _MARGIN))
-    return _png_bytes(canvas)
+    return canvas
 
 
 # --------------------------------------------------------------------------------------
@@ -494,10 +624,9 @@ def propose_text_regions(pixels: np.ndarray, *, monochrome1: bool = False) -> li
     return None if proposal is None else proposal.blocks
 
 
-def _mosaic(crops: list[tuple[np.ndarray, Box]], scale: int
-            ) -> tuple[bytes, list[tuple[Box, Box]]]:
-    """One PNG with the upscaled crops stacked under each other, white between them, and
-    where each went: (its box in the PNG, its box in the array)."""
+def _mosaic(crops: list[tuple[np.ndarray, Box]], scale: int) -> tuple[object, list[tuple[Box, Box]]]:
+    """One picture with the upscaled crops stacked under each other, white between them, and
+    where each went: (its box in the picture, its box in the array)."""
     from PIL import Image
 
     images = [_upscaled(view[y0:y1, x0:x1], scale) for view, (x0, y0, x1, y1) in crops]
@@ -510,7 +639,7 @@ def _mosaic(crops: list[tuple[np.ndarray, Box]], scale: int
         canvas.paste(img, (_MARGIN, top))
         placed.append(((_MARGIN, top, _MARGIN + img.width, top + img.height), box))
         top += img.height + _CROP_GAP
-    return _png_bytes(canvas), placed
+    return canvas, placed
 
 
 def _from_mosaic(box: Box, placed: list[tuple[Box, Box]], scale: int) -> Box | None:
@@ -574,9 +703,9 @@ def _read_regions(exe: str, proposal: _Proposal, layers: list[np.ndarray], strok
             crops.extend((view, block) for block in blocks)
     if not crops:
         return []
-    png, placed = _mosaic(crops, scale)
+    picture, placed = _mosaic(crops, scale)
     words = []
-    for text, conf, box in _parse_tsv(_run_tesseract(exe, png)):
+    for text, conf, box in _parse_tsv(_run_tesseract(exe, picture)):
         mapped = _from_mosaic(box, placed, scale)
         if mapped is not None and _area(mapped):
             words.append(OcrWord(text, mapped, conf))
@@ -601,9 +730,9 @@ def _read(pixels: np.ndarray, monochrome1: bool, search: str = "full"
         if proposal is not None:
             return _read_regions(exe, proposal, layers, strokes, scale), lines
         # Not to be trusted (see _propose): read the whole image, as the full search does.
-    pngs = [_png(view, scale) for view in [*layers, _stroke_view(strokes.bright)]]
-    with ThreadPoolExecutor(max_workers=max(1, min(len(pngs), os.cpu_count() or 1))) as pool:
-        outputs = list(pool.map(lambda png: _run_tesseract(exe, png), pngs))
+    pictures = [_picture(view, scale) for view in [*layers, _stroke_view(strokes.bright)]]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(pictures), os.cpu_count() or 1))) as pool:
+        outputs = list(pool.map(lambda picture: _run_tesseract(exe, picture), pictures))
     words = []
     for tsv in outputs:
         for text, conf, box in _parse_tsv(tsv):
