@@ -5,6 +5,7 @@ The tests that run Tesseract are skipped, with the reason, where it is not insta
 the missing-Tesseract error and of identifier matching need no Tesseract and always run.
 """
 
+import io
 
 import numpy as np
 import pydicom
@@ -355,6 +356,29 @@ def test_the_library_and_the_program_read_the_same_print(monkeypatch):
     filled = {name: _filled_mask(stored.shape, boxes) for name, boxes in read.items()}
     # Different builds of Tesseract may cut a word differently; both cover the same print.
     assert (filled["library"] & filled["program"]).sum() >= 0.9 * filled["program"].sum()
+
+
+def test_the_library_reads_a_picture_as_the_program_reads_its_png(monkeypatch, cohort, records):
+    """The program is given PNGs that state no resolution; the library is given the picture
+    itself and told the resolution Tesseract assumes then: the same words in the same boxes."""
+    if "library" not in _engines():
+        pytest.skip("the Tesseract library (tesserocr) is not installed")
+    monkeypatch.setenv(px.OCR_ENGINE_VARIABLE, "library")
+    pictures = []
+    read = px._run_tesseract
+
+    def keep(exe, picture):
+        pictures.append(picture)
+        return read(exe, picture)
+
+    monkeypatch.setattr(px, "_run_tesseract", keep)
+    for r in [r for r in records if r["burned_in"]][:6]:
+        ds = pydicom.dcmread(cohort / r["image"])
+        px.ocr_words(ds.pixel_array, monochrome1=r["photometric"] == "MONOCHROME1", search="regions")
+    assert len(pictures) >= 4
+    for picture in pictures:
+        as_png = Image.open(io.BytesIO(px._png_bytes(picture)))
+        assert px._library_tsv(picture) == px._library_tsv(as_png)
 
 
 def test_library_readers_serve_threads_at_once_and_never_cross_a_fork(monkeypatch):

@@ -212,6 +212,8 @@ class _LibraryReaders:
         api = self._take()
         try:
             api.SetImage(picture)
+            # As the program reads a PNG without a resolution: the same words, the same boxes.
+            api.SetSourceResolution(_UNSTATED_RESOLUTION)
             return api.GetTSVText(0) or ""
         finally:
             with self._lock:
@@ -238,6 +240,9 @@ class _LibraryReaders:
 
 
 _READERS: list[_LibraryReaders] = []
+# The resolution Tesseract assumes for a picture that states none (the PNGs given to the
+# program); the library is told it, or it would take the one its image conversion writes.
+_UNSTATED_RESOLUTION = 70
 
 
 def _library_tsv(picture) -> str:
