@@ -451,6 +451,12 @@ def test_bench_ocr_compares_the_searches(tmp_path):
         assert result[mode]["markers"] >= result[mode]["markers_touched"] == 0
     assert result["speed_ratio"] > 0 and isinstance(result["lines_lost_to_regions"], list)
     assert isinstance(result["meets_target"], bool)
+    assert result["engine"] == px.ocr_engine()
+    if result["engine"] == "library" and px.shutil.which(px.TESSERACT_COMMAND):
+        # The full search as the program reads it is timed too.
+        assert result["full_program"]["median_seconds_per_image"] > 0
+        assert 0.0 <= (result["full_program"]["covered"] or 0.0) <= 1.0
+        assert result["speed_ratio_to_program_full"] > 0
 
 
 def test_deid_dicom_passes_the_search_on(monkeypatch, cohort, records, tmp_path):
