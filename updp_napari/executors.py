@@ -32,7 +32,8 @@ making them. The synthesizer always runs the model on full batches, so the bytes
 same whichever cases an executor groups.
 
 The built-in ``local`` executor runs a pool of processes on this machine (one worker: in
-this process, the sequential run). Others come from plugins: a class (or factory) in the
+this process, the sequential run); without a GPU its workers run the model stage too, on
+a batch of cases each, one core each. Others come from plugins: a class (or factory) in the
 entry-point group ``updp_napari.executors``, called as ``factory(workers=N)`` (N may be
 None: the executor's own choice) and returning an object as above (``plugins/README.md``).
 """
@@ -69,20 +70,38 @@ def usable_cores() -> int:
 class LocalExecutor:
     """Prepare cases in ``workers`` processes of this machine (None: one per usable core);
     with one worker, in this process. Worker processes ignore Ctrl-C (the run stops them)
-    and are terminated when the run ends early. On Linux they are forked (they start at
-    once, and a script needs no ``if __name__ == "__main__"`` guard); they never touch
-    torch, the GPU or the store the run's process holds. Elsewhere they are spawned."""
+    and are terminated when the run ends early. Without a GPU they also synthesise (see
+    ``synthesizes``) and are spawned, each loading the model once; otherwise, on Linux, they
+    are forked (they start at once) and never touch torch, the GPU or the store the run's
+    process holds. Elsewhere they are spawned (a script then needs an
+    ``if __name__ == "__main__"`` guard)."""
 
     def __init__(self, workers: int | None = None):
         if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
             raise InputError(f"workers must be at least 1 (got {workers})")
         self.workers = usable_cores() if workers is None else int(workers)
 
-    def map(self, preparer, tasks: Iterable, ahead: int = 8) -> Iterator:
+    @property
+    def synthesizes(self) -> bool:
+        """With several workers and no GPU, each worker runs the model stage on the cases it
+        prepared, a batch at a time, on one core: the run's own process would otherwise be
+        the one every worker waits on. With a GPU the model stays in the run's process, on
+        the GPU, once."""
+        return self.workers > 1 and not _gpu_available()
+
+    def map(self, preparer, tasks: Iterable, ahead: int = 8, synthesizer=None) -> Iterator:
         if self.workers == 1:
             yield from _in_process(preparer, tasks)
             return
-        yield from _in_pool(preparer, tasks, self.workers, max(0, int(ahead)))
+        yield from _in_pool(preparer, tasks, self.workers, max(0, int(ahead)), synthesizer)
+
+
+def _gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # no model stage without torch
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def _in_process(preparer, tasks: Iterable) -> Iterator:
@@ -93,10 +112,13 @@ def _in_process(preparer, tasks: Iterable) -> Iterator:
         yield preparer(task)
 
 
-def _worker_loop(preparer, tasks, results) -> None:
-    """One worker process: leave Ctrl-C to the run, build the de-identifiers once, then
-    prepare the tasks sent on its pipe until told to stop (None). Results go back through
-    a queue whose feeder thread sends them while the next case is prepared."""
+def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
+    """One worker process: leave Ctrl-C to the run, build the de-identifiers (and load the
+    model, given a synthesizer) once, then prepare the tasks sent on its pipe until told to
+    stop (None). A message is a first task number and up to a batch of tasks; with a
+    synthesizer the in-domain cases among them get their counterparts in one model call.
+    Results go back through a queue whose feeder thread sends them while the next
+    tasks are prepared."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -104,12 +126,21 @@ def _worker_loop(preparer, tasks, results) -> None:
         setup = getattr(preparer, "setup", None)
         if setup is not None:
             setup()
+        if synthesizer is not None:
+            import torch
+
+            torch.set_num_threads(1)  # one core per worker: the workers fill the machine
+            synthesizer.setup(threads=1)
         while True:
             message = tasks.recv()
             if message is None:
                 break
-            seq, task = message
-            results.put((seq, "ok", preparer(task)))
+            first, chunk = message
+            done = [preparer(task) for task in chunk]
+            if synthesizer is not None:
+                _synthesize(synthesizer, done)
+            for k, outcome in enumerate(done):
+                results.put((first + k, "ok", outcome))
     except EOFError:  # the run is gone
         return
     except BaseException as exc:  # the preparer broke (not a study: it returns those)
@@ -119,23 +150,40 @@ def _worker_loop(preparer, tasks, results) -> None:
         results.join_thread()
 
 
-def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int) -> Iterator:
+def _synthesize(synthesizer, outcomes: list) -> None:
+    """Counterparts for the in-domain prepared cases among ``outcomes``, in one model call
+    (the synthesizer fills a short batch up: a counterpart does not depend on its batch)."""
+    from .pipeline import PreparedCase
+
+    ready = [o for o in outcomes if isinstance(o, PreparedCase) and o.domain.get("in_domain")]
+    if ready:
+        for case, image in zip(ready, synthesizer(ready, isolate=False)):
+            case.synthetic = image
+
+
+def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int, synthesizer=None) -> Iterator:
     import multiprocessing
     import queue
 
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # Workers that run the model are spawned: torch in a child forked from a process whose
+    # torch has started threads can hang.
+    fork = sys.platform.startswith("linux") and synthesizer is None
+    context = multiprocessing.get_context("fork" if fork else "spawn")
     results = context.Queue()
     pipes, processes = [], []
     for n in range(workers):
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_worker_loop, name=f"updp-prepare-{n + 1}",
-                                  args=(preparer, child_end, results), daemon=True)
+                                  args=(preparer, child_end, results, synthesizer), daemon=True)
         process.start()
         child_end.close()
         pipes.append(parent_end)
         processes.append(process)
     source = iter(tasks)
-    limit = workers + ahead  # every worker busy, and a batch's worth done while we synthesise
+    # Tasks go out one at a time, or a model batch at a time when the workers synthesise.
+    chunk = max(1, int(getattr(synthesizer, "batch", 1))) if synthesizer is not None else 1
+    # Every worker busy, and a batch's worth done while the run stores or synthesises.
+    limit = workers * chunk + ahead
     owner: dict[int, int] = {}  # task number -> worker still preparing it
     done: dict = {}
     drawn = yielded = 0
@@ -143,17 +191,23 @@ def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int) -> Iterator:
     try:
         while True:
             while not exhausted and drawn - yielded < limit:
-                task = next(source, _END)
-                if task is _END:
-                    exhausted = True
+                batch = []
+                while len(batch) < chunk:
+                    task = next(source, _END)
+                    if task is _END:
+                        exhausted = True
+                        break
+                    batch.append(task)
+                if not batch:
                     break
                 load = [0] * workers
                 for w in owner.values():
                     load[w] += 1
                 worker = load.index(min(load))
-                pipes[worker].send((drawn, task))
-                owner[drawn] = worker
-                drawn += 1
+                pipes[worker].send((drawn, batch))
+                for k in range(len(batch)):
+                    owner[drawn + k] = worker
+                drawn += len(batch)
             if yielded in done:
                 result = done.pop(yielded)
                 yielded += 1
