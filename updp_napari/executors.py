@@ -153,9 +153,10 @@ def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
 def _synthesize(synthesizer, outcomes: list) -> None:
     """Counterparts for the in-domain prepared cases among ``outcomes``, in one model call
     (the synthesizer fills a short batch up: a counterpart does not depend on its batch)."""
-    from .pipeline import PreparedCase
-
-    ready = [o for o in outcomes if isinstance(o, PreparedCase) and o.domain.get("in_domain")]
+    # A prepared case carries its domain check; a failure does not (no import of the
+    # pipeline here: it imports this module).
+    ready = [o for o in outcomes if isinstance(getattr(o, "domain", None), dict)
+             and o.domain.get("in_domain")]
     if ready:
         for case, image in zip(ready, synthesizer(ready, isolate=False)):
             case.synthetic = image
