@@ -277,9 +277,10 @@ def test_bench_run_reports_rates_scaling_identity_and_a_projection(tiny_models):
         assert set(measured["per_stage_seconds_per_study"]) == \
             {"prepare_worker", "write", "synthesis", "scoring"}
     scaling = result["scaling"]
+    # Rounded to three places: on two studies spawned workers' start makes the speedup tiny.
     assert scaling["speedup"] == pytest.approx(result["workers"]["2"]["studies_per_second"]
                                                / result["workers"]["1"]["studies_per_second"],
-                                               rel=0.01)
+                                               rel=0.01, abs=0.001)
     projection = result["projection"]
     assert projection["studies"] == 1000 and "usable cores" in projection["machine"]
     rate = result["workers"]["1"]["studies_per_second"]
