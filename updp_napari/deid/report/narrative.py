@@ -210,13 +210,16 @@ class Reader:
     def person_word(self, word: str, strength: int) -> bool:
         """Whether ``word`` can be part of a person's name here, given how strongly context
         points at a person (``NONE`` … ``TITLE``)."""
+        return self._kept((word, strength, self.cased), self._person_word, word, strength)
+
+    def _kept(self, key: tuple, decide, *args) -> bool:
+        """``decide(*args)``, kept across notes under ``key`` (which says what it depends on)."""
         decided = self.wc.decided
-        key = (word, strength, self.cased)
         answer = decided.get(key)
         if answer is None:
             if len(decided) >= _DECIDED_LIMIT:
                 decided.clear()
-            answer = decided[key] = self._person_word(word, strength)
+            answer = decided[key] = decide(*args)
         return answer
 
     def _person_word(self, word: str, strength: int) -> bool:
@@ -294,14 +297,7 @@ class Reader:
 
     def place_word(self, word: str) -> bool:
         """Whether ``word`` can be part of a place's name here."""
-        decided = self.wc.decided
-        key = (word, _PLACE, self.cased)
-        answer = decided.get(key)
-        if answer is None:
-            if len(decided) >= _DECIDED_LIMIT:
-                decided.clear()
-            answer = decided[key] = self._place_word(word)
-        return answer
+        return self._kept((word, _PLACE, self.cased), self._place_word, word)
 
     def _place_word(self, word: str) -> bool:
         key = word.lower()
