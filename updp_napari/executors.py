@@ -27,9 +27,9 @@ is called as ``map(preparer, tasks, ahead, synthesizer=...)``: ``synthesizer`` (
 :class:`~updp_napari.pipeline.CaseSynthesizer`, picklable; ``setup()`` loads the model
 where it runs) called with a list of prepared cases returns their counterparts, and the
 executor sets each in-domain case's ``synthetic`` to its own before yielding it (out of
-domain and failed cases pass as they are). The run then stores the counterparts instead of
-making them. The synthesizer always runs the model on full batches, so the bytes are the
-same whichever cases an executor groups.
+domain and failed cases pass as they are; ``synthesizer.fill(outcomes)`` does this). The
+run then stores the counterparts instead of making them. The synthesizer always runs the
+model on full batches, so the bytes are the same whichever cases an executor groups.
 
 The built-in ``local`` executor runs a pool of processes on this machine (one worker: in
 this process, the sequential run); without a GPU its workers run the model stage too, on
@@ -138,7 +138,7 @@ def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
             first, chunk = message
             done = [preparer(task) for task in chunk]
             if synthesizer is not None:
-                _synthesize(synthesizer, done)
+                synthesizer.fill(done)
             for k, outcome in enumerate(done):
                 results.put((first + k, "ok", outcome))
     except EOFError:  # the run is gone
@@ -148,18 +148,6 @@ def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
     finally:
         results.close()
         results.join_thread()
-
-
-def _synthesize(synthesizer, outcomes: list) -> None:
-    """Counterparts for the in-domain prepared cases among ``outcomes``, in one model call
-    (the synthesizer fills a short batch up: a counterpart does not depend on its batch)."""
-    # A prepared case carries its domain check; a failure does not (no import of the
-    # pipeline here: it imports this module).
-    ready = [o for o in outcomes if isinstance(getattr(o, "domain", None), dict)
-             and o.domain.get("in_domain")]
-    if ready:
-        for case, image in zip(ready, synthesizer(ready, isolate=False)):
-            case.synthetic = image
 
 
 def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int, synthesizer=None) -> Iterator:

@@ -265,6 +265,14 @@ class CaseSynthesizer:
         data = next(data for name, data, _, _ in prepared.artifacts if name == "cleaned")
         return case_seed_of(self.seed, hashlib.sha256(data).hexdigest())
 
+    def fill(self, outcomes: list) -> None:
+        """Give each in-domain prepared case among ``outcomes`` (failures pass) its
+        counterpart, made here in this process: what an executor that synthesises does."""
+        ready = [o for o in outcomes if isinstance(o, PreparedCase) and o.domain.get("in_domain")]
+        if ready:
+            for case, image in zip(ready, self(ready, isolate=False)):
+                case.synthetic = image
+
     def __call__(self, batch: list[PreparedCase], seeds: list[int] | None = None, *,
                  isolate: bool | None = None, progress=None) -> list[np.ndarray]:
         from .synth.job import run_job

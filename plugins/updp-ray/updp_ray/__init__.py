@@ -268,12 +268,7 @@ class _Synthesize:
     def __call__(self, batch):
         import pyarrow
 
-        from updp_napari.pipeline import PreparedCase
-
         cases = [pickle.loads(data) for data in batch.column("case").to_pylist()]
-        ready = [c for c in cases if isinstance(c, PreparedCase) and c.domain.get("in_domain")]
-        if ready:  # the model runs here, not in a process of its own
-            for case, image in zip(ready, self.synthesizer(ready, isolate=False)):
-                case.synthetic = image
+        self.synthesizer.fill(cases)  # the model runs here, not in a process of its own
         return pyarrow.table({"case": pyarrow.array(
             [pickle.dumps(c, protocol=5) for c in cases], pyarrow.binary())})
