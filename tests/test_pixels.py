@@ -392,7 +392,7 @@ def test_library_readers_serve_threads_at_once_and_never_cross_a_fork(monkeypatc
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(px.ocr_words, images))
     assert [[w.text for w in ws] for ws in together] == [[w.text for w in ws] for ws in alone]
-    readers = px._READERS[0]
+    readers = px._READERS
     assert readers._idle  # kept for the next image
     kept = list(readers._idle)
     monkeypatch.setattr(readers, "_pid", -1)  # as if this were a child made by fork

@@ -34,6 +34,7 @@ records of what was filled carry boxes and reasons only (the text is PHI).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 import os
@@ -126,10 +127,12 @@ def _engine_choice() -> str:
 def tesseract_available() -> bool:
     """Whether Tesseract can be run: its library with the English model, or the program on
     PATH (as ``UPDP_OCR_ENGINE`` allows)."""
-    choice = _engine_choice()
-    if choice != "program" and _tessdata() is not None:
-        return True
-    return choice != "library" and shutil.which(TESSERACT_COMMAND) is not None
+    _engine_choice()  # a wrong choice is an error, not a missing Tesseract
+    try:
+        _tesseract_path()
+    except TesseractError:
+        return False
+    return True
 
 
 def ocr_engine() -> str:
@@ -157,31 +160,20 @@ def _tesseract_path() -> str:
     return path
 
 
-_TESSDATA_CACHE: dict[str, str | None] = {}
-
-
+@functools.cache
 def _tessdata() -> str | None:
     """The folder of Tesseract's models holding the English one, when the library is
     installed (looked for once per process: TESSDATA_PREFIX, the program's own folder, the
     usual places)."""
-    if "folder" in _TESSDATA_CACHE:
-        return _TESSDATA_CACHE["folder"]
-    folder = None
     try:
         import tesserocr  # noqa: F401
     except ImportError:
-        pass
-    else:
-        candidates = [os.environ.get("TESSDATA_PREFIX", ""), *_program_tessdata(), *_TESSDATA_FOLDERS]
-        for candidate in candidates:
-            for path in (candidate, os.path.join(candidate, "tessdata")):
-                if candidate and os.path.isfile(os.path.join(path, "eng.traineddata")):
-                    folder = path
-                    break
-            if folder:
-                break
-    _TESSDATA_CACHE["folder"] = folder
-    return folder
+        return None
+    for candidate in [os.environ.get("TESSDATA_PREFIX", ""), *_program_tessdata(), *_TESSDATA_FOLDERS]:
+        for path in (candidate, os.path.join(candidate, "tessdata")):
+            if candidate and os.path.isfile(os.path.join(path, "eng.traineddata")):
+                return path
+    return None
 
 
 def _program_tessdata() -> list[str]:
@@ -239,16 +231,14 @@ class _LibraryReaders:
         return api
 
 
-_READERS: list[_LibraryReaders] = []
+_READERS = _LibraryReaders()
 # The resolution Tesseract assumes for a picture that states none (the PNGs given to the
 # program); the library is told it, or it would take the one its image conversion writes.
 _UNSTATED_RESOLUTION = 70
 
 
 def _library_tsv(picture) -> str:
-    if not _READERS:
-        _READERS.append(_LibraryReaders())
-    return _READERS[0].read(picture)
+    return _READERS.read(picture)
 
 
 def _run_tesseract(exe: str, picture) -> str:
