@@ -46,8 +46,10 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
     ``search="regions"`` and ``search="full"`` on a fresh cohort of ``studies`` studies
     (3 per patient, 5 sites, ``seed``), the two taking turns repeat by repeat; the speed
     ratio of the medians (wall clock and CPU, Tesseract included); for both, the PHI lines
-    covered (90 % of the line filled) and filled whole, and the side markers touched; and
-    the lines the full search covers that the region search does not."""
+    covered (90 % of the line filled) and filled whole, the side markers touched, the share
+    of the other pixels filled, and the images in which the export gate's OCR still finds an
+    identifier on a PHI line; and the lines the full search covers that the region search
+    does not."""
     from .cohort.generate import make_cohort
     from .deid.pixels import tesseract_available
     from .evaluate.pixels import load_images, lost_lines, score_images
@@ -76,11 +78,12 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
         # The modes take turns, and which goes first alternates, so that a busy moment of a
         # shared machine falls on both.
         for mode in modes if r % 2 == 0 else modes[::-1]:
+            # The leak check reads every cleaned image again: once, on the first repeat.
             if mode == "full_program":
                 with _engine("program"):
-                    score = score_images(images, "full")
+                    score = score_images(images, "full", leak_scan=r == 0)
             else:
-                score = score_images(images, mode)
+                score = score_images(images, mode, leak_scan=r == 0)
             scores.setdefault(mode, score)  # the same fills every repeat: Tesseract is exact
             wall[mode].append(score["seconds"])
             cpu[mode].append(score["cpu_seconds"])
@@ -98,7 +101,8 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
             "median_cpu_seconds_per_image": round(statistics.median(per_image_cpu), 4),
             "mean_cpu_seconds_per_image": round(statistics.fmean(per_image_cpu), 4),
             **{k: score[k] for k in ("phi_lines", "covered", "filled_whole", "mean_coverage",
-                                     "markers", "markers_touched")}}
+                                     "markers", "markers_touched", "background_filled")},
+            "leaks": len(score["leaks"]), "leaked_studies": score["leaks"]}
     regions, full = result["regions"], result["full"]
     for key, name in (("median_seconds_per_image", "speed_ratio"),
                       ("mean_seconds_per_image", "speed_ratio_mean"),
@@ -114,11 +118,20 @@ def bench_ocr(studies: int = 90, size: int = 256, repeat: int = 3,
     result["lines_gained_by_regions"] = len(gained)
     result["target_speed_ratio"] = TARGET_SPEED_RATIO
     result["target_covered"] = TARGET_COVERED
-    # Faster by the target, covering no fewer lines than the full search (none it covers
-    # lost), at least the target fraction at 256 px, side markers left alone.
+    # The reference is the search as it was before the region search: the whole image, read
+    # by the program (the full search read by the library where the program is missing).
+    reference = "full_program" if program else "full"
+    result["reference"] = reference
+    result["speed_ratio_to_reference"] = result["speed_ratio_to_program_full"] if program \
+        else result["speed_ratio"]
+    covered = regions["covered"] or 0.0
+    # Faster than the reference by the target; covering as large a share of the PHI lines as
+    # either full search (recall unchanged; single lines may differ: lines_lost_to_regions),
+    # and at least the target share at 256 px; nothing the export gate's OCR finds left on a
+    # PHI line; side markers left alone.
     result["meets_target"] = bool(
-        result["speed_ratio"] is not None and result["speed_ratio"] >= TARGET_SPEED_RATIO
-        and not lost and regions["markers_touched"] == 0
-        and (regions["covered"] or 0.0) >= (full["covered"] or 0.0)
-        and (size != 256 or regions["covered"] is None or regions["covered"] >= TARGET_COVERED))
+        (result["speed_ratio_to_reference"] or 0.0) >= TARGET_SPEED_RATIO
+        and all(covered >= (result[m]["covered"] or 0.0) for m in modes if m != "regions")
+        and regions["leaks"] == 0 and regions["markers_touched"] == 0
+        and (size != 256 or regions["covered"] is None or covered >= TARGET_COVERED))
     return result

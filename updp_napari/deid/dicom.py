@@ -53,7 +53,7 @@ class DicomDeidentifier:
 
     def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
                  pixels: str = "ocr", trust_burned_in_no: bool = False,
-                 extra_safe_private: frozenset = frozenset(), ocr_search: str = "full"):
+                 extra_safe_private: frozenset = frozenset(), ocr_search: str = "regions"):
         if pixels not in ("ocr", "off"):
             raise UpdpError(f"pixels must be ocr or off, not {pixels!r}")
         if ocr_search not in ("regions", "full"):

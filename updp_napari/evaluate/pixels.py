@@ -48,6 +48,7 @@ def load_images(cohort: str | os.PathLike) -> list[dict]:
     lines (box, category, phi; the text left out)."""
     import pydicom
 
+    from ..deid.leaks import collect_identifiers
     from ..deid.pixels import identifiers_from_header
     from ..ingest import flatten_header
 
@@ -62,24 +63,46 @@ def load_images(cohort: str | os.PathLike) -> list[dict]:
             "study_id": r["study_id"], "pixels": ds.pixel_array,
             "monochrome1": str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1",
             "identifiers": identifiers_from_header(flatten_header(ds)),
+            "leak_identifiers": collect_identifiers(ds),
             "burned_in": [{k: b[k] for k in ("box", "category", "phi")}
                           for b in r.get("burned_in", [])]})
     return images
 
 
+def _leaked(image: dict, cleaned: np.ndarray) -> bool:
+    """Whether the export gate's OCR check (``updp scan-leaks``: the full search, matched
+    against every identifier of the original header) finds one in what is left of the
+    image's PHI lines. Words read elsewhere are left out: there OCR of anatomy now and then
+    spells a name of the header by chance, which makes the gate refuse the image (a false
+    alarm, failing closed), not a leak."""
+    from ..deid.pixels import ocr_words
+
+    phi = [tuple(b["box"]) for b in image["burned_in"] if b["phi"]]
+    words = [w for w in ocr_words(cleaned, monochrome1=image["monochrome1"])
+             if any(min(w.box[2], x1) > max(w.box[0], x0) and min(w.box[3], y1) > max(w.box[1], y0)
+                    for x0, y0, x1, y1 in phi)]
+    return bool(words) and bool(image["leak_identifiers"].find_ocr(
+        [w.text for w in words], [w.box for w in words]))
+
+
 def score_images(images: list[dict], search: str = "full",
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None, *,
+                 leak_scan: bool = False) -> dict:
     """Run the cleaner with ``search`` on images from :func:`load_images` and score it.
 
     Returns ``images``, ``phi_lines``, ``covered`` (fraction of PHI lines ≥ 90 % filled),
-    ``filled_whole``, ``mean_coverage``, ``markers``, ``markers_touched``, the per-image
-    ``seconds`` and ``cpu_seconds`` with their medians, and ``lines``: each PHI line's
-    ``study_id``, ``category`` and ``coverage`` (in ground-truth order, so two runs on the
-    same images compare line by line).
+    ``filled_whole``, ``mean_coverage``, ``markers``, ``markers_touched``,
+    ``background_filled`` (of the pixels outside every burned-in line, the fraction filled,
+    averaged over the images: what the fills cost the anatomy), the per-image ``seconds`` and
+    ``cpu_seconds`` with their medians, and ``lines``: each PHI line's ``study_id``,
+    ``category`` and ``coverage`` (in ground-truth order, so two runs on the same images
+    compare line by line). With ``leak_scan``, ``leaks`` too: the study ids of the cleaned
+    images in which the export gate's OCR check still finds an identifier of the header
+    (not timed).
     """
     from ..deid.pixels import clean_burned_in
 
-    lines, markers, seconds, cpu = [], [], [], []
+    lines, markers, seconds, cpu, background, leaks = [], [], [], [], [], []
     for n, image in enumerate(images, 1):
         pixels = image["pixels"]
         start, start_cpu = time.perf_counter(), _cpu()
@@ -88,6 +111,10 @@ def score_images(images: list[dict], search: str = "full",
         seconds.append(time.perf_counter() - start)
         cpu.append(_cpu() - start_cpu)
         filled = _filled(pixels.shape, result.boxes)
+        text = _filled(pixels.shape, image["burned_in"])
+        background.append(float((filled & ~text).sum() / max(1, (~text).sum())))
+        if leak_scan and _leaked(image, result.pixels):
+            leaks.append(image["study_id"])
         for b in image["burned_in"]:
             x0, y0, x1, y1 = b["box"]
             coverage = float(filled[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else 0.0
@@ -105,6 +132,8 @@ def score_images(images: list[dict], search: str = "full",
         "filled_whole": round(float(np.mean([c >= 1.0 for c in coverage])), 4) if lines else None,
         "mean_coverage": round(float(np.mean(coverage)), 4) if lines else None,
         "markers": len(markers), "markers_touched": sum(c > 0 for c in markers),
+        "background_filled": round(float(np.mean(background)), 5) if background else None,
+        **({"leaks": leaks} if leak_scan else {}),
         "seconds": [round(s, 4) for s in seconds], "cpu_seconds": [round(s, 4) for s in cpu],
         "median_seconds": round(statistics.median(seconds), 4) if seconds else None,
         "median_cpu_seconds": round(statistics.median(cpu), 4) if cpu else None,
