@@ -24,11 +24,12 @@ Reading whole views is the ``full`` search. The cleaner's default, the ``regions
 first proposes where print may be (:func:`propose_text_regions`: the glyph lines, and runs of
 strokes shaped like print that the glyph lines miss, padded and joined into blocks) and
 Tesseract reads only those blocks, the crops of each kind of view stacked into one picture,
-over a fraction of the pixels. A block of a few lines in which a line is filled is filled
-whole: it is one annotation, and OCR of small crops over busy anatomy misses some of its
-lines. When the proposal is not to be trusted the whole image is read. :func:`ocr_words`,
-which the leak scanner uses, reads whole images unless told otherwise: the gate checks the
-cleaner's work another way than the cleaner did it.
+over a fraction of the pixels. Where a line of a block of a few lines is filled, the
+block's other glyph lines of the print's size are filled with it: the block is one
+annotation, and OCR of small crops over busy anatomy misses some of its lines. When the
+proposal is not to be trusted the whole image is read. :func:`ocr_words`, which the leak
+scanner uses, reads whole images unless told otherwise: the gate checks the cleaner's work
+another way than the cleaner did it.
 
 No text read from pixels is logged or returned except in :class:`OcrWord` itself; the
 records of what was filled carry boxes and reasons only (the text is PHI).
@@ -83,7 +84,7 @@ SEARCH_MODES = ("regions", "full")
 # a screenshot), and reading it whole costs about as much.
 _MAX_REGIONS = 48
 _MAX_REGION_FRACTION = 0.4
-_BLOCK_LINES = 6  # a proposed block holding a fill is filled whole up to this many lines high
+_BLOCK_LINES = 6  # a proposed block grows a fill (its glyph lines join) up to this many lines high
 _CROP_GAP = 24  # white rows, in upscaled pixels, between crops stacked for one reading
 
 
@@ -1012,13 +1013,13 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
 
     ``search`` says where OCR looks: ``"regions"`` (the default) reads only the blocks
     :func:`propose_text_regions` proposes, each kind of view in a picture of its own, and
-    fills a proposed block of a few lines whole where one of its lines is filled (see
-    :func:`_proposed_blocks_of`), falling back to the whole image when the proposal is not
-    to be trusted; ``"full"`` reads the whole image in all its views. On five fresh 256 px
-    cohorts the region search covered more of the PHI lines than the full search (0.90–0.97
-    against 0.83–0.94) at about a third of its time, filling about 1 % more of the other
-    pixels (docs/MEASUREMENTS.md). Words OCR would make up out of anatomy outside the
-    proposal are then not read at all.
+    where a line of a proposed block of a few lines is filled, fills the block's other
+    glyph lines with it (see :func:`_proposed_blocks_of`); it reads the whole image when
+    the proposal is not to be trusted. ``"full"`` reads the whole image in all its views.
+    On six 256 px cohorts the region search covered more of the PHI lines than the full
+    search (0.88–1.00 against 0.83–0.94) in about a third of its time, filling about half a
+    point more of the other pixels (docs/MEASUREMENTS.md). Words OCR would make up out of
+    anatomy outside the proposal are not read at all.
 
     The input is not modified; outside the returned boxes the output is byte-identical.
     """
