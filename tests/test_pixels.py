@@ -266,6 +266,24 @@ def test_the_glyph_lines_of_a_proposed_block_join_a_line_filled_in_it(monkeypatc
     assert _covered(filled, under[1]) < 0.5
 
 
+
+def test_a_block_overlapping_one_with_a_fill_is_the_rest_of_its_annotation(monkeypatch):
+    # The proposal split one annotation in two blocks that overlap: OCR matched only the
+    # last line, in the lower block; the lines of the upper block are filled too. A third
+    # block that overlaps the upper one only (a chain) stays: one step, no further.
+    top, middle, last = (180, 200, 240, 207), (190, 212, 240, 219), (180, 224, 230, 231)
+    words = [px.OcrWord("DOE", (180, 224, 230, 231), 90.0)]
+    upper, lower, chained = (170, 195, 250, 222), (170, 221, 250, 236), (120, 150, 200, 198)
+    lines = [top, middle, last, (130, 170, 175, 177)]
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
+                        (words, lines, [upper, lower, chained]))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    for box in (top, middle, last):
+        assert _covered(filled, box) == 1.0, box
+    assert _covered(filled, (130, 170, 175, 177)) == 0.0
+
+
 # ------------------------------------------------------------------ the region search
 
 
