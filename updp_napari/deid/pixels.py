@@ -969,10 +969,10 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
     A block overlapping one that holds a fill is the rest of its annotation (one step: a
     chain of blocks is anatomy as much as print). Each such block adds one rectangle: its
     fills and those lines, widened along the lines by the print's height at either end (the
-    glyph lines lose first and last letters) but never past the block. Blocks of more than an annotation's size, or more than
-    :data:`_BLOCK_LINES` lines of their fills high, add nothing: they are anatomy as much
-    as print. Lines taller than 1.5 times the print are print run into anatomy and do not
-    join."""
+    glyph lines lose first and last letters) but never past the block. Blocks of more than
+    an annotation's size, or more than :data:`_BLOCK_LINES` lines of their fills high, add
+    nothing: they are anatomy as much as print. Lines taller than 1.5 times the print are
+    print run into anatomy and do not join."""
     rows, cols = shape
     sized = [b for b in blocks if _height(b) <= 0.3 * rows and b[2] - b[0] <= 0.75 * cols]
     held: dict[Box, tuple[float, str, list[Box]]] = {}  # block -> print height, reason, fills
