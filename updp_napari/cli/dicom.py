@@ -40,9 +40,9 @@ def _register_deid_dicom(subparsers) -> None:
     p.add_argument("--ocr-search", choices=["regions", "full"], default="regions",
                    help="regions (default): OCR reads only the blocks the image analysis "
                         "proposes as print (lines of glyphs, runs of strokes shaped like "
-                        "letters), fills a block of a few lines whole where it finds PHI in "
+                        "letters), fills the glyph lines of a block where it finds PHI in "
                         "it, and reads the whole image when it proposes too much; full: OCR "
-                        "reads every image whole, about three times slower (on the measured "
+                        "reads every image whole, two to three times slower (on the measured "
                         "cohorts it covered fewer PHI lines)")
     p.add_argument("--options", metavar="LIST",
                    help="comma list of profile options: retain-modified-dates, "
