@@ -926,12 +926,18 @@ def _flush_below_or_above(a: Box, b: Box) -> bool:
                                              or abs(a[2] - b[2]) <= tolerance)
 
 
+def _annotation_sized(box: Box, shape: tuple[int, int]) -> bool:
+    """Whether ``box`` is no larger than an annotation block can be: at most 30 % of the
+    image's height and 75 % of its width."""
+    rows, cols = shape
+    return _height(box) <= 0.3 * rows and box[2] - box[0] <= 0.75 * cols
+
+
 def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[Box, str, int]]:
     """Fills of one annotation block (on one baseline a few words apart, or stacked a
     line apart with overlapping columns) joined into the block's rectangle, so that
     letters OCR lost between the pieces are covered too. Returns (box, reason, line
     height); the reason is header-match when any piece matched."""
-    rows, cols = shape
     items = [(box, reason, _height(box)) for box, reason in fills]
     merged = True
     while merged:
@@ -945,8 +951,8 @@ def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[
                 if not ((v_gap < 0 and h_gap <= 3.0 * h) or (v_gap <= 1.2 * h and h_gap < 0)):
                     continue
                 box = _union(a, b)
-                if _height(box) > 0.3 * rows or box[2] - box[0] > 0.75 * cols:
-                    continue  # no annotation block is that large: keep the pieces apart
+                if not _annotation_sized(box, shape):
+                    continue  # keep the pieces apart
                 reason = "header-match" if "header-match" in (ra, rb) else "ocr"
                 items[i] = (box, reason, h)
                 del items[j]
@@ -973,8 +979,7 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
     an annotation's size, or more than :data:`_BLOCK_LINES` lines of their fills high, add
     nothing: they are anatomy as much as print. Lines taller than 1.5 times the print are
     print run into anatomy and do not join."""
-    rows, cols = shape
-    sized = [b for b in blocks if _height(b) <= 0.3 * rows and b[2] - b[0] <= 0.75 * cols]
+    sized = [b for b in blocks if _annotation_sized(b, shape)]
     held: dict[Box, tuple[float, str, list[Box]]] = {}  # block -> print height, reason, fills
     for block in sized:
         inside = [(box, reason) for box, reason in fills

@@ -77,10 +77,9 @@ def _leaked(image: dict, cleaned: np.ndarray) -> bool:
     alarm, failing closed), not a leak."""
     from ..deid.pixels import ocr_words
 
-    phi = [tuple(b["box"]) for b in image["burned_in"] if b["phi"]]
+    phi = _filled(cleaned.shape, [b for b in image["burned_in"] if b["phi"]])
     words = [w for w in ocr_words(cleaned, monochrome1=image["monochrome1"])
-             if any(min(w.box[2], x1) > max(w.box[0], x0) and min(w.box[3], y1) > max(w.box[1], y0)
-                    for x0, y0, x1, y1 in phi)]
+             if phi[w.box[1]:w.box[3], w.box[0]:w.box[2]].any()]
     return bool(words) and bool(image["leak_identifiers"].find_ocr(
         [w.text for w in words], [w.box for w in words]))
 
