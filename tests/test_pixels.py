@@ -266,7 +266,6 @@ def test_the_glyph_lines_of_a_proposed_block_join_a_line_filled_in_it(monkeypatc
     assert _covered(filled, under[1]) < 0.5
 
 
-
 def test_a_block_overlapping_one_with_a_fill_is_the_rest_of_its_annotation(monkeypatch):
     # The proposal split one annotation in two blocks that overlap: OCR matched only the
     # last line, in the lower block; the lines of the upper block are filled too. A third
@@ -367,9 +366,8 @@ def test_a_picture_full_of_print_falls_back_to_reading_it_whole(monkeypatch):
     # thresholds each picture as a whole: grey top-hats and black-on-white layers apart).
     pictures.clear()
     small, _ = _print_over_noise([(150, 220, "DOE^JANE", 12)])
-    proposal = px._propose(px._strokes(px._display(small, False)),
-                           px._text_layers(px._strokes(px._display(small, False)))[1],
-                           small.shape)
+    strokes = px._strokes(px._display(small, False))
+    proposal = px._propose(strokes, px._text_layers(strokes)[1], small.shape)
     px.clean_burned_in(small, ["DOE"], search="regions")
     expected = 1 + bool(proposal.bright_print) + bool(proposal.dark_print)
     assert len(pictures) == expected >= 2 and all(h < 4 * 256 for _w, h in pictures)
@@ -548,10 +546,15 @@ def test_the_score_counts_what_the_gate_still_reads_and_what_the_fills_cost(monk
 
     images = [i for i in scoring.load_images(cohort) if any(b["phi"] for b in i["burned_in"])]
     assert len(images) >= 5
-    # Cleaned by the default search: the gate's OCR reads no identifier on a PHI line, and
-    # the fills take a small share of the other pixels.
+    # Cleaned by the full search (the score's default, the reference) and by the region
+    # search (the cleaner's default): the gate's OCR reads no identifier on a PHI line, and
+    # the fills take a small share of the other pixels (the region search a little more: it
+    # fills the glyph lines of an annotation's block, and widens them).
     cleaned = scoring.score_images(images, leak_scan=True)
+    assert cleaned["search"] == "full"
     assert cleaned["leaks"] == [] and 0.0 < cleaned["background_filled"] < 0.05
+    regions = scoring.score_images(images, px.DEFAULT_SEARCH, leak_scan=True)
+    assert regions["leaks"] == [] and 0.0 < regions["background_filled"] < 0.06
     # Not cleaned at all: the gate reads the names and IDs, and nothing else is filled.
     monkeypatch.setattr(px, "clean_burned_in", lambda pixels, *a, **k: px.BurnedInResult(
         pixels=np.asarray(pixels).copy(), boxes=[]))

@@ -20,6 +20,7 @@ from ..core.errors import InputError, UpdpError
 from ..core.files import private_folder
 from ..core.progress import Progress
 from .header import DEFAULT_OPTIONS, HeaderDeidentifier
+from .pixels import DEFAULT_SEARCH, SEARCH_MODES
 from .report.header_values import dictionary_vr
 
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -53,11 +54,11 @@ class DicomDeidentifier:
 
     def __init__(self, key: bytes, options: tuple[str, ...] = DEFAULT_OPTIONS,
                  pixels: str = "ocr", trust_burned_in_no: bool = False,
-                 extra_safe_private: frozenset = frozenset(), ocr_search: str = "regions"):
+                 extra_safe_private: frozenset = frozenset(), ocr_search: str = DEFAULT_SEARCH):
         if pixels not in ("ocr", "off"):
             raise UpdpError(f"pixels must be ocr or off, not {pixels!r}")
-        if ocr_search not in ("regions", "full"):
-            raise UpdpError(f"ocr_search must be regions or full, not {ocr_search!r}")
+        if ocr_search not in SEARCH_MODES:
+            raise UpdpError(f"ocr_search must be {' or '.join(SEARCH_MODES)}, not {ocr_search!r}")
         if pixels == "ocr":
             from .pixels import tesseract_available
 

@@ -78,6 +78,7 @@ _NOISE_FLOOR = 4.0  # …and never below this many noise deviations
 #: around the text the image analysis proposes, ``"full"`` reads the whole image (the
 #: reference, and the fallback when the proposal cannot be trusted).
 SEARCH_MODES = ("regions", "full")
+DEFAULT_SEARCH = "regions"  # what the cleaner, deid-dicom and the runs use unless told
 # The proposal falls back to reading the whole image when it proposes more than this many
 # blocks, or blocks with print candidates (read in the top-hats too) over more than this
 # fraction of the image: the image is then mostly "print" to the detectors (a scanned form,
@@ -1019,7 +1020,7 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
 def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
                     monochrome1: bool = False,
                     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                    search: str = "regions") -> BurnedInResult:
+                    search: str = DEFAULT_SEARCH) -> BurnedInResult:
     """Fill burned-in text with the value that displays as black (the array's minimum;
     its maximum for MONOCHROME1).
 
