@@ -144,6 +144,65 @@ def test_each_reports_gradient_is_its_own(encoder, hospital):
                 torch.testing.assert_close(samples[key][i], p.grad, atol=1e-5, rtol=1e-4)
 
 
+def test_the_head_reads_a_token_and_the_ones_before_it(encoder):
+    """Each token's score is read from the window of states ending at it: a change just
+    before a finding's word ("no") changes that word's score, one after it does not, and
+    the padding after a report changes nothing."""
+    model, _tokenizer, _card = rc.lora_network(encoder, lora_r=2, head_window=3)
+    assert model.head.kernel_size == (3,)
+    torch.nn.init.normal_(model.head.weight)
+
+    class Given(torch.nn.Module):  # the encoder's states, given: the head alone is tested
+        def __init__(self, states):
+            super().__init__()
+            self.states = states
+
+        def forward(self, input_ids, **_ids):
+            return (self.states[:, :input_ids.shape[1]],)
+
+    n = 8
+    states = torch.randn(1, n + 4, 32, generator=torch.Generator().manual_seed(0))
+    scores = []
+    model.head.register_forward_hook(lambda _m, _i, out: scores.append(out[:, :, :n]))
+
+    def run(states, padded=False):
+        length = n + 4 if padded else n
+        attention = (torch.arange(length) < n).long().unsqueeze(0)
+        model.encoder = Given(states)
+        with torch.no_grad():
+            model(torch.zeros(1, length, dtype=torch.long), attention, *rc._ids(attention))
+        return scores[-1]
+
+    plain = run(states)
+    changed_padding = states.clone()
+    changed_padding[0, n:] = 100.0
+    scale = float(plain.abs().max())  # the scores are large: standardised states
+    torch.testing.assert_close(run(changed_padding, padded=True), plain, rtol=1e-4,
+                               atol=1e-5 * scale)
+    changed = states.clone()
+    changed[0, 3] += 1.0
+    moved = (run(changed) - plain).abs().amax(1)[0] > 1e-3 * scale
+    assert moved.tolist() == [False, False, False, True, True, True, False, False]
+
+
+def test_a_linear_head_saved_with_window_1_loads(encoder, hospital, tmp_path):
+    classifier = _train(encoder, hospital, epsilon=math.inf, seed=0, head_window=1)
+    assert classifier.card["head"]["window"] == 1
+    assert classifier.card["head"]["parameters"] == 32 * len(FINDINGS) + len(FINDINGS)
+    classifier.save(tmp_path / "m")
+    # A head saved as a linear layer's [findings, hidden] weight is the same head.
+    from safetensors.torch import load_file, save_file
+
+    head = load_file(str(tmp_path / "m" / rc.HEAD_FILE))
+    head["head.weight"] = head["head.weight"][..., 0]
+    save_file(head, str(tmp_path / "m" / rc.HEAD_FILE))
+    loaded = rc.ReportClassifier.load(tmp_path / "m")
+    texts = hospital[0][:3]
+    np.testing.assert_allclose(loaded.predict(texts), classifier.predict(texts), atol=1e-5)
+    with pytest.raises(InputError, match="head_window"):
+        _train(encoder, hospital, epsilon=math.inf, head_window=0)
+
+
 # --- the budget ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("epsilon", [pytest.param(1.0, marks=pytest.mark.slow), 8.0])

@@ -610,8 +610,9 @@ def _register_train_report_classifier(subparsers) -> None:
         "tune the report classifier (LoRA on the pre-trained BERT) with DP-SGD, one per ε",
         "Tune a classifier of the seven findings on the reports of a cohort made by updp "
         "make-cohort (labels: its ground truth): LoRA adapters (peft) on the attention query "
-        "and value projections of the encoder --base and a linear head scoring each token's "
-        "last hidden state, pooled per finding by a soft maximum over the tokens, "
+        "and value projections of the encoder --base and a head scoring each token from the "
+        "last hidden states of it and the tokens before it (--head-window), pooled per "
+        "finding by a soft maximum over the tokens, "
         "multi-label, trained with DP-SGD as updp train-dp trains (Opacus: each report's "
         "gradient clipped to --max-grad-norm, Gaussian noise searched so the "
         "run spends the budget (ε, δ), Poisson batches cut into physical ones); only the "
@@ -634,6 +635,10 @@ def _register_train_report_classifier(subparsers) -> None:
                         "pretrain-report-encoder, its defaults)")
     p.add_argument("--lora-r", type=int, default=rc.LORA_R,
                    help=f"rank of the LoRA adapters (default {rc.LORA_R})")
+    p.add_argument("--head-window", type=int, default=rc.HEAD_WINDOW, metavar="TOKENS",
+                   help="how many tokens the head reads for each token's score, the token "
+                        "and those before it, so that 'no' or 'without' before a finding "
+                        f"counts; 1 = each token alone (default {rc.HEAD_WINDOW})")
     p.add_argument("--epsilon", default="1,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,8,inf)")
     _add_dp_sgd_arguments(p, "report", "reports", batch=rc.CLASSIFIER_BATCH,
@@ -665,7 +670,8 @@ def _cmd_train_report_classifier(args: argparse.Namespace) -> int:
         args.cohort, args.out, base=base, epsilons=epsilons, delta=args.delta,
         lora_r=args.lora_r, max_grad_norm=args.max_grad_norm, batch_size=args.batch,
         physical_batch=args.physical_batch, epochs=args.epochs, accountant=args.accountant,
-        learning_rate=args.learning_rate, seed=args.seed, threads=args.threads, progress=report)
+        learning_rate=args.learning_rate, seed=args.seed, threads=args.threads,
+        head_window=args.head_window, progress=report)
     if args.json:
         print_json(summary)
         return 0

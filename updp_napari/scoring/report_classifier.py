@@ -81,6 +81,8 @@ PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LEARNING_RATE, MASK_PROBABILITY = 8, 3
 #: Defaults of ``updp train-report-classifier`` (the library's too).
 LORA_R, CLASSIFIER_BATCH, CLASSIFIER_EPOCHS, CLASSIFIER_LEARNING_RATE = 8, 64, 30, 5e-3
 LORA_TARGETS = ("query", "value")
+#: How many tokens the head reads for each token's score: the token and the ones before it.
+HEAD_WINDOW = 6
 THRESHOLD = 0.5
 #: Which half of the Indiana University reports pre-training reads by default.
 IU_HALVES = ("development", "test", "all")
@@ -425,12 +427,15 @@ def _load_encoder(folder: Path):
 
 # --- the classifier ------------------------------------------------------------------------
 
-def _network(encoder, labels: int, stats: dict):
+def _network(encoder, labels: int, stats: dict, window: int = HEAD_WINDOW):
     """The encoder's last states standardised by the public text's statistics (``stats``:
-    ``mean``, ``std``; fixed), a linear head scoring every token for every finding, and a
-    report's score per finding the log-mean-exp of its tokens' scores: a soft maximum, so a
-    finding stated in one sentence of a long report is not averaged away, as it is when the
-    states are mean-pooled first (docs/MEASUREMENTS.md)."""
+    ``mean``, ``std``; fixed), a head scoring every token for every finding from the states
+    of that token and the ``window`` - 1 before it (a convolution along the report: "no",
+    "without" or "resolved" beside a finding's name change its score, which a token's own
+    state from a small encoder barely tells), and a report's score per finding the
+    log-mean-exp of its tokens' scores: a soft maximum, so a finding stated in one sentence
+    of a long report is not averaged away, as it is when the states are mean-pooled first
+    (docs/MEASUREMENTS.md). ``window`` = 1 is a linear head on each token alone."""
     import math
 
     import torch
@@ -442,13 +447,18 @@ def _network(encoder, labels: int, stats: dict):
             self.encoder = encoder
             self.register_buffer("pooled_mean", stats["mean"].clone())
             self.register_buffer("pooled_std", stats["std"].clone())
-            self.head = nn.Linear(encoder.config.hidden_size, labels)
+            self.head = nn.Conv1d(encoder.config.hidden_size, labels, window,
+                                  padding=window - 1)
 
         def forward(self, input_ids, attention_mask, position_ids, token_type_ids):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                   position_ids=position_ids, token_type_ids=token_type_ids)[0]
-            scores = self.head((states - self.pooled_mean) / self.pooled_std)
-            scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, -math.inf)
+            keep = attention_mask.unsqueeze(-1)
+            states = (states - self.pooled_mean) / self.pooled_std * keep.to(states.dtype)
+            # Padded both sides, the first len(report) outputs each read a token and the
+            # ones before it: padding after a report never reaches its scores.
+            scores = self.head(states.transpose(1, 2))[:, :, :states.shape[1]].transpose(1, 2)
+            scores = scores.masked_fill(keep == 0, -math.inf)
             tokens = attention_mask.sum(1, keepdim=True).clamp(min=1).to(scores.dtype)
             return torch.logsumexp(scores, dim=1) - torch.log(tokens)
 
@@ -520,19 +530,25 @@ class ReportClassifier:
                                                     local_files_only=True)
                 tokenizer = BertTokenizer.from_pretrained(folder, local_files_only=True)
             head = load_file(str(folder / HEAD_FILE))
+            weights = {k[len("head."):]: v for k, v in head.items() if k.startswith("head.")}
+            if weights.get("weight") is not None and weights["weight"].dim() == 2:
+                weights["weight"] = weights["weight"].unsqueeze(-1)  # a linear head: window 1
             network = _network(encoder, len(card["label_names"]),
-                               {"mean": head.pop("pooled_mean"), "std": head.pop("pooled_std")})
-            network.head.load_state_dict({k[len("head."):]: v for k, v in head.items()})
-        except (OSError, ValueError, RuntimeError) as err:
+                               {"mean": head["pooled_mean"], "std": head["pooled_std"]},
+                               window=int(weights["weight"].shape[-1]))
+            network.head.load_state_dict(weights)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise InputError(f"{folder}: the report classifier cannot be loaded "
                              f"({type(err).__name__})") from None
         network.eval()
         return cls(network, tokenizer, card)
 
 
-def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "cpu"):
+def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "cpu",
+                 head_window: int = HEAD_WINDOW):
     """The network to tune: the encoder of ``base`` frozen, LoRA adapters of rank ``lora_r``
-    on its query and value projections, a linear head over its tokens' last states;
+    on its query and value projections, a head over windows of ``head_window`` tokens' last
+    states (see :func:`_network`);
     returns ``(network, tokenizer, encoder card)``. The network's forward takes
     ``(input_ids, attention_mask, position_ids, token_type_ids)`` and gives logits [N, F]."""
     peft = require_peft()
@@ -545,7 +561,8 @@ def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "c
                            target_modules=list(LORA_TARGETS))
     with _quiet_transformers():
         encoder = peft.get_peft_model(encoder, lora)
-    return _network(encoder, len(FINDINGS), stats).to(device), tokenizer, encoder_card
+    return (_network(encoder, len(FINDINGS), stats, head_window).to(device), tokenizer,
+            encoder_card)
 
 
 def _lora_tensors(model) -> dict:
@@ -559,6 +576,7 @@ def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str 
                             epochs: int = CLASSIFIER_EPOCHS, accountant: str = "rdp",
                             learning_rate: float = CLASSIFIER_LEARNING_RATE, seed: int = 0,
                             private: bool = True, device: str | None = None,
+                            head_window: int = HEAD_WINDOW,
                             progress: Callable[[int, int], None] | None = None
                             ) -> ReportClassifier:
     """A :class:`ReportClassifier` tuned on ``texts`` (the private reports) with ``labels``
@@ -590,6 +608,8 @@ def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str 
         raise InputError("physical_batch and epochs must be at least 1")
     if lora_r < 1:
         raise InputError(f"lora_r: the adapters' rank must be at least 1, got {lora_r}")
+    if head_window < 1:
+        raise InputError(f"head_window: the head reads at least 1 token, got {head_window}")
     if not max_grad_norm > 0:
         raise InputError(f"max_grad_norm: must be positive, got {max_grad_norm}")
     delta = default_delta(n) if delta is None else float(delta)
@@ -598,7 +618,7 @@ def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     torch.manual_seed(seed)
-    model, tokenizer, encoder_card = lora_network(base, lora_r, device)
+    model, tokenizer, encoder_card = lora_network(base, lora_r, device, head_window)
     max_length = encoder_card["architecture"]["max_length"]
     before = _lora_tensors(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -635,6 +655,9 @@ def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str 
         "threshold": THRESHOLD,
         "encoder": {"architecture": encoder_card["architecture"],
                     "public_text": encoder_card["public_text"]},
+        "head": {"kind": "convolution over the tokens, soft maximum over the report",
+                 "window": head_window,
+                 "parameters": int(sum(p.numel() for p in model.head.parameters()))},
         "lora": {"r": lora_r, "alpha": 2 * lora_r, "targets": list(LORA_TARGETS),
                  "trainable_parameters": int(trainable), "largest_change": round(change, 6),
                  "peft_version": peft.__version__, "merged": True},
@@ -670,7 +693,7 @@ def train_report_classifiers(cohort: str | os.PathLike, out: str | os.PathLike, 
                              physical_batch: int = 32, epochs: int = CLASSIFIER_EPOCHS,
                              accountant: str = "rdp",
                              learning_rate: float = CLASSIFIER_LEARNING_RATE, seed: int = 0,
-                             threads: int = 1,
+                             threads: int = 1, head_window: int = HEAD_WINDOW,
                              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """One report classifier per ε on the reports of ``cohort`` (labels: its ground truth),
     each in ``out/eps-E/``; returns the summary per ε."""
@@ -705,7 +728,8 @@ def train_report_classifiers(cohort: str | os.PathLike, out: str | os.PathLike, 
                 texts, labels, base, epsilon=epsilon, delta=delta, lora_r=lora_r,
                 max_grad_norm=max_grad_norm, batch_size=batch_size,
                 physical_batch=physical_batch, epochs=epochs, accountant=accountant,
-                learning_rate=learning_rate, seed=seed, progress=report)
+                learning_rate=learning_rate, seed=seed, head_window=head_window,
+                progress=report)
             classifier.card.update({"cohort": str(cohort), "updp_version": __version__,
                                     "threads": threads})
             folder = out / name
