@@ -235,7 +235,10 @@ def test_epsilon_infinity_is_non_private_training(encoder, hospital):
     assert (w_inf - w_ref).abs().max() < 1e-4
     assert (w_dp - w_ref).abs().max() > 10 * max(float((w_inf - w_ref).abs().max()), 1e-6)
     texts = hospital[0][:4]
-    np.testing.assert_allclose(infinite.predict(texts), reference.predict(texts), atol=1e-4)
+    # Adam divides by the gradients' size: from the zero head, the rounding of per-report
+    # sums against a batch's gradient grows to a few 1e-4 of probability in a few steps.
+    np.testing.assert_allclose(infinite.predict(texts), reference.predict(texts), atol=1e-3)
+    assert np.abs(noisy.predict(texts) - reference.predict(texts)).max() > 1e-2
     p = infinite.card["privacy"]
     assert p["noise_multiplier"] == 0 and p["epsilon_spent"] is None and p["clipping"] == "none"
 

@@ -9,12 +9,14 @@ Three steps, each a command and a function here:
    default their development half, odd report numbers, so the test half stays unseen).
 2. ``updp train-report-classifier`` (:func:`train_report_classifiers`): on a cohort's
    reports (the "hospital" data; labels: the cohort's ground-truth findings), LoRA adapters
-   (``peft``) on the encoder's attention query and value projections and a linear head that
-   scores every token's last hidden state (standardised by statistics of the public text),
-   pooled per finding by a soft maximum over the tokens, multi-label over :data:`~updp_napari.core.vocabulary.
-   FINDINGS`, trained with DP-SGD by :func:`updp_napari.scoring.dp.dp_sgd` (the loop of
-   ``updp train-dp``: Poisson sampling, physical batches, the noise searched for the budget,
-   ε = ∞ the same loop without noise or clipping). Only the adapters and the head are
+   (``peft``) on the encoder's attention query and value projections and a head that
+   scores every token from the last hidden states of it and the few tokens before it
+   (standardised by statistics of the public text; "no" before a finding counts), pooled
+   per finding by a soft maximum over the tokens, multi-label over
+   :data:`~updp_napari.core.vocabulary.FINDINGS`, trained with DP-SGD by
+   :func:`updp_napari.scoring.dp.dp_sgd` (the loop of ``updp train-dp``: Poisson sampling,
+   physical batches, the noise searched for the budget, ε = ∞ the same loop without noise
+   or clipping). Only the adapters and the head are
    trained, so only they get per-report gradients.
 3. ``updp evaluate-report-classifier`` (:func:`evaluate_report_classifiers`): weighted and
    per-finding F1 per ε on a held-out cohort's reports and on the Indiana University
@@ -561,8 +563,14 @@ def lora_network(base: str | os.PathLike, lora_r: int = LORA_R, device: str = "c
                            target_modules=list(LORA_TARGETS))
     with _quiet_transformers():
         encoder = peft.get_peft_model(encoder, lora)
-    return (_network(encoder, len(FINDINGS), stats, head_window).to(device), tokenizer,
-            encoder_card)
+    network = _network(encoder, len(FINDINGS), stats, head_window)
+    # The head starts at zero: every finding at probability 0.5 and no large first losses,
+    # whose clipped gradients a private run would spend its first steps undoing.
+    from torch.nn import init
+
+    init.zeros_(network.head.weight)
+    init.zeros_(network.head.bias)
+    return network.to(device), tokenizer, encoder_card
 
 
 def _lora_tensors(model) -> dict:
