@@ -371,15 +371,16 @@ def _scorer_figure_lines(figures: dict) -> list[str]:
 # -- train-dp, evaluate-dp -------------------------------------------------------------------
 
 def _add_dp_sgd_arguments(p, unit: str, units: str, *, batch: int, epochs: int,
-                          learning_rate: float, schedule: str = "") -> None:
+                          learning_rate: float, schedule: str = "",
+                          max_grad_norm: float = 1.0) -> None:
     """The DP-SGD settings every private training takes: δ, clipping, logical and physical
     batch, epochs, learning rate, accountant; ``unit`` is what one gradient is of ("study",
     plural ``units``)."""
     p.add_argument("--delta", type=float, metavar="D", help="δ of every budget, at most "
                    f"1/(10·N) for N training {units} (default: that bound rounded down to one "
                    "significant digit)")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="C",
-                   help=f"clipping bound of each {unit}'s gradient (default 1.0)")
+    p.add_argument("--max-grad-norm", type=float, default=max_grad_norm, metavar="C",
+                   help=f"clipping bound of each {unit}'s gradient (default {max_grad_norm:g})")
     p.add_argument("--batch", type=int, default=batch, metavar="B", help="expected logical "
                    f"batch: the sampling rate is B/N (default {batch}); the noise on the "
                    "averaged gradient shrinks as 1/B")
@@ -642,7 +643,8 @@ def _register_train_report_classifier(subparsers) -> None:
     p.add_argument("--epsilon", default="1,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,8,inf)")
     _add_dp_sgd_arguments(p, "report", "reports", batch=rc.CLASSIFIER_BATCH,
-                          epochs=rc.CLASSIFIER_EPOCHS, learning_rate=rc.CLASSIFIER_LEARNING_RATE)
+                          epochs=rc.CLASSIFIER_EPOCHS, learning_rate=rc.CLASSIFIER_LEARNING_RATE,
+                          max_grad_norm=rc.CLASSIFIER_MAX_GRAD_NORM)
     p.add_argument("--seed", type=int, default=0, help="adapter, sampling and noise seed "
                    "(default 0)")
     add_threads(p)

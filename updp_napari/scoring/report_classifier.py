@@ -81,7 +81,10 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_SIZE, HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_LENGTH = 3000, 128, 2, 2, 256, 320
 PRETRAIN_EPOCHS, PRETRAIN_BATCH, PRETRAIN_LEARNING_RATE, MASK_PROBABILITY = 8, 32, 1e-3, 0.15
 #: Defaults of ``updp train-report-classifier`` (the library's too).
-LORA_R, CLASSIFIER_BATCH, CLASSIFIER_EPOCHS, CLASSIFIER_LEARNING_RATE = 8, 64, 30, 5e-3
+LORA_R, CLASSIFIER_BATCH, CLASSIFIER_EPOCHS, CLASSIFIER_LEARNING_RATE = 8, 64, 30, 1e-2
+#: Each report's gradient is clipped to this norm: at the same budget, 0.1 gave a better F1
+#: than 1 (docs/MEASUREMENTS.md, "A report classifier with privacy").
+CLASSIFIER_MAX_GRAD_NORM = 0.1
 LORA_TARGETS = ("query", "value")
 #: How many tokens the head reads for each token's score: the token and the ones before it.
 HEAD_WINDOW = 6
@@ -579,7 +582,8 @@ def _lora_tensors(model) -> dict:
 
 def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str | os.PathLike,
                             *, epsilon: float, delta: float | None = None,
-                            lora_r: int = LORA_R, max_grad_norm: float = 1.0,
+                            lora_r: int = LORA_R,
+                            max_grad_norm: float = CLASSIFIER_MAX_GRAD_NORM,
                             batch_size: int = CLASSIFIER_BATCH, physical_batch: int = 32,
                             epochs: int = CLASSIFIER_EPOCHS, accountant: str = "rdp",
                             learning_rate: float = CLASSIFIER_LEARNING_RATE, seed: int = 0,
@@ -697,7 +701,8 @@ def train_report_classifier(texts: Sequence[str], labels: np.ndarray, base: str 
 def train_report_classifiers(cohort: str | os.PathLike, out: str | os.PathLike, *,
                              base: str | os.PathLike, epsilons: Sequence[float],
                              delta: float | None = None, lora_r: int = LORA_R,
-                             max_grad_norm: float = 1.0, batch_size: int = CLASSIFIER_BATCH,
+                             max_grad_norm: float = CLASSIFIER_MAX_GRAD_NORM,
+                             batch_size: int = CLASSIFIER_BATCH,
                              physical_batch: int = 32, epochs: int = CLASSIFIER_EPOCHS,
                              accountant: str = "rdp",
                              learning_rate: float = CLASSIFIER_LEARNING_RATE, seed: int = 0,
