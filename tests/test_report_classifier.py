@@ -356,6 +356,39 @@ def test_evaluate_on_the_indiana_reports(trained, tmp_path, capsys):
     assert set(result["models"][0]["iu"]["findings"]) == set(FINDINGS)
 
 
+def test_label_reports_with_the_learned_labeller(trained, cohorts, capsys):
+    """label-reports --model labels with the classifier: positive exactly where its
+    probability reaches the threshold, and the ε its card records is shown."""
+    from updp_napari.cli import main
+
+    model = trained / "eps-8"
+    assert main(["label-reports", str(cohorts[1]), "--model", str(model), "--json",
+                 "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert abs(result["model"]["epsilon_spent"] - 8.0) <= dp.EPSILON_TOLERANCE
+    assert result["model"]["threshold"] == 0.5 and result["skipped"] == []
+    reports = result["reports"]
+    assert len(reports) == 14
+    texts = [(cohorts[1] / r["id"]).read_text(encoding="utf-8") for r in reports]
+    expected = rc.ReportClassifier.load(model).predict(texts)
+    for r, row in zip(reports, expected):
+        assert list(r["labels"]) == list(FINDINGS)
+        for f, p in zip(FINDINGS, row):
+            assert r["probabilities"][f] == pytest.approx(float(p), abs=1e-4)
+            assert r["labels"][f] == ("positive" if p >= 0.5 else "negative")
+    assert main(["label-reports", str(cohorts[1]), "--model", str(model), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "labelled by the report classifier" in text and "ε spent 8.000" in text
+    assert "14 reports labelled" in text
+    assert main(["label-reports", str(cohorts[1]), "--model", str(model), "--uncertain",
+                 "positive", "-q"]) == 2
+    assert "never uncertain" in capsys.readouterr().err
+    assert main(["label-reports", "--iu", str(cohorts[1]), "--model", str(model), "-q"]) == 2
+    assert "evaluate-report-classifier" in capsys.readouterr().err
+    assert main(["label-reports", str(cohorts[1]), "--model", str(cohorts[1]), "-q"]) == 2
+    assert "not a report classifier" in capsys.readouterr().err
+
+
 def test_command_errors_and_help(cohorts, encoder, tmp_path, capsys):
     from updp_napari.cli import main
 

@@ -340,7 +340,10 @@ def _register_label_reports(subparsers) -> None:
         "Reports that cannot be read are listed and skipped (exit status 1 if any was). "
         "With --iu, score the rules instead against the MeSH terms of the Indiana University "
         "chest X-ray reports (NLMCXR_reports.tgz or its folder): precision, recall and F1 per "
-        "finding on the development half (odd report numbers), the test half (even) and all.")
+        "finding on the development half (odd report numbers), the test half (even) and all. "
+        "With --model, label with a report classifier made by updp train-report-classifier "
+        "instead of the rules: each finding positive or negative at the model's threshold, "
+        "with its probability, and the privacy its card records (ε spent, δ).")
     p.add_argument("input", nargs="?", type=Path, metavar="DIR|CORPUS.jsonl",
                    help="a folder of *.txt reports (searched recursively) or a .jsonl corpus")
     add_json(p, "print the labels with each mention's offsets, words and cue as JSON")
@@ -352,6 +355,10 @@ def _register_label_reports(subparsers) -> None:
                    help="score against the Indiana University reports' MeSH terms instead "
                         "(the archive in the torchxrayvision wheel, or the folder it unpacks "
                         "to)")
+    p.add_argument("--model", type=Path, metavar="CLASSIFIER",
+                   help="label with this report classifier (a folder eps-E/ written by updp "
+                        "train-report-classifier) instead of the rules (needs pip install "
+                        "'updp-napari[dp,ner]')")
     p.add_argument("--follow-symlinks", action="store_true", help="read reports through "
                    "symbolic links (skipped by default)")
     add_quiet(p)
@@ -370,6 +377,9 @@ def _cmd_label_reports(args: argparse.Namespace) -> int:
     if args.iu is not None:
         if args.input is not None:
             raise UpdpError("give DIR|CORPUS.jsonl to label, or --iu to score, not both")
+        if args.model is not None:
+            raise UpdpError("--iu scores the rules; score a classifier with updp "
+                            "evaluate-report-classifier CLASSIFIER --iu NLMCXR_reports.tgz")
         if args.uncertain == "ignore":
             raise UpdpError("--iu scores uncertain as positive or negative; not ignore")
         policies = [args.uncertain] if args.uncertain else ["negative", "positive"]
@@ -384,6 +394,8 @@ def _cmd_label_reports(args: argparse.Namespace) -> int:
         raise UpdpError("give a folder of *.txt reports or a .jsonl corpus (or --iu "
                         "NLMCXR_reports.tgz to score)")
     items, skipped = read_report_inputs(args.input, follow_symlinks=args.follow_symlinks)
+    if args.model is not None:
+        return _label_with_model(args, items, skipped)
     labels = label_reports(items, progress=progress(args, "label-reports"))
     if args.json:
         print_json({"reports": [{"id": report_id, **labels[report_id].as_json(text,
@@ -393,6 +405,38 @@ def _cmd_label_reports(args: argparse.Namespace) -> int:
                    ensure_ascii=False)
     else:
         print("\n".join(format_label_table(labels, args.uncertain)))
+    return _skipped_status(skipped)
+
+
+def _skipped_status(skipped) -> int:
     for rel, reason in skipped:
         print(f"  skipped {rel}: {reason}", file=sys.stderr)
     return 1 if skipped else 0
+
+
+def _label_with_model(args: argparse.Namespace, items, skipped) -> int:
+    """label-reports --model: the learned labeller, one row per report as the rules print."""
+    from ..labels.report import format_label_table
+    from ..scoring.report_classifier import label_with_classifier
+
+    if args.uncertain is not None:
+        raise UpdpError("--uncertain is for the rules: the classifier says positive or "
+                        "negative, never uncertain")
+    labels, probabilities, privacy = label_with_classifier(args.model, [t for _, t in items])
+    if args.json:
+        print_json({"model": {"folder": str(args.model), **privacy},
+                    "reports": [{"id": report_id, "labels": dict(lab),
+                                 "probabilities": {f: round(float(p), 4)
+                                                   for f, p in zip(lab, row)}}
+                                for (report_id, _), lab, row in zip(items, labels,
+                                                                    probabilities)],
+                    "skipped": [{"id": rel, "reason": reason} for rel, reason in skipped]},
+                   ensure_ascii=False)
+        return _skipped_status(skipped)
+    spent = privacy["epsilon_spent"]
+    budget = (f"ε spent {spent:.3f}, δ {privacy['delta']:g}" if spent is not None
+              else "no privacy (ε = inf)")
+    print(f"labelled by the report classifier {args.model} ({budget}; positive at "
+          f"probability ≥ {privacy['threshold']:g})")
+    print("\n".join(format_label_table(dict(zip((i for i, _ in items), labels)))))
+    return _skipped_status(skipped)

@@ -796,6 +796,36 @@ def classifier_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
                        "updp train-report-classifier")
 
 
+def label_with_classifier(folder: str | os.PathLike, texts: Sequence[str], *,
+                          threads: int = 1, batch_size: int = 64):
+    """The learned labeller: each report's findings from the classifier in ``folder``,
+    positive at a probability of at least its threshold, negative below (it has no
+    "uncertain" and no "not mentioned"). Returns ``(labels, probabilities, privacy)``: one
+    :class:`~updp_napari.labels.report.ReportLabels` per text, the probabilities [N, F] and
+    what the model card says of its privacy (ε target and spent, δ, σ, the unit)."""
+    import torch
+
+    from ..labels.report import NEGATIVE, POSITIVE, ReportLabels
+
+    classifier = ReportClassifier.load(folder)
+    if classifier.label_names != FINDINGS:
+        raise InputError(f"{folder}: the classifier's findings differ from the product's")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        probabilities = classifier.predict(list(texts), batch_size=batch_size)
+    finally:
+        torch.set_num_threads(threads_before)
+    threshold = float(classifier.card.get("threshold", THRESHOLD))
+    labels = [ReportLabels({f: POSITIVE if p >= threshold else NEGATIVE
+                            for f, p in zip(FINDINGS, row)}) for row in probabilities]
+    p = classifier.card.get("privacy") or {}
+    privacy = {k: p.get(k) for k in ("target_epsilon", "epsilon_spent", "delta",
+                                     "noise_multiplier", "unit", "mechanism")}
+    privacy["threshold"] = threshold
+    return labels, probabilities, privacy
+
+
 def rule_predictions(texts: Sequence[str]) -> np.ndarray:
     """The rule labeller's positives (uncertain counted negative) as 0/1 [N, F]."""
     from ..labels.report import label_report
