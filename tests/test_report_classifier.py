@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,6 +387,35 @@ def test_label_reports_with_the_learned_labeller(trained, cohorts, capsys):
     assert main(["label-reports", "--iu", str(cohorts[1]), "--model", str(model), "-q"]) == 2
     assert "evaluate-report-classifier" in capsys.readouterr().err
     assert main(["label-reports", str(cohorts[1]), "--model", str(cohorts[1]), "-q"]) == 2
+    assert "not a report classifier" in capsys.readouterr().err
+
+
+def test_an_archive_labelled_by_the_learned_labeller(trained, cohorts, tmp_path, capsys):
+    """train-dp on an archive with --labeller: the training labels are the classifier's,
+    and the summary records its ε; a folder that is no classifier stops before any work."""
+    from updp_napari.cli import main
+    from updp_napari.cohort.generate import read_ground_truth
+
+    archive = tmp_path / "archive"
+    shutil.copytree(cohorts[1], archive)
+    (archive / "ground_truth.jsonl").unlink()
+    model = trained / "eps-8"
+    out = tmp_path / "models"
+    assert main(["train-dp", str(archive), "--out", str(out), "--labeller", str(model),
+                 "--epsilon", "inf", "--epochs", "1", "--batch", "6", "--size", "32",
+                 "--json", "-q"]) == 0
+    labeller = json.loads(capsys.readouterr().out)["prepared"]["labeller"]
+    assert labeller["model"] == str(model)
+    assert abs(labeller["epsilon_spent"] - 8.0) <= dp.EPSILON_TOLERANCE
+    records = read_ground_truth(out / "work")
+    assert len(records) == 14
+    texts = [(archive / Path(r["image"]).parent.name / "report.txt").read_text(encoding="utf-8")
+             for r in records]
+    expected = rc.ReportClassifier.load(model).predict(texts) >= 0.5
+    assert [[r["labels"][f] for f in FINDINGS] for r in records] == expected.astype(int).tolist()
+    assert (rc.rule_predictions(texts) != expected).any()  # the rules would label otherwise
+    assert main(["train-dp", str(archive), "--out", str(tmp_path / "m2"), "--labeller",
+                 str(cohorts[1]), "--epsilon", "inf", "-q"]) == 2
     assert "not a report classifier" in capsys.readouterr().err
 
 

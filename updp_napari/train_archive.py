@@ -8,9 +8,11 @@ manifest's ``site`` column):
 
 1. **prepare** — every frontal chest image of the archive (``studies.find_studies``) with
    its report: finding labels from the report labeller (``labels.report``: positive only;
-   negated, uncertain and unmentioned are negative), the regions to keep from the report's
-   words (``labels.regions``), the patient from the header (PatientID, kept as a keyed
-   hash: it only groups a patient's studies for the re-identification verifier's pairs),
+   negated, uncertain and unmentioned are negative; or, with ``labeller``, from a report
+   classifier of ``updp train-report-classifier``, whose ε the summary records), the
+   regions to keep from the report's words (``labels.regions``), the patient from the
+   header (PatientID, kept as a keyed hash: it only groups a patient's studies for the
+   re-identification verifier's pairs),
    the site from ``--site`` or a manifest. Written as a training set in the layout the
    trainers read (``MODELS/work/``, owner-only: it names the archive's files);
 2. **scorers** — the re-identification verifier and the pathology classifier
@@ -47,12 +49,40 @@ def _done(models: Path, stage: str) -> Path:
     return models / f".{stage}.done"
 
 
+def report_labeller(model: str | os.PathLike | None = None):
+    """``(labels_of, description)``: ``labels_of(text)`` gives ``{finding: True | False}``
+    (positive or not) from the rule labeller (``model`` None: positive only; negated,
+    uncertain and unmentioned are not) or from the report classifier in the folder
+    ``model`` (made by ``updp train-report-classifier``; positive at its threshold);
+    ``description`` says which, and for a classifier the privacy its card records."""
+    from .core.vocabulary import FINDINGS
+    from .labels.report import POSITIVE, label_report
+
+    if model is None:
+        def rules(text: str) -> dict:
+            labels = label_report(text)
+            return {f: labels.get(f) == POSITIVE for f in FINDINGS}
+
+        return rules, "rules"
+    from .scoring.report_classifier import classifier_labels, load_labeller
+
+    classifier, privacy = load_labeller(model)
+
+    def learned(text: str) -> dict:
+        labels, _probabilities = classifier_labels(classifier, [text])
+        return {f: labels[0][f] == POSITIVE for f in FINDINGS}
+
+    return learned, {"model": str(model), **privacy}
+
+
 def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
                     manifest: str | os.PathLike | None = None, site: str | None = None,
-                    size: int = 256,
+                    size: int = 256, labeller: str | os.PathLike | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Write the training set of ``archive`` into ``work`` (see the module); returns what it
-    holds (studies, patients, positives per finding, studies left out with the reason)."""
+    holds (studies, patients, positives per finding, studies left out with the reason).
+    ``labeller``: a report classifier's folder to take the finding labels from instead of
+    the rules (see :func:`report_labeller`)."""
     from PIL import Image
 
     from .cohort.generate import COHORT_INFO, GROUND_TRUTH
@@ -61,9 +91,9 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
     from .deid.report.header_values import patient_key
     from .ingest import display_image, quiet_pydicom, read_dataset, read_report
     from .labels.regions import hint_mask, report_region_hints
-    from .labels.report import POSITIVE, label_report
     from .studies import find_studies
 
+    labels_of, labelled_by = report_labeller(labeller)
     quiet_pydicom()
     work = Path(work)
     private_folder(work)
@@ -86,12 +116,12 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
         if not text:
             skipped.append((study.name, "no report: its findings cannot be learned"))
             continue
-        labels = label_report(text)
+        labels = labels_of(text)
         hints = report_region_hints(text)
         folder = work / "masks" / f"{n:06d}"
         masks = {}
         for finding in FINDINGS:
-            if labels.get(finding) != POSITIVE:
+            if not labels[finding]:
                 continue
             positives[finding] += 1
             region = np.zeros(image.shape, bool)
@@ -105,7 +135,7 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
                              hashlib.sha256).hexdigest()[:16]
         records.append({"image": str(Path(study.image).resolve()), "study_id": f"s{n:06d}",
                         "patient": pseudonym, "site": study.site or "unknown",
-                        "labels": {f: int(labels.get(f) == POSITIVE) for f in FINDINGS},
+                        "labels": {f: int(labels[f]) for f in FINDINGS},
                         "masks": masks, "burned_in": []})
         if progress:
             progress(n + 1, len(found.studies))
@@ -118,7 +148,7 @@ def prepare_archive(archive: str | os.PathLike, work: str | os.PathLike, *,
                "masks": "regions", "size": size, "studies": len(records),
                "patients": len({r["patient"] for r in records}),
                "sites": sorted({r["site"] for r in records}),
-               "positives": positives, "skipped": len(skipped)}
+               "positives": positives, "skipped": len(skipped), "labeller": labelled_by}
     write_text_atomic(work / COHORT_INFO, json.dumps(summary, indent=2) + "\n", private=True)
     return {**summary, "left_out": skipped}
 
@@ -128,7 +158,7 @@ def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
                        scorer_size: int = 128, reid_steps: int = 600, pathology_epochs: int = 25,
                        region_rounds: int = 2,
                        filter_size: int = 128, filter_epochs: int = 40, seed: int = 0,
-                       threads: int = 1,
+                       threads: int = 1, labeller: str | os.PathLike | None = None,
                        progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the stages that are not done yet (see the module); returns each stage's summary
     (``{"prepare": …, "scorers": …, "filter": …}``, ``"skipped"`` for a stage done before)."""
@@ -153,7 +183,7 @@ def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
             continue
         if name == "prepare":
             result = prepare_archive(archive, work, manifest=manifest, site=site,
-                                     progress=stage("prepare"))
+                                     labeller=labeller, progress=stage("prepare"))
             result = {k: v for k, v in result.items() if k != "left_out"} | \
                 {"left_out": [f"{n}: {r}" for n, r in result["left_out"]]}
         elif name == "scorers":
@@ -178,6 +208,7 @@ def train_from_archive(archive: str | os.PathLike, models: str | os.PathLike, *,
 
 def training_set(source: str | os.PathLike, work: str | os.PathLike, *,
                  manifest: str | os.PathLike | None = None,
+                 labeller: str | os.PathLike | None = None,
                  progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict | None]:
     """A folder in the training layout for ``source``: ``source`` itself when it is one
     (a cohort made by ``updp make-cohort``, or a ``work/`` folder prepared before), else the
@@ -190,5 +221,6 @@ def training_set(source: str | os.PathLike, work: str | os.PathLike, *,
         raise InputError(f"{source}: no such folder (expected a cohort or an archive of studies)")
     if (source / GROUND_TRUTH).is_file():
         return source, None
-    summary = prepare_archive(source, work, manifest=manifest, progress=progress)
+    summary = prepare_archive(source, work, manifest=manifest, labeller=labeller,
+                              progress=progress)
     return Path(work), summary

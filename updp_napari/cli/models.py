@@ -88,6 +88,13 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 
 # -- train (an archive) -----------------------------------------------------------------------
 
+def _add_labeller(p) -> None:
+    p.add_argument("--labeller", type=Path, metavar="CLASSIFIER",
+                   help="take an archive's finding labels from this report classifier (an "
+                        "eps-E/ folder of updp train-report-classifier; its ε is recorded) "
+                        "instead of the rule labeller")
+
+
 def _register_train(subparsers) -> None:
     p = command(
         subparsers, "train", _cmd_train,
@@ -106,6 +113,7 @@ def _register_train(subparsers) -> None:
     p.add_argument("--manifest", type=Path, metavar="CSV", help="CSV with columns image,report "
                    "(and site), as for updp run")
     p.add_argument("--site", metavar="NAME", help="the site of every study (default: unknown)")
+    _add_labeller(p)
     p.add_argument("--scorer-size", type=int, default=128, help="side the scorers read (default 128)")
     p.add_argument("--reid-steps", type=int, default=600, help="verifier steps (default 600)")
     p.add_argument("--pathology-epochs", type=int, default=25, help="classifier epochs (default 25)")
@@ -129,7 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                 pathology_epochs=args.pathology_epochs,
                                 region_rounds=args.region_rounds,
                                 filter_size=args.filter_size, filter_epochs=args.filter_epochs,
-                                seed=args.seed, threads=args.threads,
+                                seed=args.seed, threads=args.threads, labeller=args.labeller,
                                 progress=stage_progress(args, "train"))
     if args.json:
         print_json(result)
@@ -433,6 +441,7 @@ def _register_train_dp(subparsers) -> None:
                    "only (the others are off-site for updp evaluate-dp)")
     p.add_argument("--manifest", type=Path, metavar="CSV", help="archive: CSV with columns "
                    "image,report,site, as for updp run")
+    _add_labeller(p)
     p.add_argument("--epsilon", default="1,3,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,3,8,inf)")
     _add_dp_sgd_arguments(p, "study", "studies", batch=DP_BATCH, epochs=DP_EPOCHS,
@@ -456,6 +465,7 @@ def _cmd_train_dp(args: argparse.Namespace) -> int:
     sites = [s.strip() for s in args.site.split(",") if s.strip()] if args.site else None
     report = stage_progress(args, "train-dp")
     cohort, prepared = training_set(args.source, args.out / "work", manifest=args.manifest,
+                                    labeller=args.labeller,
                                     progress=lambda d, t: report("prepare", d, t))
     summary = train_dp(cohort, args.out, epsilons=epsilons, delta=args.delta,
                        max_grad_norm=args.max_grad_norm, batch_size=args.batch,

@@ -796,20 +796,29 @@ def classifier_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
                        "updp train-report-classifier")
 
 
-def label_with_classifier(folder: str | os.PathLike, texts: Sequence[str], *,
-                          threads: int = 1, batch_size: int = 64):
-    """The learned labeller: each report's findings from the classifier in ``folder``,
-    positive at a probability of at least its threshold, negative below (it has no
-    "uncertain" and no "not mentioned"). Returns ``(labels, probabilities, privacy)``: one
-    :class:`~updp_napari.labels.report.ReportLabels` per text, the probabilities [N, F] and
-    what the model card says of its privacy (ε target and spent, δ, σ, the unit)."""
+def load_labeller(folder: str | os.PathLike) -> tuple[ReportClassifier, dict]:
+    """The report classifier in ``folder`` as a labeller, and what its card says of its
+    privacy (ε target and spent, δ, σ, the unit) and its threshold."""
+    classifier = ReportClassifier.load(folder)
+    if classifier.label_names != FINDINGS:
+        raise InputError(f"{folder}: the classifier's findings differ from the product's")
+    p = classifier.card.get("privacy") or {}
+    privacy = {k: p.get(k) for k in ("target_epsilon", "epsilon_spent", "delta",
+                                     "noise_multiplier", "unit", "mechanism")}
+    privacy["threshold"] = float(classifier.card.get("threshold", THRESHOLD))
+    return classifier, privacy
+
+
+def classifier_labels(classifier: ReportClassifier, texts: Sequence[str], *,
+                      threads: int = 1, batch_size: int = 64):
+    """``(labels, probabilities)``: one :class:`~updp_napari.labels.report.ReportLabels` per
+    text, each finding positive at a probability of at least the classifier's threshold and
+    negative below (it has no "uncertain" and no "not mentioned"), and the probabilities
+    [N, F]."""
     import torch
 
     from ..labels.report import NEGATIVE, POSITIVE, ReportLabels
 
-    classifier = ReportClassifier.load(folder)
-    if classifier.label_names != FINDINGS:
-        raise InputError(f"{folder}: the classifier's findings differ from the product's")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:
@@ -819,10 +828,16 @@ def label_with_classifier(folder: str | os.PathLike, texts: Sequence[str], *,
     threshold = float(classifier.card.get("threshold", THRESHOLD))
     labels = [ReportLabels({f: POSITIVE if p >= threshold else NEGATIVE
                             for f, p in zip(FINDINGS, row)}) for row in probabilities]
-    p = classifier.card.get("privacy") or {}
-    privacy = {k: p.get(k) for k in ("target_epsilon", "epsilon_spent", "delta",
-                                     "noise_multiplier", "unit", "mechanism")}
-    privacy["threshold"] = threshold
+    return labels, probabilities
+
+
+def label_with_classifier(folder: str | os.PathLike, texts: Sequence[str], *,
+                          threads: int = 1, batch_size: int = 64):
+    """The learned labeller on ``texts``: ``(labels, probabilities, privacy)`` (see
+    :func:`load_labeller` and :func:`classifier_labels`)."""
+    classifier, privacy = load_labeller(folder)
+    labels, probabilities = classifier_labels(classifier, texts, threads=threads,
+                                              batch_size=batch_size)
     return labels, probabilities, privacy
 
 
