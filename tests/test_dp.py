@@ -193,6 +193,40 @@ def test_train_dp_command_errors(dp_cohort, tmp_path, capsys):
     assert "made by updp train-dp" in capsys.readouterr().err
 
 
+def test_a_run_from_a_public_base_keeps_its_encoder_with_tune_decoder(trained, dp_cohort,
+                                                                      tmp_path, capsys):
+    """--base starts from a classifier trained before (on public studies: here the fixture's
+    ε = ∞ model stands for one); --tune decoder trains all but its encoder; the cards say
+    which base it was."""
+    from updp_napari.cli import main
+    from updp_napari.scoring import load_scorers
+
+    base = trained / "eps-inf"
+    out = tmp_path / "based"
+    assert main(["train-dp", str(dp_cohort), "--out", str(out), "--base", str(base),
+                 "--tune", "decoder", "--epsilon", "2", "--epochs", "1", "--batch", "6",
+                 "--size", "32", "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["base"]["folder"] == str(base) and summary["base"]["target_epsilon"] is None
+    before = load_scorers(base).pathology.model.state_dict()
+    scorer = load_scorers(out / "eps-2").pathology
+    after = scorer.model.state_dict()
+    for name, value in after.items():
+        same = torch.equal(value, before[name])
+        assert same == name.startswith("encoder."), name
+    assert scorer.card["tune"] == "decoder" and scorer.card["base"]["folder"] == str(base)
+    assert 0 < scorer.card["trained_parameters"] < scorer.card["parameters"]
+    assert json.loads((out / "eps-2" / dp.RUN_CARD).read_text())["base"]["folder"] == str(base)
+    # A base read at another size, or a decoder-only run without a base, is refused.
+    assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "o"), "--base", str(base),
+                 "--size", "64", "-q"]) == 2
+    assert "not a base for private training: input_size 32 (needs 64)" in \
+        capsys.readouterr().err
+    assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "o"), "--tune",
+                 "decoder", "-q"]) == 2
+    assert "needs a base" in capsys.readouterr().err
+
+
 def test_train_dp_on_an_archive_learns_from_its_reports(dp_cohort, tmp_path, capsys):
     """No ground truth: labels come from the reports, prepared into DIR/work first."""
     import shutil

@@ -442,6 +442,13 @@ def _register_train_dp(subparsers) -> None:
     p.add_argument("--manifest", type=Path, metavar="CSV", help="archive: CSV with columns "
                    "image,report,site, as for updp run")
     _add_labeller(p)
+    p.add_argument("--base", type=Path, metavar="DIR", help="start every run from this "
+                   "classifier instead of random weights: the eps-inf/ folder of an updp "
+                   "train-dp run on PUBLIC studies (at the same --size); its training is "
+                   "outside this run's budget, so never give it the private studies")
+    p.add_argument("--tune", choices=("all", "decoder"), default="all",
+                   help="with --base: train every parameter (default), or keep the base's "
+                        "encoder and train the rest (fewer parameters share the noise)")
     p.add_argument("--epsilon", default="1,3,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,3,8,inf)")
     _add_dp_sgd_arguments(p, "study", "studies", batch=DP_BATCH, epochs=DP_EPOCHS,
@@ -472,7 +479,8 @@ def _cmd_train_dp(args: argparse.Namespace) -> int:
                        physical_batch=args.physical_batch, epochs=args.epochs,
                        accountant=args.accountant, learning_rate=args.learning_rate,
                        sites=sites, size=args.size, seed=args.seed,
-                       threads=args.threads, reid=args.reid, progress=report)
+                       threads=args.threads, reid=args.reid, base=args.base, tune=args.tune,
+                       progress=report)
     if prepared is not None:
         summary["prepared"] = {k: v for k, v in prepared.items() if k != "left_out"}
     if args.json:

@@ -51,6 +51,8 @@ DP_DECODER = 16
 #: Defaults of ``updp train-dp`` (the library's too): input side, logical batch, epochs, peak
 #: learning rate.
 DP_SIZE, DP_BATCH, DP_EPOCHS, DP_LEARNING_RATE = 64, 64, 30, 1e-2
+#: What a run from a base trains: every parameter, or all but the encoder.
+TUNE = ("all", "decoder")
 
 
 def require_opacus():
@@ -298,9 +300,14 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
                        decoder: int = DP_DECODER, map_stride: int = 4,
                        learning_rate: float = DP_LEARNING_RATE,
                        mask_weight: float = 1.0, map_positive_weight: float = 5.0,
-                       seed: int = 0, private: bool = True,
+                       seed: int = 0, private: bool = True, base_state: dict | None = None,
+                       tune: str = "all",
                        progress: Callable[[int, int], None] | None = None):
     """A PathologyScorer trained with DP-SGD to the budget (``epsilon``, ``delta``).
+
+    ``base_state``: the network's weights to start from (a classifier trained on public
+    studies, see :func:`load_base`) instead of random ones; ``tune`` = "decoder" then keeps
+    its encoder as it is and trains the rest (fewer parameters share the noise).
 
     ``epsilon`` = inf: no noise, no clipping, same loop. ``private=False`` (only with
     ``epsilon`` = inf): the same network, batches and optimiser in plain PyTorch, without
@@ -342,6 +349,16 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     x_all = as_batch(images, input_size)
     y_all = torch.from_numpy(labels)
     model = dp_network(len(label_names), widths, decoder, map_stride)
+    if tune not in TUNE:
+        raise InputError(f"tune: one of {', '.join(TUNE)}, not {tune!r}")
+    if tune != "all" and base_state is None:
+        raise InputError("tune: only a base (pre-trained on public studies) can keep its "
+                         "encoder; without one, the whole network trains")
+    if base_state is not None:
+        model.load_state_dict({k: v.float() for k, v in base_state.items()})
+    if tune == "decoder":
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
     errors = validation_errors(model)
     if errors:  # the network is ours: a failure here is a bug, not bad input
         raise UpdpError("the network does not fit DP-SGD: " + "; ".join(errors))
@@ -396,6 +413,8 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
         "label_names": list(label_names),
         "input_size": input_size,
         "parameters": parameter_count(net),
+        "trained_parameters": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
+        "tune": tune,
         "privacy": {
             "mechanism": "DP-SGD (Opacus)" if private else "none (plain PyTorch reference)",
             "opacus_version": opacus.__version__,
@@ -427,18 +446,50 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     return scorer
 
 
+def load_base(folder: str | os.PathLike, size: int) -> tuple[dict, dict]:
+    """The weights and a description of the pathology classifier to start private training
+    from: ``folder`` is what ``updp train-dp`` wrote for one ε (``eps-inf/``), or its
+    ``pathology/``. It must be the private network (group normalisation, the widths of
+    :data:`DP_WIDTHS`) read at ``size``. Train it on *public* studies: its training is
+    outside the budget of the runs that start from it."""
+    from .pathology import PathologyScorer
+
+    folder = Path(folder)
+    path = folder / PATHOLOGY_DIR if (folder / PATHOLOGY_DIR).is_dir() else folder
+    scorer = PathologyScorer.load(path)
+    config = scorer.config
+    wanted = {"norm": "group", "widths": list(DP_WIDTHS), "decoder": DP_DECODER,
+              "input_size": size}
+    wrong = [f"{k} {config.get(k)!r} (needs {v!r})" for k, v in wanted.items()
+             if (list(config.get(k)) if k == "widths" else config.get(k)) != v]
+    if wrong:
+        raise InputError(f"{folder}: not a base for private training: " + ", ".join(wrong)
+                         + "; make one with updp train-dp PUBLIC --epsilon inf")
+    from ..core.vocabulary import FINDINGS
+
+    if list(config["label_names"]) != list(FINDINGS):
+        raise InputError(f"{folder}: the base's findings differ from the product's")
+    card = scorer.card or {}
+    described = {"folder": str(folder), "cohort": card.get("cohort"),
+                 "training_sites": card.get("training_sites"),
+                 "target_epsilon": (card.get("privacy") or {}).get("target_epsilon")}
+    return scorer.model.state_dict(), described
+
+
 def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Sequence[float],
              delta: float | None = None, max_grad_norm: float = 1.0, batch_size: int = DP_BATCH,
              physical_batch: int = 32, epochs: int = DP_EPOCHS, accountant: str = "rdp",
              learning_rate: float = DP_LEARNING_RATE, sites: Sequence[str] | None = None,
              size: int = DP_SIZE, seed: int = 0,
              threads: int = 1, reid: str | os.PathLike | None = None,
+             base: str | os.PathLike | None = None, tune: str = "all",
              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Train one private pathology classifier per ε on ``cohort`` (a folder in the layout of
     ``updp make-cohort``, which ``updp train``'s preparation of an archive writes too), on the
     studies of ``sites`` only when given. Each goes to ``out/eps-E/`` as a scorers folder
     (``pathology/`` and a copy of the re-identification scorer ``reid``, default the shipped
     one, so ``load_scorers`` and ``updp run --scorers`` read it) with ``updp_dp.json``.
+    ``base``: start every run from the classifier in that folder (see :func:`load_base`).
     Returns the summary per ε."""
     import torch
 
@@ -458,6 +509,11 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
     cohort, out = Path(cohort), Path(out)
     reid_dir = Path(reid) if reid is not None else DEFAULT_SCORERS / REID_DIR
     ReidScorer.load(reid_dir)  # a broken re-identification scorer fails before any training
+    if tune not in TUNE or (tune != "all" and base is None):
+        raise InputError(f"tune: {tune!r} needs a base (pre-trained on public studies); "
+                         f"one of {', '.join(TUNE)}" if tune in TUNE else
+                         f"tune: one of {', '.join(TUNE)}, not {tune!r}")
+    base_state, base_card = load_base(base, size) if base is not None else (None, None)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
     data = load_cohort_images(cohort, size)
@@ -475,7 +531,7 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     summary = {"cohort": signature, "training_sites": sorted(set(data.sites)),
-               "studies": n, "delta": delta, "runs": {}}
+               "studies": n, "delta": delta, "base": base_card, "runs": {}}
     private_folder(out)
     try:
         for epsilon in epsilons:
@@ -489,8 +545,9 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
                 data.images, data.labels, data.label_names, data.masks, epsilon=epsilon,
                 delta=delta, max_grad_norm=max_grad_norm, batch_size=batch_size,
                 physical_batch=physical_batch, epochs=epochs, accountant=accountant,
-                learning_rate=learning_rate, input_size=size, seed=seed, progress=report)
-            scorer.card.update({"cohort": signature, "cohort_read_size": size,
+                learning_rate=learning_rate, input_size=size, seed=seed,
+                base_state=base_state, tune=tune, progress=report)
+            scorer.card.update({"cohort": signature, "cohort_read_size": size, "base": base_card,
                                 "training_sites": summary["training_sites"],
                                 "updp_version": __version__, "device": "cpu", "threads": threads})
             folder = out / name
@@ -502,6 +559,7 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
                    "folder": name, "privacy": scorer.card["privacy"],
                    "training_sites": summary["training_sites"],
                    "reid_source": "shipped" if reid is None else "given",
+                   "base": base_card,
                    "seconds": scorer.card["training"]["seconds"]}
             import json
 
