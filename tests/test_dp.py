@@ -225,6 +225,9 @@ def test_a_run_from_a_public_base_keeps_its_encoder_with_tune_decoder(trained, d
     assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "o"), "--tune",
                  "decoder", "-q"]) == 2
     assert "needs a base" in capsys.readouterr().err
+    assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "o"), "--base",
+                 str(tmp_path / "none"), "-q"]) == 2
+    assert "none: not a base for private training" in capsys.readouterr().err
 
 
 def test_train_dp_on_an_archive_learns_from_its_reports(dp_cohort, tmp_path, capsys):

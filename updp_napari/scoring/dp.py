@@ -456,7 +456,11 @@ def load_base(folder: str | os.PathLike, size: int) -> tuple[dict, dict]:
 
     folder = Path(folder)
     path = folder / PATHOLOGY_DIR if (folder / PATHOLOGY_DIR).is_dir() else folder
-    scorer = PathologyScorer.load(path)
+    try:
+        scorer = PathologyScorer.load(path)
+    except InputError as exc:
+        raise InputError(f"{folder}: not a base for private training ({exc}); make one with "
+                         "updp train-dp PUBLIC --epsilon inf") from None
     config = scorer.config
     wanted = {"norm": "group", "widths": list(DP_WIDTHS), "decoder": DP_DECODER,
               "input_size": size}
