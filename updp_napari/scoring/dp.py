@@ -349,11 +349,7 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     x_all = as_batch(images, input_size)
     y_all = torch.from_numpy(labels)
     model = dp_network(len(label_names), widths, decoder, map_stride)
-    if tune not in TUNE:
-        raise InputError(f"tune: one of {', '.join(TUNE)}, not {tune!r}")
-    if tune != "all" and base_state is None:
-        raise InputError("tune: only a base (pre-trained on public studies) can keep its "
-                         "encoder; without one, the whole network trains")
+    check_tune(tune, base_state is not None)
     if base_state is not None:
         model.load_state_dict({k: v.float() for k, v in base_state.items()})
     if tune == "decoder":
@@ -446,6 +442,16 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     return scorer
 
 
+def check_tune(tune: str, has_base: bool) -> None:
+    """``tune`` is one of :data:`TUNE`, and only a run from a base keeps its encoder."""
+    if tune not in TUNE:
+        raise InputError(f"tune: one of {', '.join(TUNE)}, not {tune!r}")
+    if tune != "all" and not has_base:
+        raise InputError(f"tune: {tune!r} needs a base (pre-trained on public studies): "
+                         "only a base can keep its encoder; without one, the whole network "
+                         "trains")
+
+
 def load_base(folder: str | os.PathLike, size: int) -> tuple[dict, dict]:
     """The weights and a description of the pathology classifier to start private training
     from: ``folder`` is what ``updp train-dp`` wrote for one ε (``eps-inf/``), or its
@@ -513,10 +519,7 @@ def train_dp(cohort: str | os.PathLike, out: str | os.PathLike, *, epsilons: Seq
     cohort, out = Path(cohort), Path(out)
     reid_dir = Path(reid) if reid is not None else DEFAULT_SCORERS / REID_DIR
     ReidScorer.load(reid_dir)  # a broken re-identification scorer fails before any training
-    if tune not in TUNE or (tune != "all" and base is None):
-        raise InputError(f"tune: {tune!r} needs a base (pre-trained on public studies); "
-                         f"one of {', '.join(TUNE)}" if tune in TUNE else
-                         f"tune: one of {', '.join(TUNE)}, not {tune!r}")
+    check_tune(tune, base is not None)
     base_state, base_card = load_base(base, size) if base is not None else (None, None)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")

@@ -483,6 +483,11 @@ class ReportClassifier:
     def label_names(self) -> tuple[str, ...]:
         return tuple(self.card["label_names"])
 
+    @property
+    def threshold(self) -> float:
+        """The probability at which a finding is called positive (the card's)."""
+        return float(self.card.get("threshold", THRESHOLD))
+
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         import torch
 
@@ -805,7 +810,7 @@ def load_labeller(folder: str | os.PathLike) -> tuple[ReportClassifier, dict]:
     p = classifier.card.get("privacy") or {}
     privacy = {k: p.get(k) for k in ("target_epsilon", "epsilon_spent", "delta",
                                      "noise_multiplier", "unit", "mechanism")}
-    privacy["threshold"] = float(classifier.card.get("threshold", THRESHOLD))
+    privacy["threshold"] = classifier.threshold
     return classifier, privacy
 
 
@@ -825,7 +830,7 @@ def classifier_labels(classifier: ReportClassifier, texts: Sequence[str], *,
         probabilities = classifier.predict(list(texts), batch_size=batch_size)
     finally:
         torch.set_num_threads(threads_before)
-    threshold = float(classifier.card.get("threshold", THRESHOLD))
+    threshold = classifier.threshold
     labels = [ReportLabels({f: POSITIVE if p >= threshold else NEGATIVE
                             for f, p in zip(FINDINGS, row)}) for row in probabilities]
     return labels, probabilities
@@ -882,15 +887,10 @@ def evaluate_report_classifiers(models: Sequence[str | os.PathLike], *,
     torch.set_num_threads(max(1, threads))
     try:
         for k, folder in enumerate(folders):
-            classifier = ReportClassifier.load(folder)
-            if classifier.label_names != FINDINGS:
-                raise InputError(f"{folder}: the classifier's findings differ from the "
-                                 "product's")
-            privacy = classifier.card.get("privacy") or {}
-            entry = {"folder": str(folder), "epsilon": privacy.get("target_epsilon"),
-                     "epsilon_spent": privacy.get("epsilon_spent"),
-                     "delta": privacy.get("delta"),
-                     "noise_multiplier": privacy.get("noise_multiplier")}
+            classifier, privacy = load_labeller(folder)
+            entry = {"folder": str(folder), "epsilon": privacy["target_epsilon"],
+                     "epsilon_spent": privacy["epsilon_spent"], "delta": privacy["delta"],
+                     "noise_multiplier": privacy["noise_multiplier"]}
             for name, (texts, gold, _info) in sets.items():
                 entry[name] = f1_table(classifier.predict(texts) >= THRESHOLD, gold)
             result["models"].append(entry)
