@@ -112,6 +112,7 @@ def test_each_reports_gradient_is_its_own(encoder, hospital):
     from opacus import GradSampleModule
 
     texts, labels = hospital
+    torch.manual_seed(0)
     model, tokenizer, card = rc.lora_network(encoder, lora_r=2)
     torch.nn.init.normal_(model.head.weight)
     for name, p in model.named_parameters():
@@ -142,7 +143,10 @@ def test_each_reports_gradient_is_its_own(encoder, hospital):
         for name, p in model.named_parameters():
             if p.requires_grad:
                 key = next(k for k in samples if k.endswith(name))
-                torch.testing.assert_close(samples[key][i], p.grad, atol=1e-5, rtol=1e-4)
+                # float32 sums in another order: agreement to 1e-4 of the gradient's scale (a
+                # report's gradient mixed with another's is off by its whole size).
+                scale = float(p.grad.abs().max()) or 1.0
+                torch.testing.assert_close(samples[key][i], p.grad, atol=1e-4 * scale, rtol=1e-3)
 
 
 def test_the_head_reads_a_token_and_the_ones_before_it(encoder):

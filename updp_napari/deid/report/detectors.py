@@ -161,9 +161,10 @@ class HeaderIdentifiers:
     patient_key: str = ""  # what the per-patient date shift is keyed on
     # Every date the header holds (datetime.date): the shift maps none onto another.
     all_dates: set = field(default_factory=set)
-    _needles: list[tuple] | None = field(default=None, repr=False, compare=False)
+    _needles: list[tuple[str, list[tuple]]] | None = field(default=None, repr=False,
+                                                         compare=False)
 
-    def needles(self, lexicons: Lexicons) -> list[tuple]:
+    def needles(self, lexicons: Lexicons) -> list[tuple[str, list[tuple]]]:
         """The values to search reports for, worked out once per header."""
         if self._needles is None:
             self._needles = _header_needles(self, lexicons)
@@ -1063,10 +1064,15 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
         return
     lowered = text.lower()
     # A substring search per value (in C) before the whole-word one: cheaper than any index.
-    for value, category, source, confidence, exact in ctx.header.needles(ctx.lexicons):
-        if value in (text if exact else lowered):
-            for start, end in _find_word(text, lowered, value, exact):
-                yield Span(start, end, category, source, confidence)
+    # Values that share a part are looked for only where it stands (a date's ways of being
+    # written, where its year does).
+    for guard, needles in ctx.header.needles(ctx.lexicons):
+        if guard and guard not in lowered:
+            continue
+        for value, category, source, confidence, exact in needles:
+            if value in (text if exact else lowered):
+                for start, end in _find_word(text, lowered, value, exact):
+                    yield Span(start, end, category, source, confidence)
     # A name of the header one letter off in the text (a typing error on either side, or a
     # damaged header): "JANKOWSKY" for JANKOWSKI. Parts of five letters or more only.
     # The word must be no English or clinical word itself ("block" is one letter from Black).
@@ -1074,11 +1080,15 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
              if len(part) >= 5 and part.isalpha()}
     if parts:
         wc = word_classes()
-        # Each distinct word once, the look-ups first: most long words are English or clinical.
+        # One edit in a word of five letters or more leaves its first two letters or its last
+        # two as they were: a set look-up each rules out nearly every word before any edit is
+        # counted.
+        heads, tails = {p[:2] for p in parts}, {p[-2:] for p in parts}
         index = ctx.index(text)
         misspelt: list[int] = []
         for word, places in index.at.items():
-            if len(word) >= 5 and word not in parts and word.isalpha() and \
+            if len(word) >= 5 and (word[:2] in heads or word[-2:] in tails) and \
+                    word not in parts and word.isalpha() and \
                     wc.commonness(word) == 4 and word not in wc.clinical and \
                     any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts):
                 misspelt += places
@@ -1101,31 +1111,45 @@ def _one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1:]
 
 
-def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple]:
-    """What to look for: (value, category, source, confidence, case-sensitive).
+def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple[str, list[tuple]]]:
+    """What to look for: groups of (guard, [(value, category, source, confidence,
+    case-sensitive), …]); a group's values can stand only where its guard (lower case) does
+    ("" for any text). Each value once, however often the header holds it.
 
     Values that are not case-sensitive are given in lower case.
     """
-    needles = []
+    groups: dict[str, list[tuple]] = {}
+    seen: set[tuple] = set()
+
+    def add(guard: str, value: str, category: str, source: str, confidence: float,
+            exact: bool) -> None:
+        if (value, source) not in seen:
+            seen.add((value, source))
+            groups.setdefault(guard, []).append((value, category, source, confidence, exact))
+
     for parts in header.names:
-        needles += [(part.lower(), "NAME", "header:name", 1.0, False)
-                    for part in parts if len(part) >= 2]
+        for part in parts:
+            if len(part) >= 2:
+                add(part.lower(), part.lower(), "NAME", "header:name", 1.0, False)
         # Initials in DICOM order (family, given) and in speaking order (given, family),
         # only as written, in capitals: "js" is no one's initials.
         letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
         if len(letters) >= 2:
             orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
                       letters[1] + letters[0]}
-            needles += [(variant, "NAME", "header:initials", 0.7, True) for initials in sorted(orders)
-                        for variant in (initials, ".".join(initials) + ".")]
-    needles += [(value.lower(), "ID", "header:id", 1.0, False)
-                for value in header.ids if len(value) >= 3]
-    needles += [(variant.lower(), "DATE", "header:date", 1.0, False)
-                for value in header.dates for variant in date_variants(value)]
-    needles += [(variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
-                for value in header.institutions
-                for variant in institution_variants(value, lexicons.institution_words)]
-    return needles
+            for initials in sorted(orders):
+                for variant in (initials, ".".join(initials) + "."):
+                    add("", variant, "NAME", "header:initials", 0.7, True)
+    for value in header.ids:
+        if len(value) >= 3:
+            add(value.lower(), value.lower(), "ID", "header:id", 1.0, False)
+    for value in dict.fromkeys(header.dates):
+        for variant in date_variants(value):  # each holds the year
+            add(value[:4], variant.lower(), "DATE", "header:date", 1.0, False)
+    for value in dict.fromkeys(header.institutions):
+        for variant in institution_variants(value, lexicons.institution_words):
+            add(variant.lower(), variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
+    return list(groups.items())
 
 
 @cache
