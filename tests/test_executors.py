@@ -212,6 +212,66 @@ def test_local_executor_keeps_task_order_and_reads_tasks_lazily():
     assert list(LocalExecutor(1).map(_Slow(), range(3))) == [0, 10, 20]  # in this process
 
 
+def _modules_loaded(queue):
+    queue.put({name: name in sys.modules for name in ("torch", "diffusers.models.unets.unet_2d",
+                                                      "updp_napari.pipeline")})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a fork server on Linux only")
+def test_model_workers_begin_with_torch_and_the_models_code_imported(monkeypatch):
+    """Workers that synthesise come from a fork server that imported torch and the model's
+    code once, started by ``start()`` while the run loads its own: each begins at once."""
+    from updp_napari import executors
+
+    monkeypatch.setattr(executors, "_gpu_available", lambda: False)
+    runner = LocalExecutor(2)
+    assert runner.synthesizes
+    runner.start(wait=True)
+    context = executors._model_worker_context()
+    assert context.get_start_method() == "forkserver"
+    queue = context.Queue()
+    child = context.Process(target=_modules_loaded, args=(queue,))
+    child.start()
+    loaded = queue.get(timeout=60)
+    child.join(timeout=30)
+    assert loaded == {"torch": True, "diffusers.models.unets.unet_2d": True,
+                      "updp_napari.pipeline": True}
+    LocalExecutor(1).start(wait=True)  # one worker: nothing to start, nothing raised
+
+
+class _Where:
+    """A picklable preparer reporting the folder and an environment variable it runs with."""
+
+    def __call__(self, task):
+        return os.getcwd(), os.environ.get("UPDP_TEST_PROBE")
+
+
+class _NoModel:
+    """A picklable stand-in for the model stage: one case a batch, nothing drawn."""
+
+    batch = 1
+
+    def setup(self, threads=None):
+        pass
+
+    def fill(self, outcomes):
+        pass
+
+
+def test_model_workers_run_in_the_runs_folder_and_environment_as_they_are_now(
+        tmp_path, monkeypatch):
+    """The fork server may have started long before (an earlier run in this process): its
+    workers still see the folder and environment of the run that uses them."""
+    from updp_napari import executors
+
+    monkeypatch.setattr(executors, "_gpu_available", lambda: False)
+    LocalExecutor(2).start(wait=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UPDP_TEST_PROBE", "now")
+    seen = list(LocalExecutor(2).map(_Where(), range(4), ahead=1, synthesizer=_NoModel()))
+    assert seen == [(str(tmp_path), "now")] * 4
+
+
 def test_a_worker_that_dies_stops_the_run_with_a_message():
     with pytest.raises(UpdpError, match="worker process .* ended unexpectedly.*run again"):
         list(LocalExecutor(2).map(_Dies(), range(6), ahead=2))

@@ -18,6 +18,8 @@ the GPU when there is one). An executor is what runs the preparations.
   about ``ahead`` results waiting beyond the workers' own, so memory stays bounded on any
   archive. When the generator is closed early (an error, Ctrl-C), stop every worker
   before returning.
+- optionally ``start()``: called by the run before it reads its input and loads its own
+  models, to start workers (or what they start from) in the background.
 
 Order is what makes every executor's workspace the same, byte for byte: the run batches
 the prepared cases for synthesis in the order they come back.
@@ -71,7 +73,8 @@ class LocalExecutor:
     """Prepare cases in ``workers`` processes of this machine (None: one per usable core);
     with one worker, in this process. Worker processes ignore Ctrl-C (the run stops them)
     and are terminated when the run ends early. Without a GPU they also synthesise (see
-    ``synthesizes``) and are spawned, each loading the model once; otherwise, on Linux, they
+    ``synthesizes``) and come from a fork server that imported torch and the model's code
+    once (spawned elsewhere), each loading the model once; otherwise, on Linux, they
     are forked (they start at once) and never touch torch, the GPU or the store the run's
     process holds. Elsewhere they are spawned (a script then needs an
     ``if __name__ == "__main__"`` guard)."""
@@ -89,11 +92,51 @@ class LocalExecutor:
         the GPU, once."""
         return self.workers > 1 and not _gpu_available()
 
+    def start(self, wait: bool = False) -> None:
+        """Begin starting what the workers fork from, in the background, so that it imports
+        torch, the model's code and the de-identifiers while the run loads its own (the run
+        calls this first; optional in the protocol); with ``wait``, return once it has.
+        Nothing to do for one worker."""
+        if self.workers > 1 and self.synthesizes:
+            _model_worker_context(wait=wait)
+
     def map(self, preparer, tasks: Iterable, ahead: int = 8, synthesizer=None) -> Iterator:
         if self.workers == 1:
             yield from _in_process(preparer, tasks)
             return
         yield from _in_pool(preparer, tasks, self.workers, max(0, int(ahead)), synthesizer)
+
+
+#: What a model worker needs, imported once by the process workers are forked from.
+_PRELOAD = ("numpy", "torch", "diffusers.models.unets.unet_2d", "diffusers.schedulers",
+            "updp_napari.pipeline", "updp_napari.deid.dicom", "updp_napari.deid.report",
+            "updp_napari.synth.job")
+
+
+def _model_worker_context(wait: bool = True):
+    """The multiprocessing context for workers that run the model: on Linux a fork server,
+    started once per process with torch and the model's code imported but no thread started
+    (a fork of a process whose torch has started threads can hang), so each worker begins
+    at once instead of importing them itself (seconds a worker); elsewhere spawn. With
+    ``wait``, returns once the server has imported them."""
+    import multiprocessing
+
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    from multiprocessing import forkserver
+
+    context.set_forkserver_preload(list(_PRELOAD))  # for a server not yet running
+    forkserver.ensure_running()
+    if wait:  # a process started through it comes back only after the imports
+        probe = context.Process(target=_nothing, name="updp-forkserver-ready", daemon=True)
+        probe.start()
+        probe.join()
+    return context
+
+
+def _nothing() -> None:
+    pass
 
 
 def _gpu_available() -> bool:
@@ -112,7 +155,7 @@ def _in_process(preparer, tasks: Iterable) -> Iterator:
         yield preparer(task)
 
 
-def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
+def _worker_loop(preparer, tasks, results, synthesizer=None, state=None) -> None:
     """One worker process: leave Ctrl-C to the run, build the de-identifiers (and load the
     model, given a synthesizer) once, then prepare the tasks sent on its pipe until told to
     stop (None). A message is a first task number and up to a batch of tasks; with a
@@ -122,6 +165,11 @@ def _worker_loop(preparer, tasks, results, synthesizer=None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if state is not None:  # forked from a server started earlier: the run's folder and
+        cwd, environ = state  # environment as they are now, as a spawned worker has them
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
     try:
         setup = getattr(preparer, "setup", None)
         if setup is not None:
@@ -154,16 +202,22 @@ def _in_pool(preparer, tasks: Iterable, workers: int, ahead: int, synthesizer=No
     import multiprocessing
     import queue
 
-    # Workers that run the model are spawned: torch in a child forked from a process whose
-    # torch has started threads can hang.
-    fork = sys.platform.startswith("linux") and synthesizer is None
-    context = multiprocessing.get_context("fork" if fork else "spawn")
+    # Workers that run the model come from a fork server (or are spawned): torch in a child
+    # forked from a process whose torch has started threads can hang.
+    state = None
+    if synthesizer is not None:
+        context = _model_worker_context(wait=False)
+        if context.get_start_method() == "forkserver":
+            state = (os.getcwd(), dict(os.environ))
+    else:
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     results = context.Queue()
     pipes, processes = [], []
     for n in range(workers):
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_worker_loop, name=f"updp-prepare-{n + 1}",
-                                  args=(preparer, child_end, results, synthesizer), daemon=True)
+                                  args=(preparer, child_end, results, synthesizer, state),
+                                  daemon=True)
         process.start()
         child_end.close()
         pipes.append(parent_end)

@@ -457,8 +457,12 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
     from .executors import get_executor
     from .review.store import ReviewStore
 
-    found = find_studies(input, manifest, follow_symlinks=follow_symlinks, site=site)
     runner = get_executor(executor, workers)
+    # Workers (or what they start from) load in the background while this process reads
+    # the input and loads its own models.
+    if callable(getattr(runner, "start", None)):
+        runner.start()
+    found = find_studies(input, manifest, follow_symlinks=follow_symlinks, site=site)
     summary = RunSummary(cases=len(found.studies), not_studies=found.skipped)
     seconds = summary.seconds
     with ReviewStore.open(workspace, create=True) as store:
