@@ -158,7 +158,7 @@ def test_only_the_filled_boxes_change(cleaned):
         for record in result.boxes:
             # Boxes and reasons only: never the text read (it is PHI).
             assert set(record) == {"box", "reason"}
-            assert record["reason"] in ("ocr", "header-match")
+            assert record["reason"] in ("ocr", "header-match", "layout")
             assert all(isinstance(v, int) for v in record["box"])
 
 
@@ -228,7 +228,7 @@ def test_unread_lines_set_flush_with_a_filled_line_join_its_block(monkeypatch):
     # only. A fourth chain of glyph-like blobs below is offset: anatomy, not print.
     lines = [(20, 200, 120, 208), (20, 211, 90, 219), (21, 222, 140, 230), (60, 233, 150, 241)]
     words = [px.OcrWord("Doe^Jane", (20, 200, 118, 208), 91.0)]
-    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search: (words, lines, []))
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search: (words, lines, [], None))
     image = np.full((256, 256), 500, dtype=np.uint16)
     result = px.clean_burned_in(image, ["Doe", "Jane"])
     filled = _filled_mask(image.shape, result.boxes)
@@ -250,7 +250,7 @@ def test_the_glyph_lines_of_a_proposed_block_join_a_line_filled_in_it(monkeypatc
     lines = [name, *under, chain, (160, 26, 230, 34)]
     state = {"blocks": [annotation, elsewhere]}
     monkeypatch.setattr(px, "_read",
-                        lambda pixels, monochrome1, search: (words, lines, state["blocks"]))
+                        lambda pixels, monochrome1, search: (words, lines, state["blocks"], None))
     image = np.full((256, 256), 500, dtype=np.uint16)
     filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe", "Jane"]).boxes)
     for box in (name, *under):
@@ -275,12 +275,67 @@ def test_a_block_overlapping_one_with_a_fill_is_the_rest_of_its_annotation(monke
     upper, lower, chained = (170, 195, 250, 222), (170, 221, 250, 236), (120, 150, 200, 198)
     lines = [top, middle, last, (130, 170, 175, 177)]
     monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
-                        (words, lines, [upper, lower, chained]))
+                        (words, lines, [upper, lower, chained], None))
     image = np.full((256, 256), 500, dtype=np.uint16)
     filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
     for box in (top, middle, last):
         assert _covered(filled, box) == 1.0, box
     assert _covered(filled, (130, 170, 175, 177)) == 0.0
+
+
+def test_three_rows_of_print_set_flush_are_filled_though_nothing_read_matched(monkeypatch):
+    # An annotation of three rows, left-aligned, 8 px high, 3 px apart: OCR read letters on
+    # it, none matching the header nor read with confidence. Its layout is an annotation's:
+    # filled (reason layout). Two such rows, or three on which nothing was read, stay.
+    rows = [(20, 200, 120, 208), (20, 211, 90, 219), (20, 222, 140, 230)]
+    state = {"lines": rows, "words": [px.OcrWord("-ELLA*SH", (20, 199, 70, 209), 30.0)]}
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
+                        (state["words"], state["lines"], [], None))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    result = px.clean_burned_in(image, ["Doe", "Jane"])
+    filled = _filled_mask(image.shape, result.boxes)
+    assert all(_covered(filled, box) == 1.0 for box in rows)
+    assert {b["reason"] for b in result.boxes} == {"layout"}
+    state["lines"] = rows[:2]
+    assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
+    state["lines"], state["words"] = rows, []
+    assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
+
+
+def _strokes_with(marks, shape=(256, 256)):
+    """Stroke strengths: 1.0 on each (x0, y0, x1, y1) rectangle, 0 elsewhere."""
+    bright = np.zeros(shape, dtype=np.float32)
+    for x0, y0, x1, y1 in marks:
+        bright[y0:y1, x0:x1] = 1.0
+    return px._Strokes(bright, np.zeros(shape, dtype=np.float32), 1.0)
+
+
+def test_a_fill_is_carried_along_its_row_where_strokes_or_words_go_on(monkeypatch):
+    # OCR matched the name at the start of a line whose glyph search stopped at x=70 (print
+    # over bright anatomy); strokes of letters go on along the row to x=100. The fill
+    # follows them, and not a rib that crosses the row from above to below at x=130, nor
+    # strokes more than four print heights on.
+    line = (20, 200, 70, 208)
+    letters = [(x, 201, x + 2, 207) for x in range(72, 100, 5)]
+    rib = (130, 150, 133, 256)
+    far = [(x, 201, x + 2, 207) for x in range(140, 160, 5)]
+    words = [px.OcrWord("DOE", (20, 200, 60, 208), 90.0)]
+    strokes = _strokes_with(letters + [rib] + far)
+    state = {"words": words, "strokes": strokes}
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
+                        (state["words"], [line], [], state["strokes"]))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, (20, 200, 99, 208)) == 1.0
+    assert _covered(filled, (128, 200, 160, 208)) == 0.0
+    # Without strokes, a word read on the row (any confidence) carries it the same way.
+    state["strokes"] = _strokes_with([])
+    state["words"] = words + [px.OcrWord("TERHEN", (80, 199, 110, 209), 39.0)]
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, (20, 200, 110, 208)) == 1.0
+    state["words"] = words
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, (75, 200, 110, 208)) == 0.0
 
 
 # ------------------------------------------------------------------ the region search

@@ -86,6 +86,11 @@ DEFAULT_SEARCH = "regions"  # what the cleaner, deid-dicom and the runs use unle
 _MAX_REGIONS = 48
 _MAX_REGION_FRACTION = 0.4
 _BLOCK_LINES = 6  # a proposed block grows a fill (its glyph lines join) up to this many lines high
+_LINE_PITCH = 1.6  # a line of print and the space under it, in heights of its glyphs
+_STACK_ROWS = 3  # rows of print set flush, one under the other, that make an annotation
+_CARRY_GAP = 1.2  # a fill follows strokes along its row across gaps up to this many print heights
+_CARRY_REACH = 4.0  # …at most this many print heights beyond its glyph line
+_CARRY_WORD_GAP = 2.0  # …and over words read on its row up to this many heights away
 _CROP_GAP = 24  # white rows, in upscaled pixels, between crops stacked for one reading
 
 
@@ -716,9 +721,9 @@ def _read_regions(exe: str, proposal: _Proposal, layers: list[np.ndarray], strok
 
 
 def _read(pixels: np.ndarray, monochrome1: bool, search: str = "full"
-          ) -> tuple[list[OcrWord], list[Box], list[Box]]:
-    """The words read, the glyph lines, and the blocks read (the proposal of the region
-    search; none when the whole image was read)."""
+          ) -> tuple[list[OcrWord], list[Box], list[Box], _Strokes | None]:
+    """The words read, the glyph lines, the blocks read (the proposal of the region search;
+    none when the whole image was read), and the strokes (None for a blank image)."""
     if search not in SEARCH_MODES:
         raise ValueError(f"search must be one of {', '.join(SEARCH_MODES)}, not {search!r}")
     array = np.asarray(pixels)
@@ -726,14 +731,14 @@ def _read(pixels: np.ndarray, monochrome1: bool, search: str = "full"
         raise ValueError(f"expected a 2-D pixel array, got shape {array.shape}")
     exe = _tesseract_path()
     if array.size == 0 or array.min() == array.max():
-        return [], [], []
+        return [], [], [], None
     strokes = _strokes(_display(array, monochrome1))
     layers, lines = _text_layers(strokes)
     scale = _upscale_factor(array.shape)
     if search == "regions":
         proposal = _propose(strokes, lines, array.shape)
         if proposal is not None:
-            return _read_regions(exe, proposal, layers, strokes, scale), lines, proposal.blocks
+            return _read_regions(exe, proposal, layers, strokes, scale), lines, proposal.blocks, strokes
         # Not to be trusted (see _propose): read the whole image, as the full search does.
     pictures = [_picture(view, scale) for view in [*layers, _stroke_view(strokes.bright)]]
     with ThreadPoolExecutor(max_workers=max(1, min(len(pictures), os.cpu_count() or 1))) as pool:
@@ -744,7 +749,7 @@ def _read(pixels: np.ndarray, monochrome1: bool, search: str = "full"
             box = _to_array_box(box, scale, array.shape)
             if _area(box):
                 words.append(OcrWord(text, box, conf))
-    return _merge_duplicates(words), lines, []
+    return _merge_duplicates(words), lines, [], strokes
 
 
 def ocr_words(pixels: np.ndarray, *, monochrome1: bool = False, search: str = "full"
@@ -935,10 +940,11 @@ def _annotation_sized(box: Box, shape: tuple[int, int]) -> bool:
 
 
 def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[Box, str, int]]:
-    """Fills of one annotation block (on one baseline a few words apart, or stacked a
+    """Fills of one annotation block (on one baseline up to four line heights apart, or stacked a
     line apart with overlapping columns) joined into the block's rectangle, so that
     letters OCR lost between the pieces are covered too. Returns (box, reason, line
-    height); the reason is header-match when any piece matched."""
+    height); the reason is header-match when any piece matched, else ocr when any piece
+    was read, else layout (a stack of print, see :func:`_stacked_print`)."""
     items = [(box, reason, _height(box)) for box, reason in fills]
     merged = True
     while merged:
@@ -949,12 +955,13 @@ def _blocks(fills: list[tuple[Box, str]], shape: tuple[int, int]) -> list[tuple[
                 h = max(1, min(ha, hb))
                 h_gap = max(a[0], b[0]) - min(a[2], b[2])
                 v_gap = max(a[1], b[1]) - min(a[3], b[3])
-                if not ((v_gap < 0 and h_gap <= 3.0 * h) or (v_gap <= 1.2 * h and h_gap < 0)):
+                if not ((v_gap < 0 and h_gap <= 4.0 * h) or (v_gap <= 1.2 * h and h_gap < 0)):
                     continue
                 box = _union(a, b)
                 if not _annotation_sized(box, shape):
                     continue  # keep the pieces apart
-                reason = "header-match" if "header-match" in (ra, rb) else "ocr"
+                reason = "header-match" if "header-match" in (ra, rb) else \
+                    "ocr" if "ocr" in (ra, rb) else ra
                 items[i] = (box, reason, h)
                 del items[j]
                 merged = True
@@ -988,7 +995,7 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
         if not inside:
             continue
         heights = [_height(box) for box, _ in inside]
-        if _height(block) > _BLOCK_LINES * max(heights):
+        if _height(block) > _BLOCK_LINES * _LINE_PITCH * max(heights):
             continue
         h = float(np.median(heights))  # the print's height: some fills run into anatomy
         reason = "header-match" if any(r == "header-match" for _, r in inside) else "ocr"
@@ -1001,7 +1008,8 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
             continue
         for other in list(held):
             h, reason, fills_in = held[other]
-            if fills_in and _intersection(block, other) and _height(block) <= _BLOCK_LINES * h:
+            if fills_in and _intersection(block, other) and \
+                    _height(block) <= _BLOCK_LINES * _LINE_PITCH * h:
                 held[block] = (h, reason, [])
                 break
     grown = []
@@ -1017,6 +1025,129 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
     return grown
 
 
+def _stacked_print(lines: list[Box], words: list[OcrWord], shape: tuple[int, int]) -> list[int]:
+    """Indices of the glyph lines that stand in a stack of :data:`_STACK_ROWS` rows or more,
+    each row set right under the one above with a flush left or right edge (pieces of one
+    row a few glyphs apart count as one), no larger than an annotation, on which OCR read
+    something (two letters or digits): the layout of a burned-in annotation (name, ID, date,
+    institution), filled even where nothing read there matched the header or was read with
+    confidence. Anatomy makes single glyph lines by chance, not such stacks."""
+    n = len(lines)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = lines[i], lines[j]
+            ha, hb = _height(a), _height(b)
+            same_row = min(a[3], b[3]) - max(a[1], b[1]) >= 0.6 * min(ha, hb) \
+                and 0.7 * ha <= hb <= ha / 0.7 and max(a[0], b[0]) - min(a[2], b[2]) <= 2.0 * max(ha, hb)
+            if same_row or _flush_below_or_above(a, b):
+                parent[root(i)] = root(j)
+    stacks: dict[int, list[int]] = {}
+    for i in range(n):
+        stacks.setdefault(root(i), []).append(i)
+    picked: list[int] = []
+    for members in stacks.values():
+        h = float(np.median([_height(lines[i]) for i in members]))
+        centres = sorted((lines[i][1] + lines[i][3]) / 2 for i in members)
+        rows = 1 + sum(1 for a, b in zip(centres, centres[1:]) if b - a > 0.5 * h)
+        if rows < _STACK_ROWS:
+            continue
+        box = (min(lines[i][0] for i in members), min(lines[i][1] for i in members),
+               max(lines[i][2] for i in members), max(lines[i][3] for i in members))
+        if _annotation_sized(box, shape) and any(
+                _alnum(w.text) >= 2 and _intersection(w.box, box) >= 0.5 * _area(w.box) for w in words):
+            picked += members
+    return picked
+
+
+def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[OcrWord],
+                   strokes: _Strokes | None, shape: tuple[int, int]) -> list[tuple[Box, str]]:
+    """The fills carried on along their rows, where a burned-in line goes on past the glyphs
+    found (print over bright anatomy comes apart into strokes the glyph search does not
+    join; OCR reads a line's first word and not the rest):
+
+    - each glyph line of the print's height under a fill, while strokes stand on its row
+      (columns with two stroke pixels or more at the faintest level print is looked for,
+      not crossed by a stroke from above to below the row: anatomy crosses rows, print
+      stays in its own), no gap wider than :data:`_CARRY_GAP` print heights, at most
+      :data:`_CARRY_REACH` print heights beyond the line;
+    - then each fill of one row, over the words OCR read on its row (any confidence) at most
+      :data:`_CARRY_WORD_GAP` heights from it.
+    """
+    carried: list[tuple[Box, str]] = []
+    if strokes is not None:
+        evidence = np.zeros(strokes.bright.shape, dtype=bool)
+        for polarity, levels in strokes.polarities():
+            if levels:
+                evidence |= polarity > levels[-1]
+        rows, cols = evidence.shape
+        under = [[line for line in lines if _intersection(line, box) >= 0.8 * _area(line) > 0]
+                 for box, _ in fills]
+        heights = [_height(line) for inside in under for line in inside]
+        # The print's height: that of the glyph lines under the fills, most of them.
+        h = max(1.0, float(np.median(heights))) if heights else 1.0
+        k = max(1, int(round(0.3 * h)))
+        for (box, reason), inside in zip(fills, under):
+            carried.append((box, reason))
+            # Lines much taller than the print are print run into anatomy: no row to follow.
+            inside = [line for line in inside if _height(line) <= 1.3 * h]
+            if not inside:
+                continue
+            local = float(np.median([_height(line) for line in inside]))  # this fill's print
+            gap, reach = _CARRY_GAP * local, _CARRY_REACH * local
+            for line in inside:
+                band = evidence[line[1]:line[3]].sum(0) >= 2
+                above = evidence[max(0, line[1] - k):line[1]].any(0)
+                below = evidence[line[3]:min(rows, line[3] + k)].any(0)
+                band &= ~(above & below)
+                last, x = line[2] - 1, line[2]
+                while x < cols and x - line[2] <= reach and x - last <= gap:
+                    if band[x]:
+                        last = x
+                    x += 1
+                first, x = line[0], line[0] - 1
+                while x >= 0 and line[0] - x <= reach and first - x <= gap:
+                    if band[x]:
+                        first = x
+                    x -= 1
+                if first < line[0] or last + 1 > line[2]:
+                    carried.append(((first, line[1], last + 1, line[3]), reason))
+    else:
+        carried = list(fills)
+    out = []
+    seen: set[Box] = set()
+    for box, reason in carried:
+        if box in seen:
+            continue
+        seen.add(box)
+        x0, y0, x1, y1 = box
+        rows_in = [line for line in lines if _intersection(line, box) >= 0.5 * _area(line) > 0]
+        h = max(1, y1 - y0)
+        # One row of print (the glyph lines under it of one height and on one row).
+        if rows_in and all(abs(line[1] - rows_in[0][1]) <= 0.5 * _height(line) for line in rows_in) \
+                and h <= 1.5 * max(_height(line) for line in rows_in):
+            grown = True
+            while grown:
+                grown = False
+                for word in words:
+                    b = word.box
+                    if _alnum(word.text) < 2 or min(b[3], y1) - max(b[1], y0) < 0.6 * h \
+                            or _height(b) > 2.0 * h:
+                        continue
+                    if max(b[0] - x1, x0 - b[2]) <= _CARRY_WORD_GAP * h and (b[0] < x0 or b[2] > x1):
+                        x0, x1 = min(x0, b[0]), max(x1, b[2])
+                        grown = True
+        out.append(((x0, y0, x1, y1), reason))
+    return out
+
+
 def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
                     monochrome1: bool = False,
                     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
@@ -1030,8 +1161,12 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     (four or more letters or digits) on a line of glyphs. The lines of glyphs under those
     words are filled whole, with the lines of the same annotation block that OCR read
     anything on or that are set flush with them, and the pieces of one block are joined
-    into its rectangle, padded by a quarter of the line height (2 pixels at least). A lone
-    letter, such as the lead L/R side marker, is not PHI and stays.
+    into its rectangle, padded by a quarter of the line height (2 pixels at least). Glyph
+    lines stacked three rows or more, set flush as an annotation's are, are filled when OCR
+    read anything on them (reason ``layout``, :func:`_stacked_print`), and fills are carried
+    on along their rows where strokes or words read continue the line
+    (:func:`_carried_along`). A lone letter, such as the lead L/R side marker, is not PHI
+    and stays.
 
     ``search`` says where OCR looks: ``"regions"`` (the default) reads only the blocks
     :func:`propose_text_regions` proposes, each kind of view in a picture of its own, and
@@ -1039,14 +1174,15 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     glyph lines with it (see :func:`_proposed_blocks_of`); it reads the whole image when
     the proposal is not to be trusted. ``"full"`` reads the whole image in all its views.
     On six 256 px cohorts the region search covered more of the PHI lines than the full
-    search (0.90–1.00 against 0.83–0.94) in about a third of its time, filling about half a
+    search (0.90–1.00 against 0.83–0.94, before the layout and carry rules; 0.942–0.968
+    with them) in about a third of its time, filling about half a
     point more of the other pixels (docs/MEASUREMENTS.md). Words OCR would make up out of
     anatomy outside the proposal are not read at all.
 
     The input is not modified; outside the returned boxes the output is byte-identical.
     """
     array = np.asarray(pixels)
-    words, lines, blocks = _read(array, monochrome1, search)
+    words, lines, blocks, strokes = _read(array, monochrome1, search)
     tokens = identifier_tokens(identifiers)
 
     reasons: dict[int, str] = {}
@@ -1080,6 +1216,8 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
                 line_reasons[m] = "ocr"
                 frontier.append(m)
 
+    for k in _stacked_print(lines, words, array.shape):
+        line_reasons.setdefault(k, "layout")
     fills = [(lines[k], reason) for k, reason in line_reasons.items()]
     for i, reason in reasons.items():
         box = words[i].box
@@ -1093,6 +1231,8 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
                 continue
         fills.append((box, reason))
     fills += _proposed_blocks_of(fills, blocks, lines, array.shape)
+    if fills:
+        fills = _carried_along(fills, lines, words, strokes, array.shape)
 
     out = array.copy()
     if not fills:
