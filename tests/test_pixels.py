@@ -338,6 +338,19 @@ def test_a_fill_is_carried_along_its_row_where_strokes_or_words_go_on(monkeypatc
     assert _covered(filled, (75, 200, 110, 208)) == 0.0
 
 
+def test_a_fill_carried_along_its_row_stays_out_of_the_lung_field(monkeypatch):
+    # The same print on a row of the image's central square: the matched line is filled,
+    # and carried on along its strokes only up to the square (carrying is a guess).
+    line = (10, 120, 50, 128)
+    strokes = _strokes_with([(x, 121, x + 2, 127) for x in range(52, 90, 5)])
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search: (
+        [px.OcrWord("DOE", (10, 120, 48, 128), 90.0)], [line], [], strokes))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, line) == 1.0 and filled[120:128, 52:60].all()
+    assert not filled[:, 64:192].any()
+
+
 # ------------------------------------------------------------------ the region search
 
 
@@ -604,12 +617,13 @@ def test_the_score_counts_what_the_gate_still_reads_and_what_the_fills_cost(monk
     # Cleaned by the full search (the score's default, the reference) and by the region
     # search (the cleaner's default): the gate's OCR reads no identifier on a PHI line, and
     # the fills take a small share of the other pixels (the region search a little more: it
-    # fills the glyph lines of an annotation's block, and widens them).
+    # fills the glyph lines of an annotation's block, and widens them; both carry fills
+    # along their rows and fill stacks of print: 5.4 % and 6.1 % of the other pixels here).
     cleaned = scoring.score_images(images, leak_scan=True)
     assert cleaned["search"] == "full"
-    assert cleaned["leaks"] == [] and 0.0 < cleaned["background_filled"] < 0.05
+    assert cleaned["leaks"] == [] and 0.0 < cleaned["background_filled"] < 0.06
     regions = scoring.score_images(images, px.DEFAULT_SEARCH, leak_scan=True)
-    assert regions["leaks"] == [] and 0.0 < regions["background_filled"] < 0.06
+    assert regions["leaks"] == [] and 0.0 < regions["background_filled"] < 0.07
     # Not cleaned at all: the gate reads the names and IDs, and nothing else is filled.
     monkeypatch.setattr(px, "clean_burned_in", lambda pixels, *a, **k: px.BurnedInResult(
         pixels=np.asarray(pixels).copy(), boxes=[]))
