@@ -23,7 +23,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 
 @pytest.fixture
 def ray_tmp(short_tmp, monkeypatch):
-    """Ray's folder of a run made under a short temporary folder of the test's own."""
+    """Ray's folder of a run made under a short temporary folder of the test's own. The local
+    executor's fork server, which the tests' local runs use and which keeps its socket in a
+    temporary folder until the process ends, is started first, outside it."""
+    from updp_napari.executors import LocalExecutor
+
+    LocalExecutor(2).start(wait=True)
     monkeypatch.setattr(tempfile, "tempdir", str(short_tmp))
     return short_tmp
 
