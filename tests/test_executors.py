@@ -272,6 +272,22 @@ def test_model_workers_run_in_the_runs_folder_and_environment_as_they_are_now(
     assert seen == [(str(tmp_path), "now")] * 4
 
 
+def test_model_workers_are_spawned_where_no_fork_server_can_start(monkeypatch):
+    from multiprocessing import forkserver
+
+    from updp_napari import executors
+
+    def cannot(*args, **kwargs):
+        raise OSError("no room for a socket")
+
+    monkeypatch.setattr(executors, "_gpu_available", lambda: False)
+    monkeypatch.setattr(forkserver, "ensure_running", cannot)
+    assert executors._model_worker_context().get_start_method() == "spawn"
+    LocalExecutor(2).start(wait=True)  # nothing raised: the run goes on without it
+    seen = list(LocalExecutor(2).map(_Where(), range(2), ahead=1, synthesizer=_NoModel()))
+    assert seen == [(os.getcwd(), os.environ.get("UPDP_TEST_PROBE"))] * 2
+
+
 def test_a_worker_that_dies_stops_the_run_with_a_message():
     with pytest.raises(UpdpError, match="worker process .* ended unexpectedly.*run again"):
         list(LocalExecutor(2).map(_Dies(), range(6), ahead=2))

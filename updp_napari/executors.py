@@ -126,12 +126,15 @@ def _model_worker_context(wait: bool = True):
     context = multiprocessing.get_context("forkserver")
     from multiprocessing import forkserver
 
-    context.set_forkserver_preload(list(_PRELOAD))  # for a server not yet running
-    forkserver.ensure_running()
-    if wait:  # a process started through it comes back only after the imports
-        probe = context.Process(target=_nothing, name="updp-forkserver-ready", daemon=True)
-        probe.start()
-        probe.join()
+    try:
+        context.set_forkserver_preload(list(_PRELOAD))  # for a server not yet running
+        forkserver.ensure_running()
+        if wait:  # a process started through it comes back only after the imports
+            probe = context.Process(target=_nothing, name="updp-forkserver-ready", daemon=True)
+            probe.start()
+            probe.join()
+    except (OSError, ValueError):  # no socket or temporary folder for it here: spawn instead
+        return multiprocessing.get_context("spawn")
     return context
 
 
