@@ -97,7 +97,7 @@ class LocalExecutor:
         torch, the model's code and the de-identifiers while the run loads its own (the run
         calls this first; optional in the protocol); with ``wait``, return once it has.
         Nothing to do for one worker."""
-        if self.workers > 1 and self.synthesizes:
+        if self.synthesizes:  # several workers, no GPU
             _model_worker_context(wait=wait)
 
     def map(self, preparer, tasks: Iterable, ahead: int = 8, synthesizer=None) -> Iterator:

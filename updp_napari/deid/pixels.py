@@ -879,6 +879,17 @@ def _height(box: Box) -> int:
     return box[3] - box[1]
 
 
+def _mostly_in(inner: Box, outer: Box) -> bool:
+    """Whether at least half of ``inner`` (not empty) lies in ``outer``."""
+    return _intersection(inner, outer) >= 0.5 * _area(inner) > 0
+
+
+def _pad(height: float) -> int:
+    """How far a fill reaches past the print it covers: a quarter of its height, 2 pixels
+    at least."""
+    return max(2, math.ceil(0.25 * height))
+
+
 def _confident_text(word: OcrWord, min_confidence: float) -> bool:
     """Read with confidence and looks like text: four or more letters or digits (three
     when read with near certainty), mostly letters or digits. Anatomy read as text gives
@@ -902,15 +913,24 @@ def _read_on(line: Box, words: list[OcrWord]) -> bool:
                for w in words)
 
 
+def _on_one_row(a: Box, b: Box) -> bool:
+    """Pieces of one line of print: of one height, on one baseline, a few glyphs apart."""
+    ha, hb = _height(a), _height(b)
+    return 0.7 * ha <= hb <= ha / 0.7 and min(a[3], b[3]) - max(a[1], b[1]) >= 0.6 * min(ha, hb) \
+        and max(a[0], b[0]) - min(a[2], b[2]) <= 2.0 * max(ha, hb, 1)
+
+
 def _same_block(a: Box, b: Box) -> bool:
     """Lines of one annotation block: of one height, and either stacked at most a line
     apart with their left or right ends aligned, or on one baseline a few words apart."""
+    if _on_one_row(a, b):
+        return True
     ha, hb = _height(a), _height(b)
     h = max(ha, hb, 1)
     if not 0.7 * ha <= hb <= ha / 0.7:
         return False
-    if min(a[3], b[3]) - max(a[1], b[1]) >= 0.6 * min(ha, hb):
-        return max(a[0], b[0]) - min(a[2], b[2]) <= 2.0 * h
+    # Lines that share rows but are too far apart to be one are not stacked either: they
+    # overlap by more than the 0.3 of a height allowed below.
     v_gap = max(a[1], b[1]) - min(a[3], b[3])
     aligned = abs(a[0] - b[0]) <= 1.5 * h + 1 or abs(a[2] - b[2]) <= 1.5 * h + 1
     return -0.3 * h <= v_gap <= 1.0 * h and aligned
@@ -991,7 +1011,7 @@ def _proposed_blocks_of(fills: list[tuple[Box, str]], blocks: list[Box], lines: 
     held: dict[Box, tuple[float, str, list[Box]]] = {}  # block -> print height, reason, fills
     for block in sized:
         inside = [(box, reason) for box, reason in fills
-                  if _intersection(box, block) >= 0.5 * _area(box) > 0]
+                  if _mostly_in(box, block)]
         if not inside:
             continue
         heights = [_height(box) for box, _ in inside]
@@ -1043,11 +1063,7 @@ def _stacked_print(lines: list[Box], words: list[OcrWord], shape: tuple[int, int
 
     for i in range(n):
         for j in range(i + 1, n):
-            a, b = lines[i], lines[j]
-            ha, hb = _height(a), _height(b)
-            same_row = min(a[3], b[3]) - max(a[1], b[1]) >= 0.6 * min(ha, hb) \
-                and 0.7 * ha <= hb <= ha / 0.7 and max(a[0], b[0]) - min(a[2], b[2]) <= 2.0 * max(ha, hb)
-            if same_row or _flush_below_or_above(a, b):
+            if _on_one_row(lines[i], lines[j]) or _flush_below_or_above(lines[i], lines[j]):
                 parent[root(i)] = root(j)
     stacks: dict[int, list[int]] = {}
     for i in range(n):
@@ -1061,8 +1077,7 @@ def _stacked_print(lines: list[Box], words: list[OcrWord], shape: tuple[int, int
             continue
         box = (min(lines[i][0] for i in members), min(lines[i][1] for i in members),
                max(lines[i][2] for i in members), max(lines[i][3] for i in members))
-        if _annotation_sized(box, shape) and any(
-                _alnum(w.text) >= 2 and _intersection(w.box, box) >= 0.5 * _area(w.box) for w in words):
+        if _annotation_sized(box, shape) and _read_on(box, words):
             picked += members
     return picked
 
@@ -1073,7 +1088,7 @@ def _kept_off_centre(box: Box, carried: Box, shape: tuple[int, int]) -> Box:
     carrying is a guess, and a guess never fills the lung field. Rows within a padding of the
     square count as in it."""
     rows, cols = shape
-    pad = max(2, math.ceil(0.25 * _height(box)))
+    pad = _pad(_height(box))
     if carried[3] + pad <= rows // 4 or carried[1] - pad >= rows - rows // 4:
         return carried
     left, right = cols // 4, cols - cols // 4
@@ -1107,7 +1122,7 @@ def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[O
         rows, cols = evidence.shape
         for box, reason in fills:
             carried.append((box, reason))
-            inside = [line for line in lines if _intersection(line, box) >= 0.5 * _area(line) > 0]
+            inside = [line for line in lines if _mostly_in(line, box)]
             if not inside:
                 continue
             h = float(np.median([_height(line) for line in inside]))  # this fill's print
@@ -1142,7 +1157,7 @@ def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[O
             continue
         seen.add(box)
         x0, y0, x1, y1 = box
-        rows_in = [line for line in lines if _intersection(line, box) >= 0.5 * _area(line) > 0]
+        rows_in = [line for line in lines if _mostly_in(line, box)]
         h = max(1, y1 - y0)
         # One row of print (the glyph lines under it of one height and on one row).
         if rows_in and all(abs(line[1] - rows_in[0][1]) <= 0.5 * _height(line) for line in rows_in) \
@@ -1254,7 +1269,7 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     fill = array.max() if monochrome1 else array.min()
     records = []
     for box, reason, line_height in _blocks(fills, array.shape):
-        pad = max(2, math.ceil(0.25 * line_height))
+        pad = _pad(line_height)
         padded = _boxes.Box(*box).padded(pad, array.shape)
         out[padded.slices(array.shape)] = fill
         records.append({"box": padded.as_json(), "reason": reason})

@@ -1130,7 +1130,8 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
     for parts in header.names:
         for part in parts:
             if len(part) >= 2:
-                add(part.lower(), part.lower(), "NAME", "header:name", 1.0, False)
+                key = part.lower()
+                add(key, key, "NAME", "header:name", 1.0, False)
         # Initials in DICOM order (family, given) and in speaking order (given, family),
         # only as written, in capitals: "js" is no one's initials.
         letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
@@ -1142,13 +1143,15 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
                     add("", variant, "NAME", "header:initials", 0.7, True)
     for value in header.ids:
         if len(value) >= 3:
-            add(value.lower(), value.lower(), "ID", "header:id", 1.0, False)
+            key = value.lower()
+            add(key, key, "ID", "header:id", 1.0, False)
     for value in dict.fromkeys(header.dates):
         for variant in date_variants(value):  # each holds the year
             add(value[:4], variant.lower(), "DATE", "header:date", 1.0, False)
     for value in dict.fromkeys(header.institutions):
         for variant in institution_variants(value, lexicons.institution_words):
-            add(variant.lower(), variant.lower(), "INSTITUTION", "header:institution", 1.0, False)
+            key = variant.lower()
+            add(key, key, "INSTITUTION", "header:institution", 1.0, False)
     return list(groups.items())
 
 
