@@ -195,3 +195,33 @@ def test_street_suffixes_are_the_street_words_of_the_address_patterns():
         assert "(?i:" + "|".join(words) + ")" in pattern.pattern
     found = ReportDeidentifier().detect("Lives at 221 Baker Street, seen 12 times.")
     assert any(s.category == "ADDRESS" for s in found)
+
+
+def test_word_index_finds_the_words_of_kept_sets_as_an_intersection_would(monkeypatch):
+    from updp_napari.deid.report import lexicons
+
+    monkeypatch.setattr(lexicons, "_word_sets", lexicons._WordSets())
+    monkeypatch.setattr(lexicons._WordSets, "MAX_SETS", 3)
+    text = "Son Bill called; bill paid. The son of Ann, ann and ANN: 3 calls, x2 bills."
+    words = lexicons.cut_words(text)
+
+    def intersected(wanted):  # numbers are not indexed as words
+        return sorted(i for i, (_, _, w) in enumerate(words) if w in wanted and not w[0].isdigit())
+
+    sets = [frozenset({"son", "ann"}), frozenset({"bill", "calls", "zzz"}), frozenset({"the"}),
+            frozenset({"x2", "3"}), frozenset()]
+    before = lexicons.index_words(words)  # made before any set was kept
+    assert [before.positions(s) for s in sets] == [intersected(s) for s in sets]
+    # The first three are kept; the fourth finds the registry full, which begins again with it.
+    assert lexicons._word_sets.sets == (sets[3], sets[4])
+    after = lexicons.index_words(words)
+    assert after.sets is lexicons._word_sets
+    assert [after.positions(s) for s in sets] == [intersected(s) for s in sets]
+    kept = lexicons.index_words(words)
+    assert kept.sets.sets and len(kept.in_set) == len(kept.sets.sets)
+    assert [kept.positions(s) for s in sets] == [intersected(s) for s in sets]
+    assert [kept.hits(s) for s in sets] == [[words[i] for i in intersected(s)] for s in sets]
+    # A set that is no frozenset (it may change) is intersected every time, never kept.
+    mutable = {"son"}
+    assert after.positions(mutable) == intersected(mutable)
+    assert all(s is not mutable for s in lexicons._word_sets.sets)

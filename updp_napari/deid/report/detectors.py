@@ -791,6 +791,7 @@ for _cue, _words in ((_TITLE_CUE, _TITLE_WORDS), (_LABEL_CUE, _LABEL_WORDS),
                      (_CREDENTIAL_CUE, _CREDENTIAL_WORDS)):
     for _w in _words:
         _NAME_CUES[_w] = _NAME_CUES.get(_w, 0) | _cue
+_NAME_CUE_WORDS = frozenset(_NAME_CUES)
 
 
 def detect_names(text: str, ctx: Context) -> list[Span]:
@@ -798,7 +799,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
     lex = ctx.lexicons
     index = ctx.index(text)
     found: list[Span] = []
-    for start, _end, word in index.hits(_NAME_CUES):
+    for start, _end, word in index.hits(_NAME_CUE_WORDS):
         cues = _NAME_CUES[word]
         if cues & _TITLE_CUE and (m := _TITLE.match(text, start)):
             run = _name_run(text, m.end(), ctx, lowercase_ok=True)
@@ -840,7 +841,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
                 found.append(Span(m.start(), m.end(), "NAME", "lexicon:initial-last", 0.8))
     # Lexicon: a known first name followed by a capitalised word, or a known surname after an
     # initial; ambiguous words (Hope, Bill, Hall) need one of the context rules above.
-    for start, _, _ in [*index.hits(lex.first_names), *index.hits(lex.first_name_heads)]:
+    for start, _, _ in [*index.hits(lex.first_name_set), *index.hits(lex.first_name_heads)]:
         if m := _FIRST_LAST.match(text, start):
             reader = ctx.reader(text)
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.

@@ -36,6 +36,11 @@ class Lexicons:
         return frozenset(key for key in self.states if len(key) == 2)
 
     @cached_property
+    def first_name_set(self) -> frozenset[str]:
+        """``first_names`` as a fixed set (what a word index looks words up in)."""
+        return frozenset(self.first_names)
+
+    @cached_property
     def city_first_words(self) -> frozenset[str]:
         return first_words(self.cities)
 
@@ -93,6 +98,50 @@ def cut_words(text: str) -> list[Word]:
     return [(m.start(), m.end(), m[0].lower()) for m in _WORD.finditer(text)]
 
 
+class _WordSets:
+    """The fixed word sets that rules look words up in, and for each word the sets it is in.
+
+    A text's index then knows, from one look-up per distinct word, where the words of every
+    such set stand: a set intersection per rule and text costs more than that. Only
+    frozensets are kept (they cannot change under the memo); a set first asked for after an
+    index was made is looked up the ordinary way in that index, and kept for the next one.
+    The sets are held (so their ids stay theirs) up to ``MAX_SETS``; then the registry begins
+    again with the sets asked for from there on.
+    """
+
+    __slots__ = ("sets", "bit", "memo")
+    MAX_SETS = 60
+    MAX_WORDS = 200_000
+
+    def __init__(self, sets: tuple = ()):
+        self.sets = sets
+        self.bit = {id(s): b for b, s in enumerate(sets)}
+        self.memo: dict[str, tuple[int, ...]] = {}
+
+    def of(self, word: str) -> tuple[int, ...]:
+        """The sets ``word`` is in (their numbers), worked out once per word."""
+        found = self.memo.get(word)
+        if found is None:
+            if len(self.memo) >= self.MAX_WORDS:
+                self.memo = {}
+            found = self.memo[word] = tuple(b for b, s in enumerate(self.sets) if word in s)
+        return found
+
+
+_word_sets = _WordSets()
+
+
+def _keep_set(wanted: frozenset) -> None:
+    """Add ``wanted`` to the sets the next indexes are made with (a new registry, so that an
+    index being made meanwhile keeps the one it began with)."""
+    global _word_sets
+    current = _word_sets
+    if id(wanted) not in current.bit:
+        # Full (sets of rules made and dropped, one process after another): begin again.
+        kept = current.sets if len(current.sets) < _WordSets.MAX_SETS else ()
+        _word_sets = _WordSets((*kept, wanted))
+
+
 @dataclass
 class WordIndex:
     """Where each word of a text stands, so that a rule visits only the words that can begin
@@ -102,6 +151,9 @@ class WordIndex:
     at: dict[str, list[int]]  # lower-case word (letters first) -> its positions in ``words``
     numbers: list[Word]  # words that begin with a digit, in order
     mixed: list[Word]  # letters joined to digits ("s46898769", "mrn12345"), in order
+    # The word sets known when the index was made, and per set the position lists of its words.
+    sets: _WordSets | None = None
+    in_set: list[list[list[int]]] | None = None
 
     @cached_property
     def lower(self) -> list[str]:
@@ -111,6 +163,19 @@ class WordIndex:
     def positions(self, wanted) -> list[int]:
         """Positions in ``words`` of every occurrence of the words of ``wanted``, in order."""
         at = self.at
+        if type(wanted) is frozenset:
+            sets = self.sets
+            bit = sets.bit.get(id(wanted)) if sets is not None else None
+            if bit is not None and sets.sets[bit] is wanted:
+                lists = self.in_set[bit]
+                if not lists:
+                    return []
+                if len(lists) == 1:
+                    return lists[0]
+                found = [i for places in lists for i in places]
+                found.sort()
+                return found
+            _keep_set(wanted)
         # Intersect on the smaller side, in C: a note has a few hundred distinct words, a
         # lexicon thousands.
         if isinstance(wanted, dict):
@@ -137,6 +202,9 @@ def index_words(words: list[Word]) -> WordIndex:
     at: dict[str, list[int]] = {}
     numbers: list[Word] = []
     mixed: list[Word] = []
+    sets = _word_sets
+    in_set: list[list[list[int]]] = [[] for _ in sets.sets]
+    known = sets.memo.get
     for i, item in enumerate(words):
         word = item[2]
         if word[0].isdigit():
@@ -146,10 +214,16 @@ def index_words(words: list[Word]) -> WordIndex:
             mixed.append(item)
         places = at.get(word)
         if places is None:
-            at[word] = [i]
+            at[word] = places = [i]
+            # The sets this word is in hold its position list, which grows with it.
+            of = known(word)
+            if of is None:
+                of = sets.of(word)
+            for bit in of:
+                in_set[bit].append(places)
         else:
             places.append(i)
-    return WordIndex(words, at, numbers, mixed)
+    return WordIndex(words, at, numbers, mixed, sets, in_set)
 
 
 def first_words(phrases) -> frozenset[str]:
@@ -224,6 +298,8 @@ class PhraseMatcher:
             tail = phrase[parts[-1].end():].strip()
             # The same words listed with and without a closing full stop: the looser wins.
             self.phrases[key] = "" if self.phrases.get(key) == "" else tail
+        # Fixed from here on: an index keeps where the words of fixed sets stand.
+        self.first_words, self.first_lower = frozenset(self.first_words), frozenset(self.first_lower)
         # One look-up per step of the walk: key -> (its phrase's closing punctuation or None
         # when no phrase ends there, whether a longer phrase continues it).
         self._steps = {key: (self.phrases.get(key), key in self.prefixes)

@@ -321,7 +321,7 @@ def detect_narrative(text: str, ctx) -> Iterator[Span]:
     for start, end, _ in index.hits(SINGLE_LETTERS):
         if text.startswith(".", end):
             yield from _initial(reader, start, end)
-    for start, end, key in index.hits(_WORD_CUES):
+    for start, end, key in index.hits(_CUE_WORDS):
         for cue in _WORD_CUES[key]:
             yield from cue(reader, start, end, key)
     for start, end, _ in index.hits(wc.lone_given):
@@ -773,6 +773,7 @@ for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
                         (_emergency_ward, _EMERGENCY_WARDS), (_by_hospital, {"by"})):
     for _key in _keys:
         _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)
+_CUE_WORDS = frozenset(_WORD_CUES)
 
 
 # What a name or place found in context teaches about the rest of the note.
