@@ -225,3 +225,18 @@ def test_word_index_finds_the_words_of_kept_sets_as_an_intersection_would(monkey
     mutable = {"son"}
     assert after.positions(mutable) == intersected(mutable)
     assert all(s is not mutable for s in lexicons._word_sets.sets)
+
+
+@pytest.mark.parametrize("text", [
+    "221 Baker Street, 12 n. o'brien-smith   court\nway", "5345 Orchard Drive. Dr Blackwood",
+    "4.8 cm mass, 3 lesions; see 10 Main St. and 7 W Elm Rd Apt 4", "12 Court Street", "9 x, 2 St",
+    "3790 oakridge road, tucson, az 85761", "15 N. MAIN ST", "1 a b c d Street", "20 Oak\n\nLane"])
+def test_an_address_is_looked_for_only_where_a_street_word_can_end_it(text):
+    from updp_napari.deid.report.lexicons import cut_words, index_words
+
+    index = index_words(cut_words(text))
+    streets = [s for s, _, _ in index.hits(d._STREET_SUFFIXES)]
+    for start, end, _ in index.numbers:
+        if d._ADDRESS.match(text, start) or d._ADDRESS_ANY_CASE.match(text, start):
+            assert d._street_word_ahead(text, end, streets)
+    assert d._street_word_ahead(text, 0, None)

@@ -8,6 +8,7 @@ is clinical vocabulary and merge what overlaps.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -323,9 +324,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     found: list[Span] = []
     dates: list[Span] = []
     index = ctx.index(text)
-    # An address holds a street word as a word of its own: without one none is looked for
-    # (ASCII text only: in any case "ſt" is "st" to the pattern, not to the word cut).
-    streets = not text.isascii() or not _STREET_SUFFIXES.isdisjoint(index.at)
+    # An address holds a street word as a word of its own after its number: where they stand
+    # (ASCII text only: in any case "ſt" is "st" to the pattern, not to the word cut; None
+    # where any number may begin one).
+    streets = [s for s, _, _ in index.hits(_STREET_SUFFIXES)] if text.isascii() else None
     for start, end, word in index.numbers:
         if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
             for pattern in _date_patterns_at(text, end, word):
@@ -431,7 +433,7 @@ def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
 
 
 def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], ctx: Context,
-                streets: bool = True) -> None:
+                streets: list[int] | None = None) -> None:
     """The patterns that begin with a digit, tried where a number begins (into ``found``)."""
     after = text[end:end + 1]
     if after in (":", ".") or "h" in word:
@@ -466,7 +468,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         if m:
             g = 2 if m.group(2) else 3
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
-    if streets and n <= 5 and after.isspace():  # "221 Baker Street"
+    if n <= 5 and after.isspace() and _street_word_ahead(text, end, streets):  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
@@ -477,6 +479,21 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
+
+
+# What the address patterns allow between a number and its street word: words, apostrophes,
+# hyphens, a direction's full stop, spaces.
+_ADDRESS_GAP = re.compile(r"[\w'.\s-]*")
+
+
+def _street_word_ahead(text: str, end: int, streets: list[int] | None) -> bool:
+    """Whether an address can begin at the number ending at ``end``: a street word starts
+    after it with nothing between that the address patterns do not allow (``streets``: where
+    the street words start, in order; None: anywhere)."""
+    if streets is None:
+        return True
+    k = bisect_right(streets, end)
+    return k < len(streets) and streets[k] <= _ADDRESS_GAP.match(text, end).end()
 
 
 # Two numbers of up to four digits joined by a dash are a range ("100-120", "1900-0700"),
