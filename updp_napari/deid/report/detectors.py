@@ -1137,19 +1137,14 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
     Values that are not case-sensitive are given in lower case.
     """
     groups: dict[str, list[tuple]] = {}
-    seen: set[tuple] = set()
-
-    def add(guard: str, value: str, category: str, source: str, confidence: float,
-            exact: bool) -> None:
-        if (value, source) not in seen:
-            seen.add((value, source))
-            groups.setdefault(guard, []).append((value, category, source, confidence, exact))
-
-    for parts in header.names:
+    seen: set[tuple] = set()  # (value, source)
+    # A header names the same people and holds the same values several times over: each is
+    # worked out once.
+    for parts in dict.fromkeys(map(tuple, header.names)):
         for part in parts:
-            if len(part) >= 2:
-                key = part.lower()
-                add(key, key, "NAME", "header:name", 1.0, False)
+            if len(part) >= 2 and ((key := part.lower()), "header:name") not in seen:
+                seen.add((key, "header:name"))
+                groups.setdefault(key, []).append((key, "NAME", "header:name", 1.0, False))
         # Initials in DICOM order (family, given) and in speaking order (given, family),
         # only as written, in capitals: "js" is no one's initials.
         letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
@@ -1158,24 +1153,35 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
                       letters[1] + letters[0]}
             for initials in sorted(orders):
                 for variant in (initials, ".".join(initials) + "."):
-                    add("", variant, "NAME", "header:initials", 0.7, True)
-    for value in header.ids:
-        if len(value) >= 3:
-            key = value.lower()
-            add(key, key, "ID", "header:id", 1.0, False)
+                    if (variant, "header:initials") not in seen:
+                        seen.add((variant, "header:initials"))
+                        groups.setdefault("", []).append((variant, "NAME", "header:initials", 0.7, True))
+    for value in dict.fromkeys(header.ids):
+        if len(value) >= 3 and ((key := value.lower()), "header:id") not in seen:
+            seen.add((key, "header:id"))
+            groups.setdefault(key, []).append((key, "ID", "header:id", 1.0, False))
     for value in dict.fromkeys(header.dates):
-        for variant in date_variants(value):  # each holds the year
-            add(value[:4], variant.lower(), "DATE", "header:date", 1.0, False)
+        variants = date_variants(value)  # each holds the year
+        if variants:
+            group = groups.setdefault(value[:4], [])
+            for variant in variants:
+                if ((key := variant.lower()), "header:date") not in seen:
+                    seen.add((key, "header:date"))
+                    group.append((key, "DATE", "header:date", 1.0, False))
     for value in dict.fromkeys(header.institutions):
         for variant in institution_variants(value, lexicons.institution_words):
-            key = variant.lower()
-            add(key, key, "INSTITUTION", "header:institution", 1.0, False)
+            if ((key := variant.lower()), "header:institution") not in seen:
+                seen.add((key, "header:institution"))
+                groups.setdefault(key, []).append((key, "INSTITUTION", "header:institution", 1.0, False))
     return list(groups.items())
 
 
 @cache
-def _longest_first(words: tuple[str, ...]) -> list[str]:
-    return sorted(words, key=len, reverse=True)
+def _longest_first(words: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
+    """Institution words as a name ends with them (" " and lower case), all at once and one
+    by one longest first, with their length as written."""
+    ordered = [(" " + w.lower(), len(w)) for w in sorted(words, key=len, reverse=True)]
+    return tuple(ending for ending, _ in ordered), ordered
 
 
 _SAINT_OPENING = re.compile(r"^(?:St\.?|Saint)\s+", _I)
@@ -1187,10 +1193,12 @@ def institution_variants(name: str, institution_words: list[str]) -> list[str]:
     variants = [name]
     core = name
     lowered = core.lower()
-    for word in _longest_first(tuple(institution_words)):
-        if lowered.endswith(" " + word.lower()):
-            core = core[: -len(word) - 1].strip(" ,")
-            break
+    endings, ordered = _longest_first(tuple(institution_words))
+    if lowered.endswith(endings):
+        for ending, length in ordered:
+            if lowered.endswith(ending):
+                core = core[: -length - 1].strip(" ,")
+                break
     core = _SAINT_OPENING.sub("", core)
     if core != name and len(core) >= 4 and " " in core or (core != name and len(core) >= 6):
         variants.append(core)
