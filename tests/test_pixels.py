@@ -351,6 +351,48 @@ def test_a_fill_carried_along_its_row_stays_out_of_the_lung_field(monkeypatch):
     assert not filled[:, 64:192].any()
 
 
+def _fading_print(background_right: int, *, from_right: bool = False):
+    """A 256 px 12-bit picture whose bottom rows are dark at the image's edge and, from x=60
+    (from the right: up to x=196), ``background_right``; print of grey 3000 on rows 200–208
+    from x=20 to 100 (mirrored from the right), seen only where the background is dark."""
+    rng = np.random.default_rng(5)
+    image = np.full((256, 256), 500.0) + rng.normal(0, 15, (256, 256))
+    image[190:220, 60:] = background_right + rng.normal(0, 15, (30, 196))
+    for x in range(20, 100, 5):
+        image[200:208, x:x + 2] = 3000
+    if from_right:
+        image = image[:, ::-1]
+    return np.clip(np.round(image), 0, 4095).astype(np.uint16)
+
+
+@pytest.mark.parametrize("from_right", [False, True])
+def test_a_fill_is_carried_on_where_the_background_is_as_bright_as_the_print(monkeypatch,
+                                                                             from_right):
+    # OCR read the name where the print stands on the dark edge (x 20–58); from x=60 the
+    # background is as bright as the print, which goes on there unseen to x=100. The fill
+    # is carried on through it towards the middle (six print heights at most, never up to
+    # the middle column), and only on the print's own rows.
+    def flip(box):
+        return (256 - box[2], box[1], 256 - box[0], box[3]) if from_right else box
+
+    line = flip((20, 200, 58, 208))
+    image = _fading_print(3000, from_right=from_right)
+    strokes = px._strokes(px._display(image, False))
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search: (
+        [px.OcrWord("DOE", flip((20, 200, 56, 208)), 90.0)], [line], [], strokes))
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, flip((20, 200, 100, 208))) == 1.0
+    assert not filled[:, 110:146].any()
+    assert not filled[:190].any() and not filled[222:].any()
+    # Where the background beside the print is darker than the print, nothing hides there:
+    # the fill ends with the strokes seen.
+    image = _fading_print(1200, from_right=from_right)
+    strokes = px._strokes(px._display(image, False))
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Doe"]).boxes)
+    assert _covered(filled, line) == 1.0
+    assert _covered(filled, flip((115, 198, 125, 210))) == 0.0
+
+
 # ------------------------------------------------------------------ the region search
 
 
