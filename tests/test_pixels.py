@@ -302,6 +302,32 @@ def test_three_rows_of_print_set_flush_are_filled_though_nothing_read_matched(mo
     assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
 
 
+def test_three_rows_of_words_read_flush_in_proposed_blocks_are_filled(monkeypatch):
+    # Print fading into bright anatomy: the glyph search found it on no row, OCR read bits of
+    # three rows set flush right at x=246 in the proposed blocks, none matching the header.
+    # The layout is an annotation's: filled. Two rows, rows whose right and left edges
+    # differ, or words outside the proposed blocks, stay.
+    words = [px.OcrWord("Laum", (190, 215, 225, 229), 75.0), px.OcrWord("en", (228, 218, 246, 227), 71.0),
+             px.OcrWord("~921", (225, 228, 246, 236), 0.0), px.OcrWord("Sala", (175, 237, 219, 249), 20.0),
+             px.OcrWord("GH", (232, 239, 246, 247), 97.0)]
+    blocks = [(181, 213, 250, 230), (220, 217, 256, 238), (170, 236, 254, 250)]
+    state = {"words": words, "blocks": blocks}
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
+                        (state["words"], [], state["blocks"], None))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    result = px.clean_burned_in(image, ["Doe", "Jane"])
+    filled = _filled_mask(image.shape, result.boxes)
+    for box in ((192, 218, 246, 224), (200, 228, 246, 235), (183, 240, 246, 246)):
+        assert _covered(filled, box) == 1.0, box
+    assert "header-match" not in {b["reason"] for b in result.boxes}
+    state["words"] = words[:3]
+    assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
+    state["words"] = words[:2] + [px.OcrWord("~921", (205, 228, 236, 236), 0.0)] + words[3:]
+    assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
+    state["words"], state["blocks"] = words, blocks[:2]
+    assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
+
+
 def _strokes_with(marks, shape=(256, 256)):
     """Stroke strengths: 1.0 on each (x0, y0, x1, y1) rectangle, 0 elsewhere."""
     bright = np.zeros(shape, dtype=np.float32)

@@ -1085,6 +1085,67 @@ def _stacked_print(lines: list[Box], words: list[OcrWord], shape: tuple[int, int
     return picked
 
 
+def _stacked_words(words: list[OcrWord], blocks: list[Box], shape: tuple[int, int]) -> list[Box]:
+    """The boxes of words read in proposed blocks that stand in rows of :data:`_STACK_ROWS`
+    or more, each row right under the one above with a flush left or right edge, no larger
+    than an annotation: the layout of a burned-in annotation whose print the glyph search
+    found on too few rows (print fading into bright anatomy), filled even where nothing read
+    there matched the header. Words of two letters or digits or more only; rows of heights
+    within a factor of two of the row above; never a row in the image's central square."""
+    inside = [w.box for w in words if _alnum(w.text) >= 2
+              and any(_mostly_in(w.box, block) for block in blocks)]
+    if len(inside) < _STACK_ROWS:
+        return []
+    # Rows: words whose middles stand within half a height of each other, a few glyphs
+    # apart (OCR draws a word's box as high as its letters reach: heights vary).
+    def one_row(a: Box, b: Box) -> bool:
+        h = max(_height(a), _height(b), 1)
+        return abs((a[1] + a[3]) - (b[1] + b[3])) <= h and max(a[0], b[0]) - min(a[2], b[2]) <= 2 * h
+
+    rows: list[list[Box]] = []
+    for box in sorted(inside, key=lambda b: (b[1] + b[3], b[0])):
+        for row in rows:
+            if any(one_row(box, other) for other in row):
+                row.append(box)
+                break
+        else:
+            rows.append([box])
+    spans = [(min(b[0] for b in row), min(b[1] for b in row), max(b[2] for b in row),
+              max(b[3] for b in row)) for row in rows]
+    # A guess never fills the lung field: rows reaching into the central square are no part
+    # of a stack.
+    height, width = shape
+    square = (width // 4, height // 4, width - width // 4, height - height // 4)
+    keep = [i for i, span in enumerate(spans) if not _intersection(span, square)]
+    if len(keep) < _STACK_ROWS:
+        return []
+    picked: list[Box] = []
+    order = sorted(keep, key=lambda i: spans[i][1])
+    run = [order[0]]
+
+    def close(run: list[int]) -> None:
+        if len(run) >= _STACK_ROWS:
+            box = (min(spans[i][0] for i in run), spans[run[0]][1],
+                   max(spans[i][2] for i in run), max(spans[i][3] for i in run))
+            if _annotation_sized(box, shape):
+                picked.extend(b for i in run for b in rows[i])
+
+    for i in order[1:]:
+        a, b = spans[run[-1]], spans[i]
+        h = float(np.median([_height(a), _height(b)]))
+        tolerance = max(2.0, 0.3 * h)
+        v_gap = b[1] - a[3]
+        if 0.5 * _height(a) <= _height(b) <= 2.0 * _height(a) and -0.3 * h <= v_gap <= 1.0 * h \
+                and (abs(a[0] - b[0]) <= tolerance
+                                             or abs(a[2] - b[2]) <= tolerance):
+            run.append(i)
+        else:
+            close(run)
+            run = [i]
+    close(run)
+    return picked
+
+
 def _kept_off_centre(box: Box, carried: Box, shape: tuple[int, int]) -> Box:
     """``carried`` (``box`` carried on along its row) kept out of the image's central square
     (its middle half each way, where the lungs and heart are) beyond where ``box`` reaches:
@@ -1305,6 +1366,7 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     for k in _stacked_print(lines, words, array.shape):
         line_reasons.setdefault(k, "layout")
     fills = [(lines[k], reason) for k, reason in line_reasons.items()]
+    fills += [(box, "layout") for box in _stacked_words(words, blocks, array.shape)]
     for i, reason in reasons.items():
         box = words[i].box
         under = [lines[k] for k in line_reasons if _intersection(box, lines[k])]
