@@ -419,6 +419,38 @@ def test_a_fill_is_carried_on_where_the_background_is_as_bright_as_the_print(mon
     assert _covered(filled, flip((115, 198, 125, 210))) == 0.0
 
 
+def test_a_fill_set_in_the_outer_quarter_is_carried_to_the_edge_through_print_turned_over(
+        monkeypatch):
+    # Print of grey 2000 from x=150 to 232 on rows 200–208: dark on the bright background up
+    # to x=200 (where the glyph search found it), unseen on background of its own grey up to
+    # x=225, light on the dark border after. The fill goes on to the border's print (the line
+    # stands in the image's outer quarter), but not over a side marker standing taller than
+    # the print on its row beyond it.
+    rng = np.random.default_rng(7)
+    image = np.full((256, 256), 600.0) + rng.normal(0, 15, (256, 256))
+    image[190:220, :200] = 3000
+    image[190:220, 200:225] = 2000
+    image[190:220, 225:] = 800
+    image[190:220] += rng.normal(0, 15, (30, 256))
+    for x in range(150, 232, 5):
+        image[200:208, x:x + 2] = 2000
+    line = (150, 200, 198, 208)
+
+    def read(pixels, monochrome1, search):
+        return ([px.OcrWord("DOE", (150, 200, 190, 208), 90.0)], [line], [],
+                px._strokes(px._display(pixels, False)))
+
+    monkeypatch.setattr(px, "_read", read)
+    stored = np.clip(np.round(image), 0, 4095).astype(np.uint16)
+    filled = _filled_mask(stored.shape, px.clean_burned_in(stored, ["Doe"]).boxes)
+    assert _covered(filled, (150, 200, 232, 208)) == 1.0
+    marked = image.copy()
+    marked[192:218, 240:243] = 3800  # a letter taller than the print, bright on the border
+    stored = np.clip(np.round(marked), 0, 4095).astype(np.uint16)
+    filled = _filled_mask(stored.shape, px.clean_burned_in(stored, ["Doe"]).boxes)
+    assert _covered(filled, (150, 200, 232, 208)) == 1.0 and not filled[:, 240:243].any()
+
+
 # ------------------------------------------------------------------ the region search
 
 

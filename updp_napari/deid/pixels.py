@@ -1161,15 +1161,15 @@ def _kept_off_centre(box: Box, carried: Box, shape: tuple[int, int]) -> Box:
     return (x0, carried[1], x1, carried[3])
 
 
-def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h: float
-                          ) -> tuple[int, int]:
+def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h: float,
+                          crossed: np.ndarray | None = None) -> tuple[int, int]:
     """``first`` and ``last`` (the columns a line's print was followed to) carried on
-    towards the image's middle column through background as bright as the print itself (as
-    dark, for dark print): print burned in at one grey fades into such background and
-    cannot be seen there, so the line may go on in it. At most :data:`_HIDDEN_REACH` print
-    heights beyond the line, over gaps of :data:`_CARRY_GAP` heights, never up to the middle
-    (an annotation set from one side does not cross it: the fill, padded, ends a padding
-    short of it)."""
+    through background as bright as the print itself (as dark, for dark print): print
+    burned in at one grey fades into such background and cannot be seen there, so the line
+    may go on in it. At most :data:`_HIDDEN_REACH` print heights beyond, over gaps of
+    :data:`_CARRY_GAP` heights; towards the image's edge up to it, towards the middle never
+    up to the middle (an annotation set from one side does not cross it: the fill, padded,
+    ends a padding short of it)."""
     image = strokes.image
     cols = image.shape[1]
     y0, y1 = line[1], line[3]
@@ -1193,21 +1193,51 @@ def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h
     background = np.median(rows, axis=0)
     hidden = background >= level - margin if bright else background <= level + margin
     gap, reach = _CARRY_GAP * h, _HIDDEN_REACH * h
-    # The fill, padded, stays a padding short of the middle column.
+    # Towards the middle the fill, padded, stays a padding short of the middle column;
+    # towards the image's edge it may reach the edge.
     stop = 2 * _pad(h)
-    if line[0] + line[2] < cols:  # set from the left: on to the right
-        end, x = last, last + 1
-        while x < cols // 2 - stop and x - line[2] <= reach and x - end <= gap:
-            if hidden[x]:
-                end = x
-            x += 1
-        return first, max(last, end)
+    from_left = line[0] + line[2] < cols
+    # Towards the edge only from print that already stands in the outer quarter on that side.
+    right_end = cols // 2 - stop if from_left else (cols if line[2] >= cols - cols // 4 else last + 1)
+    left_end = (0 if line[0] <= cols // 4 else first) if from_left else cols - cols // 2 + stop
+    if crossed is not None:
+        hidden &= ~crossed
+    # What stands taller than the print on its row (crossed) stops the carry a padding short.
+    pad = _pad(h)
+    end, x = last, last + 1
+    while x < right_end and x - last <= reach and x - end <= gap:
+        if crossed is not None and crossed[x]:
+            end = min(end, x - 1 - pad)
+            break
+        if hidden[x]:
+            end = x
+        x += 1
     start, x = first, first - 1
-    while x >= cols - cols // 2 + stop and line[0] - x <= reach and start - x <= gap:
+    while x >= left_end and first - x <= reach and start - x <= gap:
+        if crossed is not None and crossed[x]:
+            start = max(start, x + 1 + pad)
+            break
         if hidden[x]:
             start = x
         x -= 1
-    return min(first, start), last
+    return min(first, start), max(last, end)
+
+
+def _followed(band: np.ndarray, first: int, last: int, gap: float, reach: float
+              ) -> tuple[int, int]:
+    """``first`` and ``last`` carried on along the columns of ``band`` that hold strokes,
+    over gaps up to ``gap``, at most ``reach`` beyond."""
+    end, x = last, last + 1
+    while x < band.size and x - last <= reach and x - end <= gap:
+        if band[x]:
+            end = x
+        x += 1
+    start, x = first, first - 1
+    while x >= 0 and first - x <= reach and start - x <= gap:
+        if band[x]:
+            start = x
+        x -= 1
+    return start, end
 
 
 def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[OcrWord],
@@ -1250,19 +1280,15 @@ def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[O
                 band = evidence[line[1]:line[3]].sum(0) >= 2
                 above = evidence[max(0, line[1] - k):line[1]].any(0)
                 below = evidence[line[3]:min(rows, line[3] + k)].any(0)
-                band &= ~(above & below)
-                last, x = line[2] - 1, line[2]
-                while x < cols and x - line[2] <= reach and x - last <= gap:
-                    if band[x]:
-                        last = x
-                    x += 1
-                first, x = line[0], line[0] - 1
-                while x >= 0 and line[0] - x <= reach and first - x <= gap:
-                    if band[x]:
-                        first = x
-                    x -= 1
+                crossed = above & below
+                band &= ~crossed
+                # Columns whose strokes around the row stand taller than the print: a side
+                # marker's letter or anatomy, where a guess stops.
+                around = evidence[max(0, line[1] - int(h)):min(rows, line[3] + int(h))]
+                crossed = crossed | (around.sum(0) > 1.4 * h)
+                first, last = _followed(band, line[0], line[2] - 1, gap, reach)
                 if strokes.image is not None:
-                    first, last = _through_hidden_print(strokes, line, first, last, h)
+                    first, last = _through_hidden_print(strokes, line, first, last, h, crossed)
                 if first < line[0] or last + 1 > line[2]:
                     piece = _kept_off_centre(line, (first, line[1], last + 1, line[3]), shape)
                     carried.append((piece, reason))
