@@ -328,6 +328,18 @@ def test_three_rows_of_words_read_flush_in_proposed_blocks_are_filled(monkeypatc
     assert px.clean_burned_in(image, ["Doe", "Jane"]).boxes == []
 
 
+def test_a_word_matched_is_filled_on_its_own_row_not_clipped_to_the_next(monkeypatch):
+    # Tesseract drew the matched name's box from its own row (11–23) down into the next row,
+    # where a glyph line was found (30–39). The fill keeps the name's row: only glyph lines
+    # of the word's own row (their middle inside its box) narrow it.
+    words = [px.OcrWord("Holloway", (192, 9, 248, 34), 96.0)]
+    monkeypatch.setattr(px, "_read", lambda pixels, monochrome1, search:
+                        (words, [(197, 30, 248, 39)], [], None))
+    image = np.full((256, 256), 500, dtype=np.uint16)
+    filled = _filled_mask(image.shape, px.clean_burned_in(image, ["Holloway"]).boxes)
+    assert _covered(filled, (192, 11, 248, 23)) == 1.0
+
+
 def _strokes_with(marks, shape=(256, 256)):
     """Stroke strengths: 1.0 on each (x0, y0, x1, y1) rectangle, 0 elsewhere."""
     bright = np.zeros(shape, dtype=np.float32)

@@ -1395,7 +1395,10 @@ def clean_burned_in(pixels: np.ndarray, identifiers: Iterable[str] = (), *,
     fills += [(box, "layout") for box in _stacked_words(words, blocks, array.shape)]
     for i, reason in reasons.items():
         box = words[i].box
-        under = [lines[k] for k in line_reasons if _intersection(box, lines[k])]
+        # The glyph lines of the word's own row (their middle within its box), not those of
+        # the next row a tall box reaches into.
+        under = [lines[k] for k in line_reasons if _intersection(box, lines[k])
+                 and box[1] <= (lines[k][1] + lines[k][3]) / 2 <= box[3]]
         if under:
             # The glyph line knows the text's height better than a box Tesseract drew
             # over text and anatomy together.
