@@ -111,7 +111,7 @@ class _WordSets:
 
     __slots__ = ("sets", "bit", "memo")
     MAX_SETS = 60
-    MAX_WORDS = 200_000
+    MAX_WORDS = 100_000  # about 12 MB of memo at most (120 bytes a word)
 
     def __init__(self, sets: tuple = ()):
         self.sets = sets
