@@ -1173,6 +1173,8 @@ def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h
     image = strokes.image
     cols = image.shape[1]
     y0, y1 = line[1], line[3]
+    if y1 <= y0 or line[2] <= line[0]:
+        return first, last
     # Bright print when the line is brighter than the rows just above and below it.
     k = y1 - y0
     around = np.concatenate([image[max(0, y0 - k):y0, line[0]:line[2]].ravel(),
