@@ -1096,6 +1096,7 @@ def _stacked_words(words: list[OcrWord], blocks: list[Box], shape: tuple[int, in
               and any(_mostly_in(w.box, block) for block in blocks)]
     if len(inside) < _STACK_ROWS:
         return []
+
     # Rows: words whose middles stand within half a height of each other, a few glyphs
     # apart (OCR draws a word's box as high as its letters reach: heights vary).
     def one_row(a: Box, b: Box) -> bool:
@@ -1135,9 +1136,10 @@ def _stacked_words(words: list[OcrWord], blocks: list[Box], shape: tuple[int, in
         h = float(np.median([_height(a), _height(b)]))
         tolerance = max(2.0, 0.3 * h)
         v_gap = b[1] - a[3]
-        if 0.5 * _height(a) <= _height(b) <= 2.0 * _height(a) and -0.3 * h <= v_gap <= 1.0 * h \
-                and (abs(a[0] - b[0]) <= tolerance
-                                             or abs(a[2] - b[2]) <= tolerance):
+        stacked = 0.5 * _height(a) <= _height(b) <= 2.0 * _height(a) \
+            and -0.3 * h <= v_gap <= 1.0 * h \
+            and (abs(a[0] - b[0]) <= tolerance or abs(a[2] - b[2]) <= tolerance)
+        if stacked:
             run.append(i)
         else:
             close(run)
@@ -1164,12 +1166,15 @@ def _kept_off_centre(box: Box, carried: Box, shape: tuple[int, int]) -> Box:
 def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h: float,
                           crossed: np.ndarray | None = None) -> tuple[int, int]:
     """``first`` and ``last`` (the columns a line's print was followed to) carried on
-    through background as bright as the print itself (as dark, for dark print): print
-    burned in at one grey fades into such background and cannot be seen there, so the line
-    may go on in it. At most :data:`_HIDDEN_REACH` print heights beyond, over gaps of
-    :data:`_CARRY_GAP` heights; towards the image's edge up to it, towards the middle never
-    up to the middle (an annotation set from one side does not cross it: the fill, padded,
-    ends a padding short of it)."""
+    through background as bright as the print itself or brighter (as dark or darker, for
+    dark print): print burned in at one grey fades out of sight where the background reaches
+    its grey and turns over (dark on light where it was light on dark) beyond, so the line
+    may go on there. At most :data:`_HIDDEN_REACH` print heights beyond, over gaps of
+    :data:`_CARRY_GAP` heights, and never over ``crossed`` columns (what stands taller than
+    the print on its row), stopping a padding short of them. Towards the middle never up to
+    the middle (an annotation set from one side does not cross it: the fill, padded, ends a
+    padding short of it); towards the image's edge, up to the edge from a line already in
+    the outer quarter on that side, else not at all."""
     image = strokes.image
     cols = image.shape[1]
     y0, y1 = line[1], line[3]
@@ -1194,18 +1199,16 @@ def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h
     margin = _HIDDEN_MARGIN * levels[-1]  # a noise deviation of the top-hat, or more
     background = np.median(rows, axis=0)
     hidden = background >= level - margin if bright else background <= level + margin
-    gap, reach = _CARRY_GAP * h, _HIDDEN_REACH * h
-    # Towards the middle the fill, padded, stays a padding short of the middle column;
-    # towards the image's edge it may reach the edge.
-    stop = 2 * _pad(h)
+    gap, reach, pad = _CARRY_GAP * h, _HIDDEN_REACH * h, _pad(h)
     from_left = line[0] + line[2] < cols
-    # Towards the edge only from print that already stands in the outer quarter on that side.
-    right_end = cols // 2 - stop if from_left else (cols if line[2] >= cols - cols // 4 else last + 1)
-    left_end = (0 if line[0] <= cols // 4 else first) if from_left else cols - cols // 2 + stop
+    if from_left:
+        left_end = 0 if line[0] <= cols // 4 else first
+        right_end = cols // 2 - 2 * pad
+    else:
+        left_end = cols - cols // 2 + 2 * pad
+        right_end = cols if line[2] >= cols - cols // 4 else last + 1
     if crossed is not None:
         hidden &= ~crossed
-    # What stands taller than the print on its row (crossed) stops the carry a padding short.
-    pad = _pad(h)
     end, x = last, last + 1
     while x < right_end and x - last <= reach and x - end <= gap:
         if crossed is not None and crossed[x]:
