@@ -1207,39 +1207,31 @@ def _through_hidden_print(strokes: _Strokes, line: Box, first: int, last: int, h
     else:
         left_end = cols - cols // 2 + 2 * pad
         right_end = cols if line[2] >= cols - cols // 4 else last + 1
-    if crossed is not None:
-        hidden &= ~crossed
-    end, x = last, last + 1
-    while x < right_end and x - last <= reach and x - end <= gap:
-        if crossed is not None and crossed[x]:
-            end = min(end, x - 1 - pad)
-            break
-        if hidden[x]:
-            end = x
-        x += 1
-    start, x = first, first - 1
-    while x >= left_end and first - x <= reach and start - x <= gap:
-        if crossed is not None and crossed[x]:
-            start = max(start, x + 1 + pad)
-            break
-        if hidden[x]:
-            start = x
-        x -= 1
+    start, end = _followed(hidden, first, last, gap, reach, left_end, right_end, crossed, pad)
     return min(first, start), max(last, end)
 
 
-def _followed(band: np.ndarray, first: int, last: int, gap: float, reach: float
-              ) -> tuple[int, int]:
-    """``first`` and ``last`` carried on along the columns of ``band`` that hold strokes,
-    over gaps up to ``gap``, at most ``reach`` beyond."""
+def _followed(marks: np.ndarray, first: int, last: int, gap: float, reach: float,
+              low: int = 0, high: int | None = None, stops: np.ndarray | None = None,
+              pad: int = 0) -> tuple[int, int]:
+    """``first`` and ``last`` carried on along the marked columns, over gaps up to ``gap``,
+    at most ``reach`` beyond, within ``low`` … ``high`` (exclusive; the whole row by
+    default); a column of ``stops`` ends the carry ``pad`` columns short of it."""
+    high = marks.size if high is None else high
     end, x = last, last + 1
-    while x < band.size and x - last <= reach and x - end <= gap:
-        if band[x]:
+    while x < high and x - last <= reach and x - end <= gap:
+        if stops is not None and stops[x]:
+            end = min(end, x - 1 - pad)
+            break
+        if marks[x]:
             end = x
         x += 1
     start, x = first, first - 1
-    while x >= 0 and first - x <= reach and start - x <= gap:
-        if band[x]:
+    while x >= low and first - x <= reach and start - x <= gap:
+        if stops is not None and stops[x]:
+            start = max(start, x + 1 + pad)
+            break
+        if marks[x]:
             start = x
         x -= 1
     return start, end
@@ -1271,7 +1263,7 @@ def _carried_along(fills: list[tuple[Box, str]], lines: list[Box], words: list[O
             if levels:
                 evidence |= polarity > levels[-1]
         rows, cols = evidence.shape
-        for box, reason in fills:
+        for box, reason in dict.fromkeys(fills):  # each fill once: the rules find some twice
             carried.append((box, reason))
             inside = [line for line in lines if _mostly_in(line, box)]
             if not inside:
