@@ -1137,14 +1137,21 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
     Values that are not case-sensitive are given in lower case.
     """
     groups: dict[str, list[tuple]] = {}
-    seen: set[tuple] = set()  # (value, source)
+    seen: set[tuple] = set()
+
+    def add(guard: str, value: str, category: str, source: str, confidence: float,
+            exact: bool) -> None:
+        if (value, source) not in seen:
+            seen.add((value, source))
+            groups.setdefault(guard, []).append((value, category, source, confidence, exact))
+
     # A header names the same people and holds the same values several times over: each is
     # worked out once.
     for parts in dict.fromkeys(map(tuple, header.names)):
         for part in parts:
-            if len(part) >= 2 and ((key := part.lower()), "header:name") not in seen:
-                seen.add((key, "header:name"))
-                groups.setdefault(key, []).append((key, "NAME", "header:name", 1.0, False))
+            if len(part) >= 2:
+                key = part.lower()
+                add(key, key, "NAME", "header:name", 1.0, False)
         # Initials in DICOM order (family, given) and in speaking order (given, family),
         # only as written, in capitals: "js" is no one's initials.
         letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
@@ -1153,26 +1160,18 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
                       letters[1] + letters[0]}
             for initials in sorted(orders):
                 for variant in (initials, ".".join(initials) + "."):
-                    if (variant, "header:initials") not in seen:
-                        seen.add((variant, "header:initials"))
-                        groups.setdefault("", []).append((variant, "NAME", "header:initials", 0.7, True))
+                    add("", variant, "NAME", "header:initials", 0.7, True)
     for value in dict.fromkeys(header.ids):
-        if len(value) >= 3 and ((key := value.lower()), "header:id") not in seen:
-            seen.add((key, "header:id"))
-            groups.setdefault(key, []).append((key, "ID", "header:id", 1.0, False))
+        if len(value) >= 3:
+            key = value.lower()
+            add(key, key, "ID", "header:id", 1.0, False)
     for value in dict.fromkeys(header.dates):
-        variants = date_variants(value)  # each holds the year
-        if variants:
-            group = groups.setdefault(value[:4], [])
-            for variant in variants:
-                if ((key := variant.lower()), "header:date") not in seen:
-                    seen.add((key, "header:date"))
-                    group.append((key, "DATE", "header:date", 1.0, False))
+        for variant in date_variants(value):  # each holds the year
+            add(value[:4], variant.lower(), "DATE", "header:date", 1.0, False)
     for value in dict.fromkeys(header.institutions):
         for variant in institution_variants(value, lexicons.institution_words):
-            if ((key := variant.lower()), "header:institution") not in seen:
-                seen.add((key, "header:institution"))
-                groups.setdefault(key, []).append((key, "INSTITUTION", "header:institution", 1.0, False))
+            key = variant.lower()
+            add(key, key, "INSTITUTION", "header:institution", 1.0, False)
     return list(groups.items())
 
 
