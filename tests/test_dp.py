@@ -196,8 +196,8 @@ def test_train_dp_command_errors(dp_cohort, tmp_path, capsys):
 def test_a_run_from_a_public_base_keeps_its_encoder_with_tune_decoder(trained, dp_cohort,
                                                                       tmp_path, capsys):
     """--base starts from a classifier trained before (on public studies: here the fixture's
-    ε = ∞ model stands for one); --tune decoder trains all but its encoder; the cards say
-    which base it was."""
+    ε = ∞ model stands for one); --tune decoder trains its decoder and keeps the encoder (and
+    the pooled head that serves only the encoder); the cards say which base it was."""
     from updp_napari.cli import main
     from updp_napari.scoring import load_scorers
 
@@ -213,7 +213,7 @@ def test_a_run_from_a_public_base_keeps_its_encoder_with_tune_decoder(trained, d
     after = scorer.model.state_dict()
     for name, value in after.items():
         same = torch.equal(value, before[name])
-        assert same == name.startswith("encoder."), name
+        assert same == name.startswith(("encoder.", "pooled_head.")), name
     assert scorer.card["tune"] == "decoder" and scorer.card["base"]["folder"] == str(base)
     assert 0 < scorer.card["trained_parameters"] < scorer.card["parameters"]
     assert json.loads((out / "eps-2" / dp.RUN_CARD).read_text())["base"]["folder"] == str(base)
@@ -262,15 +262,28 @@ def test_help_explains_the_commands(capsys):
 def test_bench_dp_reports_stages_figures_and_targets():
     from updp_napari.bench_dp import bench_dp
 
-    result = bench_dp(studies=20, size=64, epsilons=(2.0, math.inf), epochs=1, batch=4)
-    assert set(result["seconds"]) == {"cohorts", "train", "evaluate", "total"}
-    assert set(result["runs"]) == {"eps-2", "eps-inf"}
-    assert abs(result["runs"]["eps-2"]["epsilon_spent"] - 2.0) <= dp.EPSILON_TOLERANCE
-    assert result["runs"]["eps-inf"]["noise_multiplier"] == 0
+    result = bench_dp(studies=20, size=64, epsilons=(2.0, 8.0, math.inf), epochs=1, batch=4,
+                      public_studies=20)
+    assert set(result["seconds"]) == {"cohorts", "base", "train", "evaluate", "total"}
+    assert set(result["runs"]) == {"random/eps-2", "random/eps-8", "random/eps-inf",
+                                   "public-base/eps-2", "public-base/eps-8", "public-base/eps-inf",
+                                   "public-base-all/eps-inf"}
+    assert abs(result["runs"]["random/eps-2"]["epsilon_spent"] - 2.0) <= dp.EPSILON_TOLERANCE
+    assert result["runs"]["public-base/eps-inf"]["noise_multiplier"] == 0
+    assert result["public_base_alone"]["auroc"]["auroc"] is not None
     assert result["targets"]["epsilon_spent_within_0.05"] is True
     assert set(result["targets"]) == {"epsilon_spent_within_0.05",
                                       "eps8_within_0.05_of_non_private", "under_20_minutes"}
     assert result["training_studies"] < 20  # site e is held out
+    # The target compares ε = 8 from the base with the best of the three non-private models.
+    runs = result["runs"]
+    strongest = max(runs[f"{k}/eps-inf"]["auroc"]["auroc"]
+                    for k in ("random", "public-base", "public-base-all"))
+    assert result["strongest_non_private_auroc"] == strongest
+    assert result["auroc_gap_eps8"]["eps8_vs_strongest_non_private"] == \
+        round(strongest - runs["public-base/eps-8"]["auroc"]["auroc"], 4)
+    assert result["targets"]["eps8_within_0.05_of_non_private"] == \
+        (result["auroc_gap_eps8"]["eps8_vs_strongest_non_private"] <= 0.05)
 
 
 # --- the metrics on hand-made arrays -------------------------------------------------------

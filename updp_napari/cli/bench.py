@@ -21,8 +21,10 @@ def register(subparsers) -> None:
         "of the generative filter on the CPU (--threads 1,2 for more thread counts), and "
         "images per second at 256 and 512 pixels when CUDA is present; `dp`: the whole "
         "private-training evaluation once (two fresh cohorts of --studies studies over five "
-        "sites, updp train-dp at ε 1, 3, 8 and inf on four sites, updp evaluate-dp), its "
-        "seconds, AUROC figures and targets (needs opacus); "
+        "sites and a public one of 1,200; updp train-dp at ε 1, 3, 8 and inf on four sites, "
+        "from random weights and from a base trained on the public cohort; updp "
+        "evaluate-dp), its seconds, AUROC figures and targets (needs opacus; about 10 "
+        "minutes); "
         "`ocr`: seconds per "
         "image of the burned-in text search reading proposed regions against reading whole "
         "images, on a fresh cohort (3 studies per patient, --seed), their speed ratio, and "
@@ -60,7 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="run: OCR of "
                    "burned-in text (default) or off")
     p.add_argument("--seed", type=int, default=None,
-                   help="ocr: the seed of the cohort it makes (default 31337)")
+                   help="ocr, dp: the seed of the cohorts it makes (default 31337 for ocr; "
+                        "4242, 4243 and 4244 for dp)")
     add_json_out(p, "also write the result to this file", old_json=True)
     add_quiet(p)
 

@@ -448,7 +448,8 @@ def _register_train_dp(subparsers) -> None:
                    "outside this run's budget, so never give it the private studies")
     p.add_argument("--tune", choices=("all", "decoder"), default="all",
                    help="with --base: train every parameter (default), or keep the base's "
-                        "encoder and train the rest (fewer parameters share the noise)")
+                        "encoder and train its decoder (fewer parameters share the noise; "
+                        "the pooled head, which only teaches the encoder, is kept too)")
     p.add_argument("--epsilon", default="1,3,8,inf", metavar="LIST", help="privacy budgets, "
                    "comma-separated; inf = no noise (default 1,3,8,inf)")
     _add_dp_sgd_arguments(p, "study", "studies", batch=DP_BATCH, epochs=DP_EPOCHS,

@@ -144,15 +144,18 @@ def validation_errors(model) -> list[str]:
     return [f"{type(e).__name__}: {e}" for e in ModuleValidator.validate(model, strict=False)]
 
 
-def _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight, mask_weight):
-    """Loss of each study [n] (the non-private trainer's loss terms, averaged per study)."""
+def _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight, mask_weight,
+                    pooled_term: bool = True):
+    """Loss of each study [n] (the non-private trainer's loss terms, averaged per study);
+    without ``pooled_term`` the pooled head's term is left out (it trains only the encoder)."""
     from torch.nn import functional as F
 
     logits, maps, pooled = model(x, with_maps=True)
     loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=peak_pos_weight,
                                               reduction="none").mean(1)
-    loss = loss + F.binary_cross_entropy_with_logits(pooled, y, pos_weight=pos_weight,
-                                                     reduction="none").mean(1)
+    if pooled_term:
+        loss = loss + F.binary_cross_entropy_with_logits(pooled, y, pos_weight=pos_weight,
+                                                         reduction="none").mean(1)
     if m is not None:
         target = F.adaptive_max_pool2d(m, maps.shape[-2:]).clamp(0, 1)
         loss = loss + mask_weight * F.binary_cross_entropy_with_logits(
@@ -307,7 +310,8 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
 
     ``base_state``: the network's weights to start from (a classifier trained on public
     studies, see :func:`load_base`) instead of random ones; ``tune`` = "decoder" then keeps
-    its encoder as it is and trains the rest (fewer parameters share the noise).
+    its encoder as it is and trains the decoder (fewer parameters share the noise; the
+    pooled head, which only teaches the encoder, is kept too and its loss term left out).
 
     ``epsilon`` = inf: no noise, no clipping, same loop. ``private=False`` (only with
     ``epsilon`` = inf): the same network, batches and optimiser in plain PyTorch, without
@@ -353,7 +357,10 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     if base_state is not None:
         model.load_state_dict({k: v.float() for k, v in base_state.items()})
     if tune == "decoder":
-        for p in model.encoder.parameters():
+        # The pooled head is there to make the encoder learn the whole chest (it takes no
+        # part in a prediction): with the encoder kept, its gradient would only take a share
+        # of each study's clipped norm and add its own noise.
+        for p in (*model.encoder.parameters(), *model.pooled_head.parameters()):
             p.requires_grad_(False)
     errors = validation_errors(model)
     if errors:  # the network is ours: a failure here is a bug, not bad input
@@ -383,7 +390,7 @@ def train_pathology_dp(images: np.ndarray, labels: np.ndarray, label_names: Sequ
     def loss_of(model, rows):
         x, y, m = batch(rows)
         return _per_study_loss(model, x, y, m, peak_pos_weight, pos_weight, map_pos_weight,
-                               mask_weight)
+                               mask_weight, pooled_term=tune != "decoder")
 
     run = dp_sgd(model, n, loss_of, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm,
                  batch_size=batch_size, physical_batch=physical_batch, epochs=epochs,
