@@ -262,12 +262,14 @@ def test_help_explains_the_commands(capsys):
 def test_bench_dp_reports_stages_figures_and_targets():
     from updp_napari.bench_dp import bench_dp
 
+    stages = set()
     result = bench_dp(studies=20, size=64, epsilons=(2.0, 8.0, math.inf), epochs=1, batch=4,
-                      public_studies=20)
+                      public_studies=20, progress=lambda stage, done, total: stages.add(stage))
     assert set(result["seconds"]) == {"cohorts", "base", "train", "evaluate", "total"}
     assert set(result["runs"]) == {"random/eps-2", "random/eps-8", "random/eps-inf",
                                    "public-base/eps-2", "public-base/eps-8", "public-base/eps-inf",
                                    "public-base-all/eps-inf"}
+    assert stages == {"base/eps-inf", *result["runs"]}  # each training run's progress, by name
     assert abs(result["runs"]["random/eps-2"]["epsilon_spent"] - 2.0) <= dp.EPSILON_TOLERANCE
     assert result["runs"]["public-base/eps-inf"]["noise_multiplier"] == 0
     assert result["public_base_alone"]["auroc"]["auroc"] is not None

@@ -414,7 +414,7 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
     """Run the benchmark ``what`` (one of :data:`BENCHMARKS`) with the options it takes:
     ``studies`` (reports for ``report``), ``size``, ``repeat``, ``ner_model`` and ``corpus``
     (report), ``filter_model`` (synth, review, run), ``threads`` (synth), ``seed`` (ocr, dp:
-    the cohorts'); ``run_options``: those of :func:`bench_run.bench_run` (run)."""
+    the cohorts'); ``run_options``: those of :func:`bench_run.bench_run` (run), ``progress`` (dp)."""
     if what == "cohort":
         return bench_cohort(studies, size, repeat)
     if what == "dicom":
@@ -428,7 +428,8 @@ def run_benchmark(what: str, *, studies: int = 200, size: int = 256, repeat: int
     if what == "dp":  # one run: train-dp over four budgets and evaluate-dp take minutes
         from .bench_dp import bench_dp
 
-        return {**bench_dp(studies, size, threads=threads[0], **({} if seed is None else {"seed": seed})),
+        return {**bench_dp(studies, size, threads=threads[0], progress=run_options.get("progress"),
+                           **({} if seed is None else {"seed": seed})),
                 "machine": _machine()}
     if what == "ocr":
         from .bench_ocr import bench_ocr

@@ -40,7 +40,8 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
              threads: int = 1, public_studies: int = PUBLIC_STUDIES, progress=None) -> dict:
     """Seconds and figures of train-dp + evaluate-dp on fresh cohorts (see the module);
     ``epochs`` and ``batch`` default to train-dp's; cohorts of seeds ``seed`` (training),
-    ``seed`` + 1 (test) and ``seed`` + 2 (public); ``public_studies`` 0: no public base."""
+    ``seed`` + 1 (test) and ``seed`` + 2 (public); ``public_studies`` 0: no public base.
+    ``progress(stage, done, total)`` hears of each training run's steps ("random/eps-8")."""
     from .cohort.generate import make_cohort
     from .scoring.dp import DP_BATCH, DP_EPOCHS, DP_SIZE, train_dp
     from .scoring.dp_evaluate import evaluate_dp
@@ -63,12 +64,16 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
             make_cohort(public, patients=public_studies, studies=1, seed=seed + 2, size=DP_SIZE,
                         sites=5)
         seconds["cohorts"] = time.perf_counter() - t
-        options = dict(epochs=epochs, batch_size=batch, seed=seed, threads=threads,
-                       progress=progress)
+        options = dict(epochs=epochs, batch_size=batch, seed=seed, threads=threads)
+
+        def report(plan: str):  # train-dp's (ε folder, done, total), named by its plan
+            return None if progress is None else \
+                lambda name, done, total: progress(f"{plan}/{name}", done, total)
+
         base = os.path.join(tmp, "base")
         if public_studies:
             t = time.perf_counter()
-            train_dp(public, base, epsilons=[math.inf], **options)
+            train_dp(public, base, epsilons=[math.inf], progress=report("base"), **options)
             seconds["base"] = time.perf_counter() - t
         t = time.perf_counter()
         plans = [("random", epsilons, {})]
@@ -77,7 +82,8 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
             plans += [("public-base", epsilons, {"base": start, "tune": "decoder"}),
                       ("public-base-all", [math.inf], {"base": start, "tune": "all"})]
         summaries = {name: train_dp(train, os.path.join(tmp, name), epsilons=budgets,
-                                    sites=list(TRAINING_SITES), **kwargs, **options)
+                                    sites=list(TRAINING_SITES), progress=report(name),
+                                    **kwargs, **options)
                      for name, budgets, kwargs in plans}
         seconds["train"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -86,7 +86,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _run_options(args: argparse.Namespace) -> dict:
-    """The options of `bench run` (none for the other benchmarks)."""
+    """The options of `bench run`, the progress display of `bench dp` (none for the other
+    benchmarks)."""
+    if args.what == "dp":
+        from ._common import stage_progress
+
+        return {"progress": stage_progress(args, "bench dp")}
     if args.what != "run":
         return {}
     from ..bench import parse_threads
