@@ -230,6 +230,23 @@ def test_a_run_from_a_public_base_keeps_its_encoder_with_tune_decoder(trained, d
     assert "none: not a base for private training" in capsys.readouterr().err
 
 
+def test_train_dp_says_a_small_archive_needs_a_public_base(trained, dp_cohort, tmp_path,
+                                                            capsys):
+    """Private runs from random weights get a note pointing at --base; a run from a base, a
+    non-private run and -q do not."""
+    from updp_napari.cli import main
+
+    common = ["--epochs", "1", "--batch", "6", "--size", "32", "--json"]
+    assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "a"), "--epsilon", "2",
+                 *common]) == 0
+    assert "no --base, so the private models start from random weights" in capsys.readouterr().err
+    for extra in (["--epsilon", "inf"], ["--epsilon", "2", "-q"],
+                  ["--epsilon", "2", "--base", str(trained / "eps-inf"), "--tune", "decoder"]):
+        assert main(["train-dp", str(dp_cohort), "--out", str(tmp_path / "b"), *extra,
+                     *common]) == 0
+        assert "no --base" not in capsys.readouterr().err, extra
+
+
 def test_train_dp_on_an_archive_learns_from_its_reports(dp_cohort, tmp_path, capsys):
     """No ground truth: labels come from the reports, prepared into DIR/work first."""
     import shutil
@@ -286,6 +303,11 @@ def test_bench_dp_reports_stages_figures_and_targets():
         round(strongest - runs["public-base/eps-8"]["auroc"]["auroc"], 4)
     assert result["targets"]["eps8_within_0.05_of_non_private"] == \
         (result["auroc_gap_eps8"]["eps8_vs_strongest_non_private"] <= 0.05)
+    # Too few studies for the batch: refused once the cohorts are made, before any training.
+    with pytest.raises(UpdpError, match=r"batch of 64 is more than the \d+ studies of sites a-d "
+                                        r"among 20: use --studies 120"):
+        bench_dp(studies=20, size=64, public_studies=0,
+                 progress=lambda *a: pytest.fail("trained"))
 
 
 # --- the metrics on hand-made arrays -------------------------------------------------------

@@ -42,7 +42,7 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
     ``epochs`` and ``batch`` default to train-dp's; cohorts of seeds ``seed`` (training),
     ``seed`` + 1 (test) and ``seed`` + 2 (public); ``public_studies`` 0: no public base.
     ``progress(stage, done, total)`` hears of each training run's steps ("random/eps-8")."""
-    from .cohort.generate import make_cohort
+    from .cohort.generate import make_cohort, read_ground_truth
     from .scoring.dp import DP_BATCH, DP_EPOCHS, DP_SIZE, train_dp
     from .scoring.dp_evaluate import evaluate_dp
 
@@ -59,6 +59,12 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
         train, test, public = (os.path.join(tmp, name) for name in ("train", "test", "public"))
         t = time.perf_counter()
         make_cohort(train, patients=studies, studies=1, seed=seed, size=size, sites=5)
+        # Refused before any training: the batch is a share of the training studies.
+        training = sum(r.get("site") in TRAINING_SITES for r in read_ground_truth(train))
+        if batch > training:
+            raise UpdpError(f"bench dp: the batch of {batch} is more than the {training} studies "
+                            f"of sites a-d among {studies}: use --studies "
+                            f"{math.ceil(batch * 1.5 / 4) * 5} or more")
         make_cohort(test, patients=studies, studies=1, seed=seed + 1, size=size, sites=5)
         if public_studies:
             make_cohort(public, patients=public_studies, studies=1, seed=seed + 2, size=DP_SIZE,

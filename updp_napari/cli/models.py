@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 
 from ..core.errors import UpdpError
@@ -471,6 +473,12 @@ def _cmd_train_dp(args: argparse.Namespace) -> int:
 
     epsilons = parse_epsilons(args.epsilon)
     sites = [s.strip() for s in args.site.split(",") if s.strip()] if args.site else None
+    if args.base is None and not args.quiet and any(not math.isinf(e) for e in epsilons):
+        print("train-dp: note: no --base, so the private models start from random weights; "
+              "measured on a few hundred studies they stay at chance at every ε. A base "
+              "trained without privacy on public studies (updp train-dp PUBLIC --out P "
+              "--epsilon inf, then --base P/eps-inf --tune decoder) is what a small archive "
+              "needs: README, Private training.", file=sys.stderr)
     report = stage_progress(args, "train-dp")
     cohort, prepared = training_set(args.source, args.out / "work", manifest=args.manifest,
                                     labeller=args.labeller,
