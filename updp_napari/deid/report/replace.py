@@ -54,10 +54,11 @@ class Replacer:
 
     def apply(self, text: str, spans: list[Span]) -> str:
         # A fake name must never be one of the real names of the same report ("John Smith"
-        # must not become "Smith Jones").
-        self._real_names = self.avoid_names | {
-            w.casefold() for span in spans if span.category == "NAME"
-            for w in _NAME_WORD.findall(text[span.start:span.end])}
+        # must not become "Smith Jones"); only surrogates need them.
+        if self.mode == "surrogate":
+            self._real_names = self.avoid_names | {
+                w.casefold() for span in spans if span.category == "NAME"
+                for w in _NAME_WORD.findall(text[span.start:span.end])}
         out, pos = [], 0
         for span in spans:
             out.append(text[pos:span.start])
