@@ -225,6 +225,13 @@ def test_word_index_finds_the_words_of_kept_sets_as_an_intersection_would(monkey
     mutable = {"son"}
     assert after.positions(mutable) == intersected(mutable)
     assert all(s is not mutable for s in lexicons._word_sets.sets)
+    # A few words (a dict of a note's names) are looked for word by word; a long list through
+    # the map of every word, made then: the same positions either way.
+    few, many = {"ann": "NAME", "3": "x", "bill": "NAME"}, {f"w{k}" for k in range(20)} | {"son"}
+    fresh = lexicons.index_words(words)
+    assert fresh.positions(few) == intersected(few) and "at" not in fresh.__dict__
+    assert fresh.positions(many) == intersected(many) and "at" in fresh.__dict__
+    assert fresh.positions(few) == intersected(few)
 
 
 @pytest.mark.parametrize("text", [

@@ -148,34 +148,47 @@ class WordIndex:
     it instead of every word of the text."""
 
     words: list[Word]  # the text's words, in order
-    at: dict[str, list[int]]  # lower-case word (letters first) -> its positions in ``words``
     numbers: list[Word]  # words that begin with a digit, in order
     mixed: list[Word]  # letters joined to digits ("s46898769", "mrn12345"), in order
-    # The word sets known when the index was made, and per set the position lists of its words.
+    # The word sets known when the index was made, and per set the positions in ``words`` of
+    # its words (words that begin with a digit aside), in order.
     sets: _WordSets | None = None
-    in_set: list[list[list[int]]] | None = None
+    in_set: list[list[int]] | None = None
 
     @cached_property
     def lower(self) -> list[str]:
         """The lower-case words alone, in order (made when first asked for)."""
         return [w for _, _, w in self.words]
 
+    @cached_property
+    def at(self) -> dict[str, list[int]]:
+        """Lower-case word (letters first) -> its positions in ``words`` (made when first
+        asked for: the rules' fixed sets are answered from ``in_set``)."""
+        at: dict[str, list[int]] = {}
+        for i, word in enumerate(self.lower):
+            if not word[0].isdigit():
+                places = at.get(word)
+                if places is None:
+                    at[word] = [i]
+                else:
+                    places.append(i)
+        return at
+
     def positions(self, wanted) -> list[int]:
-        """Positions in ``words`` of every occurrence of the words of ``wanted``, in order."""
-        at = self.at
+        """Positions in ``words`` of every occurrence of the words of ``wanted``, in order
+        (words that begin with a digit are never found). The list may be the index's own:
+        do not change it."""
         if type(wanted) is frozenset:
             sets = self.sets
             bit = sets.bit.get(id(wanted)) if sets is not None else None
             if bit is not None and sets.sets[bit] is wanted:
-                lists = self.in_set[bit]
-                if not lists:
-                    return []
-                if len(lists) == 1:
-                    return lists[0]
-                found = [i for places in lists for i in places]
-                found.sort()
-                return found
+                return self.in_set[bit]
             _keep_set(wanted)
+        if "at" not in self.__dict__ and len(wanted) <= 16:
+            # A few words (a note's own names): one pass over the words costs less than
+            # building the whole map of them.
+            return [i for i, w in enumerate(self.lower) if w in wanted and not w[0].isdigit()]
+        at = self.at
         # Intersect on the smaller side, in C: a note has a few hundred distinct words, a
         # lexicon thousands.
         if isinstance(wanted, dict):
@@ -199,11 +212,10 @@ class WordIndex:
 
 
 def index_words(words: list[Word]) -> WordIndex:
-    at: dict[str, list[int]] = {}
     numbers: list[Word] = []
     mixed: list[Word] = []
     sets = _word_sets
-    in_set: list[list[list[int]]] = [[] for _ in sets.sets]
+    in_set: list[list[int]] = [[] for _ in sets.sets]
     known = sets.memo.get
     for i, item in enumerate(words):
         word = item[2]
@@ -212,18 +224,12 @@ def index_words(words: list[Word]) -> WordIndex:
             continue
         if not word.isalpha():
             mixed.append(item)
-        places = at.get(word)
-        if places is None:
-            at[word] = places = [i]
-            # The sets this word is in hold its position list, which grows with it.
-            of = known(word)
-            if of is None:
-                of = sets.of(word)
-            for bit in of:
-                in_set[bit].append(places)
-        else:
-            places.append(i)
-    return WordIndex(words, at, numbers, mixed, sets, in_set)
+        of = known(word)
+        if of is None:
+            of = sets.of(word)
+        for bit in of:
+            in_set[bit].append(i)
+    return WordIndex(words, numbers, mixed, sets, in_set)
 
 
 def first_words(phrases) -> frozenset[str]:
