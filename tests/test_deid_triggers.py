@@ -247,3 +247,16 @@ def test_an_address_is_looked_for_only_where_a_street_word_can_end_it(text):
         if d._ADDRESS.match(text, start) or d._ADDRESS_ANY_CASE.match(text, start):
             assert d._street_word_ahead(text, end, streets)
     assert d._street_word_ahead(text, 0, None)
+
+
+@pytest.mark.parametrize("text", [
+    "contact: j.doe+x@mail.example.org, or @home", "x @ y.com then a@b.co", "ü.ß@host.de",
+    "--a@b.cd", "a@b", "mail@@host.com and k@l.mn", "_x_@y.z\n@", "@a.b c@d.ef", "n°1@ex.org"])
+def test_an_address_is_looked_for_from_the_run_before_the_first_at_sign(text):
+    """The email pattern starts where the first "@"'s run of address characters does: the
+    same addresses as a search of the whole text."""
+    from updp_napari.deid.report.lexicons import default_lexicons
+
+    ctx = d.Context(default_lexicons())
+    found = [(s.start, s.end) for s in d.detect_patterns(text, ctx) if s.category == "EMAIL"]
+    assert found == [m.span() for m in d._EMAIL.finditer(text)]

@@ -205,8 +205,8 @@ _LETTERS = re.compile(r"[^\W\d_]*")
 
 
 def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: int = 0,
-           confidence: float = 1.0) -> Iterator[Span]:
-    for m in pattern.finditer(text):
+           confidence: float = 1.0, pos: int = 0) -> Iterator[Span]:
+    for m in pattern.finditer(text, pos):
         if m.group(group):
             yield Span(m.start(group), m.end(group), category, source, confidence)
 
@@ -406,8 +406,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
         if m := _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
-    if "@" in text:
-        found += _spans(_EMAIL, text, "EMAIL", "pattern:email")
+    if (at := text.find("@")) >= 0:
+        # No address begins before the run of its characters that ends at the first "@".
+        start = at
+        while start and (text[start - 1].isalnum() or text[start - 1] in "_.+-"):
+            start -= 1
+        found += _spans(_EMAIL, text, "EMAIL", "pattern:email", pos=start)
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
     if not ctx.all_times:
