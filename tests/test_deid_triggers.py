@@ -260,3 +260,17 @@ def test_an_address_is_looked_for_from_the_run_before_the_first_at_sign(text):
     ctx = d.Context(default_lexicons())
     found = [(s.start, s.end) for s in d.detect_patterns(text, ctx) if s.category == "EMAIL"]
     assert found == [m.span() for m in d._EMAIL.finditer(text)]
+
+
+def test_the_word_before_a_name_is_read_backwards_as_the_pattern_would_find_it():
+    """``_letters_before_space`` is the search ``(?<![\\w'’.-])([^\\W\\d_]+) \\Z`` over the 30
+    characters before a name, on random texts of letters, digits, marks and spaces."""
+    import random
+
+    pattern = re.compile(r"(?<![\w'’.-])([^\W\d_][^\W\d_'’-]*) \Z")
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab Z'’.-_1²é\n,") for _ in range(rng.randint(0, 45)))
+        for end in range(len(text) + 1):
+            m = pattern.search(text, max(0, end - 30), end)
+            assert n._letters_before_space(text, end) == (m.start(1) if m else None), (text, end)

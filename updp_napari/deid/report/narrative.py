@@ -816,7 +816,22 @@ def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
     return out
 
 
-_GIVEN_BEFORE = re.compile(r"(?<![\w'’.-])([^\W\d_][^\W\d_'’-]*) \Z")
+def _letters_before_space(text: str, end: int, reach: int = 30) -> int | None:
+    r"""Where the word of letters that ends one space before ``end`` begins (it begins at most
+    ``reach`` characters before ``end``, after no letter, digit, underscore, apostrophe, full
+    stop or hyphen), or None: ``(?<![\w'’.-])([^\W\d_]+) \Z`` searched in
+    ``text[end - reach:end]``, read backwards."""
+    low = max(0, end - reach)
+    space = end - 1
+    if space < low or text[space] != " ":
+        return None
+    start = space
+    # A letter is what \w holds but for digits and the underscore: isalnum(), not isdecimal().
+    while start > low and (c := text[start - 1]).isalnum() and not c.isdecimal():
+        start -= 1
+    if start == space or start and (text[start - 1].isalnum() or text[start - 1] in "_'’.-"):
+        return None
+    return start
 
 
 def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
@@ -833,10 +848,10 @@ def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
                 span.start in tried:
             continue
         tried.add(span.start)
-        m = _GIVEN_BEFORE.search(text, max(0, span.start - 30), span.start)
-        if m is None or m.start(1) in starts:
+        begin = _letters_before_space(text, span.start)
+        if begin is None or begin in starts:
             continue
-        word = m.group(1)
+        word = text[begin:span.start - 1]
         key = word.lower()
         if key not in wc.given or key in wc.stop or key in wc.clinical or key in _RELATIONS or \
                 key in _TITLE_WORDS or key in _CREDENTIALS or key in _ROLES:
@@ -846,7 +861,7 @@ def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
                 continue
         elif wc.commonness(key) <= 1:
             continue
-        yield Span(m.start(1), m.end(1), "NAME", "context:given-before-name", 0.8)
+        yield Span(begin, span.start - 1, "NAME", "context:given-before-name", 0.8)
 
 
 # A list of people: "cc: Pearson, Patrick; Okafor, Ngozi", "copies to: …" up to the line's end.
