@@ -308,6 +308,8 @@ def test_bench_dp_reports_stages_figures_and_targets():
                                         r"among 20: use --studies 120"):
         bench_dp(studies=20, size=64, public_studies=0,
                  progress=lambda *a: pytest.fail("trained"))
+    with pytest.raises(UpdpError, match="public studies must be 0 .* and the batch of 64"):
+        bench_dp(studies=300, public_studies=30, progress=lambda *a: pytest.fail("trained"))
 
 
 # --- the metrics on hand-made arrays -------------------------------------------------------

@@ -51,8 +51,9 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
 
     if studies < 20:
         raise UpdpError("bench dp: studies must be at least 20 (four per site)")
-    if public_studies and public_studies < 10:
-        raise UpdpError("bench dp: public studies must be 0 (none) or at least 10 (two per site)")
+    if public_studies and public_studies < max(10, batch):
+        raise UpdpError(f"bench dp: public studies must be 0 (none) or at least 10 (two per site) "
+                        f"and the batch of {batch}")
     seconds: dict = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="updp-bench-dp-") as tmp:
@@ -128,7 +129,7 @@ def bench_dp(studies: int = 300, size: int = 256, epsilons: tuple[float, ...] = 
     spent_ok = all(r["epsilon_spent"] is None or abs(r["epsilon_spent"] - r["epsilon_target"]) <= 0.05
                    for r in runs.values())
     non_private = [v for name, r in runs.items() if r["epsilon_target"] is None
-                   and (v := r["auroc"].get("auroc")) is not None]
+                   and (v := auroc(name)) is not None]
     strongest = max(non_private) if non_private else None
     recommended = "public-base" if public_studies else "random"
     gaps = {"random": gap(auroc("random/eps-inf"), auroc("random/eps-8"))}
