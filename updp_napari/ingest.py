@@ -7,6 +7,7 @@ says what is wrong, without quoting any header value or report text.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,7 @@ def read_dataset(path: str | os.PathLike, **options):
     path = input_file(path)
     quiet_pydicom()
     try:
-        return pydicom.dcmread(path, **options)
+        ds = pydicom.dcmread(path, **options)
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file (no DICOM preamble or header found)") from None
     except (MemoryError, KeyboardInterrupt):
@@ -100,6 +101,29 @@ def read_dataset(path: str | os.PathLike, **options):
     except Exception as exc:  # pydicom's errors quote bytes of the file: never pass them on
         raise InputError(f"{path}: DICOM file is damaged or truncated "
                          f"({type(exc).__name__})") from None
+    if (tag := overrun_element(ds, path.stat().st_size)) is not None:
+        raise InputError(f"{path}: DICOM file is damaged or truncated (element {tag} runs past "
+                         f"the end of the file)")
+    return ds
+
+
+def overrun_element(ds, size: int) -> str | None:
+    """The first top-level element of ``ds`` (just read, from a file of ``size`` bytes) whose
+    stated length runs past the end of the file, as "(gggg,eeee)"; None when none does.
+    pydicom stops quietly at the end of a truncated file: a sequence cut short is read as
+    the items that were there, and what it read is then only part of the file. The pixel
+    data is left to the checks that know its expected size (``deid.dicom.check_complete``),
+    whose message says how much of it is there."""
+    from pydicom.dataelem import RawDataElement
+
+    for tag in ds.keys():
+        if tag == 0x7FE00010:
+            continue
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF and \
+                raw.value_tell is not None and raw.value_tell + raw.length > size:
+            return f"({tag.group:04X},{tag.element:04X})"
+    return None
 
 
 def read_dicom(path: str | os.PathLike, with_header: bool = True) -> LoadedImage:
@@ -197,6 +221,9 @@ def read_report(path: str | os.PathLike) -> str:
     """A report's text, whatever common encoding it was saved in."""
     path = Path(path)
     try:
+        # A pipe or a device named *.txt would block the read, or never end it.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError(f"{path}: not a regular file")
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read report ({exc.strerror or type(exc).__name__})") from None

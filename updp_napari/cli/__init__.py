@@ -14,6 +14,7 @@ import sys
 from .. import __version__
 from ..core.errors import UpdpError
 from . import audit, bench, cohort, dicom, lab, models, plugins, report, workspace
+from ._common import one_line
 
 #: The command groups in the order ``updp --help`` lists them: (title, module).
 GROUPS = (
@@ -76,14 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            # A name that is no valid text (a lone surrogate from a file name or a corpus
+            # id) is written as an escape, never a crash half-way through the output.
+            stream.reconfigure(errors="backslashreplace")
     try:
         return int(args.func(args) or 0)
     except UpdpError as exc:
-        print(f"updp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"updp {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the output itself cannot be written (a full disk, /dev/full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"updp {args.command}: error: {one_line(where)}{exc.strerror or type(exc).__name__}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"updp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from ..core.errors import UpdpError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,6 +32,28 @@ def command(subparsers, name: str, handler: Handler, summary: str,
 
 
 # -- options ---------------------------------------------------------------------------------
+
+def seed(value: str) -> int:
+    """An argparse type: a random seed (a whole number, 0 or more, as numpy takes)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more (got {number})")
+    return number
+
+
+def non_negative(value: str) -> float:
+    """An argparse type: a finite number, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number, 0 or more (got {value})")
+    return number
+
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -98,6 +123,20 @@ def print_json(data, **options) -> None:
     print(json.dumps(data, indent=2, **options))
 
 
+def check_json_out(path: str | Path | None) -> None:
+    """Refuse a ``--json-out`` that could not be written, before the work that fills it."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UpdpError(f"{path}: is a folder; give the JSON file's name")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise UpdpError(f"{folder}: is not a folder, so {path.name} cannot go there")
+            break
+
+
 def write_json_out(path: str | Path, data, private: bool = False) -> None:
     """Write ``data`` as JSON to ``path`` (``--json-out``), atomically."""
     from ..core.files import write_text_atomic
@@ -106,7 +145,17 @@ def write_json_out(path: str | Path, data, private: bool = False) -> None:
 
 
 def warn(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f) if c != 0x09} | \
+    {0x0a: "\\n", 0x0d: "\\r"}
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: control characters (a newline in a file's name) written as
+    escapes, so no name can split a message or forge another line."""
+    return message.translate(_CONTROLS)
 
 
 def open_key(key_file: str | Path | None = None, workspace: str | Path | None = None) -> bytes:

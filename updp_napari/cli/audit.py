@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import UpdpError
-from ._common import add_json, command, print_json
+from ._common import add_json, command, print_json, seed
 
 TARGET_HELP = "a review workspace or a share package"
 CONFIDENCE_HELP = "confidence of the bounds (default 0.95)"
@@ -54,7 +54,7 @@ def _register_audit(subparsers) -> None:
                    "it holds fewer)")
     p.add_argument("--stratify", metavar="S", help="site, category or site,category: "
                    "proportional allocation, at least one case per stratum when N allows")
-    p.add_argument("--seed", type=int, metavar="S", help="random seed (default: chosen at random "
+    p.add_argument("--seed", type=seed, metavar="S", help="random seed (default: chosen at random "
                    "and recorded)")
     p.add_argument("--frame", choices=("accepted", "decided", "all"), help="workspace cases to "
                    "draw from: accepted (default; what an export shares), decided, or all but "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_filter_model, add_json_out, add_quiet, command
+from ._common import add_filter_model, add_json_out, add_quiet, command, seed
 
 
 def register(subparsers) -> None:
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
                    "size to project the measured rates onto (default 590000 studies)")
     p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="run: OCR of "
                    "burned-in text (default) or off")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed, default=None,
                    help="ocr, dp: the seed of the cohorts it makes (default 31337 for ocr; "
                         "4242, 4243 and 4244 for dp)")
     add_json_out(p, "also write the result to this file", old_json=True)

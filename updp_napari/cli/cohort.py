@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_quiet, command, progress
+from ._common import add_quiet, command, progress, seed
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("out", type=Path, help="folder to write (must be empty or absent)")
     p.add_argument("--patients", type=int, default=8, help="number of patients (default 8)")
     p.add_argument("--studies", type=int, default=3, help="studies per patient (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--size", type=int, default=256, help="image width and height in pixels "
                    "(multiple of 16, default 256)")
     p.add_argument("--sites", type=int, default=3, help="number of hospitals, 1-5 (default 3)")

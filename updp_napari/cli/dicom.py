@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..core.errors import UpdpError
@@ -168,7 +167,7 @@ def _cmd_scan_leaks(args: argparse.Namespace) -> int:
     for leak in report.leaks:
         print(leak.line())
     for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        warn(f"skipped {path}: {reason}")
     if args.json_out:
         write_json_out(args.json_out, report.as_json())
     print(report.summary())

@@ -16,6 +16,7 @@ from ._common import (
     command,
     print_json,
     progress,
+    seed,
     set_torch_threads,
     stage_progress,
     write_json_out,
@@ -153,7 +154,7 @@ def _register_search(subparsers) -> None:
     p.add_argument("--reference-share", type=float, default=0.3,
                    help="when the target is also a pool: share of its other patients whose "
                         "group images are searched for, left out of the pool (default 0.3)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="the split, the clusters and the random subsets (default 0)")
     add_json(p, "print every figure as JSON instead of the summary")
     add_json_out(p, "also write every figure as JSON to this file")
@@ -207,7 +208,7 @@ def _register_attack(subparsers) -> None:
     p.add_argument("--cohort", type=Path, metavar="COHORT", help="the cohort the workspace was "
                    "made from: the figures per finding too, and for studies with findings and "
                    "normal ones (its ground truth is read for that split only)")
-    p.add_argument("--seed", type=int, default=0, help="which patients train, and the "
+    p.add_argument("--seed", type=seed, default=0, help="which patients train, and the "
                    "network's seed (default 0)")
     add_threads(p)
     add_json(p, "print the figures as JSON")

@@ -20,6 +20,7 @@ from ._common import (
     command,
     print_json,
     progress,
+    seed,
     set_torch_threads,
     stage_progress,
 )
@@ -65,7 +66,7 @@ def _register_train_filter(subparsers) -> None:
                    "warms up, then falls along a cosine to a tenth (default 0.001)")
     p.add_argument("--ema-decay", type=float, default=0.995, help="decay of the weight average "
                    "that is saved (default 0.995; closer to 1 averages over more steps)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: weights, order, noise, "
+    p.add_argument("--seed", type=seed, default=0, help="random seed: weights, order, noise, "
                    "masks (default 0); the same seed and cohort give the same model")
     p.add_argument("--loss-on", choices=("all", "drawn"), default="all", help="pixels the loss "
                    "counts: all, or only those the model draws (outside the kept region, which "
@@ -124,7 +125,7 @@ def _register_train(subparsers) -> None:
                    "draw inside them (default 2; 0: the regions only)")
     p.add_argument("--filter-size", type=int, default=128, help="the filter's side (default 128)")
     p.add_argument("--filter-epochs", type=int, default=40, help="filter epochs (default 40)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
     add_threads(p)
     add_json(p, "print each stage's summary as JSON")
     add_quiet(p)
@@ -231,7 +232,7 @@ def _register_evaluate_filter(subparsers) -> None:
                    "(default: the model's)")
     p.add_argument("--eta", type=float, help="DDIM eta in [0, 1]: fresh noise at each step, 0 "
                    "deterministic, 1 ancestral (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed of the first study, +1 per "
+    p.add_argument("--seed", type=seed, default=0, help="noise seed of the first study, +1 per "
                    "study (default 0)")
     p.add_argument("--size", type=int, default=256, help="side the images are read at (default 256)")
     p.add_argument("--limit", type=int, help="only the first N studies")
@@ -306,7 +307,7 @@ def _register_train_scorers(subparsers) -> None:
     p.add_argument("--region-rounds", type=int, default=2, metavar="N", help="where the masks are "
                    "regions read from reports (a set prepared by updp train): rounds of training "
                    "again on the classifier's own outlines (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: held-out patients, weights, "
+    p.add_argument("--seed", type=seed, default=0, help="random seed: held-out patients, weights, "
                    "batches, augmentation (default 0)")
     add_threads(p)
     add_quiet(p)
@@ -460,7 +461,7 @@ def _register_train_dp(subparsers) -> None:
                    f"the network works at (default {DP_SIZE})")
     p.add_argument("--reid", type=Path, metavar="DIR", help="re-identification scorer folder "
                    "copied into each model folder (default: the shipped one)")
-    p.add_argument("--seed", type=int, default=0, help="weights, sampling, augmentation and "
+    p.add_argument("--seed", type=seed, default=0, help="weights, sampling, augmentation and "
                    "noise seed (default 0)")
     add_threads(p)
     add_json(p, "print the summary as JSON")
@@ -521,7 +522,7 @@ def _register_evaluate_dp(subparsers) -> None:
     p.add_argument("--size", type=int, default=64, help="side the test images are read at "
                    "(default 64; each model scales them to its own input)")
     p.add_argument("--repeats", type=int, default=200, help="bootstrap draws (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--html", type=Path, metavar="OUT", help="also write the report page here")
     add_threads(p)
     add_json(p, "print the figures as JSON")
@@ -604,7 +605,7 @@ def _register_pretrain_report_encoder(subparsers) -> None:
                    help=f"tokens read of each report (default {rc.MAX_LENGTH})")
     p.add_argument("--epochs", type=int, default=rc.PRETRAIN_EPOCHS,
                    help=f"passes over the text (default {rc.PRETRAIN_EPOCHS})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     add_threads(p)
     add_json(p, "print the encoder's card as JSON")
     add_quiet(p)
@@ -672,7 +673,7 @@ def _register_train_report_classifier(subparsers) -> None:
     _add_dp_sgd_arguments(p, "report", "reports", batch=rc.CLASSIFIER_BATCH,
                           epochs=rc.CLASSIFIER_EPOCHS, learning_rate=rc.CLASSIFIER_LEARNING_RATE,
                           max_grad_norm=rc.CLASSIFIER_MAX_GRAD_NORM)
-    p.add_argument("--seed", type=int, default=0, help="adapter, sampling and noise seed "
+    p.add_argument("--seed", type=seed, default=0, help="adapter, sampling and noise seed "
                    "(default 0)")
     add_threads(p)
     add_json(p, "print the summary as JSON")

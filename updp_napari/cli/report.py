@@ -12,11 +12,15 @@ from ._common import (
     add_json,
     add_json_out,
     add_quiet,
+    check_json_out,
     command,
+    non_negative,
     open_key,
     print_json,
     progress,
+    seed,
     stage_progress,
+    warn,
     write_json_out,
 )
 
@@ -117,6 +121,8 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
     if args.in_dir:
         return _deid_report_folder(args, deid, key, header)
     if args.file == "-":
+        if sys.stdin is None:
+            raise UpdpError("standard input is closed: give a report file or pipe one in")
         text = decode_report(sys.stdin.buffer.read(), "standard input")
     else:
         text = read_report(args.file)
@@ -131,23 +137,37 @@ def _cmd_deid_report(args: argparse.Namespace) -> int:
 def _deid_report_folder(args: argparse.Namespace, deid, key, header) -> int:
     from ..deid.report.batch import deidentify_folder
 
+    record = _report_record_path(args)
+    if record is not None:
+        _check_record(record, Path(args.out_dir))
     result = deidentify_folder(args.in_dir, args.out_dir, deid, mode=args.mode, key=key,
                                header=header, use_header_beside=args.header_beside,
                                write_json=args.json, follow_symlinks=args.follow_symlinks,
                                progress=progress(args, "deid-report"))
-    record = _report_record_path(args)
     summary = result.summary()
     if record is not None:
-        if record.resolve().is_relative_to(Path(args.out_dir).resolve()):
-            raise UpdpError(f"{record}: the record names the original files; keep it out of OUT")
         result.write_record(record)
         summary += f"; record: {record}"
     elif result.renamed:
         summary += "; give --record FILE (or --key-file) to keep which report became which"
     print(summary)
     for rel, reason in result.skipped:
-        print(f"  skipped {rel}: {reason}", file=sys.stderr)
+        warn(f"  skipped {rel}: {reason}")
     return 1 if result.skipped else 0
+
+
+def _check_record(record: Path, out: Path) -> None:
+    """Refuse a record that could not be written, before any report is: written last, its
+    failure would leave the outputs without what maps them to the originals."""
+    if record.resolve().is_relative_to(out.resolve()):
+        raise UpdpError(f"{record}: the record names the original files; keep it out of OUT")
+    if record.is_dir():
+        raise UpdpError(f"{record}: is a folder; give the record's file name")
+    for folder in record.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise UpdpError(f"{folder}: is not a folder, so the record cannot go there")
+            break
 
 
 def _report_record_path(args: argparse.Namespace) -> Path | None:
@@ -190,7 +210,7 @@ def _register_eval_report(subparsers) -> None:
     p.add_argument("--bootstrap-by", choices=["patient", "note"], default="patient",
                    help="corpus: resample patients (ids <any>_<patient>_<note>; notes when ids "
                         "have another form) or notes (default patient)")
-    p.add_argument("--seed", type=int, default=0, help="corpus: bootstrap seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="corpus: bootstrap seed (default 0)")
     add_quiet(p)
 
 
@@ -254,7 +274,7 @@ def _register_train_ner(subparsers) -> None:
                    "(default 20)")
     p.add_argument("--max-steps", type=int, metavar="N", help="at most N optimisation steps "
                    "(the epochs are cut short; default: no cap)")
-    p.add_argument("--negatives", type=float, default=4.0, metavar="R", help="PHI-free "
+    p.add_argument("--negatives", type=non_negative, default=4.0, metavar="R", help="PHI-free "
                    "training pieces per piece with PHI, drawn afresh each epoch (default 4; "
                    "0: all of them)")
     p.add_argument("--train-years", action="store_true", help="train a corpus's DateYear "
@@ -264,7 +284,7 @@ def _register_train_ner(subparsers) -> None:
     p.add_argument("--cv-only", action="store_true", help="with --cv: no final model")
     add_json_out(p, "also write the figures (the --cv result, or updp_ner.json) to FILE as "
                     "JSON")
-    p.add_argument("--seed", type=int, default=0, help="random seed: initial weights, order, "
+    p.add_argument("--seed", type=seed, default=0, help="random seed: initial weights, order, "
                    "held-out patients, folds (default 0)")
     add_quiet(p)
 
@@ -282,6 +302,7 @@ def _cmd_train_ner(args: argparse.Namespace) -> int:
         raise UpdpError("--cv-only needs --cv K")
     if args.out is None:
         raise UpdpError("--out DIR is needed: the folder to write the model to")
+    check_json_out(args.json_out)
     from ..deid.report.ner import train_ner
 
     card = train_ner(args.cohort, args.out, progress=progress(args, "train-ner"),
@@ -297,6 +318,7 @@ def _cross_validate_ner(args: argparse.Namespace) -> int:
 
     if args.out is None and not args.cv_only:
         raise UpdpError("--out DIR is needed for the final model (or give --cv-only)")
+    check_json_out(args.json_out)
     result = cross_validate_ner(args.cohort, args.cv, None if args.cv_only else args.out,
                                 progress=stage_progress(args, "train-ner"),
                                 **_training_options(args))
@@ -394,6 +416,8 @@ def _cmd_label_reports(args: argparse.Namespace) -> int:
         raise UpdpError("give a folder of *.txt reports or a .jsonl corpus (or --iu "
                         "NLMCXR_reports.tgz to score)")
     items, skipped = read_report_inputs(args.input, follow_symlinks=args.follow_symlinks)
+    if not items and not skipped:
+        raise UpdpError(f"{args.input}: no reports here (a folder of *.txt or a .jsonl corpus)")
     if args.model is not None:
         return _label_with_model(args, items, skipped)
     labels = label_reports(items, progress=progress(args, "label-reports"))
@@ -410,7 +434,7 @@ def _cmd_label_reports(args: argparse.Namespace) -> int:
 
 def _skipped_status(skipped) -> int:
     for rel, reason in skipped:
-        print(f"  skipped {rel}: {reason}", file=sys.stderr)
+        warn(f"  skipped {rel}: {reason}")
     return 1 if skipped else 0
 
 

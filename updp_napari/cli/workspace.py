@@ -15,6 +15,7 @@ from ._common import (
     command,
     print_json,
     progress,
+    seed,
     set_torch_threads,
 )
 
@@ -62,7 +63,7 @@ def _register_run(subparsers) -> None:
     p.add_argument("--strength", type=float, help="how much of the image is regenerated, 0-1 "
                    "(default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="synthesis seed, added to a number read "
+    p.add_argument("--seed", type=seed, default=0, help="synthesis seed, added to a number read "
                    "off the content hash of each case's cleaned image, so every case draws its "
                    "own image and the same one whatever the workspace key (default 0)")
     p.add_argument("--pixels", choices=("ocr", "off"), default="ocr", help="find and fill "

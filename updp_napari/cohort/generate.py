@@ -187,13 +187,24 @@ def read_ground_truth(cohort: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise CohortError(f"{path}: no ground truth here; is this a cohort made by updp make-cohort?")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise CohortError(f"{path}: line {n} is not valid JSON ({exc.msg})") from None
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise CohortError(f"{path}: line {n} is not valid JSON ({exc.msg})") from None
+                    except (ValueError, RecursionError):
+                        raise CohortError(f"{path}: line {n} is JSON nested too deep or with a "
+                                          f"number too long") from None
+                    if not isinstance(record, dict):
+                        raise CohortError(f"{path}: line {n} is not a JSON object")
+                    records.append(record)
+    except UnicodeDecodeError as exc:
+        raise CohortError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise CohortError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     return records
 
 

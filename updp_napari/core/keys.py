@@ -30,7 +30,15 @@ def create_key_file(path: str | os.PathLike) -> bytes:
     """Write a new random key, readable by its owner only."""
     path = Path(path)
     key = secrets.token_bytes(KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        raise InputError(f"{path.parent}: no such folder for the key file") from None
+    except FileExistsError:
+        raise InputError(f"{path}: already exists; a key is never overwritten") from None
+    except OSError as exc:
+        raise InputError(f"{path}: the key file cannot be made "
+                         f"({exc.strerror or type(exc).__name__})") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex() + "\n")
     return key

@@ -39,10 +39,12 @@ def evaluate_reports(cohort: str | os.PathLike, deidentifier=None, use_header: b
     per_category: dict[str, dict[str, int]] = {}
     false_sources: dict[str, int] = {}
     for n, r in enumerate(records, 1):
+        if not isinstance(r.get("report"), str) or use_header and not isinstance(r.get("image"), str):
+            raise InputError(f"{cohort}: ground truth line {n} names no report or image file")
         text = read_report(cohort / r["report"])
         header = read_header(cohort / r["image"]) if use_header else None
         pred = deid.detect(text, header)
-        gold = r["phi_spans"]
+        gold = _gold_spans(r.get("phi_spans"), len(text), f"{cohort}: ground truth line {n}")
         tally["gold"] += len(gold)
         tally["pred"] += len(pred)
         exact = {(s.start, s.end) for s in pred}
@@ -121,7 +123,8 @@ def read_corpus(path: str | os.PathLike) -> list[dict]:
 
     path = input_file(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # JSON lines end at "\n" alone: a text may hold U+2028 or NEL unescaped.
+        lines = [line.rstrip("\r") for line in path.read_text(encoding="utf-8-sig").split("\n")]
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
@@ -135,6 +138,9 @@ def read_corpus(path: str | os.PathLike) -> list[dict]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: not JSON (column {exc.colno})") from None
+        except (ValueError, RecursionError):  # nested past any depth, a number of 5,000 digits
+            raise InputError(f"{where}: JSON this reader does not take (nested too deep or a "
+                             f"number too long)") from None
         if not isinstance(obj, dict):
             raise InputError(f"{where}: not a JSON object")
         text = obj.get("text")
@@ -165,6 +171,20 @@ def read_corpus(path: str | os.PathLike) -> list[dict]:
     if not notes:
         raise InputError(f"{path}: no notes (empty file)")
     return notes
+
+
+def _gold_spans(raw, length: int, where: str) -> list[dict]:
+    """A cohort record's ``phi_spans``, checked against its report's length."""
+    if not isinstance(raw, list):
+        raise InputError(f"{where}: phi_spans is not a list")
+    for i, g in enumerate(raw, 1):
+        if not isinstance(g, dict) or not isinstance(g.get("category"), str) or not all(
+                isinstance(g.get(k), int) and not isinstance(g.get(k), bool) for k in ("start", "end")):
+            raise InputError(f"{where}: span {i} needs integer start and end and a category")
+        if not 0 <= g["start"] < g["end"] <= length:
+            raise InputError(f"{where}: span {i} out of range ({g['start']}-{g['end']}, the "
+                             f"report has {length} characters)")
+    return raw
 
 
 def _ratio(num: float, den: float, digits: int = 4) -> float | None:

@@ -733,7 +733,10 @@ def read_report_inputs(path: str | os.PathLike,
     path = Path(path)
     if path.is_dir():
         items, skipped = [], []
-        for file in tree_files(path, follow_symlinks=follow_symlinks):
+        unreadable: list[tuple[Path, str]] = []
+        files = tree_files(path, follow_symlinks=follow_symlinks, unreadable=unreadable)
+        skipped += [(folder.relative_to(path).as_posix() or ".", why) for folder, why in unreadable]
+        for file in files:
             rel = file.relative_to(path).as_posix()
             is_txt = file.name.lower().endswith(".txt")
             if file.is_symlink() and not follow_symlinks and (is_txt or file.is_dir()):
@@ -764,13 +767,14 @@ def _read_jsonl(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
     items, skipped, seen = [], [], set()
-    for n, line in enumerate(decode_report(raw, str(path)).splitlines(), 1):
+    # JSON lines end at "\n" alone: a text may hold U+2028 or NEL unescaped.
+    for n, line in enumerate(decode_report(raw, str(path)).split("\n"), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            skipped.append((f"line {n}", "not JSON"))
+        except (ValueError, RecursionError):
+            skipped.append((f"line {n}", "not JSON (or nested too deep, or a number too long)"))
             continue
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             skipped.append((f"line {n}", 'not an object with a "text" string'))

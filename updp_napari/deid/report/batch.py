@@ -7,6 +7,7 @@ unless followed on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -76,7 +77,7 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
     key of this run alone without one), with the header's values where it is known."""
     import secrets
 
-    from ...core.files import private_folder, tree_files, write_text_atomic
+    from ...core.files import check_apart, private_folder, tree_files, write_text_atomic
     from ...ingest import read_report
     from ..paths import PathCleaner
 
@@ -84,18 +85,21 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
     if not src.is_dir():
         raise UpdpError(f"{src}: not a folder")
     # Links to folders are listed too, to be refused by name, whatever they hold.
-    files = [p for p in tree_files(src, follow_symlinks)
+    unreadable: list[tuple[Path, str]] = []
+    files = [p for p in tree_files(src, follow_symlinks, unreadable)
              if p.name.lower().endswith(".txt") or (p.is_symlink() and p.is_dir())]
-    if not files:
+    if not files and not unreadable:
         raise UpdpError(f"{src}: no *.txt reports in this folder")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise UpdpError(f"{dst}: the output must not be the input or inside it")
+    check_apart(src, dst)
     private_folder(dst)
-    result = BatchResult(dst, len(files))
+    result = BatchResult(dst, len(files) + len(unreadable))
+    # What could not be listed is lost to this run: said so, never passed over.
+    result.skipped += [(folder.relative_to(src), f"{folder}: {why}") for folder, why in unreadable]
     name_key = key or secrets.token_bytes(32)
     used: set[str] = set()
     for n, path in enumerate(files, 1):
         rel = path.relative_to(src)
+        written: list[Path] = []
         try:
             if path.is_symlink() and not follow_symlinks:
                 # Its target may lie anywhere ("passwd.txt -> /etc/passwd"): not followed.
@@ -105,20 +109,31 @@ def deidentify_folder(source: str | os.PathLike, out: str | os.PathLike, deident
             redacted = deidentifier.deidentify(text, this_header, mode=mode, key=key)
             out_rel = _unique(PathCleaner(name_key, _header_values(name_key, this_header))
                               .clean(rel.as_posix()), used)
-            if out_rel != rel.as_posix():
-                result.renamed.append((rel, out_rel))
             target = dst / out_rel
             private_folder(target.parent)
+            written.append(target)
             write_text_atomic(target, redacted.text, private=True)
             if write_json:
-                write_text_atomic(target.with_suffix(".json"), json.dumps(
+                written.append(target.with_suffix(".json"))
+                write_text_atomic(written[-1], json.dumps(
                     redacted.as_json(text), ensure_ascii=False, indent=2) + "\n", private=True)
+            if out_rel != rel.as_posix():
+                result.renamed.append((rel, out_rel))
             result.outputs.append((rel, out_rel))
+            written = []
         except UpdpError as exc:
             result.skipped.append((rel, str(exc)))
+        except OSError as exc:  # an output could not be written (a full disk)
+            result.skipped.append((rel, f"{path}: could not be written "
+                                        f"({exc.strerror or type(exc).__name__})"))
         except Exception as exc:  # one report only, never the batch; no value quoted
             result.skipped.append((rel, f"{path}: could not be de-identified "
                                         f"({type(exc).__name__})"))
+        # A report that failed half-way leaves nothing: its text without its spans is no
+        # finished output, and only what is listed as written may be taken as done.
+        for leftover in written:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         if progress is not None:
             progress(n, len(files))
     return result

@@ -56,8 +56,19 @@ class SiteConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"{path}: site configuration not found") from None
+        except OSError as exc:
+            raise InputError(f"{path}: site configuration cannot be read "
+                             f"({exc.strerror or type(exc).__name__})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not valid TOML ({exc})") from None
+        for name in ("staff", "protected_terms", "institutions"):
+            # A string where a list belongs would be read letter by letter: no name found.
+            value = data.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InputError(f"{path}: {name} must be a list of strings "
+                                 f'({name} = ["…", "…"])')
+        if not isinstance(data.get("id_formats", []), list):
+            raise InputError(f"{path}: id_formats must be a list of tables ([[id_formats]])")
         ids = []
         for i, item in enumerate(data.get("id_formats", [])):
             if not isinstance(item, dict) or "pattern" not in item:

@@ -463,6 +463,14 @@ def _check_out(out: Path) -> None:
                          "folder to replace)")
 
 
+def _make_out(out: Path) -> None:
+    """Make the model's folder (owner-only) once the inputs are known good and before any
+    training: a folder that cannot be made is found out now, not after it."""
+    from ...core.files import private_folder
+
+    private_folder(out)
+
+
 def _check_options(epochs: int, max_steps: int | None, negatives: float | None) -> None:
     if epochs < 1:
         raise UpdpError(f"--epochs must be at least 1 (got {epochs})")
@@ -499,7 +507,10 @@ def train_ner(inputs, out_dir: str | os.PathLike, *, epochs: int = 20,
     out = Path(out_dir)
     _check_out(out)
     notes = read_training_notes(inputs, train_years)
+    if not any(note["text"].strip() for note in notes):
+        raise InputError("the training reports hold no text")
     train_notes, val_notes = _split_patients(notes, validation_share, seed)
+    _make_out(out)
     return _fit(train_notes, val_notes, out, epochs=epochs, seed=seed, vocab_size=vocab_size,
                 hidden_size=hidden_size, layers=layers, heads=heads, batch_size=batch_size,
                 learning_rate=learning_rate, dropout=dropout, window=window, threads=threads,
@@ -782,7 +793,11 @@ def cross_validate_ner(inputs, k: int, out_dir: str | os.PathLike | None = None,
     if out is not None:
         _check_out(out)
     notes = read_training_notes(inputs, train_years)
+    if not any(note["text"].strip() for note in notes):
+        raise InputError("the training reports hold no text")
     folds = patient_folds(notes, k, seed)
+    if out is not None:
+        _make_out(out)
     patient_index = {p: i for i, p in enumerate(sorted({n["patient"] for n in notes}))}
     fit_options = dict(epochs=epochs, seed=seed, max_steps=max_steps, negatives=negatives,
                        train_years=train_years, threads=threads, **_FIT_DEFAULTS)

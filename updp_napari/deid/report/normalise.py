@@ -103,7 +103,16 @@ _SPECIAL = re.compile(
     r"\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     r"\U000e0001\U000e0020-\U000e007f\ud800-\udfff"
-    r"\u2018-\u201f\u2032\u2033\u02bc\u00ab\u00bb\u2010-\u2013\u2212\u2028\u2029]")
+    r"\u2018-\u201f\u2032\u2033\u02bc\u00ab\u00bb\u2010-\u2013\u2212\u2028\u2029"
+    r"\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
+    r"\U000e0100-\U000e01ef]")
+# Marks that belong to no script: accents written after their letter (as macOS and some
+# forms save "José": "Jose" and U+0301) and variation selectors. A word cut stops at them
+# ("Jos" + mark), so each is joined to the letter before it: composed with it where Unicode
+# has the letter ("é"), else read as part of it.
+_GENERIC_MARK = re.compile(
+    r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
+    r"\U000e0100-\U000e01ef]")
 # A hyphen ending a line between two letters: "PEAR-\nSON". A space after the hyphen ("NEURO- ")
 # marks a label, not a broken word; a capital after a small letter ("Smith-\nJones") a name
 # of two words, left as it is.
@@ -503,6 +512,15 @@ def _fold(chars: list[str], starts: list[int], ends: list[int], flags: bytearray
     for ch, start, end, flag in zip(chars, starts, ends, flags):
         if " " <= ch <= "~" or ch in _KEEP_CONTROLS:
             folded = ch
+        elif _GENERIC_MARK.match(ch):
+            if out_chars and out_chars[-1].isalnum() and out_ends[-1] == start:
+                composed = unicodedata.normalize("NFC", out_chars[-1] + ch)
+                if len(composed) == 1:
+                    out_chars[-1] = composed
+                out_ends[-1] = end  # the mark goes wherever its letter goes
+            elif flag & (_BREAK | _SYNTHETIC):
+                owed = _BREAK
+            continue
         else:
             folded = ch.translate(_FOLD)
             if folded == ch:
