@@ -234,7 +234,10 @@ def _candidates(root: Path, follow_symlinks: bool, skipped: list[tuple[str, str]
     from .core.files import tree_files
 
     out = []
-    for path in tree_files(root, follow_symlinks):
+    unreadable: list[tuple[Path, str]] = []
+    files = tree_files(root, follow_symlinks, unreadable)
+    skipped += [(_relative(folder, root), why) for folder, why in unreadable]
+    for path in files:
         suffix = path.suffix.lower()
         if path.is_symlink() and not follow_symlinks:
             # Listed (by the caller) unless plainly a companion; never read through the link.
@@ -323,7 +326,11 @@ def find_studies(root: str | os.PathLike, manifest: str | os.PathLike | None = N
             continue
         # One case per image: a study with several images gets one case per instance.
         identity = uid if uid not in seen else f"{uid}/{sop or name}"
-        seen.add(uid)
+        if identity in seen:
+            # Another file of the same instance that is no copy of it (edited, cut short):
+            # a case of its own, never one that replaces the other's.
+            identity = f"{uid}/{name}"
+        seen.update((uid, identity))
         if sop:
             instances.setdefault(sop, (path, name))
         studies.append(StudyInput(image=path, study_uid=identity, report=report,

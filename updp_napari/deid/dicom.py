@@ -178,6 +178,9 @@ class DicomDeidentifier:
             check_structure(ds)
             if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
                 return FileRecord(rel, "skipped", "no transfer syntax in the file meta")
+            if not ds.file_meta.TransferSyntaxUID.is_transfer_syntax:
+                return FileRecord(rel, "skipped", "a transfer syntax DICOM does not define (a "
+                                                  "private one?): the file cannot be rewritten")
             if str(ds.get("SOPClassUID", "")) == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
                 return FileRecord(rel, "skipped", "a DICOMDIR (media directory), not an instance: "
                                                   "make a new one for the de-identified files")
@@ -345,21 +348,25 @@ def check_complete(ds) -> None:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     bits = int(ds.get("BitsAllocated", 16) or 16)
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        samples = 2  # two lumas share one pair of chroma values: four bytes for two pixels
     expected = int(ds.Rows) * int(ds.Columns) * frames * samples * bits // 8
     if pixel_bytes < expected:
         raise InputError(f"pixel data is truncated ({pixel_bytes} of {expected} bytes)")
 
 
-def input_files(root: Path, follow_symlinks: bool = False) -> list[tuple[Path, str]]:
+def input_files(root: Path, follow_symlinks: bool = False,
+                unreadable: list[tuple[Path, str]] | None = None) -> list[tuple[Path, str]]:
     """Every file under ``root`` (or ``root`` itself), with its path relative to the root;
-    symbolic links listed as they are (``core.files.tree_files``)."""
+    symbolic links listed as they are, folders that cannot be listed in ``unreadable``
+    (``core.files.tree_files``)."""
     from ..core.files import tree_files
 
     if root.is_file():
         return [(root, root.name)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
-    return [(p, p.relative_to(root).as_posix()) for p in tree_files(root, follow_symlinks)]
+    return [(p, p.relative_to(root).as_posix()) for p in tree_files(root, follow_symlinks, unreadable)]
 
 
 def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomDeidentifier,
@@ -372,18 +379,23 @@ def deidentify_tree(src: str | os.PathLike, dst: str | os.PathLike, deid: DicomD
     The record names the original files, whose paths may carry identifiers, so it is kept
     out of ``dst``: written, owner-only, to ``record_path`` (in the workspace) when given.
     """
+    from ..core.files import check_apart
+
     src, dst = Path(src), Path(dst)
-    files = input_files(src, follow_symlinks)
-    if not files:
+    unreadable: list[tuple[Path, str]] = []
+    files = input_files(src, follow_symlinks, unreadable)
+    if not files and not unreadable:
         raise InputError(f"{src}: no files to de-identify")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise InputError(f"{dst}: the output must not be the input or inside it")
+    check_apart(src, dst)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{dst}: already exists as a file; give a new file name, or a folder")
     # One file in, a new name with a suffix out ("IN.dcm OUT.dcm"): that file is written.
     single = src.is_file() and not dst.exists() and dst.suffix != ""
     private_folder(dst.parent if single else dst)
-    records = []
+    # A folder that cannot be listed is recorded, never passed over: what it holds is lost
+    # to this run.
+    records = [FileRecord(folder.relative_to(src).as_posix(), "skipped", why)
+               for folder, why in unreadable]
     for i, (path, rel) in enumerate(files):
         if single:
             records.append(deid.deidentify_file(path, dst, rel))

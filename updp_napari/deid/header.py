@@ -244,6 +244,7 @@ class HeaderDeidentifier:
         context = Context(default_lexicons(), self._found)
         self._texts += [(item, elem) for item, elem in self._safe
                         if any(detect_header_identifiers(str(elem.value), context))]
+        self._kept_codes(ds, "", result)
         for item, elem in self._texts:
             values = elem.value if elem.VM > 1 else [elem.value]
             cleaned = [self.clean_text(str(v), self._found) if v else v for v in values]
@@ -265,6 +266,12 @@ class HeaderDeidentifier:
 
             meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
             meta.ImplementationVersionName = f"UPDP_{__version__}"[:16]
+            if "FileMetaInformationVersion" in meta:
+                meta.FileMetaInformationVersion = b"\x00\x01"  # the one value it may hold
+        # The 128 bytes before "DICM" belong to no element: a writer may have put anything
+        # there (the patient's name, a TIFF header). Zeros, as the standard's default.
+        if getattr(ds, "preamble", None) is not None:
+            ds.preamble = b"\x00" * 128
         self._mark(ds, result, shift)
         return result
 
@@ -333,6 +340,34 @@ class HeaderDeidentifier:
             for tag in [t for t in tags if t.is_private_creator]:
                 if (tag.group, tag.element & 0xFF) not in used:
                     del ds[tag]
+
+    def _kept_codes(self, ds, prefix: str, result: HeaderResult) -> None:
+        """Coded and numeric values the profile keeps (CS, AE, AS, IS, DS) emptied where they
+        hold one of the file's own identifiers: a surname typed as the body part or image
+        type, a patient ID's digits as an acquisition number."""
+        # Whole words only, and no initials: "PA" as a view is no one's initials.
+        found = self._found
+        words = {p.casefold() for parts in found.names for p in parts if sum(map(str.isalpha, p)) >= 3}
+        words |= {v.strip().casefold() for v in found.ids if len(v.strip()) >= 4}
+        id_digits = {d for d in (re.sub(r"\D", "", v) for v in found.ids) if len(d) >= 6}
+        for elem in list(ds):
+            if elem.VR == "SQ":
+                for i, item in enumerate(elem.value or []):
+                    self._kept_codes(item, f"{prefix}{_name(elem)}[{i}].", result)
+                continue
+            if elem.VR not in _KEPT_CODE_VRS or elem.tag.is_private or elem.is_empty or \
+                    int(elem.tag) == 0x00120062:  # Patient Identity Removed, written here
+                continue
+            values = [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+            if elem.VR in ("IS", "DS"):
+                hit = any(re.sub(r"\D", "", v) in id_digits for v in values)
+            else:
+                hit = any(v.strip().casefold() in words or
+                          any(w in words for w in re.split(r"[^\w-]+", v.casefold()))
+                          for v in values)
+            if hit:
+                elem.value = ""
+                result.actions[prefix + _name(elem)] = "Z"
 
     def _collect(self, sequence) -> None:
         for item in sequence.value or []:
@@ -471,6 +506,9 @@ class HeaderDeidentifier:
 _PLAIN_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
                              "TM", "UC", "UI", "UR", "UT"})
 _SINGLE_VALUE_VRS = frozenset({"LT", "ST", "UT", "UR"})
+# Coded and numeric VRs the profile mostly keeps: emptied where they hold the file's own
+# identifiers (``HeaderDeidentifier._kept_codes``).
+_KEPT_CODE_VRS = frozenset({"CS", "AE", "AS", "IS", "DS"})
 _PLAIN_CODECS = frozenset({"ascii", "utf-8", "latin-1", "cp1252"})
 
 

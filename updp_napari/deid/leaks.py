@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -589,6 +590,7 @@ def collect_identifiers(ds) -> Identifiers:
     """
     ids = Identifiers()
     found: list[tuple[str, str, str]] = []
+    public: list[str] = []
 
     def walk(dataset, prefix: str) -> None:
         for elem in dataset:
@@ -606,13 +608,22 @@ def collect_identifiers(ds) -> Identifiers:
                 # words the file uses in public; a description (LO, SH, ST) may itself hold
                 # the patient's name.
                 if not elem.tag.is_private and (elem.VR == "CS" or kw in _PUBLIC_KEYWORDS):
-                    values = _text_values(elem)
-                    ids.public_text.update(normalise(v) for v in values)
-                    ids.public_digits.update(_digits(v) for v in values)
+                    public.extend(_text_values(elem))
                 continue
             found.extend((kind, path, value) for value in _text_values(elem))
 
     walk(ds, "")
+    # A coded value that holds a word of the patient's own name ("RIVERA" as image type) is
+    # no public word: the name would otherwise be searched only whole, and the coded copy of
+    # it pass.
+    name_parts = {part for kind, _, value in found if kind == "name"
+                  for group in value.split("=") for component in _name_components(group)
+                  for part in normalise(component).split() if _letter_weight(part) >= 3}
+    for value in public:
+        norm = normalise(value)
+        if not any(f" {part} " in norm for part in name_parts):
+            ids.public_text.add(norm)
+            ids.public_digits.add(_digits(value))
     for kind, path, value in found:
         _add_value(ids, kind, path, value)
     return ids
@@ -657,6 +668,10 @@ def dataset_places(ds) -> Iterator[tuple[str, str, bool]]:
             if values:
                 yield path, "\\".join(values), elem.VR not in _FORMATTED_VRS
 
+    # The 128 bytes before "DICM" are no element, but a writer may have put a name there.
+    preamble = getattr(ds, "preamble", None)
+    if preamble and preamble.strip(b"\x00"):
+        yield "(preamble)", re.sub(r"[\x00-\x1f\x7f]+", " ", preamble.decode("latin-1")), True
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         yield from walk(meta, "")
@@ -740,9 +755,15 @@ def _read(path: Path, *, pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from ..ingest import quiet_pydicom
+    from ..ingest import overrun_element, quiet_pydicom
 
     quiet_pydicom()
+    try:
+        # A pipe or a device would block the read, or never end it.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError("not a regular file")
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
         # The whole file is parsed, elements after the pixel data included (trailing private
         # groups, signatures); large values, the pixels above all, are read only when used.
@@ -755,6 +776,8 @@ def _read(path: Path, *, pixels: bool):
         raise InputError(f"DICOM file is damaged or truncated ({type(exc).__name__})") from None
     # pydicom stops quietly at the end of a truncated file; what it read then is only part of
     # the header, and a scan of part of it proves nothing.
+    if (tag := overrun_element(ds, path.stat().st_size)) is not None:
+        raise InputError(f"DICOM file is damaged or truncated (element {tag} runs past the end of the file)")
     meta = getattr(ds, "file_meta", None)
     sop_class = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
     is_image = "Rows" in ds or "Image Storage" in (getattr(sop_class, "name", "") or "")
