@@ -123,17 +123,18 @@ def print_json(data, **options) -> None:
     print(json.dumps(data, indent=2, **options))
 
 
-def check_json_out(path: str | Path | None) -> None:
-    """Refuse a ``--json-out`` that could not be written, before the work that fills it."""
+def check_output_file(path: str | Path | None, what: str = "the JSON file") -> None:
+    """Refuse a file to be written (``--json-out``, a record) that could not be, before the
+    work that fills it: a folder of that name, or a file where a folder of its path is."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
-        raise UpdpError(f"{path}: is a folder; give the JSON file's name")
+        raise UpdpError(f"{path}: is a folder; give {what}'s name")
     for folder in path.parents:
         if folder.exists():
             if not folder.is_dir():
-                raise UpdpError(f"{folder}: is not a folder, so {path.name} cannot go there")
+                raise UpdpError(f"{folder}: is not a folder, so {what} cannot go there")
             break
 
 

@@ -12,7 +12,7 @@ from ._common import (
     add_json,
     add_json_out,
     add_quiet,
-    check_json_out,
+    check_output_file,
     command,
     non_negative,
     open_key,
@@ -161,13 +161,7 @@ def _check_record(record: Path, out: Path) -> None:
     failure would leave the outputs without what maps them to the originals."""
     if record.resolve().is_relative_to(out.resolve()):
         raise UpdpError(f"{record}: the record names the original files; keep it out of OUT")
-    if record.is_dir():
-        raise UpdpError(f"{record}: is a folder; give the record's file name")
-    for folder in record.parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise UpdpError(f"{folder}: is not a folder, so the record cannot go there")
-            break
+    check_output_file(record, "the record")
 
 
 def _report_record_path(args: argparse.Namespace) -> Path | None:
@@ -302,7 +296,7 @@ def _cmd_train_ner(args: argparse.Namespace) -> int:
         raise UpdpError("--cv-only needs --cv K")
     if args.out is None:
         raise UpdpError("--out DIR is needed: the folder to write the model to")
-    check_json_out(args.json_out)
+    check_output_file(args.json_out)
     from ..deid.report.ner import train_ner
 
     card = train_ner(args.cohort, args.out, progress=progress(args, "train-ner"),
@@ -318,7 +312,7 @@ def _cross_validate_ner(args: argparse.Namespace) -> int:
 
     if args.out is None and not args.cv_only:
         raise UpdpError("--out DIR is needed for the final model (or give --cv-only)")
-    check_json_out(args.json_out)
+    check_output_file(args.json_out)
     result = cross_validate_ner(args.cohort, args.cv, None if args.cv_only else args.out,
                                 progress=stage_progress(args, "train-ner"),
                                 **_training_options(args))
