@@ -35,23 +35,22 @@ def command(subparsers, name: str, handler: Handler, summary: str,
 
 def seed(value: str) -> int:
     """An argparse type: a random seed (a whole number, 0 or more, as numpy takes)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"a seed is 0 or more (got {number})")
-    return number
+    return _number(value, int, "a whole number", lambda n: n >= 0, "a seed is 0 or more")
 
 
 def non_negative(value: str) -> float:
     """An argparse type: a finite number, 0 or more."""
+    return _number(value, float, "a number", lambda n: math.isfinite(n) and n >= 0,
+                   "expected a finite number, 0 or more")
+
+
+def _number(value: str, convert, kind: str, ok, rule: str):
     try:
-        number = float(value)
+        number = convert(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number, 0 or more (got {value})")
+        raise argparse.ArgumentTypeError(f"not {kind}: {value!r}") from None
+    if not ok(number):
+        raise argparse.ArgumentTypeError(f"{rule} (got {value})")
     return number
 
 
