@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -167,11 +168,18 @@ def open_audit_findings(store, cases) -> set[str]:
     from .audit.store import AuditStore
     from .audit.target import audit_folder_for
 
-    folder = audit_folder_for(Path(store.workspace), "workspace")
-    if not (folder / "audit.sqlite").is_file():
-        return set()
-    with AuditStore.open(folder) as audit:
-        findings = [f for f in audit.findings() if f.verdict == "residual_phi"]
+    workspace = Path(store.workspace)
+    current = audit_folder_for(workspace, "workspace") / "audit.sqlite"
+    if current.exists() and not current.is_file():
+        raise UpdpError(f"{current}: not a file; the audit's findings cannot be read, so no "
+                        "case can be shown free of them (nothing was exported)")
+    # The audit of now, and every earlier one moved aside inside the workspace to start a
+    # new one: a finding stands until its case is decided again, wherever its audit sits.
+    findings = []
+    for database in sorted({current, *workspace.glob("*/audit.sqlite")}):
+        if database.is_file():
+            with AuditStore.open(database.parent) as audit:
+                findings += [f for f in audit.findings() if f.verdict == "residual_phi"]
     if not findings:
         return set()
     wanted = {record.case_id for record in cases}
@@ -185,10 +193,30 @@ def open_audit_findings(store, cases) -> set[str]:
     return blocked
 
 
+def _changed_since(store, standing: dict[str, int]) -> list[str]:
+    """The cases of ``standing`` (case -> decision id) no longer accepted under that
+    decision, or with a residual-PHI finding of the audit after it, sorted."""
+    accepted = {r.case_id: r for r in store.cases(status="accepted")}
+    changed = {case for case, decision in standing.items()
+               if case not in accepted or store.decisions(case)[-1].decision_id != decision}
+    changed |= open_audit_findings(store, [accepted[c] for c in standing if c in accepted])
+    return sorted(changed)
+
+
+def _scratch_folder(workspace: Path) -> Path:
+    """``WORKSPACE/tmp``, refused when it is a symbolic link: the originals' copies would go
+    wherever it points, and that folder would be made owner-only."""
+    scratch = workspace / _SCRATCH
+    if scratch.is_symlink():
+        raise UpdpError(f"{scratch}: a symbolic link; the workspace's scratch folder must be "
+                        "a folder of its own (remove the link)")
+    return scratch
+
+
 def _scratch(workspace: Path, staging: Path) -> Path:
     """A new owner-only folder ``WORKSPACE/tmp/export-PID-XXXX`` noting ``staging`` (the
     originals' copies go in its ``originals/``)."""
-    private_folder(workspace / _SCRATCH)
+    private_folder(_scratch_folder(workspace))
     folder = Path(tempfile.mkdtemp(prefix=f"export-{os.getpid()}-", dir=workspace / _SCRATCH))
     (folder / _STAGING_NOTE).write_text(str(staging.resolve()), encoding="utf-8")
     return folder
@@ -198,7 +226,7 @@ def recover_interrupted_exports(workspace: str | os.PathLike) -> int:
     """Remove what exports of ``workspace`` killed mid-way left behind (the originals' copies
     in the workspace and the half-built package beside OUT); returns how many were cleared.
     Exports still running (their process alive) are left alone."""
-    scratch = Path(workspace) / _SCRATCH
+    scratch = _scratch_folder(Path(workspace))
     if not scratch.is_dir():
         return 0
     cleared = 0
@@ -214,9 +242,11 @@ def recover_interrupted_exports(workspace: str | os.PathLike) -> int:
             staging = Path(note.read_text(encoding="utf-8").strip())
         except (OSError, UnicodeDecodeError):
             staging = None
-        # Only a staging folder as export makes them: hidden, beside the package's folder.
-        if staging is not None and staging.name.startswith(".") and staging.is_dir() \
-                and not staging.is_symlink():
+        # Only a staging folder as export makes them (".OUT.XXXXXXXX", holding nothing but
+        # a package's parts): a note edited to name another folder removes nothing.
+        if staging is not None and _STAGING_NAME.fullmatch(staging.name) and staging.is_dir() \
+                and not staging.is_symlink() and \
+                all(p.name in _PACKAGE_PARTS for p in staging.iterdir()):
             shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         cleared += 1
@@ -235,6 +265,9 @@ def _alive(pid: int) -> bool:
 
 _SCRATCH = "tmp"
 _STAGING_NOTE = "staging.txt"
+# What tempfile.mkdtemp(prefix=".OUT.") names a staging folder, and what a package holds.
+_STAGING_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}")
+_PACKAGE_PARTS = frozenset({"cases", "manifest.json", "manifest.csv", "README.txt"})
 
 
 def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr: bool = True,
@@ -247,6 +280,9 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
     out = Path(out)
     if out.exists():
         raise InputError(f"{out}: already exists; the package is written to a new folder")
+    if Path(workspace).resolve() in out.resolve().parents:
+        raise InputError(f"{out}: inside the workspace; the package is shared, the workspace "
+                         "holds the originals: write it outside")
     if not out.parent.is_dir():
         raise InputError(f"{out.parent}: no such folder to write the package in")
     with ReviewSession.open(workspace, reviewer="export") as session:
@@ -294,6 +330,7 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
         scratch = _scratch(store.workspace, staging)
         originals = scratch / "originals"
         rows = []
+        standing: dict[str, int] = {}  # case -> the decision it leaves under
         held_back: list[Path] = []
         try:
             for n, record in enumerate(accepted):
@@ -325,6 +362,7 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                 write_bytes_atomic(source / "image.dcm",
                                    store.get_artifact(record.artifacts["source"]["path"]), private=True)
                 decision = store.decisions(record.case_id)[-1]
+                standing[record.case_id] = decision.decision_id
                 signature = {} if original_image else \
                     record.artifacts["synthetic"].get("signature") or {}
                 rows.append({
@@ -371,8 +409,18 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
             write_bytes_atomic(staging / "manifest.csv", table.getvalue().encode("utf-8"))
             write_bytes_atomic(staging / "README.txt", _readme(rows, summary.scan).encode("utf-8"))
             os.chmod(staging, 0o755)
-            os.replace(staging, out)
-            fsync_folder(out.parent)
+            # What leaves is what stands now: decisions and audit findings recorded while the
+            # package was made are read under the store's write lock, and the package moved
+            # into place before it is let go, so no decision lands in between.
+            with store.held():
+                changed = _changed_since(store, standing)
+                if changed:
+                    raise UpdpError(
+                        f"{len(changed)} case(s) were decided again, or sent back by the audit, "
+                        f"while the package was made: {', '.join(changed[:10])}; nothing was "
+                        "exported (run updp export again)")
+                os.replace(staging, out)
+                fsync_folder(out.parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

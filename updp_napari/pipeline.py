@@ -33,6 +33,7 @@ from .review.artifacts import encode_array, encode_json, put_array
 from .studies import StudyInput, find_studies
 
 #: Cases synthesised together (one model call per batch; a GPU takes them at once).
+DECIDED = frozenset({"accepted", "rejected", "flagged"})  # statuses a decision leaves
 BATCH = 8
 
 
@@ -45,6 +46,9 @@ class RunSummary:
     not_studies: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     scored: int = 0
     out_of_domain: list[tuple[str, str, str]] = field(default_factory=list)  # (case id, file, reason)
+    # Decided cases whose image or report in the input is no longer what was decided on:
+    # left as decided, and said (case id, file).
+    changed_after_decision: list[tuple[str, str]] = field(default_factory=list)
     workers: int = 1  # processes that prepared the cases
     # Seconds by stage: "cases" (wall, preparing, writing and synthesising every case),
     # "prepare_worker" (summed over the workers), "write", "synthesis", "scoring".
@@ -376,12 +380,45 @@ class Pipeline:
                             "privacy_calibration": card.get("privacy_calibration")})
         return self._preparer
 
-    def write(self, prepared: PreparedCase) -> None:
-        """Store a prepared case (the single writer: only the process that holds the store)."""
+    def write(self, prepared: PreparedCase) -> bool:
+        """Store a prepared case (the single writer: only the process that holds the store);
+        False, with nothing written, when a reviewer decided on it meanwhile (what was
+        decided on is never replaced: checked and written under the store's lock)."""
         store, case_id = self.store, prepared.case_id
-        for name, data, suffix, signature in prepared.artifacts:
-            store.set_artifact(case_id, name, store.put_artifact(data, suffix=suffix), signature)
-        store.set_spans(case_id, prepared.spans)
+        with store.held():
+            if self.decided(case_id):
+                return False
+            for name, data, suffix, signature in prepared.artifacts:
+                store.set_artifact(case_id, name, store.put_artifact(data, suffix=suffix), signature)
+            store.set_spans(case_id, prepared.spans)
+        return True
+
+    def input_changed(self, study: StudyInput, case_id: str) -> bool:
+        """Whether the study's image or report in the input differs from what the case was
+        made from (the stored copies are named by their sha256). A report that cannot be
+        read now counts as changed: running the case again says why."""
+        import hashlib
+
+        from .ingest import read_report
+
+        stored = self.store.case(case_id).artifacts
+        if "source" not in stored or "report" not in stored:
+            return False  # made before these were kept, or never made: nothing to compare
+
+        def digest(entry: dict) -> str:
+            return Path(entry["path"]).name.split(".")[0]
+
+        try:
+            image = hashlib.sha256(study.image.read_bytes()).hexdigest()
+            text = read_report(study.report) if study.report is not None else ""
+        except (OSError, UpdpError):
+            return True
+        return image != digest(stored["source"]) or \
+            hashlib.sha256(text.encode("utf-8")).hexdigest() != digest(stored["report"])
+
+    def decided(self, case_id: str) -> bool:
+        """Whether a reviewer's decision stands on the case (read as the store is now)."""
+        return self.store.case(case_id).status in DECIDED
 
     def prepare(self, study: StudyInput, case_id: str) -> PreparedCase:
         """De-identify the study's image and report into the case's artifacts, here."""
@@ -403,16 +440,18 @@ class Pipeline:
             for prepared, image in zip(todo, images):
                 prepared.synthetic = image
         for prepared in batch:
-            put_array(self.store, prepared.case_id, "synthetic",
-                      np.asarray(prepared.synthetic, np.float32),
-                      self.synth_signature(prepared.case_id))
+            with self.store.held():
+                if not self.decided(prepared.case_id):
+                    put_array(self.store, prepared.case_id, "synthetic",
+                              np.asarray(prepared.synthetic, np.float32),
+                              self.synth_signature(prepared.case_id))
 
     def finished(self, case_id: str) -> bool:
         """The case has its synthetic image, made with the settings of this run (or was found
         out of this filter's domain, so has none), or a reviewer has decided on it already
         (what was decided on is never replaced)."""
         record = self.store.case(case_id)
-        if record.status in ("accepted", "rejected", "flagged"):
+        if record.status in DECIDED:
             return True
         if record.status == "failed":
             return False
@@ -483,7 +522,10 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
                 progress(handled, len(found.studies))
 
         def failed(case_id: str, reason: str) -> None:
-            store.mark_failed(case_id, reason)
+            with store.held():
+                if pipe.decided(case_id):
+                    return  # decided meanwhile: the decision stands, as it was taken
+                store.mark_failed(case_id, reason)
             summary.failed.append((case_id, names[case_id], reason))
 
         def flush() -> None:
@@ -503,8 +545,10 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
             """Store a prepared case; False (the case recorded as failed) when it cannot be."""
             try:
                 store.clear_failure(prepared.case_id)
-                pipe.write(prepared)
-                return True
+                if pipe.write(prepared):
+                    return True
+                summary.already_done += 1  # decided while it was prepared: left as decided
+                return False
             except UpdpError as exc:
                 failed(prepared.case_id, str(exc))
             except (MemoryError, KeyboardInterrupt):
@@ -519,7 +563,13 @@ def run_pipeline(input: str | os.PathLike, workspace: str | os.PathLike, *,
             for study in found.studies:
                 case_id = store.add_case(study.study_uid, site=study.site)
                 names[case_id] = study.name
-                if pipe.finished(case_id):
+                done = pipe.finished(case_id)
+                if done and pipe.input_changed(study, case_id):
+                    if pipe.decided(case_id):
+                        summary.changed_after_decision.append((case_id, study.name))
+                    else:
+                        done = False  # made again from what the input holds now
+                if done:
                     summary.already_done += 1
                     advance()
                 else:

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..core.errors import InputError, UpdpError
 from ..core.users import current_user
 from .sample import draw_sample, frame_cases, frame_digest, parse_strata
-from .store import AuditStore, Finding, SampleRecord, check_auditor
+from .store import AuditStore, Finding, SampleRecord, check_auditor, not_in_sample
 from .target import AuditTarget, Suspect
 
 #: The audit's stated target, in its folder.
@@ -134,7 +134,8 @@ class AuditSession:
                     f"strata {','.join(existing.strata) or 'none'}, "
                     f"seed {existing.seed}, frame {existing.frame}); its findings belong to "
                     f"it. Reopen it with the same settings or none; to start a new audit, "
-                    f"move that folder aside (it keeps this one)")
+                    f"rename that folder where it is (it keeps this one, and its residual-PHI "
+                    f"findings still hold their cases back until they are decided again)")
             return existing, False
         name, cases = frame_cases(self.target.cases(), self.target.kind, frame)
         result = draw_sample(cases, n, strata, seed)
@@ -173,8 +174,7 @@ class AuditSession:
     def go(self, case_id: str) -> AuditView:
         ids = self.store.sample().case_ids if self._store is not None and self.sample else []
         if case_id not in ids:
-            raise InputError(f"case {case_id} is not in the audit sample"
-                             if len(str(case_id)) <= 40 else "that is not a case of the sample")
+            raise InputError(not_in_sample(case_id))
         with self._lock:
             self._current = case_id
             self._shown_at = self._clock()
@@ -211,8 +211,7 @@ class AuditSession:
         sample = self.sample
         entry = next((c for c in sample.cases if c.case_id == case_id), None) if sample else None
         if entry is None:
-            raise InputError(f"case {case_id} is not in the audit sample"
-                             if len(str(case_id)) <= 40 else "that is not a case of the sample")
+            raise InputError(not_in_sample(case_id))
         report, stand_ins = self.target.outgoing_report(case_id)
         return AuditView(case_id, entry.position, entry.site, entry.category, report, stand_ins,
                          self.target.suspects(case_id, report, stand_ins),
@@ -240,8 +239,7 @@ class AuditSession:
             raise InputError(f"{self.target.path}: no audit sample yet (updp audit TARGET "
                              "--sample N draws one)")
         if case_id not in sample.case_ids:
-            raise InputError(f"case {case_id} is not in the audit sample"
-                             if len(str(case_id)) <= 40 else "that is not a case of the sample")
+            raise InputError(not_in_sample(case_id))
         report_length = image_shape = None
         if span is not None:
             report_length = len(self.target.outgoing_report(case_id)[0])

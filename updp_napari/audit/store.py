@@ -45,6 +45,15 @@ SCHEMA_VERSION = 1
 VERDICTS = ("clean", "residual_phi", "over_redaction")
 PROBLEMS = ("residual_phi", "over_redaction")
 _CASE_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def not_in_sample(case_id) -> str:
+    """The message for a case outside the sample: the id is echoed only when it has the
+    shape of a case id (a mistyped argument may be a name or an accession number)."""
+    if _CASE_ID.fullmatch(str(case_id)):
+        return f"case {case_id} is not in the audit sample"
+    return ("not a case of the audit sample (case ids are 16 lowercase hex digits; `updp audit "
+            "TARGET --list` lists the sample)")
 _WORD = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
 
 _APPEND_ONLY = ("samples", "sample_cases", "findings", "withdrawals", "audit_log")
@@ -298,7 +307,7 @@ class AuditStore(DurableDatabase):
         row = cur.execute("SELECT sample_id FROM sample_cases WHERE case_id = ?",
                           (case_id,)).fetchone()
         if row is None:
-            raise InputError(f"case {case_id} is not in the audit sample")
+            raise InputError(not_in_sample(case_id))
         return row[0]
 
     # -- findings -----------------------------------------------------------------------------

@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OverflowError:  # a number past what SQLite or numpy holds ("--sample 10**20")
+        print(f"updp {args.command}: error: a number given is too large", file=sys.stderr)
+        return 2
     except OSError as exc:  # the output itself cannot be written (a full disk, /dev/full)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"updp {args.command}: error: {one_line(where)}{exc.strerror or type(exc).__name__}",

@@ -35,7 +35,8 @@ def command(subparsers, name: str, handler: Handler, summary: str,
 
 def seed(value: str) -> int:
     """An argparse type: a random seed (a whole number, 0 or more, as numpy takes)."""
-    return _number(value, int, "a whole number", lambda n: n >= 0, "a seed is 0 or more")
+    return _number(value, int, "a whole number", lambda n: 0 <= n < 2 ** 63,
+                   "a seed is 0 or more, under 2**63")
 
 
 def non_negative(value: str) -> float:

@@ -248,11 +248,12 @@ def _cmd_audit_mark(args: argparse.Namespace) -> int:
 
 def _find_text(audit, case_id: str, text: str) -> tuple[tuple[int, int], str]:
     """The offsets of ``text`` in the case's outgoing report (never echoed)."""
+    from ..audit.store import not_in_sample
+
     if not text.strip():
         raise UpdpError("--text is empty")
     if case_id not in (audit.sample.case_ids if audit.sample else ()):
-        raise UpdpError(f"case {case_id} is not in the audit sample"
-                        if len(str(case_id)) <= 40 else "that is not a case of the sample")
+        raise UpdpError(not_in_sample(case_id))
     report = audit.target.outgoing_report(case_id)[0]
     start = report.find(text)
     if start < 0:

@@ -13,6 +13,7 @@ from ._common import (
     add_json,
     add_quiet,
     command,
+    one_line,
     print_json,
     progress,
     seed,
@@ -97,6 +98,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.cases} case(s) in {args.workspace}: {summary.done} done now, "
           f"{summary.already_done} already done, {len(summary.failed)} failed; "
           f"{summary.scored} scored")
+    if summary.changed_after_decision:
+        print(f"{len(summary.changed_after_decision)} decided case(s) whose image or report in "
+              "the input changed since; the decision stands on what was decided (take it back "
+              "with updp decide WORKSPACE CASE pending and run again to review the new input):",
+              file=sys.stderr)
+        for case_id, name in summary.changed_after_decision:
+            print(one_line(f"  {case_id}  {name}"), file=sys.stderr)
     if summary.out_of_domain:
         print(f"{len(summary.out_of_domain)} case(s) out of the filter's domain: no synthetic "
               "counterpart was made (the filter would draw an image of its own, not this "
@@ -158,7 +166,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     for r in rows:
         last = (r["decisions"] or [None])[-1]
         note = r["failure_reason"] if r["status"] == "failed" else (last["comment"] if last else "")
-        note = " ".join(str(note or "").split())
+        note = one_line(" ".join(str(note or "").split()))
         flags = ", ".join(r["flags"]) or "-"
         print(f"{r['case_id']:<16}  {r['status']:<8}  {(r['site'] or '-')[:10]:<10}  "
               f"{score(r['privacy_score']):>7}  {score(r['utility_score']):>7}  {flags:<{width}}  "
@@ -266,7 +274,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         return 0
     print(f"case {case.case_id}: {case.status}; {len(entries)} action(s)")
     for entry in entries:
-        print(f"  {history_line(entry)}")
+        print(f"  {one_line(history_line(entry))}")
     return 0
 
 

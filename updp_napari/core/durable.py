@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import InputError, UpdpError
@@ -49,6 +49,7 @@ class DurableDatabase:
         self._db = connection
         self._database = database
         self._lock = threading.RLock()
+        self._depth = 0  # transactions of ``_write`` open on this connection (0 or 1)
 
     @staticmethod
     def _create_file(database: Path) -> None:
@@ -121,17 +122,46 @@ class DurableDatabase:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        """One transaction, committed (and on disk) when the block ends, rolled back on error."""
+        """One transaction, committed (and on disk) when the block ends, rolled back on error.
+        SQLite's own errors (locked past the busy timeout, a damaged file) become one
+        UpdpError naming the file: nothing of the transaction was recorded."""
         with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            if self._depth:  # inside a transaction this thread holds (``held``): part of it
+                yield self._db.cursor()
+                return
+            try:
+                cur = self._db.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._failed(exc, "nothing was recorded") from None
+            self._depth += 1
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._failed(exc, "nothing was recorded") from None
                 raise
-            cur.execute("COMMIT")
+            finally:
+                self._depth -= 1
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise self._failed(exc, "nothing was recorded") from None
 
     def _read(self, sql: str, params: Iterable = ()) -> list[tuple]:
         with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+            try:
+                return self._db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise self._failed(exc, "it could not be read") from None
+
+    def _failed(self, exc: sqlite3.Error, what: str) -> UpdpError:
+        """SQLite's error as a message naming the file (its text names no stored value)."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return UpdpError(f"{self._database}: locked by another process for longer than "
+                             f"the wait allowed; {what}, try again")
+        return UpdpError(f"{self._database}: {exc} (damaged?); {what}")

@@ -13,7 +13,7 @@ from .errors import InputError
 
 def write_text_atomic(path: str | os.PathLike, text: str, private: bool = False) -> None:
     """Write ``text`` (UTF-8, newlines as given) so readers see the old file or the new one."""
-    path = Path(path)
+    path = _replaceable(path)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     try:
@@ -34,7 +34,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, private: bool = Fal
     share it. The file and its folder are flushed to disk before returning: a database row
     that names the file may be committed right after, and must never outlive it.
     """
-    path = Path(path)
+    path = _replaceable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -49,6 +49,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, private: bool = Fal
             os.unlink(tmp)
         raise
     fsync_folder(path.parent)
+
+
+def _replaceable(path: str | os.PathLike) -> Path:
+    """``path``, refused when something other than a regular file stands there: the rename
+    would put a file in place of a device (``/dev/full``), a pipe or a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: exists and is not a regular file; it is not replaced")
+    return path
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:

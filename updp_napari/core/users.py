@@ -4,6 +4,7 @@ recorded beside a decision or a finding passes (reviewers, auditors)."""
 from __future__ import annotations
 
 import getpass
+import unicodedata
 
 from .errors import InputError, UpdpError
 
@@ -27,6 +28,9 @@ def current_user_or_none() -> str | None:
 def check_person(name, role: str = "reviewer") -> str:
     """``name`` stripped: 1 to 100 characters on one line, else an InputError naming the role."""
     name = str(name or "").strip()
-    if not name or len(name) > 100 or any(c in name for c in "\r\n\t"):
-        raise InputError(f"{role} must be a name of 1 to 100 characters on one line")
+    # No control or format characters: a name is printed in lists and logs as it is, and an
+    # escape sequence in it would rewrite the terminal (or hide what follows it).
+    if not name or len(name) > 100 or any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise InputError(f"{role} must be a name of 1 to 100 characters on one line, without "
+                         "control characters")
     return name

@@ -33,7 +33,9 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -233,6 +235,18 @@ class ReviewStore(DurableDatabase):
         if create:
             if workspace.exists() and not workspace.is_dir():
                 raise InputError(f"{workspace}: not a folder, cannot hold a review workspace")
+            if database.is_file() and not (workspace / KEY_FILE).exists():
+                # A new key would give every study a new case id beside the decided ones, and
+                # new UIDs and stand-ins to what was decided on: only a store without cases
+                # may have its key made now.
+                store = cls._connect(database, create, busy_timeout, workspace)
+                if store._read("SELECT count(*) FROM cases")[0][0]:
+                    store.close()
+                    raise InputError(f"{workspace / KEY_FILE}: missing, and {DATABASE} holds "
+                                     "cases made with it; put the key back (a new one cannot "
+                                     "replace it)")
+                workspace_key(workspace, create=True)
+                return store
             workspace_key(workspace, create=True)
             cls._create_file(database)
         elif not workspace.exists():
@@ -241,10 +255,18 @@ class ReviewStore(DurableDatabase):
             raise InputError(f"{workspace}: not a folder (not a review workspace)")
         elif not database.is_file():
             raise InputError(f"{workspace}: not a review workspace (no {DATABASE} in it)")
+        _owner_only(workspace)
         return cls._connect(database, create, busy_timeout, workspace)
 
     def __repr__(self) -> str:
         return f"ReviewStore({str(self.workspace)!r})"
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the store's write lock for the block: no other process records anything
+        meanwhile, and this store's own reads see the database as it stands."""
+        with self._write():
+            yield
 
     # -- cases -----------------------------------------------------------------------------
 
@@ -434,6 +456,13 @@ class ReviewStore(DurableDatabase):
             if status == "failed" and decision == "accept":
                 raise UpdpError(f"case {case_id} failed in the pipeline and has nothing to "
                                 "accept; re-run it, or reject or flag it")
+            if decision == "accept" and cur.execute(
+                    "SELECT failure_reason FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]:
+                # Flagged after it failed, a case is no longer "failed" but has nothing in it
+                # still: its failure is cleared only when a run goes through.
+                raise UpdpError(f"case {case_id} failed in the pipeline and has nothing to "
+                                "accept; take its decision back (updp decide WORKSPACE CASE "
+                                "pending) and run it again, or reject it")
             # A pending case (never decided, or a decision taken back) has none standing.
             last = _standing(cur, case_id) if status in DECISIONS.values() else None
             overridden = _overridden(last, reviewer)
@@ -776,6 +805,21 @@ _CASE_COLUMNS = ("case_id, study_ref, status, site, privacy_score, utility_score
                  "failure_reason, artifacts, added_at, updated_at")
 _SPAN_COLUMNS = ("span_id, case_id, char_start, char_end, category, source, origin, "
                  "proposed_action, action, changed_by")
+
+
+def _owner_only(workspace: Path) -> None:
+    """Make the workspace's own folder and files owner-only again where their modes were
+    loosened (``chmod 777``, a copy under another umask): they hold the key and the
+    originals. What lies in its owner-only folders is out of others' reach."""
+    for path in (workspace, workspace / KEY_FILE, workspace / DATABASE,
+                 workspace / f"{DATABASE}-wal", workspace / f"{DATABASE}-shm",
+                 workspace / ARTIFACTS, workspace / "tmp", workspace / "audit"):
+        try:
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                os.chmod(path, 0o700 if stat.S_ISDIR(mode) else 0o600)
+        except OSError:  # absent, or not ours to change
+            continue
 
 
 def _case(row: tuple) -> CaseRecord:
