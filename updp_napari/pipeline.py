@@ -33,8 +33,9 @@ from .review.artifacts import encode_array, encode_json, put_array
 from .studies import StudyInput, find_studies
 
 #: Cases synthesised together (one model call per batch; a GPU takes them at once).
-DECIDED = frozenset({"accepted", "rejected", "flagged"})  # statuses a decision leaves
 BATCH = 8
+#: The statuses a reviewer's decision leaves: what was decided on is never replaced.
+DECIDED = frozenset({"accepted", "rejected", "flagged"})
 
 
 @dataclass
