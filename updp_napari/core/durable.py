@@ -73,6 +73,13 @@ class DurableDatabase:
             store._prepare(create)
         except sqlite3.DatabaseError as exc:
             connection.close()
+            if not (os.access(database, os.W_OK) and os.access(database.parent, os.W_OK)):
+                # WAL needs its -wal and -shm files beside the database, even to read.
+                raise InputError(f"{database}: cannot be opened for writing (a read-only file "
+                                 f"or folder?); {cls.WHAT} needs write access, even to be "
+                                 f"read ({exc})") from None
+            if "disk I/O" in str(exc) or "full" in str(exc):
+                raise InputError(f"{database}: cannot be opened ({exc}; a full disk?)") from None
             raise InputError(f"{database}: not {cls.WHAT} database ({exc})") from None
         except BaseException:
             connection.close()
