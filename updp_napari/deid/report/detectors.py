@@ -41,6 +41,13 @@ _DATE_PATTERNS = [
     # 8/87, 12/82: month and two-digit year, the year past any day of a month.
     re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%]|\.\d)"),
 ]
+# 3/2019: month and four-digit year (no fraction has such a denominator).
+_MONTH_LONG_YEAR = re.compile(rf"(?<![\d/.])(?:0?[1-9]|1[0-2])/{_YEAR}(?![\d/])")
+# Mar-03-2019, and the forms written without spaces: 03Mar2019, 12SEP18, Apr1 2023.
+_MONTH_DASH_DATE = re.compile(rf"\b{_MONTHS}-(?:[12]\d|3[01]|0?[1-9])-(?:{_YEAR}|\d\d)\b", _I)
+_GLUED_DAY_MONTH = re.compile(rf"\b(?:[12]\d|3[01]|0?[1-9]){_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
+_GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}(?:[12]\d|3[01]|0?[1-9])(?:,?\s+{_YEAR})?\b", _I)
+_GLUED_MONTH_WORD = re.compile(r"\d{1,2}[a-z]{3,9}(?:\d\d|\d{4})?")
 # A dotted time has a two-digit hour or an am/pm: "7.35" is a pH, "10.40" and "7.35 pm" times.
 _TIME = re.compile(r"(?<![\d.:])(?:(?:[01]?\d|2[0-3])[:h][0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?"
                    r"|(?:[01]\d|2[0-3])\.[0-5]\d(?:\s*[ap]\.?m\.?)?|(?:[01]?\d|2[0-3])\.[0-5]\d\s*[ap]\.?m\.?)"
@@ -49,17 +56,21 @@ _TIME_AFTER_DATE = re.compile(r"\s+(?:at\s+)?((?:[01]\d|2[0-3])[0-5]\d)\b")
 _TIME_BEFORE_DATE = re.compile(r"(?<![\w.:/-])((?:[01]\d|2[0-3])[0-5]\d)\s+$")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)]", _I)
-_IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
-_SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+# (A full stop after it ends a sentence; one before a digit would make it another number.)
+_IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+                 r"(?!\d|\.\d)")
+_SSN = re.compile(r"\b\d{3}([-. ])\d{2}\1\d{4}\b(?![.-]\d)")
 # Parts may be set apart by a dash with spaces around it ("212- 476- 8356"); a dash before
 # the number may be punctuation ("DAUGHTER---301 944-5032").
 _PHONE_SEP = r"(?:[ \t]*[.-][ \t]*|[ \t])"
-_PHONE = re.compile(rf"(?<!\w)(?<!\d-)(?:\+?1[\s.-]?)?(?:\(\d{{3}}\)\s?|\d{{3}}{_PHONE_SEP})"
+_PHONE = re.compile(rf"(?<!\w)(?<!\d-)(?:\+?1[\s.-]?)?(?:\(\d{{3}}\)[ \t]?-?[ \t]?|\d{{3}}(?:{_PHONE_SEP}|/))"
                     rf"\d{{3}}{_PHONE_SEP}\d{{4}}(?!\d)"
+                    # the number's seven digits run together after the area code
+                    r"|(?<!\w)\(?\d{3}\)?[ \t]\d{7}(?!\d)"
                     # a last group mistyped one digit long, where spaces set the groups apart
                     r"|(?<!\w)\(?\d{3}\)?[ \t]\d{3}[ \t]\d{5}(?!\d)"
                     r"|(?<![\w-])0\d{2,4}\s\d{3}\s\d{3,4}(?!\d)"
-                    r"|(?<!\w)(?:ext\.?|x)\s?\d{3,5}\b", _I)
+                    r"|(?<!\w)(?:ext\.?|extension)\s?\d{2,5}\b|(?<!\w)x\s?(?:\d{1,2}-)?\d{3,5}\b", _I)
 _PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*#?"
                     r"(\d[\d-]{2,9}\d)\b", _I)
 _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
@@ -73,7 +84,7 @@ _LABELLED_ID = re.compile(
     r"|SSN|Social\s+Security(?:\s+(?:Number|No\.?))?)\s*[:#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9-]*[0-9][A-Z0-9-]*))\b",
     _I)
 # Unlabelled identifiers: long digit runs, or letters joined to digits (RG-928103, S46898769).
-_BARE_ID = re.compile(r"(?<![\w.-])(?:[A-Z]{1,5}-?)?\d(?:[\d-]*\d)?(?:-?[A-Z])?(?![\w.-])")
+_BARE_ID = re.compile(r"(?<![\w.-])(?:[A-Z]{1,5}-?)?\d(?:[\d-]*\d)?(?:-?[A-Z])?(?![\w-]|\.\w)")
 # Street words must be capitalised ("2019 by Dr." is no address); the suffix may be any case.
 _ADDRESS = re.compile(
     r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][\w'-]*\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
@@ -215,6 +226,7 @@ def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: in
 # a dozen scans of the whole report cost far more than a look-up per word. Each set below
 # lists the lower-case words that can begin its pattern (tests hold them to the patterns).
 _MONTH_WORDS = {w for m in MONTHS for w in (m.lower(), m[:3].lower())} | {"sept"}
+_MONTH_WORDS_ALL = frozenset(_MONTH_WORDS | {"june", "july"})
 _ID_LABEL_WORDS = {"mrn", "mr", "medical", "hospital", "patient", "pid", "unit", "id", "acc",
                    "accession", "order", "ssn", "social"}
 _PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
@@ -222,7 +234,7 @@ _URL_WORDS = {"http", "https", "www"}
 _AGE_WORDS = {"age", "aged"}
 _ISO_DATE, _NUMBER_DATE, _DAY_MONTH_DATE, _MONTH_DAY_DATE, _MONTH_YEAR_DATE, _DD_MON_DATE, \
     _COMPACT_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR = _DATE_PATTERNS
-_WORD_DATES = (_MONTH_DAY_DATE, _MONTH_YEAR_DATE)
+_WORD_DATES = (_MONTH_DAY_DATE, _MONTH_YEAR_DATE, _MONTH_DASH_DATE)
 _CITY_STATE_REACH = 80  # characters before a state code where its city may start
 
 
@@ -231,17 +243,29 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     after = text[end:end + 1]
     if after in ("/", ".", "-"):
         if after == "/":
-            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR
+            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR, _MONTH_LONG_YEAR
         if after == "-":
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
                 (_NUMBER_DATE, _DD_MON_DATE)
         return (_NUMBER_DATE,)
-    if len(word) == 8:
+    if len(word) == 8 and word.isdigit():
         return (_COMPACT_DATE,)
+    if not word.isdigit():
+        # a day glued to its month ("03mar2019"): the letters must be a month's name
+        glued = _GLUED_MONTH_WORD.fullmatch(word)
+        return (_GLUED_DAY_MONTH,) if glued and word.strip("0123456789") in _MONTH_WORDS_ALL \
+            else ((_DAY_MONTH_DATE,) if len(word) <= 4 else ())
     return (_DAY_MONTH_DATE,) if len(word) <= 4 else ()
 
 
 _BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
+# The second date of a range: "10/14-10/16", "3/1 to 3/4"; after a month's name the second
+# day alone: "Oct 14-16" (not a dose or a count: "Oct 14-16 mg" is none).
+_RANGE_END = re.compile(r"[ \t]?(?:-|to)[ \t]?((?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])"
+                        r"(?:/(?:\d{4}|\d\d))?)(?![\d/])", _I)
+_RANGE_END_DAY = re.compile(r"[ \t]?(?:-|to)[ \t]?((?:[12]\d|3[01]|0?[1-9]))(?![\d/.:,]\d|[\d/:])"
+                            r"(?!\s*(?:mg|mcg|g|ml|cm|mm|units?|%|x|times|hours?|hrs?|days?|"
+                            r"weeks?|wks?|months?|years?|yrs?)\b)", _I)
 # Dates written loosely in notes: a month alone after "in" ("in Sept."), a day alone after
 # "the" at the end of a phrase ("on the 11th."), a year as "'09" or "74'" after an event.
 _LOOSE_MONTH = re.compile(
@@ -282,7 +306,16 @@ _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "
 _MEASURE_CUES = frozenset({
     "ps", "peep", "cpap", "bipap", "ipap", "epap", "psv", "imv", "simv", "vent", "settings",
     "strength", "grade", "power", "motor", "gcs", "score", "bp", "nbp", "abp", "map", "x",
-    "ratio", "scale", "flow", "fio2", "ie", "cmv", "prvc", "vc"})
+    "ratio", "scale", "flow", "fio2", "ie", "cmv", "prvc", "vc",
+    # pain and other scores out of a total ("pain 7/10", "murmur 3/6"); not cultures, which
+    # are dated as often as counted ("blood cultures 10/1")
+    "pain", "pains", "discomfort", "rated", "rates", "rating", "intensity", "severity",
+    "murmur", "sem", "pulses", "cores"})
+# Words after a pair of numbers that make it a score or a count: "7/10 pain", "2/6 SEM".
+_MEASURE_AFTER = frozenset({"pain", "discomfort", "murmur", "sem", "hsm", "dm", "cultures",
+                            "bottles", "cores", "pulses", "nodes", "nodules", "positive",
+                            "scale", "points"})
+_NEXT_WORD_AFTER = re.compile(r"[ \t]*([^\W\d_]+)")
 _FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (5, 5)})
 
 
@@ -299,6 +332,9 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
     if before in _MEASURE_CUES or text[m.end():m.end() + 1] == "+" or \
             text[max(0, m.start() - 1):m.start()] in ("+", "x"):
         return False
+    after = _NEXT_WORD_AFTER.match(text, m.end())
+    if after and after.group(1).lower() in _MEASURE_AFTER and before not in _DATE_CUES:
+        return False
     a, _, b = m.group().partition("/")
     if (int(a), int(b)) in _FRACTIONS:
         return before in _DATE_CUES
@@ -308,7 +344,8 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
 # What a word (lower case, letters only) can begin, besides a name.
 _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
-                   **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension"}
+                   **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
+                   "extension": "extension"}
 
 
 # Every word a pattern can begin with: the loop visits these only.
@@ -361,6 +398,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     triggered = [*index.hits(_PATTERN_WORDS), *index.hits(state_codes)]
     for start, _, word in index.mixed:  # letters joined to digits: S46898769, MRN12345, x4417
         _bare_id_at(text, start, found)
+        if word.rstrip("0123456789") in _MONTH_WORDS_ALL and (m := _GLUED_MONTH_DAY.match(text, start)):
+            dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Apr1 2023"
         letters = _LETTERS.match(word).group()
         if letters in _PATTERN_WORDS:
             triggered.append((start, start + len(letters), letters))
@@ -401,7 +440,11 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
-    for d in dates:
+    for d in list(dates):
+        if text[d.end - 1:d.end].isdigit() and (text.startswith(("-", " -", " to "), d.end)):
+            pattern = _RANGE_END_DAY if any(c.isalpha() for c in text[d.start:d.end]) else _RANGE_END
+            if m := pattern.match(text, d.end):
+                dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
         if m := _TIME_AFTER_DATE.match(text, d.end):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
         if m := _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start):
@@ -447,7 +490,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         m = _IP.match(text, start) if after == "." else None
         if m:
             found.append(Span(m.start(), m.end(), "IP", "pattern:ip"))
-    if after == "-" and len(word) == 3:
+    if after in ("-", ".", " ") and len(word) == 3:
         m = _SSN.match(text, start)
         if m:
             found.append(Span(m.start(), m.end(), "SSN", "pattern:ssn"))

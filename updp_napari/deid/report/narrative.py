@@ -837,14 +837,21 @@ def _letters_before_space(text: str, end: int, reach: int = 30) -> int | None:
 def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
     """A given name just before a name found by its context: "Martin" of "Martin Lopez is a
     68-year-old man" where "Lopez" was found elsewhere. Capitalised where capitals mean
-    something, and no everyday word where they do not."""
+    something, and no everyday word where they do not. And the surname before a given name
+    the lexicon found, in "LAST, First" order (``_surname_before_comma``)."""
     text, wc = reader.text, reader.wc
     starts = {s.start for s in spans}
     tried = set()
     for span in spans:
         # A letter, one space, the name: checked before the pattern is (once per start).
-        if span.category != "NAME" or span.start < 2 or text[span.start - 1] != " " or \
-                not text[span.start].isalpha() or not text[span.start - 2].isalpha() or \
+        if span.category != "NAME" or span.start < 2 or text[span.start - 1] != " ":
+            continue
+        if text[span.start - 2] == ",":
+            if span.source.startswith(_GIVEN_SOURCES) and \
+                    (surname := _surname_before_comma(reader, span, starts)) is not None:
+                yield surname
+            continue
+        if not text[span.start].isalpha() or not text[span.start - 2].isalpha() or \
                 span.start in tried:
             continue
         tried.add(span.start)
@@ -862,6 +869,35 @@ def _given_names_before(reader: Reader, spans: list[Span]) -> Iterator[Span]:
         elif wc.commonness(key) <= 1:
             continue
         yield Span(begin, span.start - 1, "NAME", "context:given-before-name", 0.8)
+
+
+def _surname_before_comma(reader: Reader, span: Span, starts: set[int]) -> Span | None:
+    """The surname before the given name ``span`` (found by the lexicon, after ", ") in
+    "LAST, First" order ("Thompson, Mary (RN)"): a census surname that is no stop, clinical
+    or relation word, capitalised where capitals mean something; an everyday word ("Brown",
+    "Young") only where capitals mean something and no sentence begins with it."""
+    text, wc = reader.text, reader.wc
+    end = k = span.start - 2
+    while k > 0 and (text[k - 1].isalpha() or text[k - 1] in "'’-"):
+        k -= 1
+    if end - k < 2 or k in starts or (k and (text[k - 1].isalnum() or text[k - 1] in "_.")):
+        return None
+    word = text[k:end]
+    key = word.lower().replace("’", "'")
+    if key not in wc.surnames or key in wc.stop or key in wc.clinical or key in _RELATIONS \
+            or key in _TITLE_WORDS or key in _CREDENTIALS or key in _ROLES:
+        return None
+    if reader.cased:
+        if not (word[:1].isupper() and text[span.start].isupper()):
+            return None
+        if wc.commonness(key) <= 1 and (k == 0 or text[:k].rstrip()[-1:] in (".", "!", "?", "")):
+            return None  # "Young, Mary said": an everyday word opening a sentence
+    elif wc.commonness(key) <= 1:
+        return None
+    return Span(k, end, "NAME", "context:surname-before-given", 0.8)
+
+
+_GIVEN_SOURCES = ("lexicon:given-name", "lexicon:first-last")
 
 
 # A list of people: "cc: Pearson, Patrick; Okafor, Ngozi", "copies to: …" up to the line's end.

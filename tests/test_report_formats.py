@@ -1,0 +1,60 @@
+"""Forms of identifiers a sweep from outside found missed, and scores it found redacted as
+dates: each form in a sentence of its own (invented names and numbers)."""
+
+import pytest
+
+from updp_napari.deid.report import ReportDeidentifier
+
+
+@pytest.fixture(scope="module")
+def deid():
+    return ReportDeidentifier()
+
+
+@pytest.mark.parametrize("text, phi, category", [
+    ("Comparison: CT chest Mar-03-2019.", "Mar-03-2019", "DATE"),
+    ("Prior exam 03Mar2019 showed no change.", "03Mar2019", "DATE"),
+    ("PRIOR: 12SEP18", "12SEP18", "DATE"),
+    ("Echo done Apr1 2023 at outside hospital.", "Apr1 2023", "DATE"),
+    ("Last mammogram 3/2019 was normal.", "3/2019", "DATE"),
+    ("Admitted 10/14-10/16 for CHF.", "10/16", "DATE"),
+    ("Inpatient Oct 14-16 at the rehab.", "16", "DATE"),
+    ("Images pushed from modality at 10.0.0.12.", "10.0.0.12", "IP"),
+    ("MRN is 7654321.", "7654321", "ID"),
+    ("Pt registered under #12345678.", "12345678", "ID"),
+    ("SSN 123 45 6789 on file.", "123 45 6789", "SSN"),
+    ("SSN 987.65.4321 on file.", "987.65.4321", "SSN"),
+    ("Reach family at 617/555-0123.", "617/555-0123", "PHONE"),
+    ("C: (857)-555-0111", "(857)-555-0111", "PHONE"),
+    ("Cell 617 5550177.", "617 5550177", "PHONE"),
+    ("Results called to clinic 508-555-0199 ext. 23 - see above.", "ext. 23", "PHONE"),
+    ("Called PT at extension 6721.", "extension 6721", "PHONE"),
+    ("Reading room x5-2211.", "x5-2211", "PHONE"),
+    ("Thompson, Mary (RN) at bedside.", "Thompson, Mary", "NAME"),
+])
+def test_forms_found(deid, text, phi, category):
+    spans = deid.detect(text)
+    at = text.index(phi)
+    need = [i for i in range(at, at + len(phi)) if text[i].isalnum()]
+    covered = {i for s in spans for i in range(s.start, s.end)}
+    assert all(i in covered for i in need), [(text[s.start:s.end], s.category) for s in spans]
+    assert any(s.category == category and s.start < at + len(phi) and at < s.end for s in spans)
+
+
+@pytest.mark.parametrize("text", [
+    "Pain 7/10 at rest, improved with oxycodone.",
+    "Reports 8/10 pain scale with movement.",
+    "Murmur 3/6 at the apex.",
+    "2/6 SEM at the LUSB.",
+    "Young, otherwise healthy woman.",
+    "Overall, Mary improved.",
+])
+def test_scores_and_sentences_stay(deid, text):
+    spans = deid.detect(text)
+    assert not [s for s in spans if s.category in ("DATE", "NAME") and
+                text[s.start:s.end] not in ("Mary",)], [(text[s.start:s.end], s.category) for s in spans]
+
+
+def test_a_date_after_a_culture_word_is_still_a_date(deid):
+    text = "gram + cocci in blood cultures 10/1 via right IJ."
+    assert any(s.category == "DATE" and text[s.start:s.end] == "10/1" for s in deid.detect(text))
