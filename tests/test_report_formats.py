@@ -58,3 +58,22 @@ def test_scores_and_sentences_stay(deid, text):
 def test_a_date_after_a_culture_word_is_still_a_date(deid):
     text = "gram + cocci in blood cultures 10/1 via right IJ."
     assert any(s.category == "DATE" and text[s.start:s.end] == "10/1" for s in deid.detect(text))
+
+
+@pytest.mark.parametrize("text", [
+    "GCS 15, Glasgow Coma Scale normal.",
+    "Aneurysm of the circle of Willis.",
+    "Hx Wilson disease.",
+    "Stevens-Johnson syndrome suspected.",
+    "Salter-Harris II fracture.",
+    "Lyme disease titers pending.",
+    "Achilles tendon rupture.",
+])
+def test_eponyms_named_for_people_and_places_stay(deid, text):
+    assert deid.detect(text) == []
+
+
+def test_a_name_beside_an_eponym_is_still_found(deid):
+    text = "Discussed Wilson disease with Dr. Wilson today."
+    found = [(text[s.start:s.end], s.category) for s in deid.detect(text)]
+    assert found == [("Wilson", "NAME")] and deid.detect(text)[0].start == text.rindex("Wilson")
