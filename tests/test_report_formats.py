@@ -31,6 +31,8 @@ def deid():
     ("Called PT at extension 6721.", "extension 6721", "PHONE"),
     ("Reading room x5-2211.", "x5-2211", "PHONE"),
     ("Thompson, Mary (RN) at bedside.", "Thompson, Mary", "NAME"),
+    ("Pt on 7 North overnight.", "7 North", "INSTITUTION"),
+    ("TRANSFERRED TO 6 WEST.", "6 WEST", "INSTITUTION"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -48,6 +50,7 @@ def test_forms_found(deid, text, phi, category):
     "2/6 SEM at the LUSB.",
     "Young, otherwise healthy woman.",
     "Overall, Mary improved.",
+    "Pt lives 2 blocks west of here.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)
@@ -77,3 +80,8 @@ def test_a_name_beside_an_eponym_is_still_found(deid):
     text = "Discussed Wilson disease with Dr. Wilson today."
     found = [(text[s.start:s.end], s.category) for s in deid.detect(text)]
     assert found == [("Wilson", "NAME")] and deid.detect(text)[0].start == text.rindex("Wilson")
+
+
+def test_a_state_named_for_a_wing_is_no_ward(deid):
+    text = "Moved from 2 North Dakota towns."
+    assert not [s for s in deid.detect(text) if s.source == "pattern:ward"]

@@ -526,6 +526,15 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
+    if n <= 2 and (text[end + 1:end + 2] if after == " " else after) in ("N", "S", "E", "W") \
+            and (m := _WARD.match(text, start)):
+        found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))  # "7 North"
+
+
+# A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH", "6West"
+# ("2 blocks west" is none).
+_WARD = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) ?(?:North|South|East|West|NORTH|SOUTH|EAST|WEST)"
+                   r"(?![\w-])(?! (?:Carolina|Dakota|CAROLINA|DAKOTA)\b)")
 
 
 # What the address patterns allow between a number and its street word: words, apostrophes,
