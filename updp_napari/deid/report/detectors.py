@@ -243,14 +243,17 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     after = text[end:end + 1]
     if after in ("/", ".", "-"):
         if after == "/":
-            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR, _MONTH_LONG_YEAR
+            if text[end + 1:end + 5].isdigit() and not text[end + 5:end + 6].isdigit():
+                return (_MONTH_LONG_YEAR,)  # 3/2019: no other form has four digits there
+            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR
         if after == "-":
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
                 (_NUMBER_DATE, _DD_MON_DATE)
         return (_NUMBER_DATE,)
-    if len(word) == 8 and word.isdigit():
+    digits = word.isdigit()
+    if len(word) == 8 and digits:
         return (_COMPACT_DATE,)
-    if not word.isdigit():
+    if not digits:
         # a day glued to its month ("03mar2019"): the letters must be a month's name
         glued = _GLUED_MONTH_WORD.fullmatch(word)
         return (_GLUED_DAY_MONTH,) if glued and word.strip("0123456789") in _MONTH_WORDS_ALL \
@@ -440,8 +443,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
-    for d in list(dates):
-        if text[d.end - 1:d.end].isdigit() and (text.startswith(("-", " -", " to "), d.end)):
+    for start, _, _ in index.hits(_COMPASS_WORDS):  # a ward: "7 North" (found from its wing)
+        if "A" <= text[start] <= "Z" and (f := _WARD_FLOOR.search(text, max(0, start - 3), start)) \
+                and (m := _WARD.match(text, f.start())):
+            found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))
+    for d in dates[:]:
+        if text.startswith(("-", " -", " to "), d.end) and text[d.end - 1].isdigit():
             pattern = _RANGE_END_DAY if any(c.isalpha() for c in text[d.start:d.end]) else _RANGE_END
             if m := pattern.match(text, d.end):
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
@@ -490,7 +497,9 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         m = _IP.match(text, start) if after == "." else None
         if m:
             found.append(Span(m.start(), m.end(), "IP", "pattern:ip"))
-    if after in ("-", ".", " ") and len(word) == 3:
+    # three digits, a separator, two digits and the same separator again: checked before
+    # the pattern is tried (a separator after three digits is common, the rest is not)
+    if len(word) == 3 and after in ("-", ".", " ") and text[end + 3:end + 4] == after:
         m = _SSN.match(text, start)
         if m:
             found.append(Span(m.start(), m.end(), "SSN", "pattern:ssn"))
@@ -526,15 +535,14 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
-    if n <= 2 and (text[end + 1:end + 2] if after == " " else after) in ("N", "S", "E", "W") \
-            and (m := _WARD.match(text, start)):
-        found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))  # "7 North"
 
 
 # A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH", "6West"
 # ("2 blocks west" is none).
 _WARD = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) ?(?:North|South|East|West|NORTH|SOUTH|EAST|WEST)"
                    r"(?![\w-])(?! (?:Carolina|Dakota|CAROLINA|DAKOTA)\b)")
+_WARD_FLOOR = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) ?\Z")
+_COMPASS_WORDS = frozenset({"north", "south", "east", "west"})
 
 
 # What the address patterns allow between a number and its street word: words, apostrophes,
