@@ -33,6 +33,10 @@ def deid():
     ("Thompson, Mary (RN) at bedside.", "Thompson, Mary", "NAME"),
     ("Pt on 7 North overnight.", "7 North", "INSTITUTION"),
     ("TRANSFERRED TO 6 WEST.", "6 WEST", "INSTITUTION"),
+    ("ZIP: 02114", "02114", "ZIP"),
+    ("Lives in zip code 02118.", "02118", "ZIP"),
+    ("Mailing address PO Box 123.", "PO Box 123", "ADDRESS"),
+    ("P.O. Box 45, then home.", "P.O. Box 45", "ADDRESS"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -51,6 +55,7 @@ def test_forms_found(deid, text, phi, category):
     "Young, otherwise healthy woman.",
     "Overall, Mary improved.",
     "Pt lives 2 blocks west of here.",
+    "Meds PO, box of gloves 2 at bedside.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

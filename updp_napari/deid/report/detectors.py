@@ -348,7 +348,7 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
 _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
-                   "extension": "extension"}
+                   "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box"}
 
 
 # Every word a pattern can begin with: the loop visits these only.
@@ -441,6 +441,11 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "AGE", "pattern:age"))
         elif trigger == "pager" and (m := _PAGER.match(text, start)):
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
+        elif trigger == "zip" and (m := _LABELLED_ZIP.match(text, start)):
+            found.append(Span(m.start(1), m.end(1), "ZIP", "pattern:zip"))  # "ZIP: 02114"
+        elif trigger == "po-box" and (m := _PO_BOX.match(text, start)) and \
+                (p := _PO_BEFORE.search(text, max(0, start - 8), start)):
+            found.append(Span(p.start(), m.end(), "ADDRESS", "pattern:address"))  # "PO Box 123"
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
     for start, _, _ in index.hits(_COMPASS_WORDS):  # a ward: "7 North" (found from its wing)
@@ -535,6 +540,12 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
+
+
+# A ZIP code after its label, and a post office box.
+_LABELLED_ZIP = re.compile(r"(?:zip|postal)(?:[ \t]*code)?[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?)(?![\d-])", _I)
+_PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
+_PO_BEFORE = re.compile(r"\bp\.?[ \t]?o\.?[ \t]+\Z", _I)
 
 
 # A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH", "6West"
