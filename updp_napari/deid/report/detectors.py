@@ -21,7 +21,8 @@ from .vocabulary import word_classes
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_DAY_NUMBER = r"(?:[12]\d|3[01]|0?[1-9])"  # a day of the month, as digits
+_DAY = rf"{_DAY_NUMBER}(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d\d"
 _I = re.IGNORECASE
 
@@ -44,9 +45,9 @@ _DATE_PATTERNS = [
 # 3/2019: month and four-digit year (no fraction has such a denominator).
 _MONTH_LONG_YEAR = re.compile(rf"(?<![\d/.])(?:0?[1-9]|1[0-2])/{_YEAR}(?![\d/])")
 # Mar-03-2019, and the forms written without spaces: 03Mar2019, 12SEP18, Apr1 2023.
-_MONTH_DASH_DATE = re.compile(rf"\b{_MONTHS}-(?:[12]\d|3[01]|0?[1-9])-(?:{_YEAR}|\d\d)\b", _I)
-_GLUED_DAY_MONTH = re.compile(rf"\b(?:[12]\d|3[01]|0?[1-9]){_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
-_GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}(?:[12]\d|3[01]|0?[1-9])(?:,?\s+{_YEAR})?\b", _I)
+_MONTH_DASH_DATE = re.compile(rf"\b{_MONTHS}-{_DAY_NUMBER}-(?:{_YEAR}|\d\d)\b", _I)
+_GLUED_DAY_MONTH = re.compile(rf"\b{_DAY_NUMBER}{_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
+_GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}{_DAY_NUMBER}(?:,?\s+{_YEAR})?\b", _I)
 _GLUED_MONTH_WORD = re.compile(r"\d{1,2}[a-z]{3,9}(?:\d\d|\d{4})?")
 # A dotted time has a two-digit hour or an am/pm: "7.35" is a pH, "10.40" and "7.35 pm" times.
 _TIME = re.compile(r"(?<![\d.:])(?:(?:[01]?\d|2[0-3])[:h][0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?"
@@ -226,7 +227,6 @@ def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: in
 # a dozen scans of the whole report cost far more than a look-up per word. Each set below
 # lists the lower-case words that can begin its pattern (tests hold them to the patterns).
 _MONTH_WORDS = {w for m in MONTHS for w in (m.lower(), m[:3].lower())} | {"sept"}
-_MONTH_WORDS_ALL = frozenset(_MONTH_WORDS | {"june", "july"})
 _ID_LABEL_WORDS = {"mrn", "mr", "medical", "hospital", "patient", "pid", "unit", "id", "acc",
                    "accession", "order", "ssn", "social"}
 _PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
@@ -256,7 +256,7 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     if not digits:
         # a day glued to its month ("03mar2019"): the letters must be a month's name
         glued = _GLUED_MONTH_WORD.fullmatch(word)
-        return (_GLUED_DAY_MONTH,) if glued and word.strip("0123456789") in _MONTH_WORDS_ALL \
+        return (_GLUED_DAY_MONTH,) if glued and word.strip("0123456789") in _MONTH_WORDS \
             else ((_DAY_MONTH_DATE,) if len(word) <= 4 else ())
     return (_DAY_MONTH_DATE,) if len(word) <= 4 else ()
 
@@ -266,7 +266,7 @@ _BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
 # day alone: "Oct 14-16" (not a dose or a count: "Oct 14-16 mg" is none).
 _RANGE_END = re.compile(r"[ \t]?(?:-|to)[ \t]?((?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])"
                         r"(?:/(?:\d{4}|\d\d))?)(?![\d/])", _I)
-_RANGE_END_DAY = re.compile(r"[ \t]?(?:-|to)[ \t]?((?:[12]\d|3[01]|0?[1-9]))(?![\d/.:,]\d|[\d/:])"
+_RANGE_END_DAY = re.compile(rf"[ \t]?(?:-|to)[ \t]?({_DAY_NUMBER})(?![\d/.:,]\d|[\d/:])"
                             r"(?!\s*(?:mg|mcg|g|ml|cm|mm|units?|%|x|times|hours?|hrs?|days?|"
                             r"weeks?|wks?|months?|years?|yrs?)\b)", _I)
 # Dates written loosely in notes: a month alone after "in" ("in Sept."), a day alone after
@@ -401,7 +401,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     triggered = [*index.hits(_PATTERN_WORDS), *index.hits(state_codes)]
     for start, _, word in index.mixed:  # letters joined to digits: S46898769, MRN12345, x4417
         _bare_id_at(text, start, found)
-        if word.rstrip("0123456789") in _MONTH_WORDS_ALL and (m := _GLUED_MONTH_DAY.match(text, start)):
+        if word.rstrip("0123456789") in _MONTH_WORDS and (m := _GLUED_MONTH_DAY.match(text, start)):
             dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Apr1 2023"
         letters = _LETTERS.match(word).group()
         if letters in _PATTERN_WORDS:
@@ -548,11 +548,11 @@ _PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
 _PO_BEFORE = re.compile(r"\bp\.?[ \t]?o\.?[ \t]+\Z", _I)
 
 
-# A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH", "6West"
-# ("2 blocks west" is none).
-_WARD = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) ?(?:North|South|East|West|NORTH|SOUTH|EAST|WEST)"
+# A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH" ("2 blocks
+# west" is none). Found from the wing, a word of its own; the floor is the number before it.
+_WARD = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) (?:North|South|East|West|NORTH|SOUTH|EAST|WEST)"
                    r"(?![\w-])(?! (?:Carolina|Dakota|CAROLINA|DAKOTA)\b)")
-_WARD_FLOOR = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) ?\Z")
+_WARD_FLOOR = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) \Z")
 _COMPASS_WORDS = frozenset({"north", "south", "east", "west"})
 
 
