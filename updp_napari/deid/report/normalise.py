@@ -95,24 +95,23 @@ _FOLD = str.maketrans({
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2212": "-",
     "\u2028": "\n", "\u2029": "\n", "\x85": "\n"})
 _KEEP_CONTROLS = frozenset("\t\n\r\x0b\x0c")
+# Marks that belong to no script: accents written after their letter (as macOS and some
+# forms save "José": "Jose" and U+0301) and variation selectors. A word cut stops at them
+# ("Jos" + mark), so each is joined to the letter before it: composed with it where Unicode
+# has the letter ("é"), else read as part of it.
+_MARK_RANGES = (r"\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
+                r"\U000e0100-\U000e01ef")
 # Characters of NFKC text that folding still changes: controls, format characters (Unicode's
 # category Cf: zero-width characters, the soft hyphen, bidirectional marks …), lone
-# surrogates, and the quotes, hyphens and separators of _FOLD.
+# surrogates, the quotes, hyphens and separators of _FOLD, and the marks above.
 _SPECIAL = re.compile(
     r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
     r"\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     r"\U000e0001\U000e0020-\U000e007f\ud800-\udfff"
     r"\u2018-\u201f\u2032\u2033\u02bc\u00ab\u00bb\u2010-\u2013\u2212\u2028\u2029"
-    r"\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
-    r"\U000e0100-\U000e01ef]")
-# Marks that belong to no script: accents written after their letter (as macOS and some
-# forms save "José": "Jose" and U+0301) and variation selectors. A word cut stops at them
-# ("Jos" + mark), so each is joined to the letter before it: composed with it where Unicode
-# has the letter ("é"), else read as part of it.
-_GENERIC_MARK = re.compile(
-    r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
-    r"\U000e0100-\U000e01ef]")
+    + _MARK_RANGES + "]")
+_GENERIC_MARK = re.compile(f"[{_MARK_RANGES}]")
 # A hyphen ending a line between two letters: "PEAR-\nSON". A space after the hyphen ("NEURO- ")
 # marks a label, not a broken word; a capital after a small letter ("Smith-\nJones") a name
 # of two words, left as it is.
