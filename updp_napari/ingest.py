@@ -101,16 +101,15 @@ def read_dataset(path: str | os.PathLike, **options):
     except Exception as exc:  # pydicom's errors quote bytes of the file: never pass them on
         raise InputError(f"{path}: DICOM file is damaged or truncated "
                          f"({type(exc).__name__})") from None
-    if (tag := overrun_element(ds, path.stat().st_size)) is not None:
-        raise InputError(f"{path}: DICOM file is damaged or truncated (element {tag} runs past "
-                         f"the end of the file)")
+    if (why := overrun(ds, path.stat().st_size)) is not None:
+        raise InputError(f"{path}: {why}")
     return ds
 
 
-def overrun_element(ds, size: int) -> str | None:
-    """The first top-level element of ``ds`` (just read, from a file of ``size`` bytes) whose
-    stated length runs past the end of the file, as "(gggg,eeee)"; None when none does.
-    pydicom stops quietly at the end of a truncated file: a sequence cut short is read as
+def overrun(ds, size: int) -> str | None:
+    """Why ``ds`` (just read, from a file of ``size`` bytes) is only part of its file: the
+    first top-level element whose stated length runs past the end of the file, named; None
+    when none does. pydicom stops quietly at the end of a truncated file: a sequence cut short is read as
     the items that were there, and what it read is then only part of the file. The pixel
     data is left to the checks that know its expected size (``deid.dicom.check_complete``),
     whose message says how much of it is there."""
@@ -122,7 +121,8 @@ def overrun_element(ds, size: int) -> str | None:
         raw = ds.get_item(tag)
         if isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF and \
                 raw.value_tell is not None and raw.value_tell + raw.length > size:
-            return f"({tag.group:04X},{tag.element:04X})"
+            return (f"DICOM file is damaged or truncated (element ({tag.group:04X},"
+                    f"{tag.element:04X}) runs past the end of the file)")
     return None
 
 

@@ -755,7 +755,7 @@ def _read(path: Path, *, pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from ..ingest import overrun_element, quiet_pydicom
+    from ..ingest import overrun, quiet_pydicom
 
     quiet_pydicom()
     try:
@@ -776,8 +776,8 @@ def _read(path: Path, *, pixels: bool):
         raise InputError(f"DICOM file is damaged or truncated ({type(exc).__name__})") from None
     # pydicom stops quietly at the end of a truncated file; what it read then is only part of
     # the header, and a scan of part of it proves nothing.
-    if (tag := overrun_element(ds, path.stat().st_size)) is not None:
-        raise InputError(f"DICOM file is damaged or truncated (element {tag} runs past the end of the file)")
+    if (why := overrun(ds, path.stat().st_size)) is not None:
+        raise InputError(why)
     meta = getattr(ds, "file_meta", None)
     sop_class = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
     is_image = "Rows" in ds or "Image Storage" in (getattr(sop_class, "name", "") or "")
