@@ -682,14 +682,16 @@ def _report_text(path: Path) -> str:
     """A report's text for searching: decoded whatever its encoding; JSON as its strings."""
     import json
 
+    from ..core.files import decode_report
+
     raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16", errors="replace")
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1252", errors="replace")
+    try:
+        # As deid-report read it (UTF-16 without its mark, UTF-8 with stray bytes …), so the
+        # scan searches the text that was de-identified.
+        text = decode_report(raw, path.name)
+    except InputError:  # binary or broken: searched for whatever text it holds
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        text = raw.decode("utf-16" if utf16 else "cp1252", errors="replace")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
