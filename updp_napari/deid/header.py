@@ -244,7 +244,12 @@ class HeaderDeidentifier:
         context = Context(default_lexicons(), self._found)
         self._texts += [(item, elem) for item, elem in self._safe
                         if any(detect_header_identifiers(str(elem.value), context))]
-        self._kept_codes(ds, "", result)
+        # Whole words only, and no initials: "PA" as a view is no one's initials.
+        found = self._found
+        words = {p.casefold() for parts in found.names for p in parts if sum(map(str.isalpha, p)) >= 3}
+        words |= {v.strip().casefold() for v in found.ids if len(v.strip()) >= 4}
+        id_digits = {d for d in (re.sub(r"\D", "", v) for v in found.ids) if len(d) >= 6}
+        self._kept_codes(ds, "", result, words, id_digits)
         for item, elem in self._texts:
             values = elem.value if elem.VM > 1 else [elem.value]
             cleaned = [self.clean_text(str(v), self._found) if v else v for v in values]
@@ -341,19 +346,16 @@ class HeaderDeidentifier:
                 if (tag.group, tag.element & 0xFF) not in used:
                     del ds[tag]
 
-    def _kept_codes(self, ds, prefix: str, result: HeaderResult) -> None:
+    def _kept_codes(self, ds, prefix: str, result: HeaderResult, words: set[str],
+                    id_digits: set[str]) -> None:
         """Coded and numeric values the profile keeps (CS, AE, AS, IS, DS) emptied where they
         hold one of the file's own identifiers: a surname typed as the body part or image
-        type, a patient ID's digits as an acquisition number."""
-        # Whole words only, and no initials: "PA" as a view is no one's initials.
-        found = self._found
-        words = {p.casefold() for parts in found.names for p in parts if sum(map(str.isalpha, p)) >= 3}
-        words |= {v.strip().casefold() for v in found.ids if len(v.strip()) >= 4}
-        id_digits = {d for d in (re.sub(r"\D", "", v) for v in found.ids) if len(d) >= 6}
+        type (``words``: its name parts and IDs, folded), a patient ID's digits as an
+        acquisition number (``id_digits``)."""
         for elem in list(ds):
             if elem.VR == "SQ":
                 for i, item in enumerate(elem.value or []):
-                    self._kept_codes(item, f"{prefix}{_name(elem)}[{i}].", result)
+                    self._kept_codes(item, f"{prefix}{_name(elem)}[{i}].", result, words, id_digits)
                 continue
             if elem.VR not in _KEPT_CODE_VRS or elem.tag.is_private or elem.is_empty or \
                     int(elem.tag) == 0x00120062:  # Patient Identity Removed, written here
