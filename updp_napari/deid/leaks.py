@@ -456,12 +456,10 @@ def _add_name(ids: Identifiers, value: str, source: str) -> None:
                 ids.add(" ".join(form), "name", source)
         # Each part alone too, from three letters ("Lee", "Cox"); shorter parts ("Li", "Wu")
         # are found only inside the forms above: alone they are syllables of other words.
-        # A part that the original's own non-identifying elements use as a word ("Pancreas"
-        # as body part, "Perfusion" as image type, in a test subject's name) is searched
-        # only within the whole name.
+        # Even a part the original also holds in a coded element ("RIVERA" typed as the image
+        # type): deid-dicom empties such a value, and a copy of it left is the name.
         for part in f"{family} {given} {middle}".split():
-            if _letter_weight(part) >= 3 and \
-                    not ids.in_public_text(f" {part} "):
+            if _letter_weight(part) >= 3:
                 ids.add(part, "name", source, min_alnum=3)
 
 
@@ -590,7 +588,6 @@ def collect_identifiers(ds) -> Identifiers:
     """
     ids = Identifiers()
     found: list[tuple[str, str, str]] = []
-    public: list[str] = []
 
     def walk(dataset, prefix: str) -> None:
         for elem in dataset:
@@ -608,22 +605,13 @@ def collect_identifiers(ds) -> Identifiers:
                 # words the file uses in public; a description (LO, SH, ST) may itself hold
                 # the patient's name.
                 if not elem.tag.is_private and (elem.VR == "CS" or kw in _PUBLIC_KEYWORDS):
-                    public.extend(_text_values(elem))
+                    values = _text_values(elem)
+                    ids.public_text.update(normalise(v) for v in values)
+                    ids.public_digits.update(_digits(v) for v in values)
                 continue
             found.extend((kind, path, value) for value in _text_values(elem))
 
     walk(ds, "")
-    # A coded value that holds a word of the patient's own name ("RIVERA" as image type) is
-    # no public word: the name would otherwise be searched only whole, and the coded copy of
-    # it pass.
-    name_parts = {part for kind, _, value in found if kind == "name"
-                  for group in value.split("=") for component in _name_components(group)
-                  for part in normalise(component).split() if _letter_weight(part) >= 3}
-    for value in public:
-        norm = normalise(value)
-        if not any(f" {part} " in norm for part in name_parts):
-            ids.public_text.add(norm)
-            ids.public_digits.add(_digits(value))
     for kind, path, value in found:
         _add_value(ids, kind, path, value)
     return ids
