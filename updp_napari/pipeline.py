@@ -30,12 +30,13 @@ from . import __version__
 from .core.boxes import Box, boxes_mask
 from .core.errors import InputError, UpdpError
 from .review.artifacts import encode_array, encode_json, put_array
+from .review.store import DECISIONS
 from .studies import StudyInput, find_studies
 
 #: Cases synthesised together (one model call per batch; a GPU takes them at once).
 BATCH = 8
 #: The statuses a reviewer's decision leaves: what was decided on is never replaced.
-DECIDED = frozenset({"accepted", "rejected", "flagged"})
+DECIDED = frozenset(DECISIONS.values())
 
 
 @dataclass
