@@ -237,11 +237,16 @@ def test_epsilon_infinity_is_non_private_training(encoder, hospital):
     infinite = _train(encoder, hospital, epsilon=math.inf, seed=3)
     noisy = _train(encoder, hospital, epsilon=1.0, seed=3)
     w_ref, w_inf, w_dp = _adapters(reference), _adapters(infinite), _adapters(noisy)
-    assert (w_inf - w_ref).abs().max() < 1e-4
-    assert (w_dp - w_ref).abs().max() > 10 * max(float((w_inf - w_ref).abs().max()), 1e-6)
+    same, moved = (w_inf - w_ref).abs(), (w_dp - w_ref).abs()
+    # Nearly every weight is the same to rounding. Adam divides by the gradients' size, so
+    # where a gradient is near zero the rounding of per-report sums against a batch's
+    # gradient (which differs between CPUs' vector units) can move a weight by up to a step
+    # of the learning rate; still no weight moves as far as the noise moves a typical one.
+    assert float(same.median()) < 1e-5
+    assert float(same.max()) < 0.1 * float(moved.median())
+    assert float(moved.median()) > 1e-3
     texts = hospital[0][:4]
-    # Adam divides by the gradients' size: from the zero head, the rounding of per-report
-    # sums against a batch's gradient grows to a few 1e-4 of probability in a few steps.
+    # The same rounding, from the zero head, grows to a few 1e-4 of probability.
     np.testing.assert_allclose(infinite.predict(texts), reference.predict(texts), atol=1e-3)
     assert np.abs(noisy.predict(texts) - reference.predict(texts)).max() > 1e-2
     p = infinite.card["privacy"]
