@@ -11,7 +11,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
@@ -1163,7 +1163,8 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
         if guard and guard not in lowered:
             continue
         for value, category, source, confidence, exact in needles:
-            if value in (text if exact else lowered):
+            # A value that is its own guard (a name part, an ID) is known to stand there.
+            if value is guard or value in (text if exact else lowered):
                 for start, end in _find_word(text, lowered, value, exact):
                     yield Span(start, end, category, source, confidence)
     # A name of the header one letter off in the text (a typing error on either side, or a
@@ -1178,16 +1179,15 @@ def detect_header_identifiers(text: str, ctx: Context) -> Iterator[Span]:
         # counted.
         heads, tails = {p[:2] for p in parts}, {p[-2:] for p in parts}
         index = ctx.index(text)
-        misspelt: list[int] = []
-        for word, places in index.at.items():
-            if len(word) >= 5 and (word[:2] in heads or word[-2:] in tails) and \
-                    word not in parts and word.isalpha() and \
-                    wc.commonness(word) == 4 and word not in wc.clinical and \
-                    any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts):
-                misspelt += places
-        for i in sorted(misspelt):
-            start, end, _ = index.words[i]
-            yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
+        dictionary, clinical = wc.dictionary, wc.clinical
+        misspelt = {word for word in set(index.lower)
+                    if word not in dictionary and word not in clinical and
+                    len(word) >= 5 and (word[:2] in heads or word[-2:] in tails) and
+                    word not in parts and word.isalpha() and
+                    any(abs(len(word) - len(p)) <= 1 and _one_edit(word, p) for p in parts)}
+        if misspelt:
+            for start, end, _ in index.hits(misspelt):
+                yield Span(start, end, "NAME", "header:name-misspelt", 0.9)
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -1211,43 +1211,70 @@ def _header_needles(header: HeaderIdentifiers, lexicons: Lexicons) -> list[tuple
 
     Values that are not case-sensitive are given in lower case.
     """
-    groups: dict[str, list[tuple]] = {}
-    seen: set[tuple] = set()
-
-    def add(guard: str, value: str, category: str, source: str, confidence: float,
-            exact: bool) -> None:
-        if (value, source) not in seen:
-            seen.add((value, source))
-            groups.setdefault(guard, []).append((value, category, source, confidence, exact))
-
-    # A header names the same people and holds the same values several times over: each is
-    # worked out once.
+    # A header names the same people and holds the same values several times over, and the
+    # studies of an archive the same staff and sites: each value's needles are worked out
+    # once (a value and its source give its guard, so equal pairs are the same needle).
+    pairs: list[tuple[str, tuple]] = []
     for parts in dict.fromkeys(map(tuple, header.names)):
-        for part in parts:
-            if len(part) >= 2:
-                key = part.lower()
-                add(key, key, "NAME", "header:name", 1.0, False)
-        # Initials in DICOM order (family, given) and in speaking order (given, family),
-        # only as written, in capitals: "js" is no one's initials.
-        letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
-        if len(letters) >= 2:
-            orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
-                      letters[1] + letters[0]}
-            for initials in sorted(orders):
-                for variant in (initials, ".".join(initials) + "."):
-                    add("", variant, "NAME", "header:initials", 0.7, True)
+        pairs += _name_needles(parts)
     for value in dict.fromkeys(header.ids):
         if len(value) >= 3:
             key = value.lower()
-            add(key, key, "ID", "header:id", 1.0, False)
+            pairs.append((key, (key, "ID", "header:id", 1.0, False)))
     for value in dict.fromkeys(header.dates):
-        for variant in date_variants(value):  # each holds the year
-            add(value[:4], variant.lower(), "DATE", "header:date", 1.0, False)
-    for value in dict.fromkeys(header.institutions):
-        for variant in institution_variants(value, lexicons.institution_words):
-            key = variant.lower()
-            add(key, key, "INSTITUTION", "header:institution", 1.0, False)
+        pairs += _date_needles(value)
+    if header.institutions:
+        words = tuple(lexicons.institution_words)
+        for value in dict.fromkeys(header.institutions):
+            pairs += _institution_needles(value, words)
+    groups: dict[str, list[tuple]] = {}
+    for guard, needle in dict.fromkeys(pairs):
+        group = groups.get(guard)
+        if group is None:
+            groups[guard] = [needle]
+        else:
+            group.append(needle)
     return list(groups.items())
+
+
+def clear_header_caches() -> None:
+    """Forget the needles worked out from header values so far (a benchmark's fresh start)."""
+    for cached in (_name_needles, _date_needles, _institution_needles):
+        cached.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _name_needles(parts: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
+    """One person's (guard, needle) pairs: each name part, and the initials."""
+    pairs = []
+    for part in parts:
+        if len(part) >= 2:
+            key = part.lower()
+            pairs.append((key, (key, "NAME", "header:name", 1.0, False)))
+    # Initials in DICOM order (family, given) and in speaking order (given, family), only as
+    # written, in capitals: "js" is no one's initials.
+    letters = [p[0].upper() for p in parts if p and not UNSPACED_SCRIPT.match(p)]
+    if len(letters) >= 2:
+        orders = {"".join(letters), letters[1] + letters[0] + "".join(letters[2:]),
+                  letters[1] + letters[0]}
+        for initials in sorted(orders):
+            for variant in (initials, ".".join(initials) + "."):
+                pairs.append(("", (variant, "NAME", "header:initials", 0.7, True)))
+    return tuple(pairs)
+
+
+@lru_cache(maxsize=4096)
+def _date_needles(value: str) -> tuple[tuple[str, tuple], ...]:
+    """A DICOM date's (guard, needle) pairs: each way of writing it, guarded by its year."""
+    return tuple((value[:4], (variant.lower(), "DATE", "header:date", 1.0, False))
+                 for variant in date_variants(value))  # each holds the year
+
+
+@lru_cache(maxsize=1024)
+def _institution_needles(value: str, words: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
+    """An institution's (guard, needle) pairs: its name and its distinctive part."""
+    return tuple((key, (key, "INSTITUTION", "header:institution", 1.0, False))
+                 for key in (v.lower() for v in institution_variants(value, list(words))))
 
 
 @cache
