@@ -37,6 +37,25 @@ def deid():
     ("Lives in zip code 02118.", "02118", "ZIP"),
     ("Mailing address PO Box 123.", "PO Box 123", "ADDRESS"),
     ("P.O. Box 45, then home.", "P.O. Box 45", "ADDRESS"),
+    ("Last echo 05Jun2021.", "05Jun2021", "DATE"),
+    ("Acquired 2020-01-08T09:12 on scanner 2.", "2020-01-08", "DATE"),
+    ("Acquired 2020-01-08T09:12 on scanner 2.", "09:12", "TIME"),
+    ("Study: 2019/11/02 CTA chest.", "2019/11/02", "DATE"),
+    ("Outside study 2018.04.09 reviewed.", "2018.04.09", "DATE"),
+    ("Prior study 4 / 1 / 2023.", "4 / 1 / 2023", "DATE"),
+    ("Exam 4/ 1/23 unchanged.", "4/ 1/23", "DATE"),
+    ("Plan to recheck BMP Tues 3/4.", "3/4", "DATE"),
+    ("CT performed March the 3rd showed no free air.", "March the 3rd", "DATE"),
+    ("He was transferred on November second.", "November second", "DATE"),
+    ("Surgery on June the twenty-first, 2020.", "June the twenty-first, 2020", "DATE"),
+    ("Seen Octobr 18 in clinic.", "Octobr 18", "DATE"),
+    ("Pt was admitted Febuary 2nd.", "Febuary 2nd", "DATE"),
+    ("Admitted Janaury 9 w/ PNA.", "Janaury 9", "DATE"),
+    ("Pt fell on Christmas Day while shoveling snow.", "Christmas Day", "DATE"),
+    ("Sx began around Thanksgiving 2019.", "Thanksgiving 2019", "DATE"),
+    ("ETOH binge on New Year's Eve per wife.", "New Year's Eve", "DATE"),
+    ("Injured on Memorial Day weekend.", "Memorial Day", "DATE"),
+    ("Chest pain since Good Friday.", "Good Friday", "DATE"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -56,6 +75,11 @@ def test_forms_found(deid, text, phi, category):
     "Overall, Mary improved.",
     "Pt lives 2 blocks west of here.",
     "Meds PO, box of gloves 2 at bedside.",
+    "OOB to chair, sat 1/2 hr.",
+    "Pt may first need a new line.",
+    "Had a good friday night, slept well.",
+    "Plans for the new year discussed.",
+    "Match 2 of 3 criteria.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)
@@ -90,3 +114,20 @@ def test_a_name_beside_an_eponym_is_still_found(deid):
 def test_a_state_named_for_a_wing_is_no_ward(deid):
     text = "Moved from 2 North Dakota towns."
     assert not [s for s in deid.detect(text) if s.source == "pattern:ward"]
+
+
+def test_year_first_and_iso_dates_are_shifted_in_their_own_format(deid):
+    import datetime as dt
+    import re
+
+    key = bytes(range(32))
+    text = "Prior 2019/11/02 and 2019.1.2; acquired 2020-01-08T09:12."
+    out = deid.deidentify(text, mode="surrogate", key=key).text
+    for original in ("2019/11/02", "2019.1.2", "2020-01-08", "09:12"):
+        assert original not in out
+    assert re.search(r"and \d{4}\.\d{1,2}\.\d{1,2};", out), out
+    shifted = re.findall(r"\d{4}/\d{2}/\d{2}", out)
+    assert len(shifted) == 1 and "[DATE]" not in out, out
+    moved = dt.datetime.strptime(shifted[0], "%Y/%m/%d").date() - dt.date(2019, 11, 2)
+    iso = re.search(r"(\d{4}-\d{2}-\d{2})T", out).group(1)
+    assert dt.date.fromisoformat(iso) - dt.date(2020, 1, 8) == moved  # one shift per report

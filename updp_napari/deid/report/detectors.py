@@ -27,12 +27,14 @@ _YEAR = r"(?:19|20)\d\d"
 _I = re.IGNORECASE
 
 _DATE_PATTERNS = [
-    re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])-(?:[0-2]\d|3[01])\b"),  # 2019-05-01
+    # 2019-05-01, and as ISO 8601 writes it before a time: 2019-05-01T14:22
+    re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])-(?:[0-2]\d|3[01])(?:\b|(?=T\d))"),
     re.compile(r"(?<![\d/.])(?<![\d/.]-)(?:0?[1-9]|1[0-2]|[12]\d|3[01])([/.-])(?:0?[1-9]|1[0-2]|[12]\d|3[01])"
                rf"\1(?:{_YEAR}|\d\d)(?![\d/])"),  # 03/04/2019, 05.01.2019, 3-4-19, "toxicity-9/2/92"
     re.compile(rf"\b{_DAY}(?:\s+of)?[\s-]+{_MONTHS}\.?,?(?:[\s-]+(?:{_YEAR}|'?\d\d(?![\d:])))?\b", _I),
     # 3 January 2019, "21 Apr, 21"
-    re.compile(rf"\b{_MONTHS}\.?\s+{_DAY}(?:,?\s+{_YEAR})?\b", _I),  # Jan 3rd, January 3, 2019
+    # Jan 3rd, January 3, 2019, March the 3rd
+    re.compile(rf"\b{_MONTHS}\.?\s+(?:the\s+{_DAY_NUMBER}(?:st|nd|rd|th)|{_DAY})(?:,?\s+{_YEAR})?\b", _I),
     re.compile(rf"\b{_MONTHS}\.?(?:\s+of)?,?\s+{_YEAR}\b", _I),  # January of 2019
     re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])-{_MONTHS}-(?:{_YEAR}|\d\d)\b", _I),  # 20-FEB-2020
     re.compile(rf"\b{_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),  # 20160822
@@ -42,6 +44,12 @@ _DATE_PATTERNS = [
     # 8/87, 12/82: month and two-digit year, the year past any day of a month.
     re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%]|\.\d)"),
 ]
+# 2019/11/02, 2019.11.02: the year first, as many systems write it.
+_YEAR_FIRST_DATE = re.compile(rf"\b{_YEAR}([/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?![\d/]|\.\d)")
+# 4 / 1 / 2023, 4/ 1/23: a full date with spaces about its slashes.
+_SPACED_NUMBER_DATE = re.compile(
+    r"(?<![\d/.])(?:0?[1-9]|1[0-2]|[12]\d|3[01])[ \t]?/[ \t]?(?:0?[1-9]|1[0-2]|[12]\d|3[01])"
+    rf"[ \t]?/[ \t]?(?:{_YEAR}|\d\d)(?![\d/])")
 # 3/2019: month and four-digit year (no fraction has such a denominator).
 _MONTH_LONG_YEAR = re.compile(rf"(?<![\d/.])(?:0?[1-9]|1[0-2])/{_YEAR}(?![\d/])")
 # Mar-03-2019, and the forms written without spaces: 03Mar2019, 12SEP18, Apr1 2023.
@@ -53,6 +61,7 @@ _GLUED_MONTH_WORD = re.compile(r"\d{1,2}[a-z]{3,9}(?:\d\d|\d{4})?")
 _TIME = re.compile(r"(?<![\d.:])(?:(?:[01]?\d|2[0-3])[:h][0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?"
                    r"|(?:[01]\d|2[0-3])\.[0-5]\d(?:\s*[ap]\.?m\.?)?|(?:[01]?\d|2[0-3])\.[0-5]\d\s*[ap]\.?m\.?)"
                    r"(?![\d:]|\.\d|\s*(?:cm|mm|%))", _I)
+_ISO_TIME = re.compile(r"T((?:[01]\d|2[0-3]):?[0-5]\d(?::?[0-5]\d(?:[.,]\d+)?)?)(?![\d:])")
 _TIME_AFTER_DATE = re.compile(r"\s+(?:at\s+)?((?:[01]\d|2[0-3])[0-5]\d)\b")
 _TIME_BEFORE_DATE = re.compile(r"(?<![\w.:/-])((?:[01]\d|2[0-3])[0-5]\d)\s+$")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -235,22 +244,78 @@ _AGE_WORDS = {"age", "aged"}
 _ISO_DATE, _NUMBER_DATE, _DAY_MONTH_DATE, _MONTH_DAY_DATE, _MONTH_YEAR_DATE, _DD_MON_DATE, \
     _COMPACT_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR = _DATE_PATTERNS
 _WORD_DATES = (_MONTH_DAY_DATE, _MONTH_YEAR_DATE, _MONTH_DASH_DATE)
+# "November second", "June the fifth": a month's name, capitalised (not "may"), and its day in
+# words.
+_ORDINAL_WORDS = (r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh"
+                  r"|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth"
+                  r"|nineteenth|twentieth|thirtieth|(?:twenty|thirty)[- ](?:first|second|third"
+                  r"|fourth|fifth|sixth|seventh|eighth|ninth))")
+_MONTH_DAY_IN_WORDS = re.compile(
+    rf"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
+    rf"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?\s+(?:the\s+)?{_ORDINAL_WORDS}\b"
+    rf"(?:,?\s+{_YEAR}\b)?", _I)
+# A month's name one letter off ("Febuary 2", "Octobr 18"), then a day or a year.
+_MONTH_LIKE_DATE = re.compile(rf"[^\W\d_]+\.?\s+(?:{_DAY}(?:,?\s+{_YEAR})?|{_YEAR})\b(?![/:.]\d)")
+@cache
+def _misspelt_months() -> frozenset[str]:
+    """Every word one letter off a month's full name (changed, dropped, added, or two
+    swapped) that is no English, clinical or name word: "febuary", "octobr", "janaury"."""
+    wc = word_classes()
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    found: set[str] = set()
+    for month in MONTHS:
+        m = month.lower()
+        if len(m) < 5:
+            continue
+        for i in range(len(m) + 1):
+            found.update(m[:i] + c + m[i:] for c in letters)
+        for i in range(len(m)):
+            found.add(m[:i] + m[i + 1:])
+            found.update(m[:i] + c + m[i + 1:] for c in letters)
+            if i + 1 < len(m):
+                found.add(m[:i] + m[i + 1] + m[i] + m[i + 2:])
+    return frozenset(w for w in found if len(w) >= 5 and w not in _MONTH_WORDS and
+                     w not in wc.dictionary and w not in wc.clinical and w not in wc.given and
+                     w not in wc.surnames and w not in wc.stop)
+
+
+# Holidays name a day of the year ("Christmas Day", "Thanksgiving 2019", "New Year's Eve";
+# "Good Friday" capitalised only).
+_HOLIDAY = re.compile(
+    r"(?:Christmas(?:[ \t]+(?:Eve|Day))?|Thanksgiving(?:[ \t]+Day)?|Easter(?:[ \t]+(?:Sunday|Monday))?"
+    r"|New[ \t]+Year(?:[’']?s(?:[ \t]+(?:Eve|Day))?|[ \t]+(?:Eve|Day))"
+    r"|Halloween|Hanukk?ah|Chanukk?ah|Passover"
+    r"|Good[ \t]+Friday|Fourth[ \t]+of[ \t]+July|Yom[ \t]+Kippur|Rosh[ \t]+Hashanah"
+    r"|(?:Memorial|Labou?r|Independence|Veterans[’']?|Columbus|Presidents[’']?|Mother[’']?s"
+    r"|Father[’']?s|Valentine[’']?s|Boxing|St\.?[ \t]+Patrick[’']?s)[ \t]+Day)"
+    rf"(?:[ \t]+(?:of[ \t]+)?{_YEAR})?(?![\w’'])", _I)
+_HOLIDAY_WORDS = frozenset({
+    "christmas", "thanksgiving", "easter", "new", "halloween", "hanukkah", "hanukah", "chanukah",
+    "chanukkah", "passover", "good", "fourth", "yom", "rosh", "memorial", "labor", "labour",
+    "independence", "veterans", "columbus", "presidents", "mother", "mothers", "father",
+    "fathers", "valentine", "valentines", "boxing", "st"})
 _CITY_STATE_REACH = 80  # characters before a state code where its city may start
 
 
 def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     """The date patterns that can begin with the number ``word`` (ending at ``end``)."""
     after = text[end:end + 1]
-    if after in ("/", ".", "-"):
+    digits = word.isdigit()
+    if after in ("/", ".", "-") and digits:
+        if len(word) == 4 and after != "-":
+            return (_YEAR_FIRST_DATE,)  # 2019/11/02; no other form begins with four digits
         if after == "/":
             if text[end + 1:end + 5].isdigit() and not text[end + 5:end + 6].isdigit():
                 return (_MONTH_LONG_YEAR,)  # 3/2019: no other form has four digits there
+            if text[end + 1:end + 2] in (" ", "\t"):
+                return (_SPACED_NUMBER_DATE,)  # 4/ 1/23
             return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR
         if after == "-":
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
                 (_NUMBER_DATE, _DD_MON_DATE)
         return (_NUMBER_DATE,)
-    digits = word.isdigit()
+    if after in (" ", "\t") and digits and len(word) <= 2 and text[end + 1:end + 2] == "/":
+        return (_SPACED_NUMBER_DATE,)  # 4 / 1 / 2023
     if len(word) == 8 and digits:
         return (_COMPACT_DATE,)
     if not digits:
@@ -303,7 +368,10 @@ def _loose_date(text: str, start: int, pattern: re.Pattern, cues: frozenset[str]
     return m if m is not None and m.start(1) == start else None
 # Words before a number that make it a date ("since 3/4", "study of 1/2").
 _DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
-                        "thru", "before", "after", "last", "dos", "date", "in"})
+                        "thru", "before", "after", "last", "dos", "date", "in",
+                        # the day of the week before it ("Tues 3/4"; not "sat", "sun")
+                        "monday", "mon", "tuesday", "tue", "tues", "wednesday", "wed", "thursday",
+                        "thu", "thur", "thurs", "friday", "fri", "saturday", "sunday"})
 # Words before a pair of numbers that make it a measurement: ventilator settings, strength,
 # scores, ratios ("PS 10/5", "strength 5/5", "GCS 3/15").
 _MEASURE_CUES = frozenset({
@@ -433,6 +501,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+            if text[start].isupper() and (m := _MONTH_DAY_IN_WORDS.match(text, start)):
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # June fifth
             if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
         elif trigger == "url" and (m := _URL.match(text, start)):
@@ -452,12 +522,20 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         if "A" <= text[start] <= "Z" and (f := _WARD_FLOOR.search(text, max(0, start - 3), start)) \
                 and (m := _WARD.match(text, f.start())):
             found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))
+    for start, _, _ in index.hits(_HOLIDAY_WORDS):
+        if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
+            dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
+    for start, _, _ in index.hits(_misspelt_months()):
+        if m := _MONTH_LIKE_DATE.match(text, start):
+            dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
     for d in dates[:]:
         if text.startswith(("-", " -", " to "), d.end) and text[d.end - 1].isdigit():
             pattern = _RANGE_END_DAY if any(c.isalpha() for c in text[d.start:d.end]) else _RANGE_END
             if m := pattern.match(text, d.end):
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
-        if m := _TIME_AFTER_DATE.match(text, d.end):
+        if text.startswith("T", d.end) and (m := _ISO_TIME.match(text, d.end)):
+            found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))  # 2019-05-01T14:22
+        elif m := _TIME_AFTER_DATE.match(text, d.end):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
         if m := _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))

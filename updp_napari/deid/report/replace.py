@@ -149,6 +149,11 @@ def parse_date(text: str):
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", t)
     if m:
         return _mk(int(m[1]), int(m[2]), int(m[3]), lambda d: d.strftime("%Y-%m-%d"))
+    m = re.fullmatch(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})", t)  # 2019/11/02, 2019.11.02
+    if m:
+        sep, wm, wd = m[2], len(m[3]), len(m[4])
+        return _mk(int(m[1]), int(m[3]), int(m[4]),
+                   lambda x: f"{x.year:04d}{sep}{x.month:0{wm}d}{sep}{x.day:0{wd}d}")
     m = re.fullmatch(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{2}|\d{4})", t)
     if m:
         a, sep, b, y = int(m[1]), m[2], int(m[3]), m[4]
