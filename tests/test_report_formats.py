@@ -56,6 +56,13 @@ def deid():
     ("ETOH binge on New Year's Eve per wife.", "New Year's Eve", "DATE"),
     ("Injured on Memorial Day weekend.", "Memorial Day", "DATE"),
     ("Chest pain since Good Friday.", "Good Friday", "DATE"),
+    ("She is 95.", "95", "AGE"),
+    ("She turned 92 last week.", "92", "AGE"),
+    ("F, 90, hip fx.", "90", "AGE"),
+    ("Pt is in her 90s and independent.", "90s", "AGE"),
+    ("Celebrated her 100th birthday last month.", "100th", "AGE"),
+    ("Ninety-two year old male from NH.", "Ninety-two", "AGE"),
+    ("Pleasant nonagenarian with dementia.", "nonagenarian", "AGE"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -80,6 +87,11 @@ def test_forms_found(deid, text, phi, category):
     "Had a good friday night, slept well.",
     "Plans for the new year discussed.",
     "Match 2 of 3 criteria.",
+    "HR is 95. SBP in the 90s, sats in the 90s.",
+    "Turned 90 degrees to the left.",
+    "Pt is 95% on RA. He is 95 kg.",
+    "Pt was 92 on RA, then 95 on 2L.",
+    "Growth at the 90th percentile.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

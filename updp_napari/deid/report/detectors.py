@@ -88,6 +88,43 @@ _PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
 _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
                   r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo\b|[mf]\b))", _I)
+# An age over 89 told by the words about it: "She is 95.", "turned 92 last week", "M, 90, s/p
+# fall", "in her 90s", "her 100th birthday" (not "HR is 95", "turned 90 degrees", "SBP in
+# the 90s").
+_AGE_BEFORE = re.compile(r"(?:\b(?P<is>she|he|pt|patient)\s+(?:is|was)|\bturn(?:s|ed|ing)"
+                         r"|(?<![\w,])(?P<sex>[MF]),|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)"
+                         r"[ \t-]*\Z", _I)
+_AGE_AFTER_IS = re.compile(r"\s*(?:[.,;)]|\Z|(?:years?|yrs?)\b)")
+_AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
+_BIRTHDAY = re.compile(r"\s+birthday\b", _I)
+# The same in words: "ninety-two year old", "a nonagenarian", "in his nineties".
+_AGE_WORDS_OVER_89 = frozenset({"ninety", "nonagenarian", "nonagenarians", "centenarian",
+                                "centenarians", "supercentenarian", "nineties"})
+_AGE_IN_WORDS = re.compile(
+    r"(?:ninety(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
+    r"|(?:super)?centenarians?|nonagenarians?)\b", _I)
+_IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
+
+
+def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[int, int] | None:
+    """Where the number of 90 to 119 at ``start`` is an age by the words about it."""
+    if word[len(text[start:digits_end]):] in ("st", "nd", "rd", "th"):
+        return (start, start + len(word)) if _BIRTHDAY.match(text, start + len(word)) else None
+    before = _AGE_BEFORE.search(text, max(0, start - 24), start)
+    if before is None:
+        return None
+    if before.group("is"):
+        ok = _AGE_AFTER_IS.match(text, digits_end) is not None and word.isdigit()
+    elif before.group("sex"):
+        ok = text.startswith(",", digits_end) and word.isdigit()
+    elif before.group().lower().startswith("turn"):
+        ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
+    else:  # in her 90s
+        ok = word[len(text[start:digits_end]):] == "s" and word[-2] == "0"
+        return (start, start + len(word)) if ok else None
+    return (start, digits_end) if ok else None
+
+
 _LABELLED_ID = re.compile(
     r"\b(?P<label>MRN|MR\s?#|MR\s?No\.?|Medical\s+Record(?:\s+(?:Number|No\.?))?|Hospital\s+(?:number|no\.?)"
     r"|Patient\s+ID|PID|Unit\s+No\.?|ID|Acc(?:ession)?\.?(?:\s*(?:no\.?|number|#))?|Order\s*#?"
@@ -522,6 +559,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         if "A" <= text[start] <= "Z" and (f := _WARD_FLOOR.search(text, max(0, start - 3), start)) \
                 and (m := _WARD.match(text, f.start())):
             found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))
+    for start, _, word in index.hits(_AGE_WORDS_OVER_89):
+        if word == "nineties":
+            if _IN_THEIR_NINETIES.search(text, max(0, start - 24), start):
+                found.append(Span(start, start + len(word), "AGE", "pattern:age"))
+        elif m := _AGE_IN_WORDS.match(text, start):
+            found.append(Span(m.start(), m.end(), "AGE", "pattern:age"))
     for start, _, _ in index.hits(_HOLIDAY_WORDS):
         if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
             dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
@@ -607,6 +650,8 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         if m:
             g = 2 if m.group(2) else 3
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
+        elif span := _age_by_context(text, start, start + len(digits), word):
+            found.append(Span(*span, "AGE", "pattern:age"))
     if n <= 5 and after.isspace() and _street_word_ahead(text, end, streets):  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
