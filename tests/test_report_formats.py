@@ -63,6 +63,16 @@ def deid():
     ("Celebrated her 100th birthday last month.", "100th", "AGE"),
     ("Ninety-two year old male from NH.", "Ninety-two", "AGE"),
     ("Pleasant nonagenarian with dementia.", "nonagenarian", "AGE"),
+    ("Pt's car VIN 1HGCM82633A004352 involved in MVC.", "1HGCM82633A004352", "ID"),
+    ("License plate 7ABC123 per police.", "7ABC123", "ID"),
+    ("Implant Lot 12AB34 recorded.", "12AB34", "ID"),
+    ("Exam number 2023-CT-00123.", "2023-CT-00123", "ID"),
+    ("Case #12345 reviewed at tumor board.", "12345", "ID"),
+    ("A 67 yo M (mrn-1234567) with CAD.", "1234567", "MRN"),
+    ("Study UID 1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+     "1.2.840.113619.2.55.3.604688119.969.1268071029.320", "ID"),
+    ("Paged ortho #34567.", "34567", "PAGER"),
+    ("Paged renal fellow, p. 31245, no callback yet.", "31245", "PAGER"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -92,6 +102,9 @@ def test_forms_found(deid, text, phi, category):
     "Pt is 95% on RA. He is 95 kg.",
     "Pt was 92 on RA, then 95 on 2L.",
     "Growth at the 90th percentile.",
+    "Study 2 of 3; exam 2019 compared; case 12-14.",
+    "Lot of fluid. Serial CXRs 2 days apart.",
+    "Paged x2, no answer. Paged at 1400.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -128,8 +128,21 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
 _LABELLED_ID = re.compile(
     r"\b(?P<label>MRN|MR\s?#|MR\s?No\.?|Medical\s+Record(?:\s+(?:Number|No\.?))?|Hospital\s+(?:number|no\.?)"
     r"|Patient\s+ID|PID|Unit\s+No\.?|ID|Acc(?:ession)?\.?(?:\s*(?:no\.?|number|#))?|Order\s*#?"
-    r"|SSN|Social\s+Security(?:\s+(?:Number|No\.?))?)\s*[:#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9-]*[0-9][A-Z0-9-]*))\b",
+    r"|SSN|Social\s+Security(?:\s+(?:Number|No\.?))?)(?:\s*[:#]?\s*|-)(?P<value>[A-Z0-9](?:[A-Z0-9-]*[0-9][A-Z0-9-]*))\b",
     _I)
+# Other numbers HIPAA lists, after their label: vehicle (VIN, licence plate), device (serial,
+# lot), and a case's, study's or examination's own number; four digits or more, not a year.
+_OTHER_ID = re.compile(
+    r"(?:VIN|(?:licen[cs]e|plate|lot|serial|S/N|SN|case|study|exam(?:ination)?)"
+    r"(?:\s+plate)?(?:\s+(?:no\.?|number|#|id))?)\s*[:#]?\s*"
+    r"(?P<value>[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)(?![\w/.-]\w)", _I)
+_OTHER_ID_WORDS = frozenset({"vin", "license", "licence", "plate", "lot", "serial", "s", "sn",
+                             "case", "study", "exam", "examination"})
+_YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
+# A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
+_UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
+# A pager's number after the word that pages it: "paged ortho #34567", "paged fellow, p 54321".
+_PAGED = re.compile(r"paged\b[^\n\d.;]{0,30}?(?:#|\bp\.?[ \t]*#?)[ \t]*(\d{4,6})(?![\d-])", _I)
 # Unlabelled identifiers: long digit runs, or letters joined to digits (RG-928103, S46898769).
 _BARE_ID = re.compile(r"(?<![\w.-])(?:[A-Z]{1,5}-?)?\d(?:[\d-]*\d)?(?:-?[A-Z])?(?![\w-]|\.\w)")
 # Street words must be capitalised ("2019 by Dr." is no address); the suffix may be any case.
@@ -453,7 +466,8 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
 _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
-                   "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box"}
+                   "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box",
+                   **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged"}
 
 
 # Every word a pattern can begin with: the loop visits these only.
@@ -553,6 +567,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif trigger == "po-box" and (m := _PO_BOX.match(text, start)) and \
                 (p := _PO_BEFORE.search(text, max(0, start - 8), start)):
             found.append(Span(p.start(), m.end(), "ADDRESS", "pattern:address"))  # "PO Box 123"
+        elif trigger == "other-id" and (m := _OTHER_ID.match(text, start)) and \
+                sum(map(str.isdigit, v := m.group("value"))) >= 4 and \
+                not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v):
+            found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
+        elif trigger == "paged" and (m := _PAGED.match(text, start)):
+            found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
     for start, _, _ in index.hits(_COMPASS_WORDS):  # a ward: "7 North" (found from its wing)
@@ -621,6 +641,9 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         if m:
             found.append(Span(m.start(), m.end(), "TIME", "pattern:time"))
         m = _IP.match(text, start) if after == "." else None
+        if after == "." and word in ("1", "2") and (u := _UID.match(text, start)):
+            found.append(Span(u.start(), u.end(), "ID", "pattern:uid"))
+            m = None
         if m:
             found.append(Span(m.start(), m.end(), "IP", "pattern:ip"))
     # three digits, a separator, two digits and the same separator again: checked before
