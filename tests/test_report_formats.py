@@ -73,6 +73,12 @@ def deid():
      "1.2.840.113619.2.55.3.604688119.969.1268071029.320", "ID"),
     ("Paged ortho #34567.", "34567", "PAGER"),
     ("Paged renal fellow, p. 31245, no callback yet.", "31245", "PAGER"),
+    ("Sra. Gomez states she has been coughing.", "Gomez", "NAME"),
+    ("Rabbi Cohen to visit.", "Cohen", "NAME"),
+    ("Officer Diaz accompanied pt from jail.", "Diaz", "NAME"),
+    ("Sgt. Hernandez brought pt in.", "Hernandez", "NAME"),
+    ("Injured during practice per Coach Miller.", "Miller", "NAME"),
+    ("Seen with Maria Garcia in clinic.", "Maria Garcia", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -105,6 +111,8 @@ def test_forms_found(deid, text, phi, category):
     "Study 2 of 3; exam 2019 compared; case 12-14.",
     "Lot of fluid. Serial CXRs 2 days apart.",
     "Paged x2, no answer. Paged at 1400.",
+    "CV: SR OCC PAC NOTED. HR 90'S SR. TOL PO.",
+    "Officer of the day aware; the judge ruled; chaplain services consulted.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -16,6 +16,7 @@ from functools import cache, lru_cache
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
+from .narrative import _RELATIONS as _RELATION_WORDS
 from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, Reader, skip_open_quote
 from .vocabulary import word_classes
 
@@ -133,10 +134,10 @@ _LABELLED_ID = re.compile(
 # Other numbers HIPAA lists, after their label: vehicle (VIN, licence plate), device (serial,
 # lot), and a case's, study's or examination's own number; four digits or more, not a year.
 _OTHER_ID = re.compile(
-    r"(?:VIN|(?:licen[cs]e|plate|lot|serial|S/N|SN|case|study|exam(?:ination)?)"
+    r"(?:VIN|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?)"
     r"(?:\s+plate)?(?:\s+(?:no\.?|number|#|id))?)\s*[:#]?\s*"
     r"(?P<value>[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)(?![\w/.-]\w)", _I)
-_OTHER_ID_WORDS = frozenset({"vin", "license", "licence", "plate", "lot", "serial", "s", "sn",
+_OTHER_ID_WORDS = frozenset({"vin", "license", "licence", "plate", "lot", "serial", "sn",
                              "case", "study", "exam", "examination"})
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
@@ -172,7 +173,8 @@ _ZIP_AFTER_STATE = re.compile(r"\b([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
 _INSTITUTION_ABBR = re.compile(r"\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'-]{2,}\s+){1,3}"
                                r"(?:GH|MC|UH|CH|MH|RMC|UMC|HC|HS)\b")
 
-_TITLES = r"(?:Dr|Doctor|Drs|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Nurse|RN|NP|PA-C|Sister|Rev)"
+_TITLES = (r"(?:Dr|Doctor|Drs|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Nurse|RN|NP|PA-C|Sister|Rev|Reverend"
+           r"|Sra|Srta|Sgt|Capt|Officer|Rabbi|Pastor|Chaplain|Imam|Judge|Coach)")
 _TITLE = re.compile(rf"\b{_TITLES}\b\.?\s+", _I)
 _CREDENTIAL = re.compile(r",?\s*(?<![\w.])(?:M\.?D\.?|D\.?O\.?|Ph\.?D\.?|RN|NP|PA-C|RT\s?\(R\)|RT|FRCR"
                          r"|MBBS|FRCP|md)(?![\w])")
@@ -1009,7 +1011,11 @@ def _name_run(text: str, pos: int, ctx: Context, lowercase_ok: bool) -> tuple[in
 
 
 _TITLE_WORDS = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "nurse",
-                "rn", "np", "pa", "sister", "rev"}
+                "rn", "np", "pa", "sister", "rev", "reverend",
+                # Spanish forms of address ("Sr" is sinus rhythm), ranks of the police and the
+                # forces, the clergy, ...
+                "sra", "srta", "sgt", "capt", "officer", "rabbi", "pastor", "chaplain",
+                "imam", "judge", "coach"}
 _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated", "reported", "read",
                 "interpreted", "verified", "transcribed", "approved", "attending", "referring",
                 "requesting", "ref", "referred", "ordered", "tech", "technologist", "technician",
@@ -1022,6 +1028,9 @@ _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
 
 
+_SOFT_TITLES = frozenset({"sra", "srta"})
+_ROLE_WORDS = frozenset(_TITLE_WORDS | _LABEL_WORDS | {"staff", "registrar", "consultant",
+                                                       "surgeon", "physician", "house"})
 _RANK_TITLES = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "professor"}
 _TITLE_CUE, _LABEL_CUE, _CREDENTIAL_CUE = 1, 2, 4
 _NAME_CUES: dict[str, int] = {}
@@ -1045,6 +1054,10 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             # Titles of rank take any word for a name; "Nurse", "Sister", "RN" a name-like one.
             strength = WEAK if m.group().strip(" .").isupper() and word in ("ms", "pa") else \
                 TITLE if word in _RANK_TITLES else STRONG
+            # "Sra. Enfermera": after a form of address, a role is no name.
+            if run and word in _SOFT_TITLES and \
+                    text[run[0]:run[1]].split()[0].strip(".,").lower() in _ROLE_WORDS:
+                run = None
             end_ = ctx.reader(text).name_end(run[0], run[1], strength) if run else None
             if end_ is not None:
                 found.append(Span(run[0], end_, "NAME", "context:title"))
@@ -1085,7 +1098,48 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.
             if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
+    # Where capitals mean something, a given name of the census the package's list lacks
+    # ("Maria Garcia"), before a surname that is no English word.
+    census_given = _census_given_only(lex)
+    if census_given and ctx.reader(text).cased:
+        wc = word_classes()
+        for start, _, _ in index.hits(census_given):
+            if (m := _FIRST_LAST.match(text, start)) and _census_first_last(m, lex, wc):
+                found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:census-first-last", 0.8))
     return found
+
+
+# Relations, roles and titles the census also lists as given names ("Son", "Major").
+_NOT_GIVEN = _RELATION_WORDS | _ROLE_WORDS | _TITLE_WORDS | _CREDENTIAL_WORDS | {
+    "major", "private", "general", "colonel", "sergeant", "baby", "boy", "girl", "infant"}
+_census_given_cache: dict[int, tuple[Lexicons, frozenset[str]]] = {}
+
+
+def _census_given_only(lex: Lexicons) -> frozenset[str]:
+    """The census's given names that ``lex``'s own list lacks and that are no stop, clinical
+    or ambiguous word (worked out once per lexicons)."""
+    kept = _census_given_cache.get(id(lex))
+    if kept is None or kept[0] is not lex:
+        wc = word_classes()
+        names = frozenset(w for w in wc.given if w.isalpha() and len(w) >= 3 and
+                          w not in lex.first_names and w not in lex.ambiguous and
+                          w not in wc.stop and w not in wc.clinical and w not in _STOP and
+                          w not in _NOT_GIVEN)
+        kept = _census_given_cache[id(lex)] = (lex, names)
+    return kept[1]
+
+
+def _census_first_last(m: re.Match, lex: Lexicons, wc) -> bool:
+    """A census given name then a surname, both capitalised (not in capitals alone); the
+    surname a census or list surname that no dictionary holds as a word."""
+    first, last = m.group(1), m.group(3)
+    if "\n" in m.group():
+        return False
+    if not (first[:1].isupper() and not first.isupper() and last[:1].isupper() and not last.isupper()):
+        return False
+    lk = fold(last)
+    return (lk in wc.surnames or lk in lex.last_names) and lk not in wc.dictionary and \
+        lk not in wc.clinical and lk not in lex.ambiguous and lk not in _STOP and lk not in wc.stop
 
 
 def _alone_on_line(text: str, start: int, end: int) -> bool:
