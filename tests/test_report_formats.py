@@ -79,6 +79,10 @@ def deid():
     ("Sgt. Hernandez brought pt in.", "Hernandez", "NAME"),
     ("Injured during practice per Coach Miller.", "Miller", "NAME"),
     ("Seen with Maria Garcia in clinic.", "Maria Garcia", "NAME"),
+    ("Followed by PCP in Needham.", "Needham", "CITY"),
+    ("MVC on Route 128.", "Route 128", "ADDRESS"),
+    ("Rollover MVC on I-93 northbound.", "I-93", "ADDRESS"),
+    ("Struck on Highway 1 near the exit.", "Highway 1", "ADDRESS"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -113,6 +117,8 @@ def test_forms_found(deid, text, phi, category):
     "Paged x2, no answer. Paged at 1400.",
     "CV: SR OCC PAC NOTED. HR 90'S SR. TOL PO.",
     "Officer of the day aware; the judge ruled; chaplain services consulted.",
+    "I-131 therapy in 2010; I-123 scan; grade I-II.",
+    "Improved in Bed 4; seen in Radiology; in Addison's crisis.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -867,6 +867,12 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     rules, wanted = _place_rules(ctx.lexicons)
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
     index = ctx.index(text)
+    yield from _places_after_in(text, index, ctx)
+    for start, _end, word in index.hits(_ROAD_WORDS):
+        if (m := _ROAD.match(text, start)) and (word != "i" or (
+                m.group(1) not in _ISOTOPES and (_ROAD_BEFORE.search(text, max(0, start - 8), start) or
+                                                 _ROAD_AFTER.match(text, m.end())))):
+            yield Span(m.start(), m.end(), "ADDRESS", "pattern:road")
     for start, end, word in index.hits(wanted):
         if rules is not None and word in rules.first_words:
             tail = rules.tail.match(text, start)
@@ -892,6 +898,36 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
                 key = fold(phrase)
                 if key in cities and key not in ctx.lexicons.ambiguous:
                     yield Span(start, start + len(phrase), "CITY", "lexicon:city", 0.7)
+
+
+# A road by its number: "Route 128", "Highway 1", "Interstate 95", and "I-93" where a road is
+# meant ("on I-93", "I-93 northbound"; not iodine-123, -125 or -131).
+_ROAD = re.compile(r"(?:Route|Rte\.?|Highway|Hwy\.?|Interstate|I)[ \t]?-?[ \t]?(\d{1,3})"
+                   r"(?![\w.-]\w|[\w])", _I)
+_ROAD_WORDS = frozenset({"route", "rte", "highway", "hwy", "interstate", "i"})
+_ISOTOPES = frozenset({"123", "124", "125", "131"})
+_ROAD_BEFORE = re.compile(r"\b(?:on|off|onto|via|near|from|along|to|the)[ \t]+\Z", _I)
+_ROAD_AFTER = re.compile(r"[ \t]+(?:north|south|east|west)(?:bound)?\b|[ \t]+exit\b", _I)
+_IN_WORDS = frozenset({"in", "near"})
+
+
+def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
+    """Where capitals mean something, a town after "in" or "near" ("PCP in Needham"): a
+    capitalised single-word US place of four letters or more that no dictionary holds as a
+    word (not "in Bed", "in Lyme disease" or "in Addison's")."""
+    positions = index.positions(_IN_WORDS)
+    if not positions or not ctx.reader(text).cased:
+        return
+    wc, words, ambiguous = word_classes(), index.words, ctx.lexicons.ambiguous
+    for i in positions:
+        if i + 1 >= len(words):
+            break
+        s, e, key = words[i + 1]
+        if "A" <= text[s] <= "Z" and len(key) >= 4 and not text[s:e].isupper() and \
+                words[i][1] + 1 == s and key in wc.us_places and key not in wc.dictionary and \
+                key not in wc.clinical and key not in wc.stop and key not in ambiguous and \
+                not text.startswith(("'", "’", "-"), e):
+            yield Span(s, e, "CITY", "context:place-after-in", 0.8)
 
 
 _WORD_ENDING_HERE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[ \t]{1,2}\Z")
