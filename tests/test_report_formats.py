@@ -83,6 +83,12 @@ def deid():
     ("MVC on Route 128.", "Route 128", "ADDRESS"),
     ("Rollover MVC on I-93 northbound.", "I-93", "ADDRESS"),
     ("Struck on Highway 1 near the exit.", "Highway 1", "ADDRESS"),
+    ("Taylor's son was at bedside.", "Taylor", "NAME"),
+    ("Pt lives with the Nguyens.", "Nguyens", "NAME"),
+    ("Baby Girl Okafor, 2 days old.", "Okafor", "NAME"),
+    ("Pt prefers to be called Bob.", "Bob", "NAME"),
+    ("Perez at bedside.", "Perez", "NAME"),
+    ("Wound care by Lewis, CWOCN.", "Lewis", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -119,6 +125,8 @@ def test_forms_found(deid, text, phi, category):
     "Officer of the day aware; the judge ruled; chaplain services consulted.",
     "I-131 therapy in 2010; I-123 scan; grade I-II.",
     "Improved in Bed 4; seen in Radiology; in Addison's crisis.",
+    "Family at bedside. Wife at bedside. The patient at bedside.",
+    "Known as Mass effect on imaging.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

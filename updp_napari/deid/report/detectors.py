@@ -1142,6 +1142,68 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
         for start, _, _ in index.hits(census_given):
             if (m := _FIRST_LAST.match(text, start)) and _census_first_last(m, lex, wc):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:census-first-last", 0.8))
+        found += _names_by_family_words(text, index, ctx)
+    return found
+
+
+# Where capitals mean something, a surname told by the words about it: "Taylor's son", "the
+# Smiths", "the Smith family", "Baby Girl Jones", "prefers to be called Bob", "Perez at
+# bedside".
+_POSSESSIVE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)['’]s[ \t]+\Z")
+_SURNAME_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+\Z")
+_BABY = re.compile(r"Baby[ \t]+(?:Boy|Girl)[ \t]+([A-Z][\w'’-]+)")
+_CALLED = re.compile(r"(?:prefers[ \t]+to[ \t]+be[ \t]+called|goes[ \t]+by|known[ \t]+as|nicknamed"
+                     r"|a\.?k\.?a\.?)[ \t]+[\"“'‘]?([A-Z][a-z'’-]+)", _I)
+_BEDSIDE = re.compile(r"[ \t]+(?:at|to)[ \t]+(?:the[ \t]+)?bedside\b", _I)
+_FAMILY_TRIGGERS = frozenset({"family", "baby", "prefers", "goes", "known", "nicknamed", "aka", "a"})
+_AT_BEDSIDE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+(?:at|to)[ \t]+"
+                                r"(?:the[ \t]+)?\Z", _I)
+_KIN = _RELATION_WORDS - {"friend", "friends", "proxy", "hcp", "law", "in-law", "wife's",
+                          "husband's", "guardian", "partner"}
+
+
+def _surname_word(word: str, lex: Lexicons, wc) -> bool:
+    """A capitalised word that is a surname (census or list) and no English or clinical word."""
+    key = fold(word)
+    return all((k in wc.surnames or k in lex.last_names or k in wc.given) and k not in wc.dictionary
+               and k not in wc.clinical and k not in wc.stop and k not in lex.ambiguous
+               for k in key.split("-"))
+
+
+def _names_by_family_words(text: str, index: WordIndex, ctx: Context) -> list[Span]:
+    lex, wc, found = ctx.lexicons, word_classes(), []
+    for start, _, _ in index.hits(_KIN):  # "Taylor's son"
+        if (m := _POSSESSIVE_BEFORE.search(text, max(0, start - 30), start)) and \
+                _surname_word(m.group(1), lex, wc):
+            found.append(Span(m.start(1), m.end(1), "NAME", "context:kin", 0.9))
+    for start, _, word in index.hits(_FAMILY_TRIGGERS):
+        m = None
+        if word == "family":  # "the Smith family"
+            if (b := _SURNAME_BEFORE.search(text, max(0, start - 30), start)) and \
+                    _surname_word(b.group(1), lex, wc):
+                found.append(Span(b.start(1), b.end(1), "NAME", "context:kin", 0.9))
+        elif word == "baby":
+            m = _BABY.match(text, start)
+        else:
+            m = _CALLED.match(text, start)
+            if m and fold(m.group(1)) in wc.dictionary and fold(m.group(1)) not in wc.given:
+                m = None  # "known as Mass"
+        if m:
+            found.append(Span(m.start(1), m.end(1), "NAME", "context:kin", 0.9))
+    words = index.words
+    for i in index.positions(frozenset({"the"})):  # "the Smiths", "the Joneses"
+        if i + 1 < len(words):
+            s, e, key = words[i + 1]
+            if "A" <= text[s] <= "Z" and key.endswith("s") and len(key) >= 5 and \
+                    not text[s:e].isupper() and words[i][1] + 1 == s and \
+                    key not in wc.dictionary and fold(text[s:e - 1]) not in lex.states and \
+                    (_surname_word(text[s:e - 1], lex, wc) or
+                     key.endswith("es") and _surname_word(text[s:e - 2], lex, wc)):
+                found.append(Span(s, e, "NAME", "context:kin", 0.9))
+    for start, _, _ in index.hits(frozenset({"bedside"})):  # "Perez at bedside"
+        if (b := _AT_BEDSIDE_BEFORE.search(text, max(0, start - 40), start)) and \
+                _surname_word(b.group(1), lex, wc):
+            found.append(Span(b.start(1), b.end(1), "NAME", "context:kin", 0.9))
     return found
 
 

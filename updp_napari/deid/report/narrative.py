@@ -42,7 +42,8 @@ _BEFORE_PERSON = re.compile(
 _CREDENTIALS = frozenset({
     "md", "do", "rn", "rrt", "crt", "rt", "np", "pa", "pa-c", "lpn", "cna", "crna", "cns", "aprn",
     "fnp", "pharmd", "rph", "licsw", "lcsw", "msw", "sw", "slp", "ot", "otr", "dpt", "rd",
-    "ccc", "bsn", "msn", "emt", "cm", "rncm", "phd"})
+    "ccc", "bsn", "msn", "emt", "cm", "rncm", "phd", "cwocn", "wocn", "cwon", "ccrn", "cnm",
+    "dnp", "rdn", "cota", "pta"})
 # Roles before a name: "CASEWORKER LEONA LABOWICH", "interpreter Ana".
 _ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "physicians",
                     "surgeon", "therapist", "nutritionist", "dietitian", "dietician",
