@@ -89,6 +89,10 @@ def deid():
     ("Pt prefers to be called Bob.", "Bob", "NAME"),
     ("Perez at bedside.", "Perez", "NAME"),
     ("Wound care by Lewis, CWOCN.", "Lewis", "NAME"),
+    ("Son Will at bedside.", "Will", "NAME"),
+    ("SMITH, JOHN 64M", "SMITH, JOHN", "NAME"),
+    ("Garcia, Maria 45F\nCXR for cough.", "Garcia, Maria", "NAME"),
+    ("Adams, J.\nFollow-up film.", "Adams, J", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -127,6 +131,8 @@ def test_forms_found(deid, text, phi, category):
     "Improved in Bed 4; seen in Radiology; in Addison's crisis.",
     "Family at bedside. Wife at bedside. The patient at bedside.",
     "Known as Mass effect on imaging.",
+    "son will call tomorrow. SON WILL CALL.",
+    "Lungs, clear.\nHeart, Normal\nImpression, Stable\nFINDINGS, IMPRESSION",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -1134,6 +1134,8 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.
             if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
+    if ", " in text or ",\t" in text:
+        found += _last_first_lines(text, ctx)
     # Where capitals mean something, a given name of the census the package's list lacks
     # ("Maria Garcia"), before a surname that is no English word.
     census_given = _census_given_only(lex)
@@ -1143,6 +1145,33 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             if (m := _FIRST_LAST.match(text, start)) and _census_first_last(m, lex, wc):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:census-first-last", 0.8))
         found += _names_by_family_words(text, index, ctx)
+    return found
+
+
+# A line that opens with a patient's name in "LAST, First" order, then what a list of patients
+# writes after it: "SMITH, JOHN 64M", "Garcia, Maria 45F", "Smith, John (MRN on file)",
+# "Adams, J.", a name alone on its line.
+_LAST_FIRST_LINE = re.compile(
+    r"^[ \t]*([A-Z][A-Za-z'’-]+),[ \t]*([A-Z][A-Za-z'’-]*)\.?(?:[ \t]+([A-Z])\.?)?"
+    r"(?=[ \t]*(?:\d{1,3}[ \t]?(?:[MF]|y/?o|yo|yrs?)\b|\(|\Z|\n|[ \t]{2,}|,|[ \t]+(?:DOB|MRN|Age|Sex)\b))",
+    re.MULTILINE)
+
+
+def _last_first_lines(text: str, ctx: Context) -> list[Span]:
+    lex, wc, found = ctx.lexicons, word_classes(), []
+    for m in _LAST_FIRST_LINE.finditer(text):
+        last, first = fold(m.group(1)), fold(m.group(2))
+        if not (last in wc.surnames or last in lex.last_names) or last in wc.clinical or \
+                last in wc.stop or last in _STOP or last in _RELATION_WORDS or last in _ROLE_WORDS:
+            continue
+        if len(first) == 1:
+            ok = m.group(2).isupper()  # "Adams, J."
+        else:
+            ok = (first in lex.first_names or first in wc.given) and first not in wc.clinical and \
+                first not in wc.stop and first not in _STOP and first not in _NOT_GIVEN
+        if ok:
+            found.append(Span(m.start(1), m.end(3) if m.group(3) else m.end(2), "NAME",
+                              "context:last-first-line", 0.9))
     return found
 
 

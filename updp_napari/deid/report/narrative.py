@@ -239,8 +239,13 @@ class Reader:
         capital = word[:1].isupper()
         if strength >= TITLE and word.isupper() and len(word) <= 3:
             return True  # initials in a field ("Typed by: CC")
-        if len(key) < 2 or key in wc.stop:
+        if len(key) < 2:
             return False
+        if key in wc.stop:
+            # "Son Will at bedside": a given name written as one after a relation, where
+            # capitals mean something.
+            return strength >= RELATION and self.cased and capital and not word.isupper() and \
+                key in wc.given
         if key in wc.clinical:
             # "Son, Ed": a given name written as one, where capitals mean something.
             if not (strength >= STRONG and self.cased and capital and not word.isupper() and key in wc.given):
