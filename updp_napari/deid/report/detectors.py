@@ -136,7 +136,7 @@ _LABELLED_ID = re.compile(
 _OTHER_ID = re.compile(
     r"(?:VIN|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?)"
     r"(?:\s+plate)?(?:\s+(?:no\.?|number|#|id))?)\s*[:#]?\s*"
-    r"(?P<value>[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)(?![\w/.-]\w)", _I)
+    r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)(?![\w/.-]\w)", _I)
 _OTHER_ID_WORDS = frozenset({"vin", "license", "licence", "plate", "lot", "serial", "sn",
                              "case", "study", "exam", "examination"})
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
@@ -366,7 +366,7 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
                 (_NUMBER_DATE, _DD_MON_DATE)
         return (_NUMBER_DATE,)
-    if after in (" ", "\t") and digits and len(word) <= 2 and text[end + 1:end + 2] == "/":
+    if after == " " and text[end + 1:end + 2] == "/" and digits and len(word) <= 2:
         return (_SPACED_NUMBER_DATE,)  # 4 / 1 / 2023
     if len(word) == 8 and digits:
         return (_COMPACT_DATE,)
@@ -1134,7 +1134,7 @@ def detect_names(text: str, ctx: Context) -> list[Span]:
             # Where capitals mean nothing ("PER HO"), both words must be names of their own.
             if _first_last(m, lex) and (reader.cased or reader.plausible_name(m.start(1), m.end(3), STRONG)):
                 found.append(Span(m.start(1), m.end(3), "NAME", "lexicon:first-last", 0.8))
-    if ", " in text or ",\t" in text:
+    if "," in text:
         found += _last_first_lines(text, ctx)
     # Where capitals mean something, a given name of the census the package's list lacks
     # ("Maria Garcia"), before a surname that is no English word.
@@ -1159,7 +1159,13 @@ _LAST_FIRST_LINE = re.compile(
 
 def _last_first_lines(text: str, ctx: Context) -> list[Span]:
     lex, wc, found = ctx.lexicons, word_classes(), []
-    for m in _LAST_FIRST_LINE.finditer(text):
+    comma = text.find(",")
+    while comma > 0:
+        line_start = text.rfind("\n", 0, comma) + 1
+        m = _LAST_FIRST_LINE.match(text, line_start) if comma - line_start <= 40 else None
+        comma = text.find(",", text.find("\n", comma) % (len(text) + 1) or len(text))
+        if m is None:
+            continue
         last, first = fold(m.group(1)), fold(m.group(2))
         if not (last in wc.surnames or last in lex.last_names) or last in wc.clinical or \
                 last in wc.stop or last in _STOP or last in _RELATION_WORDS or last in _ROLE_WORDS:
@@ -1183,10 +1189,12 @@ _SURNAME_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]
 _BABY = re.compile(r"Baby[ \t]+(?:Boy|Girl)[ \t]+([A-Z][\w'’-]+)")
 _CALLED = re.compile(r"(?:prefers[ \t]+to[ \t]+be[ \t]+called|goes[ \t]+by|known[ \t]+as|nicknamed"
                      r"|a\.?k\.?a\.?)[ \t]+[\"“'‘]?([A-Z][a-z'’-]+)", _I)
-_BEDSIDE = re.compile(r"[ \t]+(?:at|to)[ \t]+(?:the[ \t]+)?bedside\b", _I)
 _FAMILY_TRIGGERS = frozenset({"family", "baby", "prefers", "goes", "known", "nicknamed", "aka", "a"})
 _AT_BEDSIDE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+(?:at|to)[ \t]+"
                                 r"(?:the[ \t]+)?\Z", _I)
+# (Fixed sets, made once: an index keeps where the words of each set it is asked for stand.)
+_BEDSIDE_WORD = frozenset({"bedside"})
+_THE_PLURAL = re.compile(r"the ([A-Z][a-z]{3,}s)\b")
 _KIN = _RELATION_WORDS - {"friend", "friends", "proxy", "hcp", "law", "in-law", "wife's",
                           "husband's", "guardian", "partner"}
 
@@ -1219,17 +1227,14 @@ def _names_by_family_words(text: str, index: WordIndex, ctx: Context) -> list[Sp
                 m = None  # "known as Mass"
         if m:
             found.append(Span(m.start(1), m.end(1), "NAME", "context:kin", 0.9))
-    words = index.words
-    for i in index.positions(frozenset({"the"})):  # "the Smiths", "the Joneses"
-        if i + 1 < len(words):
-            s, e, key = words[i + 1]
-            if "A" <= text[s] <= "Z" and key.endswith("s") and len(key) >= 5 and \
-                    not text[s:e].isupper() and words[i][1] + 1 == s and \
-                    key not in wc.dictionary and fold(text[s:e - 1]) not in lex.states and \
-                    (_surname_word(text[s:e - 1], lex, wc) or
-                     key.endswith("es") and _surname_word(text[s:e - 2], lex, wc)):
-                found.append(Span(s, e, "NAME", "context:kin", 0.9))
-    for start, _, _ in index.hits(frozenset({"bedside"})):  # "Perez at bedside"
+    for m in _THE_PLURAL.finditer(text):  # "the Smiths", "the Joneses"
+        s, e = m.span(1)
+        key = fold(m.group(1))
+        if (m.start() == 0 or not text[m.start() - 1].isalnum()) and key not in wc.dictionary and \
+                key[:-1] not in lex.states and (_surname_word(text[s:e - 1], lex, wc) or
+                                                key.endswith("es") and _surname_word(text[s:e - 2], lex, wc)):
+            found.append(Span(s, e, "NAME", "context:kin", 0.9))
+    for start, _, _ in index.hits(_BEDSIDE_WORD):  # "Perez at bedside"
         if (b := _AT_BEDSIDE_BEFORE.search(text, max(0, start - 40), start)) and \
                 _surname_word(b.group(1), lex, wc):
             found.append(Span(b.start(1), b.end(1), "NAME", "context:kin", 0.9))
