@@ -95,6 +95,8 @@ _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
 _AGE_BEFORE = re.compile(r"(?:\b(?P<is>she|he|pt|patient)\s+(?:is|was)|\bturn(?:s|ed|ing)"
                          r"|(?<![\w,])(?P<sex>[MF]),|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)"
                          r"[ \t-]*\Z", _I)
+_AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
+                       "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t")
 _AGE_AFTER_IS = re.compile(r"\s*(?:[.,;)]|\Z|(?:years?|yrs?)\b)")
 _AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
 _BIRTHDAY = re.compile(r"\s+birthday\b", _I)
@@ -111,6 +113,8 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
     """Where the number of 90 to 119 at ``start`` is an age by the words about it."""
     if word[len(text[start:digits_end]):] in ("st", "nd", "rd", "th"):
         return (start, start + len(word)) if _BIRTHDAY.match(text, start + len(word)) else None
+    if not text[max(0, start - 9):start].lower().endswith(_AGE_BEFORE_ENDINGS):
+        return None  # "HR 95", "sats 98": the rest is not tried
     before = _AGE_BEFORE.search(text, max(0, start - 24), start)
     if before is None:
         return None
@@ -1188,8 +1192,8 @@ _POSSESSIVE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)['
 _SURNAME_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+\Z")
 _BABY = re.compile(r"Baby[ \t]+(?:Boy|Girl)[ \t]+([A-Z][\w'’-]+)")
 _CALLED = re.compile(r"(?:prefers[ \t]+to[ \t]+be[ \t]+called|goes[ \t]+by|known[ \t]+as|nicknamed"
-                     r"|a\.?k\.?a\.?)[ \t]+[\"“'‘]?([A-Z][a-z'’-]+)", _I)
-_FAMILY_TRIGGERS = frozenset({"family", "baby", "prefers", "goes", "known", "nicknamed", "aka", "a"})
+                     r"|aka)[ \t]+[\"“'‘]?([A-Z][a-z'’-]+)", _I)
+_FAMILY_TRIGGERS = frozenset({"family", "baby", "prefers", "goes", "known", "nicknamed", "aka"})
 _AT_BEDSIDE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+(?:at|to)[ \t]+"
                                 r"(?:the[ \t]+)?\Z", _I)
 # (Fixed sets, made once: an index keeps where the words of each set it is asked for stand.)
