@@ -221,3 +221,40 @@ def test_loosened_modes_of_the_workspace_are_made_owner_only_again(workspace):
         store.cases()
     for path in (workspace, workspace / "secret.key", workspace / DATABASE, workspace / "artifacts"):
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def _full_disk_under(monkeypatch, folder_test):
+    """os.fsync fails as a full disk does (no file named) for files whose path passes
+    ``folder_test``."""
+    import errno
+
+    real = os.fsync
+
+    def fsync(fd):
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            path = ""
+        if folder_test(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_a_full_disk_names_the_file_and_the_export_leaves_nothing(workspace, tmp_path,
+                                                                  monkeypatch, capsys):
+    from updp_napari.core.files import write_bytes_atomic
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc here to tell which file is written")
+    _full_disk_under(monkeypatch, lambda path: "/full/" in path or "/.share." in path)
+    (tmp_path / "full").mkdir()
+    with pytest.raises(OSError) as raised:
+        write_bytes_atomic(tmp_path / "full" / "a.bin", b"x")
+    assert raised.value.filename == str(tmp_path / "full" / "a.bin")
+    assert not list((tmp_path / "full").iterdir())  # no temporary file left
+    err = _one_error(capsys, ["export", str(workspace), str(tmp_path / "share")])
+    assert f"{tmp_path / 'share'}: the package could not be written (No space left on " \
+           "device); nothing was exported" in err
+    assert not (tmp_path / "share").exists() and not list(tmp_path.glob(".share.*"))

@@ -44,9 +44,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, private: bool = Fal
         if not private:  # mkstemp makes the file owner-only
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk names no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     fsync_folder(path.parent)
 
