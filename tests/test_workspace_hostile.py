@@ -258,3 +258,16 @@ def test_a_full_disk_names_the_file_and_the_export_leaves_nothing(workspace, tmp
     assert f"{tmp_path / 'share'}: the package could not be written (No space left on " \
            "device); nothing was exported" in err
     assert not (tmp_path / "share").exists() and not list(tmp_path.glob(".share.*"))
+
+
+def test_a_full_database_disk_says_so_and_what_stands(tmp_path):
+    with ReviewStore.open(tmp_path / "ws", create=True) as store:
+        case = store.add_case("1.2.3")
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count={pages}")  # the file can grow no more
+        with pytest.raises(UpdpError, match=r"workspace.sqlite: database or disk is full "
+                                            r"\(free space on its disk and run again; what was "
+                                            r"recorded before stands\); nothing was recorded"):
+            for _ in range(200):
+                store.decide(case, "flag", reviewer="ann", comment="x" * 3000, override=True)
+        assert store.cases()[0].case_id == case

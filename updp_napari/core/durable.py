@@ -171,4 +171,7 @@ class DurableDatabase:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             return UpdpError(f"{self._database}: locked by another process for longer than "
                              f"the wait allowed; {what}, try again")
+        if "disk is full" in str(exc) or "disk I/O" in str(exc):
+            return UpdpError(f"{self._database}: {exc} (free space on its disk and run again; "
+                             f"what was recorded before stands); {what}")
         return UpdpError(f"{self._database}: {exc} (damaged?); {what}")
