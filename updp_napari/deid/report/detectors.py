@@ -477,7 +477,17 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
 
 
 # Every word a pattern can begin with: the loop visits these only.
+_ALPHA_TRIGGERS.update({**{w: "holiday" for w in _HOLIDAY_WORDS},
+                        **{w: "age-word" for w in _AGE_WORDS_OVER_89}})
 _PATTERN_WORDS = frozenset(_ALPHA_TRIGGERS)
+
+
+@cache
+def _pattern_words() -> frozenset[str]:
+    """The words a pattern can begin with, a month's name one letter off among them."""
+    return _PATTERN_WORDS | _misspelt_months()
+
+
 _LETTERS_BEFORE = re.compile(r"(?<![\w.-])[^\W\d_]{1,5}\Z")
 
 
@@ -523,7 +533,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 (m := _NUMBER_DATE.match(text, start + glued.end(1))):
             dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
     state_codes = ctx.lexicons.state_codes
-    triggered = [*index.hits(_PATTERN_WORDS), *index.hits(state_codes)]
+    triggered = [*index.hits(_pattern_words()), *index.hits(state_codes)]
     for start, _, word in index.mixed:  # letters joined to digits: S46898769, MRN12345, x4417
         _bare_id_at(text, start, found)
         if word.rstrip("0123456789") in _MONTH_WORDS and (m := _GLUED_MONTH_DAY.match(text, start)):
@@ -547,6 +557,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found += _places_before_state(text, start, end, ctx, lower=True)  # "savannah ga"
         trigger = _ALPHA_TRIGGERS.get(word)
         if trigger is None:
+            if word in _misspelt_months() and (m := _MONTH_LIKE_DATE.match(text, start)):
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
             continue
         if trigger == "id-label":
             if m := _LABELLED_ID.match(text, start):
@@ -558,7 +570,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-            if text[start].isupper() and (m := _MONTH_DAY_IN_WORDS.match(text, start)):
+            if text[start].isupper() and not text[end + 1:end + 2].isdigit() and \
+                    (m := _MONTH_DAY_IN_WORDS.match(text, start)):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # June fifth
             if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
@@ -577,6 +590,15 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 sum(map(str.isdigit, v := m.group("value"))) >= 4 and \
                 not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v):
             found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
+        elif trigger == "holiday":
+            if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
+        elif trigger == "age-word":
+            if word == "nineties":
+                if _IN_THEIR_NINETIES.search(text, max(0, start - 24), start):
+                    found.append(Span(start, start + len(word), "AGE", "pattern:age"))
+            elif m := _AGE_IN_WORDS.match(text, start):
+                found.append(Span(m.start(), m.end(), "AGE", "pattern:age"))
         elif trigger == "paged" and (m := _PAGED.match(text, start)):
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
@@ -585,18 +607,6 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         if "A" <= text[start] <= "Z" and (f := _WARD_FLOOR.search(text, max(0, start - 3), start)) \
                 and (m := _WARD.match(text, f.start())):
             found.append(Span(m.start(), m.end(), "INSTITUTION", "pattern:ward", 0.9))
-    for start, _, word in index.hits(_AGE_WORDS_OVER_89):
-        if word == "nineties":
-            if _IN_THEIR_NINETIES.search(text, max(0, start - 24), start):
-                found.append(Span(start, start + len(word), "AGE", "pattern:age"))
-        elif m := _AGE_IN_WORDS.match(text, start):
-            found.append(Span(m.start(), m.end(), "AGE", "pattern:age"))
-    for start, _, _ in index.hits(_HOLIDAY_WORDS):
-        if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
-            dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
-    for start, _, _ in index.hits(_misspelt_months()):
-        if m := _MONTH_LIKE_DATE.match(text, start):
-            dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
     for d in dates[:]:
         if text.startswith(("-", " -", " to "), d.end) and text[d.end - 1].isdigit():
             pattern = _RANGE_END_DAY if any(c.isalpha() for c in text[d.start:d.end]) else _RANGE_END
@@ -860,7 +870,7 @@ def _place_rules(lexicons: Lexicons) -> tuple[_InstitutionRules | None, frozense
     made = _PLACE_RULES.get(id(lexicons))
     if made is None or made[0] is not lexicons:
         rules = _institution_rules(tuple(lexicons.institution_words))
-        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | \
+        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | _ROAD_WORDS | \
             (rules.first_words if rules is not None else frozenset())
         made = _PLACE_RULES[id(lexicons)] = (lexicons, rules, wanted)
     return made[1], made[2]
@@ -872,12 +882,12 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
     index = ctx.index(text)
     yield from _places_after_in(text, index, ctx)
-    for start, _end, word in index.hits(_ROAD_WORDS):
-        if (m := _ROAD.match(text, start)) and (word != "i" or (
-                m.group(1) not in _ISOTOPES and (_ROAD_BEFORE.search(text, max(0, start - 8), start) or
-                                                 _ROAD_AFTER.match(text, m.end())))):
-            yield Span(m.start(), m.end(), "ADDRESS", "pattern:road")
     for start, end, word in index.hits(wanted):
+        if word in _ROAD_WORDS:
+            if (m := _ROAD.match(text, start)) and (word != "i" or (
+                    m.group(1) not in _ISOTOPES and (_ROAD_BEFORE.search(text, max(0, start - 8), start)
+                                                     or _ROAD_AFTER.match(text, m.end())))):
+                yield Span(m.start(), m.end(), "ADDRESS", "pattern:road")
         if rules is not None and word in rules.first_words:
             tail = rules.tail.match(text, start)
             if tail:
@@ -1166,7 +1176,8 @@ def _last_first_lines(text: str, ctx: Context) -> list[Span]:
     comma = text.find(",")
     while comma > 0:
         line_start = text.rfind("\n", 0, comma) + 1
-        m = _LAST_FIRST_LINE.match(text, line_start) if comma - line_start <= 40 else None
+        m = _LAST_FIRST_LINE.match(text, line_start) if comma - line_start <= 40 and \
+            " " not in text[line_start:comma].strip() else None
         comma = text.find(",", text.find("\n", comma) % (len(text) + 1) or len(text))
         if m is None:
             continue
@@ -1197,10 +1208,10 @@ _FAMILY_TRIGGERS = frozenset({"family", "baby", "prefers", "goes", "known", "nic
 _AT_BEDSIDE_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:-[A-Z][a-z]+)?)[ \t]+(?:at|to)[ \t]+"
                                 r"(?:the[ \t]+)?\Z", _I)
 # (Fixed sets, made once: an index keeps where the words of each set it is asked for stand.)
-_BEDSIDE_WORD = frozenset({"bedside"})
 _THE_PLURAL = re.compile(r"the ([A-Z][a-z]{3,}s)\b")
 _KIN = _RELATION_WORDS - {"friend", "friends", "proxy", "hcp", "law", "in-law", "wife's",
                           "husband's", "guardian", "partner"}
+_FAMILY_WORDS = _KIN | _FAMILY_TRIGGERS | {"bedside"}
 
 
 def _surname_word(word: str, lex: Lexicons, wc) -> bool:
@@ -1213,13 +1224,17 @@ def _surname_word(word: str, lex: Lexicons, wc) -> bool:
 
 def _names_by_family_words(text: str, index: WordIndex, ctx: Context) -> list[Span]:
     lex, wc, found = ctx.lexicons, word_classes(), []
-    for start, _, _ in index.hits(_KIN):  # "Taylor's son"
-        if (m := _POSSESSIVE_BEFORE.search(text, max(0, start - 30), start)) and \
-                _surname_word(m.group(1), lex, wc):
-            found.append(Span(m.start(1), m.end(1), "NAME", "context:kin", 0.9))
-    for start, _, word in index.hits(_FAMILY_TRIGGERS):
+    for start, _, word in index.hits(_FAMILY_WORDS):
         m = None
-        if word == "family":  # "the Smith family"
+        if word in _KIN:  # "Taylor's son"
+            if (m := _POSSESSIVE_BEFORE.search(text, max(0, start - 30), start)) and \
+                    not _surname_word(m.group(1), lex, wc):
+                m = None
+        elif word == "bedside":  # "Perez at bedside"
+            if (m := _AT_BEDSIDE_BEFORE.search(text, max(0, start - 40), start)) and \
+                    not _surname_word(m.group(1), lex, wc):
+                m = None
+        elif word == "family":  # "the Smith family"
             if (b := _SURNAME_BEFORE.search(text, max(0, start - 30), start)) and \
                     _surname_word(b.group(1), lex, wc):
                 found.append(Span(b.start(1), b.end(1), "NAME", "context:kin", 0.9))
@@ -1238,10 +1253,6 @@ def _names_by_family_words(text: str, index: WordIndex, ctx: Context) -> list[Sp
                 key[:-1] not in lex.states and (_surname_word(text[s:e - 1], lex, wc) or
                                                 key.endswith("es") and _surname_word(text[s:e - 2], lex, wc)):
             found.append(Span(s, e, "NAME", "context:kin", 0.9))
-    for start, _, _ in index.hits(_BEDSIDE_WORD):  # "Perez at bedside"
-        if (b := _AT_BEDSIDE_BEFORE.search(text, max(0, start - 40), start)) and \
-                _surname_word(b.group(1), lex, wc):
-            found.append(Span(b.start(1), b.end(1), "NAME", "context:kin", 0.9))
     return found
 
 
