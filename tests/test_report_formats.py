@@ -93,6 +93,13 @@ def deid():
     ("SMITH, JOHN 64M", "SMITH, JOHN", "NAME"),
     ("Garcia, Maria 45F\nCXR for cough.", "Garcia, Maria", "NAME"),
     ("Adams, J.\nFollow-up film.", "Adams, J", "NAME"),
+    ("Daughter posted on facebook.com/linda.miller.5 about pt.", "facebook.com/linda.miller.5", "URL"),
+    ("Telehealth via zoom.us/j/98765432101.", "zoom.us/j/98765432101", "URL"),
+    ("Log into mychart.org for results.", "mychart.org", "URL"),
+    ("Pt's daughter's instagram @lindamiller.", "@lindamiller", "URL"),
+    ("Pt email jsmith at gmail dot com.", "jsmith at gmail dot com", "EMAIL"),
+    ("email: jane.doe @ gmail.com", "jane.doe @ gmail.com", "EMAIL"),
+    ("Device IPv6 fe80::1ff:fe23:4567:890a logged.", "fe80::1ff:fe23:4567:890a", "IP"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -133,6 +140,7 @@ def test_forms_found(deid, text, phi, category):
     "Known as Mass effect on imaging.",
     "son will call tomorrow. SON WILL CALL.",
     "Lungs, clear.\nHeart, Normal\nImpression, Stable\nFINDINGS, IMPRESSION",
+    "Vanc @ 1400, BID p.o., q.i.d., e.g. i.e.; std::map; 12:30:45; met w/ us.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -67,6 +67,44 @@ _TIME_AFTER_DATE = re.compile(r"\s+(?:at\s+)?((?:[01]\d|2[0-3])[0-5]\d)\b")
 _TIME_BEFORE_DATE = re.compile(r"(?<![\w.:/-])((?:[01]\d|2[0-3])[0-5]\d)\s+$")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:)]", _I)
+# An address written with spaces about its "@", or spelt out: "jane.doe @ gmail.com",
+# "jsmith at gmail dot com".
+_EMAIL_SPACED = re.compile(r"(?<![\w.+-])[\w.+-]+[ \t]@[ \t]?[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"
+                           r"|(?<![\w.+-])[\w.+-]+@[ \t][\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+_DOT = r"[ \t]+(?:dot|\[dot\]|\(dot\))[ \t]+"
+_EMAIL_SPELT = re.compile(rf"\b[\w.+-]+[ \t]+(?:at|\[at\]|\(at\))[ \t]+[\w-]+(?:{_DOT}[\w-]+)*{_DOT}"
+                          r"(?:com|org|net|edu|gov|us|io|co)\b", _I)
+# A handle on a social network after the network's name.
+_HANDLE = re.compile(r"\b(?:instagram|twitter|tiktok|facebook|snapchat|threads|ig|handle|x)\b[ \t:]*"
+                     r"(@[A-Za-z0-9_.]{3,30})\b", _I)
+# A web address without its scheme: a host name ending in a common top-level domain, a path
+# after it ("facebook.com/linda.miller.5", "gofundme.com/f/help", "mychart.org").
+_BARE_HOST = re.compile(r"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|us|io|me|info|health)"
+                        r"(?:/[^\s<>\"]*[^\s<>\".,;:)])?(?![\w-])", _I)
+_TLDS = frozenset({"com", "org", "net", "edu", "gov", "us", "io", "me", "info", "health"})
+# IPv6: groups of hexadecimal digits with "::", or eight groups.
+_IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+                   r"|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
+                   r"|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?![\w:])")
+
+
+def _bare_hosts(text: str) -> list[tuple[int, int]]:
+    """Where a bare web address stands: looked for only after a full stop joined to one of the
+    common top-level domains."""
+    found = []
+    pos = text.find(".")
+    while pos > 0:
+        end = pos + 1
+        while end < len(text) and text[end].isalnum():
+            end += 1
+        if text[pos + 1:end].lower() in _TLDS and text[pos - 1].isalnum():
+            start = pos
+            while start and (text[start - 1].isalnum() or text[start - 1] in ".-"):
+                start -= 1
+            if (m := _BARE_HOST.match(text, start)) and m.end() >= end:
+                found.append(m.span())
+        pos = text.find(".", end)
+    return found
 # (A full stop after it ends a sentence; one before a digit would make it another number.)
 _IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
                  r"(?!\d|\.\d)")
@@ -624,6 +662,16 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         while start and (text[start - 1].isalnum() or text[start - 1] in "_.+-"):
             start -= 1
         found += _spans(_EMAIL, text, "EMAIL", "pattern:email", pos=start)
+        found += _spans(_EMAIL_SPACED, text, "EMAIL", "pattern:email", pos=max(0, start - 40))
+        for m in _HANDLE.finditer(text, max(0, at - 20)):  # "instagram @lindamiller"
+            found.append(Span(m.start(1), m.end(1), "URL", "pattern:handle"))
+    if " dot " in text or "[dot]" in text or "(dot)" in text:  # "jsmith at gmail dot com"
+        found += _spans(_EMAIL_SPELT, text, "EMAIL", "pattern:email")
+    for tld in _bare_hosts(text):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
+        found.append(Span(*tld, "URL", "pattern:url"))
+    if "::" in text or text.count(":") >= 5:
+        found += [Span(m.start(), m.end(), "IP", "pattern:ip") for m in _IPV6.finditer(text)
+                  if sum(1 for g in m.group().split(":") if g) >= 3]  # not "std::map"
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
     if not ctx.all_times:
