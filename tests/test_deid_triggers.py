@@ -260,7 +260,7 @@ def test_an_address_is_looked_for_from_the_run_before_the_first_at_sign(text):
     from updp_napari.deid.report.lexicons import default_lexicons
 
     ctx = d.Context(default_lexicons())
-    found = [(s.start, s.end) for s in d.detect_patterns(text, ctx) if s.category == "EMAIL"]
+    found = [(s.start, s.end) for s in d.detect_patterns(text, ctx) if s.source == "pattern:email"]
     assert found == [m.span() for m in d._EMAIL.finditer(text)]
 
 

@@ -141,6 +141,9 @@ def test_forms_found(deid, text, phi, category):
     "son will call tomorrow. SON WILL CALL.",
     "Lungs, clear.\nHeart, Normal\nImpression, Stable\nFINDINGS, IMPRESSION",
     "Vanc @ 1400, BID p.o., q.i.d., e.g. i.e.; std::map; 12:30:45; met w/ us.",
+    "Grade 2/6 systolic murmur at LUSB. DNR/DNI per MOLST. MoCA 24/30.",
+    "Consult to Social Work. Admitted to Medicine. Tested for Lyme.",
+    "Richmond Agitation Sedation Scale -2.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -662,11 +662,11 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         while start and (text[start - 1].isalnum() or text[start - 1] in "_.+-"):
             start -= 1
         found += _spans(_EMAIL, text, "EMAIL", "pattern:email", pos=start)
-        found += _spans(_EMAIL_SPACED, text, "EMAIL", "pattern:email", pos=max(0, start - 40))
+        found += _spans(_EMAIL_SPACED, text, "EMAIL", "pattern:email-spaced", pos=max(0, start - 40))
         for m in _HANDLE.finditer(text, max(0, at - 20)):  # "instagram @lindamiller"
             found.append(Span(m.start(1), m.end(1), "URL", "pattern:handle"))
     if " dot " in text or "[dot]" in text or "(dot)" in text:  # "jsmith at gmail dot com"
-        found += _spans(_EMAIL_SPELT, text, "EMAIL", "pattern:email")
+        found += _spans(_EMAIL_SPELT, text, "EMAIL", "pattern:email-spelt")
     for tld in _bare_hosts(text):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
         found.append(Span(*tld, "URL", "pattern:url"))
     if "::" in text or text.count(":") >= 5:
