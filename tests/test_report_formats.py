@@ -100,6 +100,8 @@ def deid():
     ("Pt email jsmith at gmail dot com.", "jsmith at gmail dot com", "EMAIL"),
     ("email: jane.doe @ gmail.com", "jane.doe @ gmail.com", "EMAIL"),
     ("Device IPv6 fe80::1ff:fe23:4567:890a logged.", "fe80::1ff:fe23:4567:890a", "IP"),
+    ("lives at 12 main st, 2nd floor walkup.", "12 main st", "ADDRESS"),
+    ("Pt will return Friday the 18th for suture removal.", "18th", "DATE"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -144,6 +146,7 @@ def test_forms_found(deid, text, phi, category):
     "Grade 2/6 systolic murmur at LUSB. DNR/DNI per MOLST. MoCA 24/30.",
     "Consult to Social Work. Admitted to Medicine. Tested for Lyme.",
     "Richmond Agitation Sedation Scale -2.",
+    "Gave 2 doses, the 3rd time at 3 weeks old; drive home.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

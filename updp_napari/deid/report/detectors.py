@@ -196,6 +196,8 @@ _ADDRESS = re.compile(
 # Street words in any case ("3790 oakridge road"): an address only where a state code and a
 # ZIP follow on the same line ("…, tucson, az 85761").
 _ADDRESS_ANY_CASE = re.compile(_ADDRESS.pattern.replace("[A-Z][\\w'-]*", "[^\\W\\d_][\\w'-]*"))
+_LIVES_AT = re.compile(r"\b(?:lives|living|resides|residing|stays|staying|home|address|addr)"
+                       r"(?:[ \t]+(?:at|on))?[ \t]*:?[ \t]*\Z", _I)
 _STATE_ZIP_AHEAD = re.compile(r"[^\n]{0,60}?\b([A-Za-z]{2})\.?\s+\d{5}(?:-\d{4})?\b")
 _STATE_ZIP_ANY_CASE = re.compile(r"\b([A-Za-z]{2})\.?\s+(\d{5}(?:-\d{4})?)\b")
 _STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane",
@@ -433,6 +435,8 @@ _RANGE_END_DAY = re.compile(rf"[ \t]?(?:-|to)[ \t]?({_DAY_NUMBER})(?![\d/.:,]\d|
 _LOOSE_MONTH = re.compile(
     r"(?:in|since|until|during|of|last|early|late|mid)\s+((?:January|February|March|April|June|July|August"
     r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)", _I)
+_WEEKDAY_THE = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day[ \t]+the[ \t]+"
+                          r"((?:[12]?\d|3[01])(?:st|nd|rd|th))\Z", _I)
 _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
                         r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
 # A year with an apostrophe: "'09" (tried where the quote stands before a two-digit number)
@@ -557,7 +561,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                         not _NOT_YEAR_BEFORE.search(text, max(0, start - 14), start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
             if word.endswith(("st", "nd", "rd", "th")):
-                m = _loose_date(text, start, _LOOSE_DAY, _LOOSE_DAY_CUES)  # "on the 11th."
+                m = _loose_date(text, start, _LOOSE_DAY, _LOOSE_DAY_CUES) or \
+                    _WEEKDAY_THE.search(text, max(0, start - 16), start + len(word))  # "Friday the 18th"
             elif text.startswith("-", end):
                 m = _loose_date(text, start, _LOOSE_MONTH_DAY, _LOOSE_MONTH_DAY_CUES)  # "on 7-8"
             else:
@@ -743,10 +748,11 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
-        elif (m := _ADDRESS_ANY_CASE.match(text, start)) and \
-                (z := _STATE_ZIP_AHEAD.match(text, m.end())) and \
-                z.group(1).lower() in ctx.lexicons.state_codes and \
-                text[max(0, z.start(1) - 3):z.start(1)].rstrip().endswith(","):
+        elif (m := _ADDRESS_ANY_CASE.match(text, start)) and (
+                (z := _STATE_ZIP_AHEAD.match(text, m.end())) and
+                z.group(1).lower() in ctx.lexicons.state_codes and
+                text[max(0, z.start(1) - 3):z.start(1)].rstrip().endswith(",")
+                or _LIVES_AT.search(text, max(0, start - 24), start)):  # "lives at 12 main st"
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
