@@ -147,6 +147,7 @@ def test_forms_found(deid, text, phi, category):
     "Consult to Social Work. Admitted to Medicine. Tested for Lyme.",
     "Richmond Agitation Sedation Scale -2.",
     "Gave 2 doses, the 3rd time at 3 weeks old; drive home.",
+    "Frank hematuria noted in Foley bag, CBI started.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

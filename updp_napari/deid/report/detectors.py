@@ -995,7 +995,7 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
                 words[i][1] + 1 == s and key in wc.us_places and key not in wc.dictionary and \
                 key not in wc.clinical and key not in wc.stop and key not in ambiguous and \
                 not text.startswith(("'", "’", "-"), e):
-            yield Span(s, e, "CITY", "context:place-after-in", 0.8)
+            yield Span(s, e, "CITY", "lexicon:place-after-in", 0.8)  # a guess: yields to terms
 
 
 _WORD_ENDING_HERE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]*)[ \t]{1,2}\Z")
