@@ -102,6 +102,17 @@ def deid():
     ("Device IPv6 fe80::1ff:fe23:4567:890a logged.", "fe80::1ff:fe23:4567:890a", "IP"),
     ("lives at 12 main st, 2nd floor walkup.", "12 main st", "ADDRESS"),
     ("Pt will return Friday the 18th for suture removal.", "18th", "DATE"),
+    ("She is ninety-seven and still does her own shopping.", "ninety-seven", "AGE"),
+    ("Pt is one hundred years old today.", "one hundred", "AGE"),
+    ("Pt's mother, 97, lives with pt.", "97", "AGE"),
+    ("Age/Sex: 92/F", "92", "AGE"),
+    ("98yoF admitted from home.", "98", "AGE"),
+    ("Son in the UK, reachable at +44 20 7946 0321.", "+44 20 7946 0321", "PHONE"),
+    ("Policy # BCX-449-118-02, BCBS.", "BCX-449-118-02", "ID"),
+    ("State ID card number 901 223 447.", "901 223 447", "ID"),
+    ("Medicare MBI 1EG4-TE5-MK72", "1EG4-TE5-MK72", "ID"),
+    ("Address: RR 2 Box 117, lives on a farm.", "RR 2 Box 117", "ADDRESS"),
+    ("Son lives in the same building, Apt 4C.", "Apt 4C", "ADDRESS"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -148,6 +159,8 @@ def test_forms_found(deid, text, phi, category):
     "Richmond Agitation Sedation Scale -2.",
     "Gave 2 doses, the 3rd time at 3 weeks old; drive home.",
     "Frank hematuria noted in Foley bag, CBI started.",
+    "HR was ninety; a hundred times; one hundred mg; she is ninety percent sure.",
+    "Account for 1000 ml; group 2 of 3; card 2 of 3; claim 2024; 1 unit PRBC; +1 edema.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

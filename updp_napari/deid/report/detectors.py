@@ -126,12 +126,13 @@ _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
 _PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
 _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
-                  r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo\b|[mf]\b))", _I)
+                  r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo[mf]?\b|[mf]\b"
+                  r"|/[mf]\b))", _I)
 # An age over 89 told by the words about it: "She is 95.", "turned 92 last week", "M, 90, s/p
 # fall", "in her 90s", "her 100th birthday" (not "HR is 95", "turned 90 degrees", "SBP in
 # the 90s").
 _AGE_BEFORE = re.compile(r"(?:\b(?P<is>she|he|pt|patient)\s+(?:is|was)|\bturn(?:s|ed|ing)"
-                         r"|(?<![\w,])(?P<sex>[MF]),|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)"
+                         r"|(?<![\w,])(?P<sex>[MF]|mother|father|husband|wife|sister|brother|aunt|uncle),|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)"
                          r"[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
                        "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t")
@@ -140,10 +141,18 @@ _AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
 _BIRTHDAY = re.compile(r"\s+birthday\b", _I)
 # The same in words: "ninety-two year old", "a nonagenarian", "in his nineties".
 _AGE_WORDS_OVER_89 = frozenset({"ninety", "nonagenarian", "nonagenarians", "centenarian",
-                                "centenarians", "supercentenarian", "nineties"})
+                                "centenarians", "supercentenarian", "nineties", "hundred"})
+_AGE_UNITS_IN_WORDS = r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
 _AGE_IN_WORDS = re.compile(
-    r"(?:ninety(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
+    rf"(?:(?:ninety{_AGE_UNITS_IN_WORDS}|(?:a|one)[ \t]+hundred(?:[ \t]+and[ \t]+(?:one|two|three|four|five"
+    r"|six|seven|eight|nine|ten))?)(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
     r"|(?:super)?centenarians?|nonagenarians?)\b", _I)
+# "she is ninety-seven", "turns one hundred and two": the age in words after a person's verb.
+_AGE_WORDS_ALONE = re.compile(
+    rf"((?:ninety{_AGE_UNITS_IN_WORDS}|(?:a|one)[ \t]+hundred(?:[ \t]+and[ \t]+(?:one|two|three|four"
+    r"|five|six|seven|eight|nine|ten))?))\b(?![- ](?:percent|%|degrees))", _I)
+_AGE_VERB_BEFORE = re.compile(r"(?:\b(?:she|he|pt|patient|who)[ \t]+(?:is|was|will[ \t]+be)"
+                              r"|\bturn(?:s|ed|ing))[ \t]+\Z", _I)
 _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
 
 
@@ -176,11 +185,17 @@ _LABELLED_ID = re.compile(
 # Other numbers HIPAA lists, after their label: vehicle (VIN, licence plate), device (serial,
 # lot), and a case's, study's or examination's own number; four digits or more, not a year.
 _OTHER_ID = re.compile(
-    r"(?:VIN|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?)"
-    r"(?:\s+plate)?(?:\s+(?:no\.?|number|#|id))?)\s*[:#]?\s*"
-    r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?)(?![\w/.-]\w)", _I)
-_OTHER_ID_WORDS = frozenset({"vin", "license", "licence", "plate", "lot", "serial", "sn",
-                             "case", "study", "exam", "examination"})
+    r"(?:VIN|MBI|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?|policy|claim|member"
+    r"|account|acct|group|grp|reg(?:istration)?|certificate|cert|permit|passport|medicare|medicaid"
+    r"|insurance|subscriber|beneficiary|card)"
+    r"(?:\s+plate)?(?:\s+(?:card\s+)?(?:no\.?|number|#|id))?)\s*[:#]?\s*(?:[A-Z]{2,4}\s)?"
+    r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?(?:[ ](?=[A-Z-]*\d)[A-Z0-9-]*[A-Z0-9]){0,3})"
+    r"(?![\w/.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
+_OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "lot", "serial", "sn",
+                             "case", "study", "exam", "examination", "policy", "claim", "member",
+                             "account", "acct", "group", "grp", "reg", "registration",
+                             "certificate", "cert", "permit", "passport", "medicare", "medicaid",
+                             "insurance", "subscriber", "beneficiary", "card"})
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
 _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
@@ -515,6 +530,9 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
                    "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box",
+                   "rr": "rural-route", "rural": "rural-route", "r": "rural-route",
+                   "apt": "apartment", "apartment": "apartment", "suite": "apartment",
+                   "ste": "apartment",
                    **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged"}
 
 
@@ -629,9 +647,14 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif trigger == "po-box" and (m := _PO_BOX.match(text, start)) and \
                 (p := _PO_BEFORE.search(text, max(0, start - 8), start)):
             found.append(Span(p.start(), m.end(), "ADDRESS", "pattern:address"))  # "PO Box 123"
+        elif trigger == "rural-route" and (m := _RURAL_ROUTE.match(text, start)):
+            found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "RR 2 Box 117"
+        elif trigger == "apartment" and (m := _APARTMENT.match(text, start)):
+            found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "Apt 4C"
         elif trigger == "other-id" and (m := _OTHER_ID.match(text, start)) and \
                 sum(map(str.isdigit, v := m.group("value"))) >= 4 and \
-                not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v):
+                not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v) and \
+                not _ISO_DATE.match(v) and not _COMPACT_DATE.match(v):  # "exam 2020-12-09 1257"
             found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
         elif trigger == "holiday":
             if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
@@ -640,8 +663,14 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if word == "nineties":
                 if _IN_THEIR_NINETIES.search(text, max(0, start - 24), start):
                     found.append(Span(start, start + len(word), "AGE", "pattern:age"))
-            elif m := _AGE_IN_WORDS.match(text, start):
+                continue
+            if word == "hundred":  # "one hundred": from its first word
+                start = text.rfind(" ", 0, max(0, start - 1)) + 1
+            if m := _AGE_IN_WORDS.match(text, start):
                 found.append(Span(m.start(), m.end(), "AGE", "pattern:age"))
+            elif _AGE_VERB_BEFORE.search(text, max(0, start - 24), start) and \
+                    (m := _AGE_WORDS_ALONE.match(text, start)):
+                found.append(Span(m.start(1), m.end(1), "AGE", "pattern:age"))
         elif trigger == "paged" and (m := _PAGED.match(text, start)):
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
@@ -756,11 +785,23 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
+    if start and text[start - 1] == "+" and n <= 3 and (m := _INTERNATIONAL_PHONE.match(text, start - 1)) \
+            and 9 <= sum(map(str.isdigit, m.group())) <= 15:
+        found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))  # "+44 20 7946 0321"
+
+
+# A number in international form: "+", a country code and groups of digits.
+_INTERNATIONAL_PHONE = re.compile(r"\+\d{1,3}(?:[ .-]\(?\d{1,5}\)?){2,5}(?![\d.-]\d|\d)")
 
 
 # A ZIP code after its label, and a post office box.
 _LABELLED_ZIP = re.compile(r"(?:zip|postal)(?:[ \t]*code)?[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?)(?![\d-])", _I)
 _PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
+# A rural route's box ("RR 2 Box 117") and an apartment or suite ("Apt 4C", "Suite 210").
+_RURAL_ROUTE = re.compile(r"(?:RR|R\.R\.|Rural[ \t]+Route)[ \t]*\d{1,3},?[ \t]+Box[ \t]*#?[ \t]*\d{1,6}\b",
+                          _I)
+_APARTMENT = re.compile(r"(?:Apt|Apartment|Suite|Ste)\.?[ \t]*#?[ \t]*(?=[A-Z]?\d)[A-Z]?\d{1,5}[A-Z]?\b"
+                        r"(?![ \t]*(?:mg|ml|units?|of)\b)")
 _PO_BEFORE = re.compile(r"\bp\.?[ \t]?o\.?[ \t]+\Z", _I)
 
 
