@@ -113,6 +113,11 @@ def deid():
     ("Medicare MBI 1EG4-TE5-MK72", "1EG4-TE5-MK72", "ID"),
     ("Address: RR 2 Box 117, lives on a farm.", "RR 2 Box 117", "ADDRESS"),
     ("Son lives in the same building, Apt 4C.", "Apt 4C", "ADDRESS"),
+    ("Father (Haruto) at bedside requesting update.", "Haruto", "NAME"),
+    ("Grace, pt's wife of 50 yrs, at bedside.", "Grace", "NAME"),
+    ("Joy (HHA) will resume visits 3x/wk.", "Joy", "NAME"),
+    ("Per Dawn (night RN), pt pulled out PIV.", "Dawn", "NAME"),
+    ("Aarav, 6 yo grandson, at bedside.", "Aarav", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -161,6 +166,8 @@ def test_forms_found(deid, text, phi, category):
     "Frank hematuria noted in Foley bag, CBI started.",
     "HR was ninety; a hundred times; one hundred mg; she is ninety percent sure.",
     "Account for 1000 ml; group 2 of 3; card 2 of 3; claim 2024; 1 unit PRBC; +1 edema.",
+    "Pain (LLQ) improved. Lasix (furosemide) given. Fever (resolved). Family (son) aware.",
+    "Left arm, her son says, hurts. Discussed with team (MD).",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

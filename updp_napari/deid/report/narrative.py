@@ -29,7 +29,8 @@ _RELATIONS = frozenset({
     "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
     "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's"})
 # What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
-_RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+|\s+)")
+_RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+"
+                           r"|[ \t]*\([ \t]*|\s+)")
 # Verbs after a person of the ward: "W. MAROTTA AWARE", "Dr. Griffin and Swackhamer aware".
 _AFTER_PERSON = frozenset({"aware", "notified", "paged", "called", "updated", "informed",
                            "consulted", "contacted", "spoke", "visited", "visiting", "phoned"})
@@ -413,13 +414,41 @@ def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
 
 
 def _relatives_after(reader: Reader) -> Iterator[Span]:
-    """A relation after the name: "Hank Przybylo (son)", "Marcela Carlson (sister)"."""
+    """A relation or a role after the name: "Hank Przybylo (son)", "Marcela Carlson (sister)",
+    "Joy (HHA)", "Dawn (night RN)", "Patience (home health aide)"; "Grace, pt's wife",
+    "Aarav, 6 yo grandson"."""
     text = reader.text
-    if "(" not in text:
-        return
-    for m in re.finditer(r"\(\s*([A-Za-z-]+)\s*\)", text):
-        if m.group(1).lower() in _RELATIONS:
-            yield from _back_run(reader, m.start(), RELATION, "context:relation")
+    found = []
+    if "(" in text:
+        for m in _PAREN_AFTER_NAME.finditer(text):
+            last = m.group(1).split()[-1].lower().strip("-")
+            if last in _RELATIONS or last in _ROLES or last in _CREDENTIALS or last in _AIDES:
+                found += _back_run(reader, m.start(), RELATION, "context:relation")
+    if "," in text:
+        for m in _RELATION_AFTER_COMMA.finditer(text):
+            if any(w.lower() in _RELATIONS for w in m.groups() if w):
+                found += _back_run(reader, m.start(), RELATION, "context:relation")
+    for span in found:
+        # "Per Dawn (night RN)": the word that leads to a person is not part of the name.
+        first = _FIRST_TOKEN.match(text, span.start)
+        if first and first.group().lower() in _LEADING_WORDS and first.end() < span.end:
+            start = first.end() + len(text[first.end():span.end]) - len(text[first.end():span.end].lstrip())
+            span = Span(start, span.end, span.category, span.source, span.confidence)
+        yield span
+
+
+_FIRST_TOKEN = re.compile(r"[A-Za-z'’-]+")
+
+
+# A parenthesis of up to three words after a name, the last a relation, role or credential.
+_PAREN_AFTER_NAME = re.compile(r"(?<=[A-Za-z])[ \t]*\([ \t]*((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)[ \t]*\)")
+# ", pt's wife", ", the pt's foster daughter", ", her son", ", 6 yo grandson".
+_RELATION_AFTER_COMMA = re.compile(
+    r"(?<=[A-Za-z]),[ \t]+(?:the[ \t]+)?(?:(?:pt|patient)['’]?s|her|his|their"
+    r"|\d{1,2}[ \t]*(?:yo|y/o|year[ -]old))[ \t]+([A-Za-z-]+)(?:[ \t]+([A-Za-z-]+))?\b", re.IGNORECASE)
+_LEADING_WORDS = frozenset({"per", "by", "with", "to", "from", "and", "the", "a", "an", "seen",
+                            "called", "told", "asked", "informed", "notified"})
+_AIDES = frozenset({"aide", "hha", "pca", "cna", "vna", "caregiver", "sitter", "companion"})
 
 
 def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[Span]:
