@@ -75,36 +75,71 @@ _DOT = r"[ \t]+(?:dot|\[dot\]|\(dot\))[ \t]+"
 _EMAIL_SPELT = re.compile(rf"\b[\w.+-]+[ \t]+(?:at|\[at\]|\(at\))[ \t]+[\w-]+(?:{_DOT}[\w-]+)*{_DOT}"
                           r"(?:com|org|net|edu|gov|us|io|co)\b", _I)
 # A handle on a social network after the network's name.
-_HANDLE = re.compile(r"\b(?:instagram|twitter|tiktok|facebook|snapchat|threads|ig|handle|x)\b[ \t:]*"
-                     r"(@[A-Za-z0-9_.]{3,30})\b", _I)
+_NETWORK_BEFORE = re.compile(r"\b(?:instagram|twitter|tiktok|facebook|snapchat|threads|ig|handle|x)\b"
+                             r"[ \t:]*\Z", _I)
+_HANDLE = re.compile(r"@[A-Za-z0-9_.]{3,30}\b")
+
+
+def _at_signs(text: str, at: int) -> list[Span]:
+    """At each "@" from ``at`` on: an address written with spaces about it, and a handle after
+    a network's name ("instagram @lindamiller")."""
+    found: list[Span] = []
+    while at >= 0:
+        m = None
+        if (at and text[at - 1] in " \t") or text[at + 1:at + 2] in (" ", "\t"):
+            k = at
+            while k and text[k - 1] in " \t":
+                k -= 1
+            while k and (text[k - 1].isalnum() or text[k - 1] in "_.+-"):
+                k -= 1
+            if (m := _EMAIL_SPACED.match(text, k)) and m.end() > at:
+                found.append(Span(m.start(), m.end(), "EMAIL", "pattern:email-spaced"))
+            else:
+                m = None
+        if m is None and _NETWORK_BEFORE.search(text, max(0, at - 20), at) and \
+                (h := _HANDLE.match(text, at)):
+            found.append(Span(h.start(), h.end(), "URL", "pattern:handle"))
+        at = text.find("@", at + 1)
+    return found
 # A web address without its scheme: a host name ending in a common top-level domain, a path
 # after it ("facebook.com/linda.miller.5", "gofundme.com/f/help", "mychart.org").
 _BARE_HOST = re.compile(r"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|us|io|me|info|health)"
                         r"(?:/[^\s<>\"]*[^\s<>\".,;:)])?(?![\w-])", _I)
-_TLDS = frozenset({"com", "org", "net", "edu", "gov", "us", "io", "me", "info", "health"})
+_TLD_AFTER_DOT = re.compile(r"\.(?:com|org|net|edu|gov|us|io|me|info|health)(?![\w-])", _I)
 # IPv6: groups of hexadecimal digits with "::", or eight groups.
 _IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
                    r"|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
                    r"|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?![\w:])")
 
 
+def _ipv6(text: str) -> list[Span]:
+    """IPv6 addresses, looked for only in a text that holds "::" or a colon, four
+    hexadecimal digits and a colon (a note's labels and times of day never do)."""
+    if "::" not in text and not _IPV6_HINT.search(text):
+        return []
+    return [Span(m.start(), m.end(), "IP", "pattern:ip") for m in _IPV6.finditer(text)
+            if sum(1 for g in m.group().split(":") if g) >= 3]  # not "std::map"
+
+
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{4}:")
+
+
 def _bare_hosts(text: str) -> list[tuple[int, int]]:
-    """Where a bare web address stands: looked for only after a full stop joined to one of the
-    common top-level domains."""
-    found = []
-    pos = text.find(".")
-    while pos > 0:
-        end = pos + 1
-        while end < len(text) and text[end].isalnum():
-            end += 1
-        if text[pos + 1:end].lower() in _TLDS and text[pos - 1].isalnum():
-            start = pos
-            while start and (text[start - 1].isalnum() or text[start - 1] in ".-"):
-                start -= 1
-            if (m := _BARE_HOST.match(text, start)) and m.end() >= end:
-                found.append(m.span())
-        pos = text.find(".", end)
+    """Where a bare web address stands: looked for only where a full stop joined to a word
+    is followed by one of the common top-level domains."""
+    found: list[tuple[int, int]] = []
+    for tld in _TLD_AFTER_DOT.finditer(text):
+        pos = tld.start()
+        if pos == 0 or not text[pos - 1].isalnum() or (found and pos < found[-1][1]):
+            continue
+        start = pos
+        while start and (text[start - 1].isalnum() or text[start - 1] in ".-"):
+            start -= 1
+        if (m := _BARE_HOST.match(text, start)) and m.end() >= tld.end():
+            found.append(m.span())
     return found
+
+
 # (A full stop after it ends a sentence; one before a digit would make it another number.)
 _IP = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
                  r"(?!\d|\.\d)")
@@ -696,16 +731,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         while start and (text[start - 1].isalnum() or text[start - 1] in "_.+-"):
             start -= 1
         found += _spans(_EMAIL, text, "EMAIL", "pattern:email", pos=start)
-        found += _spans(_EMAIL_SPACED, text, "EMAIL", "pattern:email-spaced", pos=max(0, start - 40))
-        for m in _HANDLE.finditer(text, max(0, at - 20)):  # "instagram @lindamiller"
-            found.append(Span(m.start(1), m.end(1), "URL", "pattern:handle"))
+        found += _at_signs(text, at)
     if " dot " in text or "[dot]" in text or "(dot)" in text:  # "jsmith at gmail dot com"
         found += _spans(_EMAIL_SPELT, text, "EMAIL", "pattern:email-spelt")
     for tld in _bare_hosts(text):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
         found.append(Span(*tld, "URL", "pattern:url"))
-    if "::" in text or text.count(":") >= 5:
-        found += [Span(m.start(), m.end(), "IP", "pattern:ip") for m in _IPV6.finditer(text)
-                  if sum(1 for g in m.group().split(":") if g) >= 3]  # not "std::map"
+    found += _ipv6(text)
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
     if not ctx.all_times:

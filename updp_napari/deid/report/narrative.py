@@ -419,15 +419,24 @@ def _relatives_after(reader: Reader) -> Iterator[Span]:
     "Aarav, 6 yo grandson"."""
     text = reader.text
     found = []
-    if "(" in text:
-        for m in _PAREN_AFTER_NAME.finditer(text):
+    # Tried at each "(" and "," after a letter, found by a plain search (a pattern's scan
+    # of a whole note costs more).
+    at = text.find("(")
+    while at > 0:
+        k = at
+        while k > 0 and text[k - 1] in " \t":
+            k -= 1
+        if k > 0 and text[k - 1].isalpha() and (m := _PAREN_AFTER_NAME.match(text, at)):
             last = m.group(1).split()[-1].lower().strip("-")
             if last in _RELATIONS or last in _ROLES or last in _CREDENTIALS or last in _AIDES:
-                found += _back_run(reader, m.start(), RELATION, "context:relation")
-    if "," in text:
-        for m in _RELATION_AFTER_COMMA.finditer(text):
-            if any(w.lower() in _RELATIONS for w in m.groups() if w):
-                found += _back_run(reader, m.start(), RELATION, "context:relation")
+                found += _back_run(reader, k, RELATION, "context:relation")
+        at = text.find("(", at + 1)
+    at = text.find(", ")
+    while at > 0:
+        if text[at - 1].isalpha() and (m := _RELATION_AFTER_COMMA.match(text, at)) and \
+                any(w.lower() in _RELATIONS for w in m.groups() if w):
+            found += _back_run(reader, at, RELATION, "context:relation")
+        at = text.find(", ", at + 1)
     for span in found:
         # "Per Dawn (night RN)": the word that leads to a person is not part of the name.
         first = _FIRST_TOKEN.match(text, span.start)
@@ -441,10 +450,10 @@ _FIRST_TOKEN = re.compile(r"[A-Za-z'’-]+")
 
 
 # A parenthesis of up to three words after a name, the last a relation, role or credential.
-_PAREN_AFTER_NAME = re.compile(r"(?<=[A-Za-z])[ \t]*\([ \t]*((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)[ \t]*\)")
+_PAREN_AFTER_NAME = re.compile(r"\([ \t]*((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)[ \t]*\)")
 # ", pt's wife", ", the pt's foster daughter", ", her son", ", 6 yo grandson".
 _RELATION_AFTER_COMMA = re.compile(
-    r"(?<=[A-Za-z]),[ \t]+(?:the[ \t]+)?(?:(?:pt|patient)['’]?s|her|his|their"
+    r",[ \t]+(?:the[ \t]+)?(?:(?:pt|patient)['’]?s|her|his|their"
     r"|\d{1,2}[ \t]*(?:yo|y/o|year[ -]old))[ \t]+([A-Za-z-]+)(?:[ \t]+([A-Za-z-]+))?\b", re.IGNORECASE)
 _LEADING_WORDS = frozenset({"per", "by", "with", "to", "from", "and", "the", "a", "an", "seen",
                             "called", "told", "asked", "informed", "notified"})
