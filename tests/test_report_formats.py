@@ -168,6 +168,9 @@ def test_forms_found(deid, text, phi, category):
     "Account for 1000 ml; group 2 of 3; card 2 of 3; claim 2024; 1 unit PRBC; +1 edema.",
     "Pain (LLQ) improved. Lasix (furosemide) given. Fever (resolved). Family (son) aware.",
     "Left arm, her son says, hurts. Discussed with team (MD).",
+    "Christmas disease (factor IX deficiency), factor levels 4%.",
+    "Miami J collar on; Milwaukee brace; Montreal Cognitive Assessment 22/30; Bristol stool chart.",
+    "Ross River virus serology; Stanford type A dissection; Los Angeles grade B oesophagitis.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -33,7 +33,8 @@ RULE_DETECTORS: tuple[Detector, ...] = (detect_patterns, detect_places, detect_n
                                         detect_narrative, detect_header_identifiers)
 # Sources whose hits yield to the whitelist. Structured patterns (dates, numbers) and the
 # study's own header values never do: "Hodgkin 03/04/2019" still hides the date.
-_YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "header:initials", "model:")
+_YIELDING = ("lexicon:", "pattern:institution", "pattern:dictation", "pattern:holiday", "header:initials",
+             "model:")
 # Sources a protected term may overrule: the yielding ones, and names found by their context.
 _OVERRULED = _YIELDING + ("context:",)
 
