@@ -177,15 +177,14 @@ _BIRTHDAY = re.compile(r"\s+birthday\b", _I)
 # The same in words: "ninety-two year old", "a nonagenarian", "in his nineties".
 _AGE_WORDS_OVER_89 = frozenset({"ninety", "nonagenarian", "nonagenarians", "centenarian",
                                 "centenarians", "supercentenarian", "nineties", "hundred"})
-_AGE_UNITS_IN_WORDS = r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
-_AGE_IN_WORDS = re.compile(
-    rf"(?:(?:ninety{_AGE_UNITS_IN_WORDS}|(?:a|one)[ \t]+hundred(?:[ \t]+and[ \t]+(?:one|two|three|four|five"
-    r"|six|seven|eight|nine|ten))?)(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
-    r"|(?:super)?centenarians?|nonagenarians?)\b", _I)
+# Ninety to one hundred and ten in words: "ninety-two", "a hundred and one".
+_AGE_NUMBER_WORDS = (r"(?:ninety(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
+                     r"|(?:a|one)[ \t]+hundred(?:[ \t]+and[ \t]+(?:one|two|three|four|five|six|seven"
+                     r"|eight|nine|ten))?)")
+_AGE_IN_WORDS = re.compile(rf"(?:{_AGE_NUMBER_WORDS}(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
+                           r"|(?:super)?centenarians?|nonagenarians?)\b", _I)
 # "she is ninety-seven", "turns one hundred and two": the age in words after a person's verb.
-_AGE_WORDS_ALONE = re.compile(
-    rf"((?:ninety{_AGE_UNITS_IN_WORDS}|(?:a|one)[ \t]+hundred(?:[ \t]+and[ \t]+(?:one|two|three|four"
-    r"|five|six|seven|eight|nine|ten))?))\b(?![- ](?:percent|%|degrees))", _I)
+_AGE_WORDS_ALONE = re.compile(rf"({_AGE_NUMBER_WORDS})\b(?![- ](?:percent|%|degrees))", _I)
 _AGE_VERB_BEFORE = re.compile(r"(?:\b(?:she|he|pt|patient|who)[ \t]+(?:is|was|will[ \t]+be)"
                               r"|\bturn(?:s|ed|ing))[ \t]+\Z", _I)
 _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
