@@ -118,6 +118,14 @@ def deid():
     ("Joy (HHA) will resume visits 3x/wk.", "Joy", "NAME"),
     ("Per Dawn (night RN), pt pulled out PIV.", "Dawn", "NAME"),
     ("Aarav, 6 yo grandson, at bedside.", "Aarav", "NAME"),
+    ("Tel: 020 7946 0833   Fax: see letterhead", "020 7946 0833", "PHONE"),
+    ("Ph (02) 9555 1234 - pt's home number.", "(02) 9555 1234", "PHONE"),
+    ("Lives alone, home phone 555 0187, no mobile.", "555 0187", "PHONE"),
+    ("Postcode LS6 3QT", "LS6 3QT", "ZIP"),
+    ("Postal code K1N 6N5", "K1N 6N5", "ZIP"),
+    ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
+    ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
+    ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -171,6 +179,8 @@ def test_forms_found(deid, text, phi, category):
     "Christmas disease (factor IX deficiency), factor levels 4%.",
     "Miami J collar on; Milwaukee brace; Montreal Cognitive Assessment 22/30; Bristol stool chart.",
     "Ross River virus serology; Stanford type A dissection; Los Angeles grade B oesophagitis.",
+    "pH 7.35 7.40 7.38 on serial gases; contact precautions; cell count 12,000; phone at 10:30.",
+    "Admitted to the Medical Ward, then Surgical Ward; walked up the Road with PT.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -565,6 +565,9 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
                    "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box",
                    "rr": "rural-route", "rural": "rural-route", "r": "rural-route",
+                   **{w: "phone-label" for w in ("tel", "telephone", "ph", "phone", "fax", "mobile",
+                                                 "mob", "cell", "landline", "contact")},
+                   "postcode": "zip",
                    "apt": "apartment", "apartment": "apartment", "suite": "apartment",
                    "ste": "apartment",
                    **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged"}
@@ -681,6 +684,11 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif trigger == "po-box" and (m := _PO_BOX.match(text, start)) and \
                 (p := _PO_BEFORE.search(text, max(0, start - 8), start)):
             found.append(Span(p.start(), m.end(), "ADDRESS", "pattern:address"))  # "PO Box 123"
+        elif trigger == "phone-label":
+            if (m := _LABELLED_PHONE.match(text, start)) and \
+                    7 <= sum(map(str.isdigit, m.group(1))) <= 13 and not _TIME.match(m.group(1)) \
+                    and not _DECIMAL.search(m.group(1)):  # "pH 7.35 7.40 7.38"
+                found.append(Span(m.start(1), m.end(1), "PHONE", "pattern:phone"))
         elif trigger == "rural-route" and (m := _RURAL_ROUTE.match(text, start)):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "RR 2 Box 117"
         elif trigger == "apartment" and (m := _APARTMENT.match(text, start)):
@@ -825,7 +833,14 @@ _INTERNATIONAL_PHONE = re.compile(r"\+\d{1,3}(?:[ .-]\(?\d{1,5}\)?){2,5}(?![\d.-
 
 
 # A ZIP code after its label, and a post office box.
-_LABELLED_ZIP = re.compile(r"(?:zip|postal)(?:[ \t]*code)?[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?)(?![\d-])", _I)
+_LABELLED_ZIP = re.compile(r"(?:zip|postal|postcode)(?:[ \t]*code)?[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?"
+                           r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)(?![\w-])", _I)
+_DECIMAL = re.compile(r"(?<!\d)\d\.\d")
+# A number after the word that says it is one ("Tel: 020 7946 0833", "Ph (02) 9555 1234", "home
+# phone 555 0187"): seven to thirteen digits in groups, in any country's layout.
+_LABELLED_PHONE = re.compile(
+    r"(?:tel(?:ephone)?|ph(?:one)?|fax|mobile|mob|cell|landline|contact)\.?(?:[ \t]+(?:no\.?|number|#))?"
+    r"[ \t]*[:#]?[ \t]*(\+?\(?\d[\d \t().-]{5,20}\d)(?![\d/:.]\d|\d)", _I)
 _PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
 # A rural route's box ("RR 2 Box 117") and an apartment or suite ("Apt 4C", "Suite 210").
 _RURAL_ROUTE = re.compile(r"(?:RR|R\.R\.|Rural[ \t]+Route)[ \t]*\d{1,3},?[ \t]+Box[ \t]*#?[ \t]*\d{1,6}\b",
@@ -995,7 +1010,7 @@ def _place_rules(lexicons: Lexicons) -> tuple[_InstitutionRules | None, frozense
     made = _PLACE_RULES.get(id(lexicons))
     if made is None or made[0] is not lexicons:
         rules = _institution_rules(tuple(lexicons.institution_words))
-        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | _ROAD_WORDS | \
+        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | _ROAD_WORDS | _NAMED_PLACE_ENDINGS | \
             (rules.first_words if rules is not None else frozenset())
         made = _PLACE_RULES[id(lexicons)] = (lexicons, rules, wanted)
     return made[1], made[2]
@@ -1008,6 +1023,8 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     index = ctx.index(text)
     yield from _places_after_in(text, index, ctx)
     for start, end, word in index.hits(wanted):
+        if word in _NAMED_PLACE_ENDINGS and "A" <= text[start] <= "Z":
+            yield from _named_place_before(text, start, end, word, ctx)
         if word in _ROAD_WORDS:
             if (m := _ROAD.match(text, start)) and (word != "i" or (
                     m.group(1) not in _ISOTOPES and (_ROAD_BEFORE.search(text, max(0, start - 8), start)
@@ -1048,6 +1065,36 @@ _ISOTOPES = frozenset({"123", "124", "125", "131"})
 _ROAD_BEFORE = re.compile(r"\b(?:on|off|onto|via|near|from|along|to|the)[ \t]+\Z", _I)
 _ROAD_AFTER = re.compile(r"[ \t]+(?:north|south|east|west)(?:bound)?\b|[ \t]+exit\b", _I)
 _IN_WORDS = frozenset({"in", "near"})
+# A ward named after a person or a place ("Lister Ward", "McKinnon Ward"), and a street named
+# without its number after a word that places someone on it ("on Oxley Street", "outside a
+# café on Queen St E"): the name a surname, a place or a word no dictionary holds.
+_NAMED_PLACE_ENDINGS = frozenset({"ward", "street", "avenue", "ave", "road", "rd", "boulevard",
+                                  "blvd", "lane", "drive", "parkway", "terrace", "st"})
+_NAME_BEFORE_ENDING = re.compile(r"(?<![\w'’-])((?:[A-Z][\w'’-]+[ \t]){1,2})\Z")
+_ON_BEFORE = re.compile(r"\b(?:on|at|off|along|near|down|up|from|to|of|onto|corner[ \t]+of)[ \t]+\Z", _I)
+_DIRECTION_AFTER = re.compile(r"[ \t]+(?:[NSEW]|N[EW]|S[EW])\b(?!\.\w)")
+
+
+def _named_place_before(text: str, start: int, end: int, word: str, ctx: Context) -> Iterator[Span]:
+    m = _NAME_BEFORE_ENDING.search(text, max(0, start - 40), start)
+    if m is None:
+        return
+    names = m.group(1).split()
+    wc = word_classes()
+    keys = [fold(n) for n in names]
+    if not all((k not in wc.dictionary or k in wc.surnames or k in wc.places) and k not in wc.clinical
+               and k not in _STOP and k not in wc.stop for k in keys):
+        return
+    if word == "ward":
+        yield Span(m.start(1), end, "INSTITUTION", "pattern:named-ward", 0.9)
+        return
+    if word == "st" and text[end:end + 1] == "." and text[end + 1:end + 3].strip()[:1].isupper():
+        return  # "St. Mary's": a saint, before a name
+    if _ON_BEFORE.search(text, max(0, m.start(1) - 14), m.start(1)):
+        stop = end + (1 if text[end:end + 1] == "." and word in ("st", "ave", "rd", "blvd") else 0)
+        if d := _DIRECTION_AFTER.match(text, stop):
+            stop = d.end()
+        yield Span(m.start(1), stop, "ADDRESS", "pattern:street", 0.9)
 
 
 def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
