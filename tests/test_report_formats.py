@@ -123,6 +123,7 @@ def deid():
     ("Lives alone, home phone 555 0187, no mobile.", "555 0187", "PHONE"),
     ("Postcode LS6 3QT", "LS6 3QT", "ZIP"),
     ("Postal code K1N 6N5", "K1N 6N5", "ZIP"),
+    ("Seen on 3/10 with pain 7/10.", "3/10", "DATE"),
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
@@ -181,6 +182,10 @@ def test_forms_found(deid, text, phi, category):
     "Ross River virus serology; Stanford type A dissection; Los Angeles grade B oesophagitis.",
     "pH 7.35 7.40 7.38 on serial gases; contact precautions; cell count 12,000; phone at 10:30.",
     "Admitted to the Medical Ward, then Surgical Ward; walked up the Road with PT.",
+    "Pain 7/10 in LLQ, given oxycodone with relief to 3/10.",
+    "Strength 5/5 in bilateral upper extremities, 4/5 LLE.",
+    "Symptoms for 3/12; review in 6/52; Augmentin for 5/7; released 6/12 ago.",
+    "Lives in LTC; NOK (son) aware; discharge summary to GP.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

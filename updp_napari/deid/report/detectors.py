@@ -534,6 +534,11 @@ _MEASURE_AFTER = frozenset({"pain", "discomfort", "murmur", "sem", "hsm", "dm", 
                             "bottles", "cores", "pulses", "nodes", "nodules", "positive",
                             "scale", "points"})
 _NEXT_WORD_AFTER = re.compile(r"[ \t]*([^\W\d_]+)")
+# A scale's word or another score of it near a pair out of 5 or 10.
+_SCORE_NEARBY = re.compile(r"\b(?:pain|score|scale|rated|rating|fatigue|nausea|anxiety|strength|power"
+                           r"|motor|assessment)\b|(?<![\d/])\d{1,2}/(?:10|5)(?![\d/])", _I)
+_DURATION_CUES = frozenset({"for", "in", "within", "over", "ros", "x", "a", "past", "last", "approx",
+                            "about", "after"})
 _FRACTIONS = frozenset({(1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 8), (5, 5)})
 
 
@@ -556,6 +561,16 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
     a, _, b = m.group().partition("/")
     if (int(a), int(b)) in _FRACTIONS:
         return before in _DATE_CUES
+    if before in _DATE_CUES and before not in _DURATION_CUES:
+        return True
+    if int(b) in (5, 10) and int(a) <= int(b) and any(
+            h.start() != m.start() for h in
+            _SCORE_NEARBY.finditer(text, max(0, m.start() - 60), min(len(text), m.end() + 20))):
+        # "Pain 7/10 … relief to 3/10", "strength 5/5 …, 4/5 LLE": a second score of a scale
+        return False
+    if b == "52" or (b in ("12", "7") and (before in _DURATION_CUES or
+                                          (after and after.group(1).lower() in ("ago", "history", "hx")))):
+        return False  # weeks, months and days as British notes count them: "for 5/7", "6/12 ago"
     return True
 
 
