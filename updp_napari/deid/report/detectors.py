@@ -105,7 +105,8 @@ def _at_signs(text: str, at: int) -> list[Span]:
 # after it ("facebook.com/linda.miller.5", "gofundme.com/f/help", "mychart.org").
 _BARE_HOST = re.compile(r"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|us|io|me|info|health)"
                         r"(?:/[^\s<>\"]*[^\s<>\".,;:)])?(?![\w-])", _I)
-_TLD_AFTER_DOT = re.compile(r"\.(?:com|org|net|edu|gov|us|io|me|info|health)(?![\w-])", _I)
+_TLD_WORDS = frozenset({"com", "org", "net", "edu", "gov", "us", "io", "me", "info", "health"})
+_DOT_WORD = frozenset({"dot"})
 # IPv6: groups of hexadecimal digits with "::", or eight groups.
 _IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
                    r"|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
@@ -124,18 +125,19 @@ def _ipv6(text: str) -> list[Span]:
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{4}:")
 
 
-def _bare_hosts(text: str) -> list[tuple[int, int]]:
-    """Where a bare web address stands: looked for only where a full stop joined to a word
-    is followed by one of the common top-level domains."""
+def _bare_hosts(text: str, index: WordIndex) -> list[tuple[int, int]]:
+    """Where a bare web address stands: looked for only where a top-level domain stands as a
+    word after a full stop joined to a word."""
     found: list[tuple[int, int]] = []
-    for tld in _TLD_AFTER_DOT.finditer(text):
-        pos = tld.start()
-        if pos == 0 or not text[pos - 1].isalnum() or (found and pos < found[-1][1]):
+    for tld_start, tld_end, _ in index.hits(_TLD_WORDS):
+        pos = tld_start - 1
+        if pos < 1 or text[pos] != "." or not text[pos - 1].isalnum() or \
+                (found and pos < found[-1][1]):
             continue
         start = pos
         while start and (text[start - 1].isalnum() or text[start - 1] in ".-"):
             start -= 1
-        if (m := _BARE_HOST.match(text, start)) and m.end() >= tld.end():
+        if (m := _BARE_HOST.match(text, start)) and m.end() >= tld_end:
             found.append(m.span())
     return found
 
@@ -754,9 +756,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             start -= 1
         found += _spans(_EMAIL, text, "EMAIL", "pattern:email", pos=start)
         found += _at_signs(text, at)
-    if " dot " in text or "[dot]" in text or "(dot)" in text:  # "jsmith at gmail dot com"
+    if index.hits(_DOT_WORD):  # "jsmith at gmail dot com"
         found += _spans(_EMAIL_SPELT, text, "EMAIL", "pattern:email-spelt")
-    for tld in _bare_hosts(text):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
+    for tld in _bare_hosts(text, index):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
         found.append(Span(*tld, "URL", "pattern:url"))
     found += _ipv6(text)
     for pattern, category in ctx.extra_patterns:
