@@ -124,6 +124,10 @@ def deid():
     ("Postcode LS6 3QT", "LS6 3QT", "ZIP"),
     ("Postal code K1N 6N5", "K1N 6N5", "ZIP"),
     ("Seen on 3/10 with pain 7/10.", "3/10", "DATE"),
+    ("SSN ***-**-1120 on file.", "***-**-1120", "SSN"),
+    ("Pt verified ssn last four 4471 over phone.", "4471", "SSN"),
+    ("SIN 718 253 994 provided for disability application.", "718 253 994", "SSN"),
+    ("NI number JT 48 21 93 B", "JT 48 21 93 B", "SSN"),
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
@@ -186,6 +190,7 @@ def test_forms_found(deid, text, phi, category):
     "Strength 5/5 in bilateral upper extremities, 4/5 LLE.",
     "Symptoms for 3/12; review in 6/52; Augmentin for 5/7; released 6/12 ago.",
     "Lives in LTC; NOK (son) aware; discharge summary to GP.",
+    "The sin of omission; NI 2 views; national average 1234; NHS trust policy.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -213,6 +213,16 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
     return (start, digits_end) if ok else None
 
 
+# A national identity number after its label, whole, masked or its last digits: "SSN
+# ***-**-1120", "ssn last four 4471", "SIN 718 253 994", "NHS number 943 476 5919", "NI number
+# JT 48 21 93 B".
+_NATIONAL_NUMBER = re.compile(
+    r"(?:SSN|social[ \t]+security(?:[ \t]+(?:number|no\.?|#))?|SIN|NHS(?:[ \t]+(?:number|no\.?|#))?"
+    r"|NI(?:[ \t]+(?:number|no\.?|#))|national[ \t]+insurance(?:[ \t]+(?:number|no\.?|#))?)"
+    r"[ \t]*[:#]?[ \t]*(?:(?:last|ending)(?:[ \t]+(?:four|4|digits|in))*[ \t]*[:#]?[ \t]*)?"
+    r"(?P<value>[*Xx]{3}[ -]?[*Xx]{2}[ -]?\d{4}|\d{3}[ -]?\d{3}[ -]?\d{3,4}|\d{4}"
+    r"|[A-Z]{2}[ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]|\d{3}[ -]?\d{2}[ -]?\d{4})(?![\w-])", _I)
+_NATIONAL_NUMBER_WORDS = frozenset({"ssn", "social", "sin", "nhs", "ni", "national"})
 _LABELLED_ID = re.compile(
     r"\b(?P<label>MRN|MR\s?#|MR\s?No\.?|Medical\s+Record(?:\s+(?:Number|No\.?))?|Hospital\s+(?:number|no\.?)"
     r"|Patient\s+ID|PID|Unit\s+No\.?|ID|Acc(?:ession)?\.?(?:\s*(?:no\.?|number|#))?|Order\s*#?"
@@ -582,6 +592,8 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
                    "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box",
                    "rr": "rural-route", "rural": "rural-route", "r": "rural-route",
+                   "sin": "national-number", "nhs": "national-number", "ni": "national-number",
+                   "national": "national-number",
                    **{w: "phone-label" for w in ("tel", "telephone", "ph", "phone", "fax", "mobile",
                                                  "mob", "cell", "landline", "contact")},
                    "postcode": "zip",
@@ -675,8 +687,11 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if word in _misspelt_months() and (m := _MONTH_LIKE_DATE.match(text, start)):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
             continue
-        if trigger == "id-label":
-            if m := _LABELLED_ID.match(text, start):
+        if trigger == "id-label" or trigger == "national-number":
+            if word in _NATIONAL_NUMBER_WORDS and (m := _NATIONAL_NUMBER.match(text, start)) and \
+                    (word != "sin" or text[start:end] == "SIN"):
+                found.append(Span(m.start("value"), m.end("value"), "SSN", "pattern:labelled-id"))
+            elif trigger == "id-label" and (m := _LABELLED_ID.match(text, start)):
                 label = m.group("label").lower()
                 category = ("ACCESSION" if label.startswith("acc") else
                             "SSN" if label.startswith(("ssn", "social")) else "MRN")
