@@ -128,6 +128,9 @@ def deid():
     ("Pt verified ssn last four 4471 over phone.", "4471", "SSN"),
     ("SIN 718 253 994 provided for disability application.", "718 253 994", "SSN"),
     ("NI number JT 48 21 93 B", "JT 48 21 93 B", "SSN"),
+    ("Grew up in Ballymena, still talks about it.", "Ballymena", "CITY"),
+    ("Suburb: Bankstown", "Bankstown", "CITY"),
+    ("Lives on a farm outside Penrith.", "Penrith", "CITY"),
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
@@ -191,6 +194,7 @@ def test_forms_found(deid, text, phi, category):
     "Symptoms for 3/12; review in 6/52; Augmentin for 5/7; released 6/12 ago.",
     "Lives in LTC; NOK (son) aware; discharge summary to GP.",
     "The sin of omission; NI 2 views; national average 1234; NHS trust policy.",
+    "Back in Bed 4 after a town meeting; outside Radiology; in Parkinson disease.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -1096,7 +1096,7 @@ _ROAD_WORDS = frozenset({"route", "rte", "highway", "hwy", "interstate", "i"})
 _ISOTOPES = frozenset({"123", "124", "125", "131"})
 _ROAD_BEFORE = re.compile(r"\b(?:on|off|onto|via|near|from|along|to|the)[ \t]+\Z", _I)
 _ROAD_AFTER = re.compile(r"[ \t]+(?:north|south|east|west)(?:bound)?\b|[ \t]+exit\b", _I)
-_IN_WORDS = frozenset({"in", "near"})
+_IN_WORDS = frozenset({"in", "near", "outside", "suburb", "town", "hometown", "village"})
 # A ward named after a person or a place ("Lister Ward", "McKinnon Ward"), and a street named
 # without its number after a word that places someone on it ("on Oxley Street", "outside a
 # café on Queen St E"): the name a surname, a place or a word no dictionary holds.
@@ -1130,9 +1130,10 @@ def _named_place_before(text: str, start: int, end: int, word: str, ctx: Context
 
 
 def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
-    """Where capitals mean something, a town after "in" or "near" ("PCP in Needham"): a
-    capitalised single-word US place of four letters or more that no dictionary holds as a
-    word (not "in Bed", "in Lyme disease" or "in Addison's")."""
+    """Where capitals mean something, a town after "in", "near" or "outside" ("PCP in
+    Needham"), or after a label of one ("Suburb: Bankstown"): a capitalised single-word place of
+    four letters or more that no dictionary holds as a word (not "in Bed", "in Lyme disease"
+    or "in Addison's")."""
     positions = index.positions(_IN_WORDS)
     if not positions or not ctx.reader(text).cased:
         return
@@ -1141,8 +1142,10 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
         if i + 1 >= len(words):
             break
         s, e, key = words[i + 1]
+        gap = text[words[i][1]:s]
         if "A" <= text[s] <= "Z" and len(key) >= 4 and not text[s:e].isupper() and \
-                words[i][1] + 1 == s and key in wc.us_places and key not in wc.dictionary and \
+                (gap == " " or gap in (": ", ":") and words[i][2] not in ("in", "near", "outside")) and \
+                key in wc.places and key not in wc.dictionary and \
                 key not in wc.clinical and key not in wc.stop and key not in ambiguous and \
                 not text.startswith(("'", "’", "-"), e):
             yield Span(s, e, "CITY", "lexicon:place-after-in", 0.8)  # a guess: yields to terms
