@@ -259,8 +259,8 @@ def test_the_written_fragment_sets_stay_found():
     corpus = Path(__file__).resolve().parent.parent / "examples" / "phi_fragments.jsonl"
     result = evaluate_corpus(corpus, bootstrap=0)
     assert result["notes"] == 1012 and result["gold_spans"] == 764
-    assert result["span_recall"] >= 0.88 and result["over_redaction"] <= 0.009
-    floors = {"AGE": 0.85, "DATE": 0.9, "EMAIL": 0.95, "ID": 0.88, "INST": 0.8, "IP": 0.9,
-              "LOC": 0.72, "NAME": 0.9, "PHONE": 0.8, "URL": 0.9}
+    assert result["span_recall"] >= 0.9 and result["over_redaction"] <= 0.008
+    floors = {"AGE": 0.85, "DATE": 0.9, "EMAIL": 0.95, "ID": 0.88, "INST": 0.85, "IP": 0.9,
+              "LOC": 0.82, "NAME": 0.9, "PHONE": 0.9, "SSN": 0.9, "URL": 0.9}
     for category, floor in floors.items():
         assert result["per_category"][category]["recall"] >= floor, category
