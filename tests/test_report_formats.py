@@ -131,6 +131,21 @@ def deid():
     ("Grew up in Ballymena, still talks about it.", "Ballymena", "CITY"),
     ("Suburb: Bankstown", "Bankstown", "CITY"),
     ("Lives on a farm outside Penrith.", "Penrith", "CITY"),
+    ("M/91, known CKD.", "91", "AGE"),
+    ("Wife is 93 and frail, unable to care for pt.", "93", "AGE"),
+    ("She'll be 95 next month.", "95", "AGE"),
+    ("Mother died at 96, father at 70.", "96", "AGE"),
+    ("Pt (97) confused overnight.", "97", "AGE"),
+    ("Last seen in clinic 02-Nov, stable.", "02-Nov", "DATE"),
+    ("Haemodialysis commenced 2021-03 via AVF.", "2021-03", "DATE"),
+    ("Last HbA1c 8.2% (Aug-23), lipids due.", "Aug-23", "DATE"),
+    ("On holiday until 30/6, symptoms began on the flight.", "30/6", "DATE"),
+    ("OHIP 4728-193-056-KT", "4728-193-056-KT", "ID"),
+    ("DL# S530-417-82-911-0", "S530-417-82-911-0", "ID"),
+    ("Mister Alvarez tells me he has been taking it.", "Alvarez", "NAME"),
+    ("Accompanied by her carer, Dorota, who speaks Polish.", "Dorota", "NAME"),
+    ("Lachlan (pt's grandson) visiting.", "Lachlan", "NAME"),
+    ("Pt's work # 555 0139.", "555 0139", "PHONE"),
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
@@ -195,6 +210,8 @@ def test_forms_found(deid, text, phi, category):
     "Lives in LTC; NOK (son) aware; discharge summary to GP.",
     "The sin of omission; NI 2 views; national average 1234; NHS trust policy.",
     "Back in Bed 4 after a town meeting; outside Radiology; in Parkinson disease.",
+    "Temp 98.6 F; HR is 95 and stable; pt was 92% on RA; GCS 13/15; 12-Lead ECG; 1-2 tabs.",
+    "Pt initially on 13/10 in am; PSV of 15/5; home 2 days; work 3 shifts; 24/7 care.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)
@@ -259,8 +276,8 @@ def test_the_written_fragment_sets_stay_found():
     corpus = Path(__file__).resolve().parent.parent / "examples" / "phi_fragments.jsonl"
     result = evaluate_corpus(corpus, bootstrap=0)
     assert result["notes"] == 1012 and result["gold_spans"] == 764
-    assert result["span_recall"] >= 0.9 and result["over_redaction"] <= 0.008
-    floors = {"AGE": 0.85, "DATE": 0.9, "EMAIL": 0.95, "ID": 0.88, "INST": 0.85, "IP": 0.9,
-              "LOC": 0.82, "NAME": 0.9, "PHONE": 0.9, "SSN": 0.9, "URL": 0.9}
+    assert result["span_recall"] >= 0.93 and result["over_redaction"] <= 0.008
+    floors = {"AGE": 0.92, "DATE": 0.94, "EMAIL": 0.95, "ID": 0.93, "INST": 0.85, "IP": 0.9,
+              "LOC": 0.82, "NAME": 0.93, "PHONE": 0.92, "SSN": 0.9, "URL": 0.9}
     for category, floor in floors.items():
         assert result["per_category"][category]["recall"] >= floor, category

@@ -55,6 +55,16 @@ _SPACED_NUMBER_DATE = re.compile(
 _MONTH_LONG_YEAR = re.compile(rf"(?<![\d/.])(?:0?[1-9]|1[0-2])/{_YEAR}(?![\d/])")
 # Mar-03-2019, and the forms written without spaces: 03Mar2019, 12SEP18, Apr1 2023.
 _MONTH_DASH_DATE = re.compile(rf"\b{_MONTHS}-{_DAY_NUMBER}-(?:{_YEAR}|\d\d)\b", _I)
+# "02-Nov" (a day and a month), "Aug-23" (a month and a two-digit year), "2021-03" (a year
+# and a month).
+_DAY_DASH_MONTH = re.compile(rf"\b{_DAY_NUMBER}-{_MONTHS}\b(?!-)", _I)
+_MONTH_DASH_YEAR = re.compile(rf"\b{_MONTHS}-(?:\d\d|{_YEAR})\b(?!-)", _I)
+_YEAR_DASH_MONTH = re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])\b(?![-/]\d)")
+# "until 30/6": a day past twelve before the month, as British notes write it, after a word
+# that introduces a date and no setting ("on 13/10", "PSV of 15/5" are pressures).
+_DAY_MONTH_CUES = frozenset({"until", "till", "til", "since", "dated", "before", "after", "through",
+                             "thru"})
+_DAY_MONTH_SHORT = re.compile(r"(?<![\d/.])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])")
 _GLUED_DAY_MONTH = re.compile(rf"\b{_DAY_NUMBER}{_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
 _GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}{_DAY_NUMBER}(?:,?\s+{_YEAR})?\b", _I)
 _GLUED_MONTH_WORD = re.compile(r"\d{1,2}[a-z]{3,9}(?:\d\d|\d{4})?")
@@ -168,12 +178,16 @@ _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
 # An age over 89 told by the words about it: "She is 95.", "turned 92 last week", "M, 90, s/p
 # fall", "in her 90s", "her 100th birthday" (not "HR is 95", "turned 90 degrees", "SBP in
 # the 90s").
-_AGE_BEFORE = re.compile(r"(?:\b(?P<is>she|he|pt|patient)\s+(?:is|was)|\bturn(?:s|ed|ing)"
-                         r"|(?<![\w,])(?P<sex>[MF]|mother|father|husband|wife|sister|brother|aunt|uncle),|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)"
-                         r"[ \t-]*\Z", _I)
+_AGE_BEFORE = re.compile(
+    r"(?:\b(?P<is>she|he|pt|patient|wife|husband|mother|father)(?:\s+(?:is|was|will\s+be)|['’]ll\s+be)"
+    r"|\bturn(?:s|ed|ing)|\b(?:died|passed\s+away|passed)\s+at|\b(?:pt|patient)\s*\("
+    r"|(?<![\w,/])(?P<sex>[MF]|mother|father|husband|wife|sister|brother|aunt|uncle)[,/]"
+    r"|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
-                       "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t")
-_AGE_AFTER_IS = re.compile(r"\s*(?:[.,;)]|\Z|(?:years?|yrs?)\b)")
+                       "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", " at ",
+                       "(", "/")
+# After "she is 98": the end of the phrase, years, or what goes on about her ("and", "(per").
+_AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\()", _I)
 _AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
 _BIRTHDAY = re.compile(r"\s+birthday\b", _I)
 # The same in words: "ninety-two year old", "a nonagenarian", "in his nineties".
@@ -204,8 +218,13 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
     if before.group("is"):
         ok = _AGE_AFTER_IS.match(text, digits_end) is not None and word.isdigit()
     elif before.group("sex"):
-        ok = text.startswith(",", digits_end) and word.isdigit()
+        ok = word.isdigit() and (text.startswith(",", digits_end) or before.group().rstrip(" \t-")[-1:] == "/"
+                                 and not text[digits_end:digits_end + 1].isdigit())
     elif before.group().lower().startswith("turn"):
+        ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
+    elif before.group().rstrip(" \t-").endswith("("):  # "pt (97)"
+        ok = word.isdigit() and text.startswith(")", digits_end)
+    elif before.group().rstrip(" \t-").lower().endswith(" at"):  # "died at 96"
         ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
     else:  # in her 90s
         ok = word[len(text[start:digits_end]):] == "s" and word[-2] == "0"
@@ -233,7 +252,7 @@ _LABELLED_ID = re.compile(
 _OTHER_ID = re.compile(
     r"(?:VIN|MBI|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?|policy|claim|member"
     r"|account|acct|group|grp|reg(?:istration)?|certificate|cert|permit|passport|medicare|medicaid"
-    r"|insurance|subscriber|beneficiary|card)"
+    r"|insurance|subscriber|beneficiary|card|OHIP|IHI|PHN|DL)"
     r"(?:\s+plate)?(?:\s+(?:card\s+)?(?:no\.?|number|#|id))?)\s*[:#]?\s*(?:[A-Z]{2,4}\s)?"
     r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?(?:[ ](?=[A-Z-]*\d)[A-Z0-9-]*[A-Z0-9]){0,3})"
     r"(?![\w/.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
@@ -241,7 +260,8 @@ _OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "lot",
                              "case", "study", "exam", "examination", "policy", "claim", "member",
                              "account", "acct", "group", "grp", "reg", "registration",
                              "certificate", "cert", "permit", "passport", "medicare", "medicaid",
-                             "insurance", "subscriber", "beneficiary", "card"})
+                             "insurance", "subscriber", "beneficiary", "card", "ohip", "ihi",
+                             "phn", "dl"})
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
 _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
@@ -279,7 +299,7 @@ _INSTITUTION_ABBR = re.compile(r"\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'-]{2,}\s+
                                r"(?:GH|MC|UH|CH|MH|RMC|UMC|HC|HS)\b")
 
 _TITLES = (r"(?:Dr|Doctor|Drs|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Nurse|RN|NP|PA-C|Sister|Rev|Reverend"
-           r"|Sra|Srta|Sgt|Capt|Officer|Rabbi|Pastor|Chaplain|Imam|Judge|Coach)")
+           r"|Sra|Srta|Sgt|Capt|Officer|Rabbi|Pastor|Chaplain|Imam|Judge|Coach|Mister)")
 _TITLE = re.compile(rf"\b{_TITLES}\b\.?\s+", _I)
 _CREDENTIAL = re.compile(r",?\s*(?<![\w.])(?:M\.?D\.?|D\.?O\.?|Ph\.?D\.?|RN|NP|PA-C|RT\s?\(R\)|RT|FRCR"
                          r"|MBBS|FRCP|md)(?![\w])")
@@ -595,7 +615,8 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    "sin": "national-number", "nhs": "national-number", "ni": "national-number",
                    "national": "national-number",
                    **{w: "phone-label" for w in ("tel", "telephone", "ph", "phone", "fax", "mobile",
-                                                 "mob", "cell", "landline", "contact")},
+                                                 "mob", "cell", "landline", "contact", "home",
+                                                 "work")},
                    "postcode": "zip",
                    "apt": "apartment", "apartment": "apartment", "suite": "apartment",
                    "ste": "apartment",
@@ -638,6 +659,15 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                         _word_before(text, m.start()) in _MEASURE_CUES):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
             _numeric_at(text, start, end, word, found, ctx, streets)
+            after = text[end:end + 1]
+            if after == "-":
+                m = _DAY_DASH_MONTH.match(text, start) if len(word) <= 2 else \
+                    _YEAR_DASH_MONTH.match(text, start) if len(word) == 4 else None
+                if m:
+                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "02-Nov"
+            elif after == "/" and len(word) == 2 and (m := _DAY_MONTH_SHORT.match(text, start)) and \
+                    _word_before(text, start) in _DAY_MONTH_CUES:
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "until 30/6"
             if len(word) == 2:
                 if start and text[start - 1] in "'’" and (m := _YEAR_QUOTED_BEFORE.match(text, start - 1)):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
@@ -697,6 +727,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                             "SSN" if label.startswith(("ssn", "social")) else "MRN")
                 found.append(Span(m.start("value"), m.end("value"), category, "pattern:labelled-id"))
         elif trigger == "month":
+            if text[end:end + 1] == "-" and (m := _MONTH_DASH_YEAR.match(text, start)):
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Aug-23"
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
@@ -871,7 +903,8 @@ _DECIMAL = re.compile(r"(?<!\d)\d\.\d")
 # A number after the word that says it is one ("Tel: 020 7946 0833", "Ph (02) 9555 1234", "home
 # phone 555 0187"): seven to thirteen digits in groups, in any country's layout.
 _LABELLED_PHONE = re.compile(
-    r"(?:tel(?:ephone)?|ph(?:one)?|fax|mobile|mob|cell|landline|contact)\.?(?:[ \t]+(?:no\.?|number|#))?"
+    r"(?:tel(?:ephone)?|ph(?:one)?|fax|mobile|mob|cell|landline|contact|(?:home|work)(?=[ \t]*(?:#|no\.)))"
+    r"\.?(?:[ \t]*(?:no\.?|number|#))?"
     r"[ \t]*[:#]?[ \t]*(\+?\(?\d[\d \t().-]{5,20}\d)(?![\d/:.]\d|\d)", _I)
 _PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
 # A rural route's box ("RR 2 Box 117") and an apartment or suite ("Apt 4C", "Suite 210").
@@ -1272,7 +1305,7 @@ _TITLE_WORDS = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", 
                 # Spanish forms of address ("Sr" is sinus rhythm), ranks of the police and the
                 # forces, the clergy, ...
                 "sra", "srta", "sgt", "capt", "officer", "rabbi", "pastor", "chaplain",
-                "imam", "judge", "coach"}
+                "imam", "judge", "coach", "mister"}
 _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated", "reported", "read",
                 "interpreted", "verified", "transcribed", "approved", "attending", "referring",
                 "requesting", "ref", "referred", "ordered", "tech", "technologist", "technician",

@@ -27,7 +27,8 @@ _RELATIONS = frozenset({
     "mum", "father", "dad", "friend", "friends", "neighbor", "neighbour", "niece", "nephew", "aunt",
     "uncle", "cousin", "grandson", "granddaughter", "grandaughter", "grandchild", "grandmother",
     "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
-    "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's"})
+    "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's", "carer",
+    "caregiver"})
 # What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
 _RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+"
                            r"|[ \t]*\([ \t]*|\s+)")
@@ -450,7 +451,7 @@ _FIRST_TOKEN = re.compile(r"[A-Za-z'’-]+")
 
 
 # A parenthesis of up to three words after a name, the last a relation, role or credential.
-_PAREN_AFTER_NAME = re.compile(r"\([ \t]*((?:[A-Za-z-]+[ \t]+){0,2}[A-Za-z-]+)[ \t]*\)")
+_PAREN_AFTER_NAME = re.compile(r"\([ \t]*((?:[A-Za-z'’-]+[ \t]+){0,2}[A-Za-z-]+)[ \t]*\)")
 # ", pt's wife", ", the pt's foster daughter", ", her son", ", 6 yo grandson".
 _RELATION_AFTER_COMMA = re.compile(
     r",[ \t]+(?:the[ \t]+)?(?:(?:pt|patient)['’]?s|her|his|their"
