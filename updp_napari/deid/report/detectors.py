@@ -185,7 +185,7 @@ _AGE_BEFORE = re.compile(
     r"|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
                        "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", " at ",
-                       "(", "/")
+                       "pt (", "pt(", "patient (", "m/", "f/")  # not every "(95" or "120/95"
 # After "she is 98": the end of the phrase, years, or what goes on about her ("and", "(per").
 _AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\()", _I)
 _AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
