@@ -146,6 +146,11 @@ def deid():
     ("Accompanied by her carer, Dorota, who speaks Polish.", "Dorota", "NAME"),
     ("Lachlan (pt's grandson) visiting.", "Lachlan", "NAME"),
     ("Pt's work # 555 0139.", "555 0139", "PHONE"),
+    ("Pt's church, Grace Baptist Tabernacle, bringing meals.", "Grace Baptist Tabernacle",
+     "INSTITUTION"),
+    ("Employed by Redgum Mining Pty Ltd as a driller.", "Redgum Mining Pty Ltd", "INSTITUTION"),
+    ("History of incarceration at Fernhill Correctional Facility.", "Fernhill Correctional Facility",
+     "INSTITUTION"),
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
@@ -212,6 +217,7 @@ def test_forms_found(deid, text, phi, category):
     "Back in Bed 4 after a town meeting; outside Radiology; in Parkinson disease.",
     "Temp 98.6 F; HR is 95 and stable; pt was 92% on RA; GCS 13/15; 12-Lead ECG; 1-2 tabs.",
     "Pt initially on 13/10 in am; PSV of 15/5; home 2 days; work 3 shifts; 24/7 care.",
+    "The church community helps; high school diploma; day program at home. Inc RR to 10.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)
