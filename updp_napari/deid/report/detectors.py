@@ -111,16 +111,21 @@ def _at_signs(text: str, at: int) -> list[Span]:
             found.append(Span(h.start(), h.end(), "URL", "pattern:handle"))
         at = text.find("@", at + 1)
     return found
+
+
 # A web address without its scheme: a host name ending in a common top-level domain, a path
 # after it ("facebook.com/linda.miller.5", "gofundme.com/f/help", "mychart.org").
-_BARE_HOST = re.compile(r"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|us|io|me|info|health)"
-                        r"(?:/[^\s<>\"]*[^\s<>\".,;:)])?(?![\w-])", _I)
 _TLD_WORDS = frozenset({"com", "org", "net", "edu", "gov", "us", "io", "me", "info", "health"})
+_BARE_HOST = re.compile(rf"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:{'|'.join(sorted(_TLD_WORDS))})"
+                        r"(?:/[^\s<>\"]*[^\s<>\".,;:)])?(?![\w-])", _I)
 _DOT_WORD = frozenset({"dot"})
 # IPv6: groups of hexadecimal digits with "::", or eight groups.
 _IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
                    r"|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}"
                    r"|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?![\w:])")
+
+
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{4}:")
 
 
 def _ipv6(text: str) -> list[Span]:
@@ -130,9 +135,6 @@ def _ipv6(text: str) -> list[Span]:
         return []
     return [Span(m.start(), m.end(), "IP", "pattern:ip") for m in _IPV6.finditer(text)
             if sum(1 for g in m.group().split(":") if g) >= 3]  # not "std::map"
-
-
-_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{4}:")
 
 
 def _bare_hosts(text: str, index: WordIndex) -> list[tuple[int, int]]:
@@ -208,7 +210,8 @@ _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|lat
 
 def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[int, int] | None:
     """Where the number of 90 to 119 at ``start`` is an age by the words about it."""
-    if word[len(text[start:digits_end]):] in ("st", "nd", "rd", "th"):
+    suffix = word[digits_end - start:]  # "th" of "100th", "s" of "90s"
+    if suffix in ("st", "nd", "rd", "th"):
         return (start, start + len(word)) if _BIRTHDAY.match(text, start + len(word)) else None
     if not text[max(0, start - 9):start].lower().endswith(_AGE_BEFORE_ENDINGS):
         return None  # "HR 95", "sats 98": the rest is not tried
@@ -227,7 +230,7 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
     elif before.group().rstrip(" \t-").lower().endswith(" at"):  # "died at 96"
         ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
     else:  # in her 90s
-        ok = word[len(text[start:digits_end]):] == "s" and word[-2] == "0"
+        ok = suffix == "s" and word[-2] == "0"
         return (start, start + len(word)) if ok else None
     return (start, digits_end) if ok else None
 
@@ -433,6 +436,8 @@ _MONTH_DAY_IN_WORDS = re.compile(
     rf"(?:,?\s+{_YEAR}\b)?", _I)
 # A month's name one letter off ("Febuary 2", "Octobr 18"), then a day or a year.
 _MONTH_LIKE_DATE = re.compile(rf"[^\W\d_]+\.?\s+(?:{_DAY}(?:,?\s+{_YEAR})?|{_YEAR})\b(?![/:.]\d)")
+
+
 @cache
 def _misspelt_months() -> frozenset[str]:
     """Every word one letter off a month's full name (changed, dropped, added, or two
@@ -486,10 +491,13 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
                 return (_MONTH_LONG_YEAR,)  # 3/2019: no other form has four digits there
             if text[end + 1:end + 2] in (" ", "\t"):
                 return (_SPACED_NUMBER_DATE,)  # 4/ 1/23
-            return _NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR
+            # "until 30/6": a British day and month, after a word that dates it (see the loop)
+            return (_NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR, _DAY_MONTH_SHORT) if len(word) == 2 \
+                else (_NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR)
         if after == "-":
-            return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE) if len(word) == 4 else \
-                (_NUMBER_DATE, _DD_MON_DATE)
+            return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE, _YEAR_DASH_MONTH) if len(word) == 4 else \
+                (_NUMBER_DATE, _DD_MON_DATE, _DAY_DASH_MONTH) if len(word) <= 2 else \
+                (_NUMBER_DATE, _DD_MON_DATE)  # "2021-03", "02-Nov"
         return (_NUMBER_DATE,)
     if after == " " and text[end + 1:end + 2] == "/" and digits and len(word) <= 2:
         return (_SPACED_NUMBER_DATE,)  # 4 / 1 / 2023
@@ -656,18 +664,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 if (m := pattern.match(text, start)) and (
                         pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)) and not (
                         pattern is _NUMBER_DATE and len(m.group()) <= 8 and
-                        _word_before(text, m.start()) in _MEASURE_CUES):
+                        _word_before(text, m.start()) in _MEASURE_CUES) and (
+                        pattern is not _DAY_MONTH_SHORT or _word_before(text, start) in _DAY_MONTH_CUES):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
             _numeric_at(text, start, end, word, found, ctx, streets)
-            after = text[end:end + 1]
-            if after == "-":
-                m = _DAY_DASH_MONTH.match(text, start) if len(word) <= 2 else \
-                    _YEAR_DASH_MONTH.match(text, start) if len(word) == 4 else None
-                if m:
-                    dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "02-Nov"
-            elif after == "/" and len(word) == 2 and (m := _DAY_MONTH_SHORT.match(text, start)) and \
-                    _word_before(text, start) in _DAY_MONTH_CUES:
-                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "until 30/6"
             if len(word) == 2:
                 if start and text[start - 1] in "'’" and (m := _YEAR_QUOTED_BEFORE.match(text, start - 1)):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
@@ -1418,7 +1418,8 @@ def _last_first_lines(text: str, ctx: Context) -> list[Span]:
         line_start = text.rfind("\n", 0, comma) + 1
         m = _LAST_FIRST_LINE.match(text, line_start) if comma - line_start <= 40 and \
             " " not in text[line_start:comma].strip() else None
-        comma = text.find(",", text.find("\n", comma) % (len(text) + 1) or len(text))
+        line_end = text.find("\n", comma)  # one try a line: the next line's first comma
+        comma = text.find(",", line_end) if line_end >= 0 else -1
         if m is None:
             continue
         last, first = fold(m.group(1)), fold(m.group(2))

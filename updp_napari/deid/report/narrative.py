@@ -442,7 +442,9 @@ def _relatives_after(reader: Reader) -> Iterator[Span]:
         # "Per Dawn (night RN)": the word that leads to a person is not part of the name.
         first = _FIRST_TOKEN.match(text, span.start)
         if first and first.group().lower() in _LEADING_WORDS and first.end() < span.end:
-            start = first.end() + len(text[first.end():span.end]) - len(text[first.end():span.end].lstrip())
+            start = first.end()
+            while text[start].isspace():
+                start += 1
             span = Span(start, span.end, span.category, span.source, span.confidence)
         yield span
 
