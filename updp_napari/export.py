@@ -421,17 +421,17 @@ def export_package(workspace: str | os.PathLike, out: str | os.PathLike, *, ocr:
                         "exported (run updp export again)")
                 os.replace(staging, out)
                 fsync_folder(out.parent)
-        except OSError as exc:  # a full disk, a folder taken away: nothing of it stays
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if not isinstance(exc, OSError):
+                raise
+            # A full disk, a folder taken away: said as where, and that nothing of it stays.
             in_workspace = bool(exc.filename) and Path(scratch) in Path(exc.filename).parents
             where = store.workspace if in_workspace else out
             what = ("the originals' copies for the leak scan could not be written in the "
                     "workspace" if in_workspace else "the package could not be written")
             raise UpdpError(f"{where}: {what} ({exc.strerror or exc}); nothing was "
                             "exported") from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         summary.cases = [r["case_id"] for r in rows]
