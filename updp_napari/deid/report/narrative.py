@@ -679,7 +679,7 @@ def _institution_openers(reader: Reader) -> Iterator[Span]:
     """"sacred heart Memorial", "to holy cross": a phrase that opens hospitals' names, with the
     institution words after it, before one or after a word of moving."""
     text, words, openers = reader.text, reader.words, reader.wc.institution_openers
-    for i in reader.index.positions(openers):
+    for i in reader.index.positions(reader.wc.institution_opener_words):
         s, e, first = words[i]
         if i + 1 >= len(words) or words[i + 1][2] not in openers[first] or \
                 not _ONE_OR_TWO_BLANKS.fullmatch(text[e:words[i + 1][0]]):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from .lexicons import SINGLE_LETTERS, PhraseMatcher, default_lexicons, fold, read_list
 from .public_lexicons import public_lexicons
@@ -105,6 +105,12 @@ class WordClasses:
                 if word[:i] + c + word[i:] in d or (i < n and word[:i] + c + word[i + 1:] in d):
                     return True
         return False
+
+    @cached_property
+    def institution_opener_words(self) -> frozenset[str]:
+        """The first words of ``institution_openers``: a fixed set, so that a word index
+        answers where they stand at once."""
+        return frozenset(self.institution_openers)
 
     def commonness(self, word: str) -> int:
         """1 for everyday words, 2 for ordinary ones, 3 for rare ones, 4 for none."""
