@@ -2,7 +2,9 @@
 #   make demo   install what is missing, build the sample cohort, show what it made
 #   make test   install what is missing, lint, and run the whole test suite
 SHELL := /bin/bash
-PYTHON ?= python3
+# The interpreter the virtual environment is built on: the distribution's optimised build of
+# the same version as python3 when there is one (see the script).
+PYTHON ?= $(shell scripts/pick-python.sh)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.updp-installed
