@@ -244,11 +244,49 @@ def test_an_address_is_looked_for_only_where_a_street_word_can_end_it(text):
     from updp_napari.deid.report.lexicons import cut_words, index_words
 
     index = index_words(cut_words(text))
-    streets = [s for s, _, _ in index.hits(d._STREET_SUFFIXES)]
+    streets = d._StreetWords(text, [s for s, _, _ in index.hits(d._STREET_SUFFIXES)])
     for start, end, _ in index.numbers:
         if d._ADDRESS.match(text, start) or d._ADDRESS_ANY_CASE.match(text, start):
-            assert d._street_word_ahead(text, end, streets)
-    assert d._street_word_ahead(text, 0, None)
+            assert streets.ahead(end)
+
+
+def test_whether_a_street_word_is_ahead_is_the_search_from_each_number():
+    """``_StreetWords.ahead`` answers as matching the characters an address allows from the
+    number to the next street word would, on random texts and street words."""
+    import random
+
+    allowed = re.compile(r"[\w'.\s-]*")
+    rng = random.Random(11)
+    for _ in range(2000):
+        text = "".join(rng.choice("ab Z'.-_1,:(\n;é") for _ in range(rng.randint(0, 40)))
+        starts = sorted(rng.sample(range(len(text) + 1), rng.randint(0, min(4, len(text) + 1))))
+        streets = d._StreetWords(text, starts)
+        for end in rng.sample(range(len(text) + 1), len(text) + 1):  # asked in any order
+            nxt = [s for s in starts if s > end]
+            expected = bool(nxt) and allowed.match(text, end, nxt[0]).end() == nxt[0]
+            assert streets.ahead(end) == expected, (text, starts, end)
+
+
+def test_a_long_note_is_read_once_for_its_street_word_not_once_per_number(monkeypatch):
+    """Numbers far before a street word, nothing an address forbids between: the text before
+    the street word is read once, not from every number (quadratic in a long note)."""
+    from updp_napari.deid.report.lexicons import default_lexicons
+
+    read = []
+
+    class Counting:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def finditer(self, text, pos, endpos):
+            read.append(endpos - pos)
+            return self.pattern.finditer(text, pos, endpos)
+
+    monkeypatch.setattr(d, "_ADDRESS_BARRIER", Counting(d._ADDRESS_BARRIER))
+    text = "took 5 pills and went home " * 2000 + "lives at 12 Baker Street"
+    spans = d.detect_patterns(text, d.Context(default_lexicons()))
+    assert [text[s.start:s.end] for s in spans if s.category == "ADDRESS"] == ["12 Baker Street"]
+    assert sum(read) <= len(text)
 
 
 @pytest.mark.parametrize("text", [

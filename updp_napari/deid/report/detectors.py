@@ -657,7 +657,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     # An address holds a street word as a word of its own after its number: where they stand
     # (ASCII text only: in any case "ſt" is "st" to the pattern, not to the word cut; None
     # where any number may begin one).
-    streets = [s for s, _, _ in index.hits(_STREET_SUFFIXES)] if text.isascii() else None
+    streets = _StreetWords(text, [s for s, _, _ in index.hits(_STREET_SUFFIXES)]) \
+        if text.isascii() else None
     for start, end, word in index.numbers:
         if start < 2 or text[start - 1] not in "/.:-" or not text[start - 2].isdigit():
             for pattern in _date_patterns_at(text, end, word):
@@ -833,7 +834,7 @@ def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
 
 
 def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], ctx: Context,
-                streets: list[int] | None = None) -> None:
+                streets: _StreetWords | None = None) -> None:
     """The patterns that begin with a digit, tried where a number begins (into ``found``)."""
     after = text[end:end + 1]
     if after in (":", ".") or "h" in word:
@@ -875,7 +876,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
         elif span := _age_by_context(text, start, start + len(digits), word):
             found.append(Span(*span, "AGE", "pattern:age"))
-    if n <= 5 and after.isspace() and _street_word_ahead(text, end, streets):  # "221 Baker Street"
+    if n <= 5 and after.isspace() and (streets is None or streets.ahead(end)):  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
@@ -923,19 +924,39 @@ _WARD_FLOOR = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) \Z")
 _COMPASS_WORDS = frozenset({"north", "south", "east", "west"})
 
 
-# What the address patterns allow between a number and its street word: words, apostrophes,
-# hyphens, a direction's full stop, spaces.
-_ADDRESS_GAP = re.compile(r"[\w'.\s-]*")
+# What the address patterns do not allow between a number and its street word (they allow
+# words, apostrophes, hyphens, a direction's full stop, spaces).
+_ADDRESS_BARRIER = re.compile(r"[^\w'.\s-]")
 
 
-def _street_word_ahead(text: str, end: int, streets: list[int] | None) -> bool:
-    """Whether an address can begin at the number ending at ``end``: a street word starts
-    after it with nothing between that the address patterns do not allow (``streets``: where
-    the street words start, in order; None: anywhere)."""
-    if streets is None:
-        return True
-    k = bisect_right(streets, end)
-    return k < len(streets) and streets[k] <= _ADDRESS_GAP.match(text, end).end()
+class _StreetWords:
+    """Where a text's street words start, to tell whether an address can begin at a number:
+    a street word starts after it with nothing between that the address patterns do not
+    allow. For each street word the last such character before it is found once, over the
+    text since the street word before it, so that the question costs a look-up however far
+    the street word stands and however many numbers ask (linear in the text, where a search
+    from each number would be quadratic in a long note)."""
+
+    __slots__ = ("text", "starts", "barriers")
+
+    def __init__(self, text: str, starts: list[int]):
+        self.text, self.starts = text, starts
+        self.barriers: dict[int, int] = {}  # street word (its number) -> last barrier before it
+
+    def ahead(self, end: int) -> bool:
+        """Whether an address can begin at the number ending at ``end``."""
+        starts = self.starts
+        k = bisect_right(starts, end)
+        if k == len(starts):
+            return False
+        last = self.barriers.get(k)
+        if last is None:
+            last = -1
+            # The numbers that ask about this street word end after the one before it.
+            for b in _ADDRESS_BARRIER.finditer(self.text, starts[k - 1] if k else 0, starts[k]):
+                last = b.start()
+            self.barriers[k] = last
+        return last < end
 
 
 # Two numbers of up to four digits joined by a dash are a range ("100-120", "1900-0700"),
