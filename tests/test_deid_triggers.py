@@ -314,3 +314,38 @@ def test_the_word_before_a_name_is_read_backwards_as_the_pattern_would_find_it()
         for end in range(len(text) + 1):
             m = pattern.search(text, max(0, end - 30), end)
             assert n._letters_before_space(text, end) == (m.start(1) if m else None), (text, end)
+
+
+def test_a_long_line_of_lists_yields_each_listed_name_once():
+    """Every "cc:" on one long line opens a list to the line's end: read once, not again from
+    each (the same names over and over, the square of the line)."""
+    text = "Dr Ann Lee and Dr Bob Park saw him. " + "cc: Ann Lee, Bob Park, " * 300
+    spans = ReportDeidentifier().detect(text)
+    tail = text.index("cc:")
+    for m in re.finditer(r"Ann|Lee|Bob|Park", text[tail:]):
+        assert any(s.start <= tail + m.start() and tail + m.end() <= s.end for s in spans)
+    reader = n.Reader(text)
+    found = [s for s in spans if s.category == "NAME"]
+    again = list(n._names_on_lists(reader, found, set()))
+    assert len(again) == len({(s.start, s.end) for s in again})
+
+
+def test_a_web_address_is_matched_once_not_from_every_www_inside_it(monkeypatch):
+    from updp_napari.deid.report.lexicons import default_lexicons
+
+    calls = []
+
+    class Counting:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def match(self, text, pos=0):
+            calls.append(pos)
+            return self.pattern.match(text, pos)
+
+    monkeypatch.setattr(d, "_URL", Counting(d._URL))
+    for text in ("see " + "www." * 2000 + "x", "see " + "http://a.com/" * 1000 + "x"):
+        calls.clear()
+        spans = [s for s in d.detect_patterns(text, d.Context(default_lexicons())) if s.category == "URL"]
+        assert (min(s.start for s in spans), max(s.end for s in spans)) == (4, len(text))
+        assert len(calls) == 1

@@ -705,6 +705,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             m = _LETTERS_BEFORE.search(text, max(0, start - 7), start - 1)
             if m:
                 _bare_id_at(text, m.start(), found)
+    url_start = url_end = 0
     for start, end, word in triggered:
         if word in state_codes and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
@@ -738,8 +739,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # June fifth
             if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
-        elif trigger == "url" and (m := _URL.match(text, start)):
+        elif trigger == "url" and not url_start <= start < url_end and (m := _URL.match(text, start)):
+            # An address runs to the end of its run of characters: "www" or "http" inside the
+            # one just found is part of it (matched again from each, a long run would cost its
+            # square).
             found.append(Span(m.start(), m.end(), "URL", "pattern:url"))
+            url_start, url_end = m.span()
         elif trigger == "age" and (m := _AGE.match(text, start)) and m.group(1):
             found.append(Span(m.start(1), m.end(1), "AGE", "pattern:age"))
         elif trigger == "pager" and (m := _PAGER.match(text, start)):

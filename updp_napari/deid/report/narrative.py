@@ -956,8 +956,13 @@ def _names_on_lists(reader: Reader, spans: list[Span], covered: set) -> Iterator
     """The words of a list of people that are words of names found elsewhere in the note:
     "RN Park" in the findings, "cc: J Sullivan; Park" below them."""
     text, wc = reader.text, reader.wc
-    lists = [m for start, _, _ in reader.index.hits(_LIST_WORDS)
-             if (start == 0 or not text[start - 1].isalnum()) and (m := _LIST_LINE.match(text, start))]
+    lists = []
+    for start, _, _ in reader.index.hits(_LIST_WORDS):
+        # A list runs to the end of its line: one that opens inside another is part of it
+        # (read again from there, a long line of lists would cost its square).
+        if (not lists or start >= lists[-1].end()) and \
+                (start == 0 or not text[start - 1].isalnum()) and (m := _LIST_LINE.match(text, start)):
+            lists.append(m)
     if not lists:
         return
     names: set[str] = set()
