@@ -154,6 +154,12 @@ def deid():
     ("Moved to Lister Ward (respiratory) for NIV.", "Lister Ward", "INSTITUTION"),
     ("Pt worked at the foundry on Oxley Street for 30 yrs.", "Oxley Street", "ADDRESS"),
     ("Found down outside a cafe on Queen St E, GCS 13.", "Queen St E", "ADDRESS"),
+    ("EMS called to the corner of Harbord and Clinton for a fall.", "Harbord and Clinton", "ADDRESS"),
+    ("MVC at the INTERSECTION OF 5TH AND PINE, restrained.", "5TH AND PINE", "ADDRESS"),
+    ("Struck at the intersection of Elm St & Oak Ave.", "Elm St & Oak Ave", "ADDRESS"),
+    ("Daughter asked to be called at four one three, five five five, two nine one eight.",
+     "four one three, five five five, two nine one eight", "PHONE"),
+    ("Her chart number is seven seven oh two nine one four.", "seven seven oh two nine one four", "ID"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -218,6 +224,8 @@ def test_forms_found(deid, text, phi, category):
     "Temp 98.6 F; HR is 95 and stable; pt was 92% on RA; GCS 13/15; 12-Lead ECG; 1-2 tabs.",
     "Pt initially on 13/10 in am; PSV of 15/5; home 2 days; work 3 shifts; 24/7 care.",
     "The church community helps; high school diploma; day program at home. Inc RR to 10.",
+    "Pressure injury at the corner of the mouth; at the corner of the bed and chair.",
+    "Counted one, two, three, four, five, six, seven, eight with the child; one or two tabs.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

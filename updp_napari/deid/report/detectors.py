@@ -814,6 +814,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     for tld in _bare_hosts(text, index):  # "facebook.com/linda.miller.5", "zoom.us/j/98765432101"
         found.append(Span(*tld, "URL", "pattern:url"))
     found += _ipv6(text)
+    found += _street_corner(text, index)
+    found += _number_in_words(text, index)
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
     if not ctx.all_times:
@@ -824,6 +826,52 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
 # Words before a time that make it the time of a recorded event even without a date near it.
 _TIME_LABEL = re.compile(r"\b(?:time|obtained|performed|acquired|exam(?:ination)?|examined|signed|dictated"
                          r"|transcribed|reported|verified|dob|born|d|t)\s*(?:at|on)?\s*[:.-]?\s*$", _I)
+
+
+# A street corner: "the corner of Main and Elm", "intersection of 5th & Pine St" (the streets'
+# names capitalised: "the corner of the bed" is none).
+_STREET_NAME = (r"(?:[A-Z][\w'.-]*|\d{1,3}(?i:st|nd|rd|th))"
+                r"(?:[ \t]+(?:[A-Z][\w'.-]*|\d{1,3}(?i:st|nd|rd|th))){0,3}")
+_CORNER = re.compile(rf"(?i:corner|intersection)s?[ \t]+(?i:of)[ \t]+({_STREET_NAME}[ \t]+(?i:and|&|at|/)"
+                     rf"[ \t]+{_STREET_NAME})")
+_CORNER_WORDS = frozenset({"corner", "corners", "intersection", "intersections"})
+
+
+def _street_corner(text: str, index) -> Iterator[Span]:
+    for start, _, _ in index.hits(_CORNER_WORDS):
+        if m := _CORNER.match(text, start):
+            yield Span(m.start(1), m.end(1), "ADDRESS", "pattern:street-corner")
+
+
+# A number read out digit by digit ("six one seven five five five zero one two two"): seven
+# digits or more in words, a phone number where a word of calling stands before it, else an
+# identifier ("medical record number is four five two two nine one eight").
+_DIGIT_VALUES = {"zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+                 "seven": 7, "eight": 8, "nine": 9}
+_DIGIT_WORDS = frozenset(_DIGIT_VALUES)
+_DIGIT_WORD_GAP = re.compile(r"[ \t]*[-,]?[ \t]*")
+_CALL_BEFORE = re.compile(r"\b(?:call(?:ed)?|phone|cell|mobile|tel(?:ephone)?|reach(?:ed)?|contact|dial"
+                          r"|text|page[dr]?|pager|fax)\b", _I)
+
+
+def _number_in_words(text: str, index) -> Iterator[Span]:
+    positions = index.positions(_DIGIT_WORDS)
+    if len(positions) < 7:
+        return
+    words = index.words
+    run = [positions[0]]
+    for i in [*positions[1:], None]:
+        if i is not None and i == run[-1] + 1 and \
+                _DIGIT_WORD_GAP.fullmatch(text, words[run[-1]][1], words[i][0]):
+            run.append(i)
+            continue
+        values = [_DIGIT_VALUES[words[k][2]] for k in run]
+        # Counting out loud ("one, two, three, …") is no number of anybody's.
+        if len(run) >= 7 and any(b != a + 1 for a, b in zip(values, values[1:])):
+            start, end = words[run[0]][0], words[run[-1]][1]
+            category = "PHONE" if _CALL_BEFORE.search(text, max(0, start - 40), start) else "ID"
+            yield Span(start, end, category, "pattern:number-in-words")
+        run = [i]
 
 
 def _dated_time(text: str, span: Span, dates: list[Span]) -> bool:
