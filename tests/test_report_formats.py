@@ -160,6 +160,9 @@ def deid():
     ("Daughter asked to be called at four one three, five five five, two nine one eight.",
      "four one three, five five five, two nine one eight", "PHONE"),
     ("Her chart number is seven seven oh two nine one four.", "seven seven oh two nine one four", "ID"),
+    ("92yM with fall, on warfarin.", "92", "AGE"),
+    ("Age: ninety-one. Lives with son.", "ninety-one", "AGE"),
+    ("A man aged ninety-four, admitted with sepsis.", "ninety-four", "AGE"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -231,6 +234,13 @@ def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)
     assert not [s for s in spans if s.category in ("DATE", "NAME") and
                 text[s.start:s.end] not in ("Mary",)], [(text[s.start:s.end], s.category) for s in spans]
+
+
+@pytest.mark.parametrize("text", [
+    "Aged ninety percent of the way.", "Age: ninety days of treatment left.",
+    "She was ninety minutes late; he turned ninety degrees."])
+def test_an_age_in_words_is_no_amount_of_something_else(deid, text):
+    assert not [s for s in deid.detect(text) if s.category == "AGE"], text
 
 
 def test_a_date_after_a_culture_word_is_still_a_date(deid):

@@ -175,7 +175,7 @@ _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
 _PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
 _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
-                  r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo[mf]?\b|[mf]\b"
+                  r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo?[mf]?\b|[mf]\b"
                   r"|/[mf]\b))", _I)
 # An age over 89 told by the words about it: "She is 95.", "turned 92 last week", "M, 90, s/p
 # fall", "in her 90s", "her 100th birthday" (not "HR is 95", "turned 90 degrees", "SBP in
@@ -202,9 +202,10 @@ _AGE_NUMBER_WORDS = (r"(?:ninety(?:[- ](?:one|two|three|four|five|six|seven|eigh
 _AGE_IN_WORDS = re.compile(rf"(?:{_AGE_NUMBER_WORDS}(?=[- ]+(?:years?[- ]+old|yo|y/o)\b)"
                            r"|(?:super)?centenarians?|nonagenarians?)\b", _I)
 # "she is ninety-seven", "turns one hundred and two": the age in words after a person's verb.
-_AGE_WORDS_ALONE = re.compile(rf"({_AGE_NUMBER_WORDS})\b(?![- ](?:percent|%|degrees))", _I)
+_AGE_WORDS_ALONE = re.compile(rf"({_AGE_NUMBER_WORDS})\b(?![- ](?:percent|%|degrees|days?|weeks?|months?"
+                              r"|hours?|minutes?|mg|ml|units?|times)\b)", _I)
 _AGE_VERB_BEFORE = re.compile(r"(?:\b(?:she|he|pt|patient|who)[ \t]+(?:is|was|will[ \t]+be)"
-                              r"|\bturn(?:s|ed|ing))[ \t]+\Z", _I)
+                              r"|\bturn(?:s|ed|ing)|\bage[ \t]*:|\baged)[ \t]+\Z", _I)
 _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
 
 
