@@ -160,6 +160,8 @@ def deid():
     ("Daughter asked to be called at four one three, five five five, two nine one eight.",
      "four one three, five five five, two nine one eight", "PHONE"),
     ("Her chart number is seven seven oh two nine one four.", "seven seven oh two nine one four", "ID"),
+    ("Coumadin restarted Aprl 9, INR 1.4.", "Aprl 9", "DATE"),
+    ("Last seen Mrch 3 2020 in clinic.", "Mrch 3 2020", "DATE"),
     ("92yM with fall, on warfarin.", "92", "AGE"),
     ("Age: ninety-one. Lives with son.", "ninety-one", "AGE"),
     ("A man aged ninety-four, admitted with sepsis.", "ninety-four", "AGE"),

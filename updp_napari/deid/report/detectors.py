@@ -457,7 +457,7 @@ def _misspelt_months() -> frozenset[str]:
             found.update(m[:i] + c + m[i + 1:] for c in letters)
             if i + 1 < len(m):
                 found.add(m[:i] + m[i + 1] + m[i] + m[i + 2:])
-    return frozenset(w for w in found if len(w) >= 5 and w not in _MONTH_WORDS and
+    return frozenset(w for w in found if len(w) >= 4 and w not in _MONTH_WORDS and
                      w not in wc.dictionary and w not in wc.clinical and w not in wc.given and
                      w not in wc.surnames and w not in wc.stop)
 
