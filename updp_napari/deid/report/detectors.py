@@ -629,7 +629,8 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    "postcode": "zip",
                    "apt": "apartment", "apartment": "apartment", "suite": "apartment",
                    "ste": "apartment",
-                   **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged"}
+                   **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged",
+                   **{w: "au-state" for w in ("nsw", "vic", "qld", "sa", "wa", "tas", "nt", "act")}}
 
 
 # Every word a pattern can begin with: the loop visits these only.
@@ -784,6 +785,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             elif _AGE_VERB_BEFORE.search(text, max(0, start - 24), start) and \
                     (m := _AGE_WORDS_ALONE.match(text, start)):
                 found.append(Span(m.start(1), m.end(1), "AGE", "pattern:age"))
+        elif trigger == "au-state" and text[start:end].isupper() and \
+                (m := _AU_POSTCODE.match(text, start)) and (town := _town_before(text, start, ctx)):
+            found.append(Span(*town, "CITY", "pattern:city-state"))  # "Penrith NSW 2750"
+            found.append(Span(m.start(1), m.end(1), "ZIP", "pattern:zip"))
         elif trigger == "paged" and (m := _PAGED.match(text, start)):
             found.append(Span(m.start(1), m.end(1), "PAGER", "pattern:pager"))
         elif trigger == "extension" and (m := _PHONE.match(text, start)):
@@ -1084,6 +1089,24 @@ def _places_before_state(text: str, start: int, end: int, ctx: Context,
     yield Span(start, end, "STATE", "pattern:city-state")
     if zip_code and lower:
         yield Span(m.start(2), m.end(2), "ZIP", "pattern:zip")
+
+
+# An Australian postcode after its state's abbreviation ("Penrith NSW 2750"), where a town's
+# name stands before it: a capitalised word that is a known place or no English word ("NT
+# 0800" after "abd soft" is non-tender at eight o'clock).
+_AU_POSTCODE = re.compile(r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)\.?[ \t]+(\d{4})(?![\d-])")
+_WORD_BEFORE_STATE = re.compile(r"(?<![\w'-])([A-Z][A-Za-z'-]+),?[ \t]+\Z")
+
+
+def _town_before(text: str, start: int, ctx: Context) -> tuple[int, int] | None:
+    """Where the town before the state's abbreviation at ``start`` stands, if one does."""
+    m = _WORD_BEFORE_STATE.search(text, max(0, start - 40), start)
+    if m is None:
+        return None
+    wc = ctx.reader(text).wc
+    key = m.group(1).lower()
+    return m.span(1) if key in wc.places or key not in wc.dictionary and key not in wc.clinical \
+        else None
 
 
 def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:

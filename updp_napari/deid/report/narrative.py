@@ -268,7 +268,10 @@ class Reader:
             # dictionary word misspelt ("AROUSABLE" -> "ARROUSABLE").
             if name:
                 return strength > NONE or capital or not self.cased
-            if clinical_shape(key) or wc.misspelt(key):
+            # (After a relation or a role, a capitalised word where capitals mean something is
+            # taken for a name even one letter off an English word: "Interpreter Farhad".)
+            if clinical_shape(key) or wc.misspelt(key) and not (
+                    strength >= RELATION and self.cased and capital and not word.isupper()):
                 return False
             if self.cased:
                 return capital and strength > NONE
