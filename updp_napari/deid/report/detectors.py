@@ -11,7 +11,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, wraps
 
 from ...core.spans import Span
 from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
@@ -1164,19 +1164,30 @@ _INSTITUTION_ABBR_ENDING_HERE = re.compile(rf"(?:{_INSTITUTION_ABBR.pattern})\Z"
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'.-]*(?:\s+[A-Z][\w'.-]*){0,2}\b")
 
 
-_PLACE_RULES: dict[int, tuple[Lexicons, _InstitutionRules | None, frozenset[str]]] = {}
+_PER_LEXICONS: dict[tuple[str, int], tuple[Lexicons, object]] = {}
 
 
+def _per_lexicons(make):
+    """``make(lexicons)``, worked out once for each set of lexicons (kept by identity: lexicons
+    are not hashable) instead of once per note."""
+    @wraps(make)
+    def kept(lexicons: Lexicons):
+        key = (make.__name__, id(lexicons))
+        made = _PER_LEXICONS.get(key)
+        if made is None or made[0] is not lexicons:
+            made = _PER_LEXICONS[key] = (lexicons, make(lexicons))
+        return made[1]
+    return kept
+
+
+@_per_lexicons
 def _place_rules(lexicons: Lexicons) -> tuple[_InstitutionRules | None, frozenset[str]]:
-    """The institution rules of ``lexicons`` and the words a place can begin with, made once
-    for each set of lexicons (a look-up per note, not a union of word sets)."""
-    made = _PLACE_RULES.get(id(lexicons))
-    if made is None or made[0] is not lexicons:
-        rules = _institution_rules(tuple(lexicons.institution_words))
-        wanted = lexicons.city_first_words | _ABBR_SUFFIXES | _ROAD_WORDS | _NAMED_PLACE_ENDINGS | \
-            (rules.first_words if rules is not None else frozenset())
-        made = _PLACE_RULES[id(lexicons)] = (lexicons, rules, wanted)
-    return made[1], made[2]
+    """The institution rules of ``lexicons`` and the words a place can begin with (a look-up
+    per note, not a union of word sets)."""
+    rules = _institution_rules(tuple(lexicons.institution_words))
+    wanted = lexicons.city_first_words | _ABBR_SUFFIXES | _ROAD_WORDS | _NAMED_PLACE_ENDINGS | \
+        (rules.first_words if rules is not None else frozenset())
+    return rules, wanted
 
 
 def detect_places(text: str, ctx: Context) -> Iterator[Span]:
@@ -1598,21 +1609,17 @@ def _names_by_family_words(text: str, index: WordIndex, ctx: Context) -> list[Sp
 # Relations, roles and titles the census also lists as given names ("Son", "Major").
 _NOT_GIVEN = _RELATION_WORDS | _ROLE_WORDS | _TITLE_WORDS | _CREDENTIAL_WORDS | {
     "major", "private", "general", "colonel", "sergeant", "baby", "boy", "girl", "infant"}
-_census_given_cache: dict[int, tuple[Lexicons, frozenset[str]]] = {}
 
 
+@_per_lexicons
 def _census_given_only(lex: Lexicons) -> frozenset[str]:
     """The census's given names that ``lex``'s own list lacks and that are no stop, clinical
-    or ambiguous word (worked out once per lexicons)."""
-    kept = _census_given_cache.get(id(lex))
-    if kept is None or kept[0] is not lex:
-        wc = word_classes()
-        names = frozenset(w for w in wc.given if w.isalpha() and len(w) >= 3 and
-                          w not in lex.first_names and w not in lex.ambiguous and
-                          w not in wc.stop and w not in wc.clinical and w not in _STOP and
-                          w not in _NOT_GIVEN)
-        kept = _census_given_cache[id(lex)] = (lex, names)
-    return kept[1]
+    or ambiguous word."""
+    wc = word_classes()
+    return frozenset(w for w in wc.given if w.isalpha() and len(w) >= 3 and
+                     w not in lex.first_names and w not in lex.ambiguous and
+                     w not in wc.stop and w not in wc.clinical and w not in _STOP and
+                     w not in _NOT_GIVEN)
 
 
 def _census_first_last(m: re.Match, lex: Lexicons, wc) -> bool:
