@@ -160,6 +160,8 @@ def deid():
     ("Daughter asked to be called at four one three, five five five, two nine one eight.",
      "four one three, five five five, two nine one eight", "PHONE"),
     ("Her chart number is seven seven oh two nine one four.", "seven seven oh two nine one four", "ID"),
+    ("Symptoms began on the twenty second of may, per daughter.", "twenty second of may", "DATE"),
+    ("Born on the fifth of June, 1931, in a farmhouse.", "fifth of June, 1931", "DATE"),
     ("Coumadin restarted Aprl 9, INR 1.4.", "Aprl 9", "DATE"),
     ("Last seen Mrch 3 2020 in clinic.", "Mrch 3 2020", "DATE"),
     ("Interpreter Farhad Nouri present for the consent discussion.", "Farhad Nouri", "NAME"),
@@ -235,6 +237,7 @@ def test_forms_found(deid, text, phi, category):
     "Pressure injury at the corner of the mouth; at the corner of the bed and chair.",
     "Counted one, two, three, four, five, six, seven, eight with the child; one or two tabs.",
     "Abd soft NT 0800 recheck; ABD SOFT NT 0800; ACT team visit 1400.",
+    "The first of many sessions; the second of two doses; one-third of the dose.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

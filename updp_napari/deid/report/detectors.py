@@ -435,6 +435,9 @@ _MONTH_DAY_IN_WORDS = re.compile(
     rf"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
     rf"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?\s+(?:the\s+)?{_ORDINAL_WORDS}\b"
     rf"(?:,?\s+{_YEAR}\b)?", _I)
+# "the fifth of June", "twenty second of may": the day in words before "of" and the month.
+_ORDINAL_OF = re.compile(rf"(?<![\w-])({_ORDINAL_WORDS})[ \t]+of[ \t]+\Z", _I)
+_YEAR_AFTER = re.compile(rf",?[ \t]+{_YEAR}\b")
 # A month's name one letter off ("Febuary 2", "Octobr 18"), then a day or a year.
 _MONTH_LIKE_DATE = re.compile(rf"[^\W\d_]+\.?\s+(?:{_DAY}(?:,?\s+{_YEAR})?|{_YEAR})\b(?![/:.]\d)")
 
@@ -741,6 +744,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # June fifth
             if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
+            if text[max(0, start - 3):start].lower() == "of " and \
+                    (o := _ORDINAL_OF.search(text, max(0, start - 40), start)):
+                y = _YEAR_AFTER.match(text, end)  # "the twenty-second of May, 2019"
+                dates.append(Span(o.start(1), y.end() if y else end, "DATE", "pattern:date"))
         elif trigger == "url" and not url_start <= start < url_end and (m := _URL.match(text, start)):
             # An address runs to the end of its run of characters: "www" or "http" inside the
             # one just found is part of it (matched again from each, a long run would cost its
