@@ -165,6 +165,7 @@ def deid():
     ("Coumadin restarted Aprl 9, INR 1.4.", "Aprl 9", "DATE"),
     ("Last seen Mrch 3 2020 in clinic.", "Mrch 3 2020", "DATE"),
     ("Interpreter Farhad Nouri present for the consent discussion.", "Farhad Nouri", "NAME"),
+    ("DJ (grandson) brought her clothes.", "DJ", "NAME"),
     ("Lives in Penrith NSW 2750 with partner.", "2750", "ZIP"),
     ("Address: 4 Rose St, Ballarat VIC 3350", "Ballarat", "CITY"),
     ("92yM with fall, on warfarin.", "92", "AGE"),
@@ -238,6 +239,7 @@ def test_forms_found(deid, text, phi, category):
     "Counted one, two, three, four, five, six, seven, eight with the child; one or two tabs.",
     "Abd soft NT 0800 recheck; ABD SOFT NT 0800; ACT team visit 1400.",
     "The first of many sessions; the second of two doses; one-third of the dose.",
+    "Given IV (son present). RN (wife of a patient) aware; PT (wife) aware.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

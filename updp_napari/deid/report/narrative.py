@@ -433,7 +433,7 @@ def _relatives_after(reader: Reader) -> Iterator[Span]:
         if k > 0 and text[k - 1].isalpha() and (m := _PAREN_AFTER_NAME.match(text, at)):
             last = m.group(1).split()[-1].lower().strip("-")
             if last in _RELATIONS or last in _ROLES or last in _CREDENTIALS or last in _AIDES:
-                found += _back_run(reader, k, RELATION, "context:relation")
+                found += _back_run(reader, k, RELATION, "context:relation", initials=last in _RELATIONS)
         at = text.find("(", at + 1)
     at = text.find(", ")
     while at > 0:
@@ -466,8 +466,10 @@ _LEADING_WORDS = frozenset({"per", "by", "with", "to", "from", "and", "the", "a"
 _AIDES = frozenset({"aide", "hha", "pca", "cna", "vna", "caregiver", "sitter", "companion"})
 
 
-def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[Span]:
-    """Up to three name tokens (initials included) ending just before ``end``."""
+def _back_run(reader: Reader, end: int, strength: int, source: str,
+              initials: bool = False) -> Iterator[Span]:
+    """Up to three name tokens (initials included) ending just before ``end``; with
+    ``initials``, a name of two capitals alone too (what "TJ (boyfriend)" is called by)."""
     text = reader.text
     k = end
     while k > 0 and text[k - 1] in " \t,":
@@ -494,7 +496,8 @@ def _back_run(reader: Reader, end: int, strength: int, source: str) -> Iterator[
             k -= 1
         if k == s:
             break
-    if begin is not None and stop - begin > 2:
+    if begin is not None and (stop - begin > 2 or initials and stop - begin == 2 and
+                              text[begin:stop].isalpha() and text[begin:stop].isupper()):
         yield Span(begin, stop, "NAME", source, 0.85)
 
 
