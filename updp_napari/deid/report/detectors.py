@@ -18,7 +18,7 @@ from ...core.vocabulary import MONTHS, UNSPACED_SCRIPT
 from .lexicons import SINGLE_LETTERS, Lexicons, Word, WordIndex, cut_words, first_words, fold, index_words
 from .narrative import _RELATIONS as _RELATION_WORDS
 from .narrative import OPEN_QUOTES, PARTICLES, RELATION, STRONG, TITLE, WEAK, Reader, skip_open_quote
-from .vocabulary import word_classes
+from .vocabulary import clinical_shape, drug_shape, word_classes
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -1294,9 +1294,20 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
         gap = text[words[i][1]:s]
         if "A" <= text[s] <= "Z" and len(key) >= 4 and not text[s:e].isupper() and \
                 (gap == " " or gap in (": ", ":") and words[i][2] not in ("in", "near", "outside")) and \
-                key in wc.places and key not in wc.dictionary and \
+                (key in wc.places or words[i][2] in ("near", "outside") and not clinical_shape(key)
+                 and not drug_shape(key)) and key not in wc.dictionary and \
                 key not in wc.clinical and key not in wc.stop and key not in ambiguous and \
                 not text.startswith(("'", "’", "-"), e):
+            # (After "near" or "outside", a capitalised word no dictionary holds is taken for a
+            # place even where no list knows it: "near Pukekohe"; "in" leads to drugs and
+            # diseases as often.) Capitalised words of no dictionary after it are the rest of
+            # its name ("Wagga Wagga").
+            j = i + 2
+            while j < len(words) and j <= i + 3 and text[words[j - 1][1]:words[j][0]] == " " and \
+                    "A" <= text[words[j][0]] <= "Z" and words[j][2] not in wc.dictionary and \
+                    words[j][2] not in wc.clinical and words[j][2] not in wc.stop:
+                e = words[j][1]
+                j += 1
             yield Span(s, e, "CITY", "lexicon:place-after-in", 0.8)  # a guess: yields to terms
 
 
