@@ -167,6 +167,10 @@ def deid():
     ("Interpreter Farhad Nouri present for the consent discussion.", "Farhad Nouri", "NAME"),
     ("DJ (grandson) brought her clothes.", "DJ", "NAME"),
     ("Rollover on the highway near Taumarunui, restrained driver.", "Taumarunui", "CITY"),
+    ("She was seen at urgent care on the 14th and given antibiotics.", "14th", "DATE"),
+    ("Home: 9 Tui Street, Papatoetoe. Lives alone.", "Papatoetoe", "CITY"),
+    ("Capsized while kayaking on Lake Wentworth last summer.", "Lake Wentworth", "CITY"),
+    ("Altitude illness after climbing Mt. Kilimanjaro.", "Mt. Kilimanjaro", "CITY"),
     ("Lives on a station outside Kurri Kurri, 3 h from the clinic.", "Kurri Kurri", "CITY"),
     ("Lives in Penrith NSW 2750 with partner.", "2750", "ZIP"),
     ("Address: 4 Rose St, Ballarat VIC 3350", "Ballarat", "CITY"),
@@ -243,6 +247,8 @@ def test_forms_found(deid, text, phi, category):
     "The first of many sessions; the second of two doses; one-third of the dose.",
     "Given IV (son present). RN (wife of a patient) aware; PT (wife) aware.",
     "Rash near Foley site; bruise outside IV site; pain near Zosyn line; swelling near Lasix dose.",
+    "Moved on the 3rd floor and then back; on the 2nd and final attempt; on the 4th and 5th ribs.",
+    "Lake Louise score 6 on arrival; CT/MT DSD changed; a lake of pus drained.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -532,6 +532,12 @@ _WEEKDAY_THE = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day[ \t]+th
                           r"((?:[12]?\d|3[01])(?:st|nd|rd|th))\Z", _I)
 _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
                         r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
+# "seen in the ED on the 21st and sent home": a day after "on the" before a word that goes on
+# the sentence, not a noun ("on the 3rd floor", "on the 2nd day", "on the 4th and 5th ribs",
+# "on the 2nd and final attempt").
+_ON_THE_DAY = re.compile(r"\b(?:on|since|until|by)[ \t]+the[ \t]+((?:[12]?\d|3[01])(?:st|nd|rd|th))"
+                         r"(?=[ \t]+(?:and(?![ \t]+(?:final|last|only|most|least|best|worst)\b)|but|when"
+                         r"|where|after|before|until|because|so|then)[ \t]+(?!\d)[a-z])", _I)
 # A year with an apostrophe: "'09" (tried where the quote stands before a two-digit number)
 # and "74'" (after it), but not the angle of the head of the bed ("HOB 30'").
 _YEAR_QUOTED_BEFORE = re.compile(r"(?<![\w'’])['’]\d\d(?![\w'’])")
@@ -682,7 +688,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
             if word.endswith(("st", "nd", "rd", "th")):
                 m = _loose_date(text, start, _LOOSE_DAY, _LOOSE_DAY_CUES) or \
-                    _WEEKDAY_THE.search(text, max(0, start - 16), start + len(word))  # "Friday the 18th"
+                    _WEEKDAY_THE.search(text, max(0, start - 16), start + len(word)) or \
+                    _ON_THE_DAY.search(text, max(0, start - 12), start + len(word) + 12)
             elif text.startswith("-", end):
                 m = _loose_date(text, start, _LOOSE_MONTH_DAY, _LOOSE_MONTH_DAY_CUES)  # "on 7-8"
             else:
@@ -946,6 +953,8 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
+            if town := _town_after_address(text, m.end(), ctx):
+                found.append(Span(*town, "CITY", "pattern:town-after-address", 0.9))
         elif (m := _ADDRESS_ANY_CASE.match(text, start)) and (
                 (z := _STATE_ZIP_AHEAD.match(text, m.end())) and
                 z.group(1).lower() in ctx.lexicons.state_codes and
@@ -1116,6 +1125,27 @@ def _town_before(text: str, start: int, ctx: Context) -> tuple[int, int] | None:
         else None
 
 
+# The town after a street address and a comma ("55 Kowhai Street, Ōtāhuhu"): up to three
+# capitalised words, none an English, clinical or stop word (a city of the lexicons may be
+# one: "12 Elm Rd, Salem").
+_WORDS_AFTER_COMMA = re.compile(r",[ \t]*([^\W\d_][\w'’-]*(?:[ \t][^\W\d_][\w'’-]*){0,2})")
+
+
+def _town_after_address(text: str, end: int, ctx: Context) -> tuple[int, int] | None:
+    m = _WORDS_AFTER_COMMA.match(text, end)
+    if m is None:
+        return None
+    wc = word_classes()
+    stop = m.start(1)
+    for word in m.group(1).split():
+        key = fold(word)
+        if not word[:1].isupper() or key in wc.clinical or key in wc.stop or \
+                key in wc.dictionary and key not in wc.places and key not in ctx.lexicons.cities:
+            break
+        stop = text.index(word, stop) + len(word)
+    return (m.start(1), stop) if stop > m.start(1) else None
+
+
 def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     """A state code in any case with its ZIP after a comma and a city a lexicon knows:
     "tucson, az 85761" (not "…, ok 12345 units")."""
@@ -1203,6 +1233,7 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
     index = ctx.index(text)
     yield from _places_after_in(text, index, ctx)
+    yield from _lakes_and_mountains(text, index)
     for start, end, word in index.hits(wanted):
         if word in _NAMED_PLACE_ENDINGS and "A" <= text[start] <= "Z":
             yield from _named_place_before(text, start, end, word, ctx)
@@ -1276,6 +1307,23 @@ def _named_place_before(text: str, start: int, end: int, word: str, ctx: Context
         if d := _DIRECTION_AFTER.match(text, stop):
             stop = d.end()
         yield Span(m.start(1), stop, "ADDRESS", "pattern:street", 0.9)
+
+
+# A lake's or a mountain's name ("boating on Lake Winnipesaukee", "fell hiking Mt. Monadnock"):
+# its name capitalised and no English word (a scale named after one, "Lake Louise score", is
+# a protected term and wins).
+_LAKE_OR_MOUNT = re.compile(r"(?<![\w/-])(?:Lake|LAKE|Mount|MOUNT|Mt\.?|MT\.)[ \t]+"
+                            r"([A-Z][\w'’-]{3,}(?:[ \t][A-Z][\w'’-]+)?)")
+_LAKE_WORDS = frozenset({"lake", "mount", "mt"})
+
+
+def _lakes_and_mountains(text: str, index: WordIndex) -> Iterator[Span]:
+    wc = word_classes()
+    for start, _, _ in index.hits(_LAKE_WORDS):
+        if (m := _LAKE_OR_MOUNT.match(text, start)) and all(
+                fold(w) not in wc.dictionary and fold(w) not in wc.clinical and fold(w) not in wc.stop
+                for w in m.group(1).split()):
+            yield Span(start, m.end(), "CITY", "lexicon:lake-or-mountain", 0.8)
 
 
 def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
