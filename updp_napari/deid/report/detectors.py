@@ -273,10 +273,21 @@ _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
 _PAGED = re.compile(r"paged\b[^\n\d.;]{0,30}?(?:#|\bp\.?[ \t]*#?)[ \t]*(\d{4,6})(?![\d-])", _I)
 # Unlabelled identifiers: long digit runs, or letters joined to digits (RG-928103, S46898769).
 _BARE_ID = re.compile(r"(?<![\w.-])(?:[A-Z]{1,5}-?)?\d(?:[\d-]*\d)?(?:-?[A-Z])?(?![\w-]|\.\w)")
-# Street words must be capitalised ("2019 by Dr." is no address); the suffix may be any case.
+# The kinds of street an address ends with, as written in the US, Canada, the UK, Ireland,
+# Australia and New Zealand (one list: the address patterns, the words that trigger them and
+# the words of an address that name nothing are made from it).
+_STREET_KINDS = ("Street", "St", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln",
+                 "Drive", "Dr", "Court", "Ct", "Way", "Place", "Pl", "Terrace", "Parkway", "Pkwy",
+                 "Circle", "Cir", "Highway", "Hwy", "Crescent", "Cres", "Grove", "Close", "Parade",
+                 "Pde", "Square", "Sq", "Mews", "Gardens", "Gdns", "Rise", "Esplanade", "Quay",
+                 "Row", "Trail", "Loop", "Alley", "Wynd", "Park")
+# (Not "View" or "Walk": "2 Lateral View", "6 Minute Walk" are an examination and a test.)
+# Street words must be capitalised ("2019 by Dr." is no address); the suffix may be any case. The
+# number may carry a letter or a unit's number before a slash ("31B Jacaranda Ave", "9/14 Ngaio
+# Street"; the letter A to F: "3L CORDIS STILL IN PLACE" is three litres).
 _ADDRESS = re.compile(
-    r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][\w'-]*\s+){1,3}(?i:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
-    r"Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy)\b\.?"
+    r"\b(?:\d{1,4}/)?\d{1,5}[A-Fa-f]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][\w'-]*\s+){1,3}"
+    rf"(?i:{'|'.join(_STREET_KINDS)})\b\.?"
     r"(?:,?\s+(?i:Apt|Suite|Unit|#)\.?\s*\w+)?")
 # Street words in any case ("3790 oakridge road"): an address only where a state code and a
 # ZIP follow on the same line ("…, tucson, az 85761").
@@ -285,14 +296,9 @@ _LIVES_AT = re.compile(r"\b(?:lives|living|resides|residing|stays|staying|home|a
                        r"(?:[ \t]+(?:at|on))?[ \t]*:?[ \t]*\Z", _I)
 _STATE_ZIP_AHEAD = re.compile(r"[^\n]{0,60}?\b([A-Za-z]{2})\.?\s+\d{5}(?:-\d{4})?\b")
 _STATE_ZIP_ANY_CASE = re.compile(r"\b([A-Za-z]{2})\.?\s+(\d{5}(?:-\d{4})?)\b")
-_STREET_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane",
-                           "ln", "drive", "dr", "court", "ct", "way", "place", "pl", "terrace",
-                           "parkway", "pkwy", "circle", "cir", "highway", "hwy", "apt", "suite",
-                           "unit", "n", "s", "e", "w"})
-# The street words the address patterns end with, in lower case (a test holds them together).
-_STREET_SUFFIXES = frozenset({"street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd",
-                              "lane", "ln", "drive", "dr", "court", "ct", "way", "place", "pl",
-                              "terrace", "parkway", "pkwy", "circle", "cir", "highway", "hwy"})
+# The street words the address patterns end with, in lower case.
+_STREET_SUFFIXES = frozenset(k.lower() for k in _STREET_KINDS)
+_STREET_WORDS = _STREET_SUFFIXES | {"apt", "suite", "unit", "n", "s", "e", "w"}
 # Up to three words of a city's name that end just before a state code ("Savannah, GA").
 _CITY_BEFORE_STATE = re.compile(r"\b((?:[A-Z][\w'.-]*\s){0,2}[A-Z][\w'.-]*)(,?)\s+\Z", _I)
 # What may follow a state code written without its ZIP: the end of the line or of a field.
@@ -635,7 +641,7 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    **{w: "phone-label" for w in ("tel", "telephone", "ph", "phone", "fax", "mobile",
                                                  "mob", "cell", "landline", "contact", "home",
                                                  "work")},
-                   "postcode": "zip",
+                   "postcode": "zip", "eircode": "zip",
                    "apt": "apartment", "apartment": "apartment", "suite": "apartment",
                    "ste": "apartment",
                    **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged",
@@ -949,12 +955,14 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(g), m.end(g), "AGE", "pattern:age"))
         elif span := _age_by_context(text, start, start + len(digits), word):
             found.append(Span(*span, "AGE", "pattern:age"))
-    if n <= 5 and after.isspace() and (streets is None or streets.ahead(end)):  # "221 Baker Street"
+    # The number may be a unit's and a house's: "9/14 Ngaio Street" (the gap is the second's).
+    unit = _UNIT_SLASH.match(text, end) if after == "/" else None
+    if n <= 5 and (after.isspace() or unit) and \
+            (streets is None or streets.ahead(unit.end() if unit else end)):  # "221 Baker Street"
         m = _ADDRESS.match(text, start)
         if m and ctx.reader(text).plausible_place(end, m.end(), _STREET_WORDS):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
-            if town := _town_after_address(text, m.end(), ctx):
-                found.append(Span(*town, "CITY", "pattern:town-after-address", 0.9))
+            found += _town_after_address(text, m.end(), ctx)
         elif (m := _ADDRESS_ANY_CASE.match(text, start)) and (
                 (z := _STATE_ZIP_AHEAD.match(text, m.end())) and
                 z.group(1).lower() in ctx.lexicons.state_codes and
@@ -973,8 +981,9 @@ _INTERNATIONAL_PHONE = re.compile(r"\+\d{1,3}(?:[ .-]\(?\d{1,5}\)?){2,5}(?![\d.-
 
 
 # A ZIP code after its label, and a post office box.
-_LABELLED_ZIP = re.compile(r"(?:zip|postal|postcode)(?:[ \t]*code)?[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?"
-                           r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)(?![\w-])", _I)
+_LABELLED_ZIP = re.compile(r"(?:zip|postal|postcode|eircode)(?:[ \t]*code)?(?:[ \t]+(?:is|was))?"
+                           r"[ \t]*[:#]?[ \t]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}"
+                           r"|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]\d{2}[ \t]?[A-Z\d]{4})(?![\w-])", _I)
 _DECIMAL = re.compile(r"(?<!\d)\d\.\d")
 # A number after the word that says it is one ("Tel: 020 7946 0833", "Ph (02) 9555 1234", "home
 # phone 555 0187"): seven to thirteen digits in groups, in any country's layout.
@@ -999,6 +1008,7 @@ _WARD_FLOOR = re.compile(r"(?<![\w/.,-])(?:[1-9]|[1-3]\d) \Z")
 _COMPASS_WORDS = frozenset({"north", "south", "east", "west"})
 
 
+_UNIT_SLASH = re.compile(r"/\d{1,5}[A-Za-z]?(?=\s)")
 # What the address patterns do not allow between a number and its street word (they allow
 # words, apostrophes, hyphens, a direction's full stop, spaces).
 _ADDRESS_BARRIER = re.compile(r"[^\w'.\s-]")
@@ -1125,25 +1135,39 @@ def _town_before(text: str, start: int, ctx: Context) -> tuple[int, int] | None:
         else None
 
 
-# The town after a street address and a comma ("55 Kowhai Street, Ōtāhuhu"): up to three
-# capitalised words, none an English, clinical or stop word (a city of the lexicons may be
-# one: "12 Elm Rd, Salem").
-_WORDS_AFTER_COMMA = re.compile(r",[ \t]*([^\W\d_][\w'’-]*(?:[ \t][^\W\d_][\w'’-]*){0,2})")
+# The town after a street address and a comma ("55 Kowhai Street, Ōtāhuhu", "31B Jacaranda
+# Ave, Greenslopes"): up to three capitalised words, the first no English word (a place of the
+# lists may be one: "12 Elm Rd, Salem"), none a clinical or stop word; then perhaps a state's or
+# province's letters and the postcode, in the shapes of the US, Canada, the UK, Ireland,
+# Australia, New Zealand and India ("Toronto, ON M4K 3R8", "Hamilton 3200", "PR9 3LT").
+_TOWN_WORD = r"[^\W\d_](?:[^\W\d_]|['’-])*"
+_WORDS_AFTER_COMMA = re.compile(rf",[ \t]*({_TOWN_WORD}(?:[ \t]{_TOWN_WORD}){{0,2}})(?![\w'’-])")
+_POSTCODE_AFTER = re.compile(
+    r"(?:,?[ \t]+[A-Z]{2,3})?,?[ \t]+(\d{4,6}(?:-\d{4})?|[A-Z]\d[A-Z][ \t-]?\d[A-Z]\d"
+    r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d{2}[ \t]?[A-Z\d]{4})(?![\w-])")
 
 
-def _town_after_address(text: str, end: int, ctx: Context) -> tuple[int, int] | None:
-    m = _WORDS_AFTER_COMMA.match(text, end)
-    if m is None:
-        return None
+def _town_after_address(text: str, end: int, ctx: Context) -> list[Span]:
+    """The towns (a suburb, then a town: "Te Rapa Hills, Hamilton 3200") after the address
+    ending at ``end``, and the postcode after them."""
     wc = word_classes()
-    stop = m.start(1)
-    for word in m.group(1).split():
-        key = fold(word)
-        if not word[:1].isupper() or key in wc.clinical or key in wc.stop or \
-                key in wc.dictionary and key not in wc.places and key not in ctx.lexicons.cities:
+    found: list[Span] = []
+    while len(found) < 3 and (m := _WORDS_AFTER_COMMA.match(text, end)):
+        words = m.group(1).split()
+        first = fold(words[0])
+        if not words[0][:1].isupper() or first in wc.clinical or first in wc.stop or \
+                first in wc.dictionary and first not in wc.places and first not in ctx.lexicons.cities:
             break
-        stop = text.index(word, stop) + len(word)
-    return (m.start(1), stop) if stop > m.start(1) else None
+        end = m.start(1) + len(words[0])
+        for word in words[1:]:
+            key = fold(word)
+            if not word[:1].isupper() or key in wc.clinical or key in wc.stop:
+                break
+            end = text.index(word, end) + len(word)
+        found.append(Span(m.start(1), end, "CITY", "pattern:town-after-address", 0.9))
+    if found and (z := _POSTCODE_AFTER.match(text, end)):
+        found.append(Span(z.start(1), z.end(1), "ZIP", "pattern:zip"))
+    return found
 
 
 def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
@@ -1233,7 +1257,7 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     cities, city_starts = ctx.lexicons.cities, ctx.lexicons.city_first_words
     index = ctx.index(text)
     yield from _places_after_in(text, index, ctx)
-    yield from _lakes_and_mountains(text, index)
+    yield from _lakes_and_mountains(text, index, ctx)
     for start, end, word in index.hits(wanted):
         if word in _NAMED_PLACE_ENDINGS and "A" <= text[start] <= "Z":
             yield from _named_place_before(text, start, end, word, ctx)
@@ -1317,13 +1341,40 @@ _LAKE_OR_MOUNT = re.compile(r"(?<![\w/-])(?:Lake|LAKE|Mount|MOUNT|Mt\.?|MT\.)[ \
 _LAKE_WORDS = frozenset({"lake", "mount", "mt"})
 
 
-def _lakes_and_mountains(text: str, index: WordIndex) -> Iterator[Span]:
+# A landmark named by the word before it ("found on the Kingsmere Bridge", "the Pemberton
+# Bypass"), where capitals mean something: the name capitalised, not in capitals alone (an
+# acronym: "LVAD bridge"), and no English word ("Central Station" stays).
+_LANDMARK_WORDS = frozenset({"bridge", "viaduct", "bypass", "flyover", "overpass", "underpass",
+                             "tunnel", "station", "pier", "mall"})
+_LANDMARK_NAME_BEFORE = re.compile(r"(?<![\w'’-])((?:[A-Z][a-z][\w'’-]*[ \t]){1,2})\Z")
+
+
+def _lakes_and_mountains(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
+    """Lakes, mountains and landmarks named as places are ("Lake Winnipesaukee")."""
     wc = word_classes()
+
+    def named(words: list[str]) -> bool:
+        return all(fold(w) not in wc.dictionary and fold(w) not in wc.clinical and fold(w) not in wc.stop
+                   for w in words)
+
     for start, _, _ in index.hits(_LAKE_WORDS):
-        if (m := _LAKE_OR_MOUNT.match(text, start)) and all(
-                fold(w) not in wc.dictionary and fold(w) not in wc.clinical and fold(w) not in wc.stop
-                for w in m.group(1).split()):
+        if (m := _LAKE_OR_MOUNT.match(text, start)) and named(m.group(1).split()):
             yield Span(start, m.end(), "CITY", "lexicon:lake-or-mountain", 0.8)
+    landmarks = index.hits(_LANDMARK_WORDS)
+    if landmarks and ctx.reader(text).cased:
+        for start, end, _ in landmarks:
+            if "A" <= text[start] <= "Z" and \
+                    (m := _LANDMARK_NAME_BEFORE.search(text, max(0, start - 40), start)) and \
+                    named(m.group(1).split()):
+                yield Span(m.start(1), end, "CITY", "lexicon:landmark", 0.8)
+
+
+# Words of living, staying or travelling, on the same line before "in": "lives with son in",
+# "stays at her daughter's in", "holidaying in".
+_RESIDENCE_BEFORE = re.compile(r"\b(?:liv(?:es|ed|ing|e)|resid(?:es|ed|ing|ent)|stay(?:s|ed|ing)?"
+                               r"|holiday(?:s|ed|ing)?|vacation(?:s|ed|ing)?|visit(?:s|ed|ing)|moved|born"
+                               r"|raised|grew[ \t]+up|based|sleeps?|settled)"
+                               r"\b[^\n.;]{0,30}\Z", _I)
 
 
 def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
@@ -1342,12 +1393,14 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
         gap = text[words[i][1]:s]
         if "A" <= text[s] <= "Z" and len(key) >= 4 and not text[s:e].isupper() and \
                 (gap == " " or gap in (": ", ":") and words[i][2] not in ("in", "near", "outside")) and \
-                (key in wc.places or words[i][2] in ("near", "outside") and not clinical_shape(key)
-                 and not drug_shape(key)) and key not in wc.dictionary and \
+                (key in wc.places or (words[i][2] in ("near", "outside") or
+                                      _RESIDENCE_BEFORE.search(text, max(0, words[i][0] - 40), words[i][0]))
+                 and not clinical_shape(key) and not drug_shape(key)) and key not in wc.dictionary and \
                 key not in wc.clinical and key not in wc.stop and key not in ambiguous and \
                 not text.startswith(("'", "’", "-"), e):
-            # (After "near" or "outside", a capitalised word no dictionary holds is taken for a
-            # place even where no list knows it: "near Pukekohe"; "in" leads to drugs and
+            # (After "near" or "outside", or "in" after a word of living or staying, a
+            # capitalised word no dictionary holds is taken for a place even where no list knows
+            # it: "near Pukekohe", "holidaying in Kerikeri"; "in" alone leads to drugs and
             # diseases as often.) Capitalised words of no dictionary after it are the rest of
             # its name ("Wagga Wagga").
             j = i + 2
