@@ -177,6 +177,8 @@ def deid():
     ("18 Oakfield Mews, Lurgan, BT66 7QP", "BT66 7QP", "ZIP"),
     ("Her postcode is LS6 2QT; community team informed.", "LS6 2QT", "ZIP"),
     ("Eircode: D08 X2V7 (for the ambulance).", "D08 X2V7", "ZIP"),
+    ("Mail to PO Box 219, Kaitangata, as no street delivery.", "Kaitangata", "CITY"),
+    ("Postal: Private Bag 4402, Otorohanga", "Private Bag 4402", "ADDRESS"),
     ("Spends winters visiting her sister in Tauranga, back in May.", "Tauranga", "CITY"),
     ("Found unresponsive on the Kellerton Viaduct by a cyclist.", "Kellerton Viaduct", "CITY"),
     ("Home: 9 Tui Street, Papatoetoe. Lives alone.", "Papatoetoe", "CITY"),
@@ -262,6 +264,7 @@ def test_forms_found(deid, text, phi, category):
     "Lake Louise score 6 on arrival; CT/MT DSD changed; a lake of pus drained.",
     "6 Minute Walk Test 320 m; 2 Lateral View films; 3L CORDIS STILL IN PLACE; 20G ANGIO PLACED.",
     "LVAD as Bridge to transplant; Coronary Artery Bypass Graft; met at Central Station.",
+    "Gave private bag 12 of saline; box 3 of gloves; Box 4, Shelf 2 in the pharmacy.",
     "Lives alone, started in Keppra 500 bid; works in Oncology; stays in Bed 4.",
 ])
 def test_scores_and_sentences_stay(deid, text):

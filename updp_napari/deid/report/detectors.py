@@ -634,7 +634,7 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
 _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _URL_WORDS},
                    **{w: "age" for w in _AGE_WORDS}, **{w: "pager" for w in _PAGER_WORDS},
                    **{w: "id-label" for w in _ID_LABEL_WORDS}, "ext": "extension", "x": "extension",
-                   "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box",
+                   "extension": "extension", "zip": "zip", "postal": "zip", "box": "po-box", "bag": "po-box",
                    "rr": "rural-route", "rural": "rural-route", "r": "rural-route",
                    "sin": "national-number", "nhs": "national-number", "ni": "national-number",
                    "national": "national-number",
@@ -774,8 +774,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif trigger == "zip" and (m := _LABELLED_ZIP.match(text, start)):
             found.append(Span(m.start(1), m.end(1), "ZIP", "pattern:zip"))  # "ZIP: 02114"
         elif trigger == "po-box" and (m := _PO_BOX.match(text, start)) and \
-                (p := _PO_BEFORE.search(text, max(0, start - 8), start)):
+                (p := _PO_BEFORE.search(text, max(0, start - 10), start)) and \
+                (word == "box") == (p.group(1) is None) and (word == "box" or text[start] == "B"):
             found.append(Span(p.start(), m.end(), "ADDRESS", "pattern:address"))  # "PO Box 123"
+            found += _town_after_address(text, m.end(), ctx)  # "PO Box 4471, Wanganoa"
         elif trigger == "phone-label":
             if (m := _LABELLED_PHONE.match(text, start)) and \
                     7 <= sum(map(str.isdigit, m.group(1))) <= 13 and not _TIME.match(m.group(1)) \
@@ -783,6 +785,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 found.append(Span(m.start(1), m.end(1), "PHONE", "pattern:phone"))
         elif trigger == "rural-route" and (m := _RURAL_ROUTE.match(text, start)):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "RR 2 Box 117"
+            found += _town_after_address(text, m.end(), ctx)
         elif trigger == "apartment" and (m := _APARTMENT.match(text, start)):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "Apt 4C"
         elif trigger == "other-id" and (m := _OTHER_ID.match(text, start)) and \
@@ -991,13 +994,14 @@ _LABELLED_PHONE = re.compile(
     r"(?:tel(?:ephone)?|ph(?:one)?|fax|mobile|mob|cell|landline|contact|(?:home|work)(?=[ \t]*(?:#|no\.)))"
     r"\.?(?:[ \t]*(?:no\.?|number|#))?"
     r"[ \t]*[:#]?[ \t]*(\+?\(?\d[\d \t().-]{5,20}\d)(?![\d/:.]\d|\d)", _I)
-_PO_BOX = re.compile(r"box[ \t]*#?[ \t]*\d{1,6}\b", _I)
+# A post office box, and a private bag as New Zealand's post has them ("Private Bag 3018").
+_PO_BOX = re.compile(r"(?:box|bag)[ \t]*#?[ \t]*\d{1,6}\b", _I)
 # A rural route's box ("RR 2 Box 117") and an apartment or suite ("Apt 4C", "Suite 210").
 _RURAL_ROUTE = re.compile(r"(?:RR|R\.R\.|Rural[ \t]+Route)[ \t]*\d{1,3},?[ \t]+Box[ \t]*#?[ \t]*\d{1,6}\b",
                           _I)
 _APARTMENT = re.compile(r"(?:Apt|Apartment|Suite|Ste)\.?[ \t]*#?[ \t]*(?=[A-Z]?\d)[A-Z]?\d{1,5}[A-Z]?\b"
                         r"(?![ \t]*(?:mg|ml|units?|of)\b)")
-_PO_BEFORE = re.compile(r"\bp\.?[ \t]?o\.?[ \t]+\Z", _I)
+_PO_BEFORE = re.compile(r"\b(?:p\.?[ \t]?o\.?|(private))[ \t]+\Z", _I)
 
 
 # A ward named by its floor and wing, the wing capitalised: "7 North", "4 SOUTH" ("2 blocks
