@@ -239,13 +239,22 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
 # A national identity number after its label, whole, masked or its last digits: "SSN
 # ***-**-1120", "ssn last four 4471", "SIN 718 253 994", "NHS number 943 476 5919", "NI number
 # JT 48 21 93 B".
+# Other countries' numbers after their label: India's Aadhaar (twelve digits), New Zealand's
+# IRD and NHI, Ireland's PPSN, Australia's TFN.
 _NATIONAL_NUMBER = re.compile(
     r"(?:SSN|social[ \t]+security(?:[ \t]+(?:number|no\.?|#))?|SIN|NHS(?:[ \t]+(?:number|no\.?|#))?"
-    r"|NI(?:[ \t]+(?:number|no\.?|#))|national[ \t]+insurance(?:[ \t]+(?:number|no\.?|#))?)"
-    r"[ \t]*[:#]?[ \t]*(?:(?:last|ending)(?:[ \t]+(?:four|4|digits|in))*[ \t]*[:#]?[ \t]*)?"
-    r"(?P<value>[*Xx]{3}[ -]?[*Xx]{2}[ -]?\d{4}|\d{3}[ -]?\d{3}[ -]?\d{3,4}|\d{4}"
+    r"|NI(?:[ \t]+(?:number|no\.?|#))|national[ \t]+insurance(?:[ \t]+(?:number|no\.?|#))?"
+    r"|Aadhaa?r(?:[ \t]+(?:number|no\.?|#))?|(?:IRD|NHI|PPSN?|TFN)(?:[ \t]+(?:number|no\.?|#))?)"
+    r"[ \t]*(?:is[ \t]+)?[:#]?[ \t]*(?:(?:last|ending)(?:[ \t]+(?:four|4|digits|in))*[ \t]*[:#]?[ \t]*)?"
+    r"(?P<value>[*Xx]{3}[ -]?[*Xx]{2}[ -]?\d{4}|\d{4}[ -]?\d{4}[ -]?\d{4}|\d{3}[ -]?\d{3}[ -]?\d{3,4}"
+    r"|\d{7}[A-W][A-IW]?|[A-Z]{3}\d{4}|[A-Z]{3}\d{2}[A-Z]{2}|\d{4}"
     r"|[A-Z]{2}[ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]|\d{3}[ -]?\d{2}[ -]?\d{4})(?![\w-])", _I)
-_NATIONAL_NUMBER_WORDS = frozenset({"ssn", "social", "sin", "nhs", "ni", "national"})
+_NATIONAL_NUMBER_WORDS = frozenset({"ssn", "social", "sin", "nhs", "ni", "national", "aadhaar",
+                                    "aadhar", "ird", "nhi", "pps", "ppsn", "tfn"})
+# Labels that are everyday words in lower case ("sin"), counted in capitals only.
+_CAPITALS_ONLY = frozenset({"sin", "ird", "nhi", "pps", "ppsn", "tfn"})
+# Labels of a vehicle's plate, whose number may hold two digits among its letters ("KX19 FPL").
+_PLATE_WORDS = frozenset({"plate", "reg", "registration", "rego"})
 _LABELLED_ID = re.compile(
     r"\b(?P<label>MRN|MR\s?#|MR\s?No\.?|Medical\s+Record(?:\s+(?:Number|No\.?))?|Hospital\s+(?:number|no\.?)"
     r"|Patient\s+ID|PID|Unit\s+No\.?|ID|Acc(?:ession)?\.?(?:\s*(?:no\.?|number|#))?|Order\s*#?"
@@ -255,12 +264,12 @@ _LABELLED_ID = re.compile(
 # lot), and a case's, study's or examination's own number; four digits or more, not a year.
 _OTHER_ID = re.compile(
     r"(?:VIN|MBI|(?:licen[cs]e|plate|lot|serial|SN|case|study|exam(?:ination)?|policy|claim|member"
-    r"|account|acct|group|grp|reg(?:istration)?|certificate|cert|permit|passport|medicare|medicaid"
+    r"|account|acct|group|grp|reg(?:istration)?|rego|certificate|cert|permit|passport|medicare|medicaid"
     r"|insurance|subscriber|beneficiary|card|OHIP|IHI|PHN|DL)"
     r"(?:\s+plate)?(?:\s+(?:card\s+)?(?:no\.?|number|#|id))?)\s*[:#]?\s*(?:[A-Z]{2,4}\s)?"
     r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?(?:[ ](?=[A-Z-]*\d)[A-Z0-9-]*[A-Z0-9]){0,3})"
     r"(?![\w/.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
-_OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "lot", "serial", "sn",
+_OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "rego", "lot", "serial", "sn",
                              "case", "study", "exam", "examination", "policy", "claim", "member",
                              "account", "acct", "group", "grp", "reg", "registration",
                              "certificate", "cert", "permit", "passport", "medicare", "medicaid",
@@ -638,6 +647,8 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    "rr": "rural-route", "rural": "rural-route", "r": "rural-route",
                    "sin": "national-number", "nhs": "national-number", "ni": "national-number",
                    "national": "national-number",
+                   **{w: "national-number" for w in ("aadhaar", "aadhar", "ird", "nhi", "pps", "ppsn",
+                                                     "tfn")},
                    **{w: "phone-label" for w in ("tel", "telephone", "ph", "phone", "fax", "mobile",
                                                  "mob", "cell", "landline", "contact", "home",
                                                  "work")},
@@ -739,7 +750,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             continue
         if trigger == "id-label" or trigger == "national-number":
             if word in _NATIONAL_NUMBER_WORDS and (m := _NATIONAL_NUMBER.match(text, start)) and \
-                    (word != "sin" or text[start:end] == "SIN"):
+                    (word not in _CAPITALS_ONLY or text[start:end].isupper()):
                 found.append(Span(m.start("value"), m.end("value"), "SSN", "pattern:labelled-id"))
             elif trigger == "id-label" and (m := _LABELLED_ID.match(text, start)):
                 label = m.group("label").lower()
@@ -789,7 +800,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
         elif trigger == "apartment" and (m := _APARTMENT.match(text, start)):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "Apt 4C"
         elif trigger == "other-id" and (m := _OTHER_ID.match(text, start)) and \
-                sum(map(str.isdigit, v := m.group("value"))) >= 4 and \
+                (sum(map(str.isdigit, v := m.group("value"))) >= 4 or
+                 word in _PLATE_WORDS and sum(map(str.isdigit, v)) >= 2 and
+                 sum(map(str.isalnum, m.group()[end - start:])) >= 4) and \
                 not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v) and \
                 not _ISO_DATE.match(v) and not _COMPACT_DATE.match(v):  # "exam 2020-12-09 1257"
             found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
