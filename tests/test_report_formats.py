@@ -184,6 +184,9 @@ def deid():
     ("PPSN: 1234567FA on the form.", "1234567FA", "SSN"),
     ("NHI ZKT1029 on the referral.", "ZKT1029", "SSN"),
     ("Car rego XK42 PLM left in the bay.", "XK42", "ID"),
+    ("Patient's name: Oluwaseun Adebayo-Carter   DOB on file", "Oluwaseun Adebayo-Carter", "NAME"),
+    ("She says her name is Marguerite and asks for her son.", "Marguerite", "NAME"),
+    ("Dressing changed by T. Ní Bhriain, RGN, at 14:00.", "Ní Bhriain", "NAME"),
     ("Spends winters visiting her sister in Tauranga, back in May.", "Tauranga", "CITY"),
     ("Found unresponsive on the Kellerton Viaduct by a cyclist.", "Kellerton Viaduct", "CITY"),
     ("Home: 9 Tui Street, Papatoetoe. Lives alone.", "Papatoetoe", "CITY"),
@@ -271,6 +274,7 @@ def test_forms_found(deid, text, phi, category):
     "LVAD as Bridge to transplant; Coronary Artery Bypass Graft; met at Central Station.",
     "Gave private bag 12 of saline; box 3 of gloves; Box 4, Shelf 2 in the pharmacy.",
     "Reg 2 reviewed; plate count 150; reg 10 units; plate 2 of 3; reg 24 hrs; the sin of pride.",
+    "Posted in pt's rm; maximize PT'S RPP; may represent the patient's lipoma; name is pending.",
     "Lives alone, started in Keppra 500 bid; works in Oncology; stays in Bed 4.",
 ])
 def test_scores_and_sentences_stay(deid, text):

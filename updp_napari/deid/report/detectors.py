@@ -323,7 +323,7 @@ _TITLE = re.compile(rf"\b{_TITLES}\b\.?\s+", _I)
 _CREDENTIAL = re.compile(r",?\s*(?<![\w.])(?:M\.?D\.?|D\.?O\.?|Ph\.?D\.?|RN|NP|PA-C|RT\s?\(R\)|RT|FRCR"
                          r"|MBBS|FRCP|md)(?![\w])")
 _LABELS = re.compile(
-    r"\b(?:patient(?:\s+name)?|pt(?:\s+name)?|name|signed\s+by|electronically\s+signed\s+by|signed|dictated\s+by"
+    r"\b(?:patient(?:['’]s)?\s+name|pt(?:['’]s)?\s+name|patient|pt|name(?:\s+is|['’]s)?|signed\s+by|electronically\s+signed\s+by|signed|dictated\s+by"
     r"|reported\s+by|read\s+by|interpreted\s+by|verified\s+by|transcribed\s+by|approved\s+by|attending"
     r"|referring(?:\s+(?:physician|doctor|clinician|provider))?|requesting(?:\s+(?:physician|clinician|doctor))?"
     r"|ref(?:erred\s+by)?|ordered\s+by|tech(?:nologist)?|technician|radiographer|radiologist|resident|fellow"

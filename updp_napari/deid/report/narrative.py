@@ -45,7 +45,7 @@ _CREDENTIALS = frozenset({
     "md", "do", "rn", "rrt", "crt", "rt", "np", "pa", "pa-c", "lpn", "cna", "crna", "cns", "aprn",
     "fnp", "pharmd", "rph", "licsw", "lcsw", "msw", "sw", "slp", "ot", "otr", "dpt", "rd",
     "ccc", "bsn", "msn", "emt", "cm", "rncm", "phd", "cwocn", "wocn", "cwon", "ccrn", "cnm",
-    "dnp", "rdn", "cota", "pta"})
+    "dnp", "rdn", "cota", "pta", "rgn", "rmn", "rscn", "rm"})
 # Roles before a name: "CASEWORKER LEONA LABOWICH", "interpreter Ana".
 _ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "physicians",
                     "surgeon", "therapist", "nutritionist", "dietitian", "dietician",
@@ -70,7 +70,7 @@ _MOVE_WORDS = frozenset({
     "vacationing", "stays", "staying", "home", "rehab", "bed", "cath", "surgery", "admission",
     "stay", "care", "from", "to", "at"})
 _SURE_CREDENTIALS = frozenset({"rrt", "crt", "rn", "np", "lpn", "crna", "licsw", "lcsw", "msw",
-                               "pharmd", "rph", "aprn", "fnp"})
+                               "pharmd", "rph", "aprn", "fnp", "rgn", "rmn", "rscn"})
 _TITLE = re.compile(r"\b(?:dr|drs|doctor|dr's|drs\.|mr|mrs|ms|miss)(?:\.[ \t]*|[ \t]+)", re.IGNORECASE)
 # Particles of surnames ("van der Berg", "de la Cruz", "von Essen"): inside a name, in any case.
 PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "dela", "di", "da", "du",
