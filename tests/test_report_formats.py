@@ -187,6 +187,10 @@ def deid():
     ("Patient's name: Oluwaseun Adebayo-Carter   DOB on file", "Oluwaseun Adebayo-Carter", "NAME"),
     ("She says her name is Marguerite and asks for her son.", "Marguerite", "NAME"),
     ("Dressing changed by T. Ní Bhriain, RGN, at 14:00.", "Ní Bhriain", "NAME"),
+    ("Injured at a barbecue on Australia Day, seen next morning.", "Australia Day", "DATE"),
+    ("Burn from fireworks on Bonfire Night.", "Bonfire Night", "DATE"),
+    ("Clinic review booked for Thurs 24/7 at the fracture clinic.", "24/7", "DATE"),
+    ("Early-90s man found on the floor at home.", "90s", "AGE"),
     ("Spends winters visiting her sister in Tauranga, back in May.", "Tauranga", "CITY"),
     ("Found unresponsive on the Kellerton Viaduct by a cyclist.", "Kellerton Viaduct", "CITY"),
     ("Home: 9 Tui Street, Papatoetoe. Lives alone.", "Papatoetoe", "CITY"),
@@ -275,6 +279,7 @@ def test_forms_found(deid, text, phi, category):
     "Gave private bag 12 of saline; box 3 of gloves; Box 4, Shelf 2 in the pharmacy.",
     "Reg 2 reviewed; plate count 150; reg 10 units; plate 2 of 3; reg 24 hrs; the sin of pride.",
     "Posted in pt's rm; maximize PT'S RPP; may represent the patient's lipoma; name is pending.",
+    "Holistic care; a guy at the door; Chinese takeaway; care 24/7 at home; sats in the late 90s.",
     "Lives alone, started in Keppra 500 bid; works in Oncology; stays in Bed 4.",
 ])
 def test_scores_and_sentences_stay(deid, text):

@@ -63,7 +63,11 @@ _YEAR_DASH_MONTH = re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])\b(?![-/]\d)")
 # "until 30/6": a day past twelve before the month, as British notes write it, after a word
 # that introduces a date and no setting ("on 13/10", "PSV of 15/5" are pressures).
 _DAY_MONTH_CUES = frozenset({"until", "till", "til", "since", "dated", "before", "after", "through",
-                             "thru"})
+                             "thru", "today", "yesterday", "tomorrow",
+                             # the day of the week before it ("Mon 20/5"; not "sat", "sun")
+                             "monday", "mon", "tuesday", "tue", "tues", "wednesday", "wed",
+                             "thursday", "thu", "thur", "thurs", "friday", "fri", "saturday",
+                             "sunday"})
 _DAY_MONTH_SHORT = re.compile(r"(?<![\d/.])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])")
 _GLUED_DAY_MONTH = re.compile(rf"\b{_DAY_NUMBER}{_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
 _GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}{_DAY_NUMBER}(?:,?\s+{_YEAR})?\b", _I)
@@ -209,11 +213,18 @@ _AGE_VERB_BEFORE = re.compile(r"(?:\b(?:she|he|pt|patient|who)[ \t]+(?:is|was|wi
 _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
 
 
+_DECADE_PART_BEFORE = re.compile(r"\b(?:early|mid|late)[ \t-]?\Z", _I)
+_PERSON_AFTER = re.compile(r"[ \t]+(?:female|male|woman|man|lady|gentleman|gent|[fm])\b", _I)
+
+
 def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[int, int] | None:
     """Where the number of 90 to 119 at ``start`` is an age by the words about it."""
     suffix = word[digits_end - start:]  # "th" of "100th", "s" of "90s"
     if suffix in ("st", "nd", "rd", "th"):
         return (start, start + len(word)) if _BIRTHDAY.match(text, start + len(word)) else None
+    if suffix == "s" and word[-2] == "0" and _DECADE_PART_BEFORE.search(text, max(0, start - 8), start) \
+            and _PERSON_AFTER.match(text, start + len(word)):
+        return start, start + len(word)  # "Late-90s female", "mid 90s man"
     if not text[max(0, start - 9):start].lower().endswith(_AGE_BEFORE_ENDINGS):
         return None  # "HR 95", "sats 98": the rest is not tried
     before = _AGE_BEFORE.search(text, max(0, start - 24), start)
@@ -488,13 +499,18 @@ _HOLIDAY = re.compile(
     r"|Halloween|Hanukk?ah|Chanukk?ah|Passover"
     r"|Good[ \t]+Friday|Fourth[ \t]+of[ \t]+July|Yom[ \t]+Kippur|Rosh[ \t]+Hashanah"
     r"|(?:Memorial|Labou?r|Independence|Veterans[’']?|Columbus|Presidents[’']?|Mother[’']?s"
-    r"|Father[’']?s|Valentine[’']?s|Boxing|St\.?[ \t]+Patrick[’']?s)[ \t]+Day)"
+    r"|Father[’']?s|Valentine[’']?s|Boxing|St\.?[ \t]+Patrick[’']?s|Anzac|Waitangi|Australia"
+    r"|Canada|Victoria|Remembrance|Armistice|Bastille)[ \t]+Day"
+    r"|Diwali|Deepavali|Holi|Eid(?:[ \t-]+(?:al|ul)[ \t-]+(?:Fitr|Adha))?"
+    r"|(?:Lunar|Chinese)[ \t]+New[ \t]+Year|Bonfire[ \t]+Night|Guy[ \t]+Fawkes(?:[ \t]+Night)?)"
     rf"(?:[ \t]+(?:of[ \t]+)?{_YEAR})?(?![\w’'])", _I)
 _HOLIDAY_WORDS = frozenset({
     "christmas", "thanksgiving", "easter", "new", "halloween", "hanukkah", "hanukah", "chanukah",
     "chanukkah", "passover", "good", "fourth", "yom", "rosh", "memorial", "labor", "labour",
     "independence", "veterans", "columbus", "presidents", "mother", "mothers", "father",
-    "fathers", "valentine", "valentines", "boxing", "st"})
+    "fathers", "valentine", "valentines", "boxing", "st", "anzac", "waitangi", "australia",
+    "canada", "victoria", "remembrance", "armistice", "bastille", "diwali", "deepavali", "holi",
+    "eid", "lunar", "chinese", "bonfire", "guy"})
 _CITY_STATE_REACH = 80  # characters before a state code where its city may start
 
 
