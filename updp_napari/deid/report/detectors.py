@@ -62,12 +62,12 @@ _MONTH_DASH_YEAR = re.compile(rf"\b{_MONTHS}-(?:\d\d|{_YEAR})\b(?!-)", _I)
 _YEAR_DASH_MONTH = re.compile(rf"\b{_YEAR}-(?:0[1-9]|1[0-2])\b(?![-/]\d)")
 # "until 30/6": a day past twelve before the month, as British notes write it, after a word
 # that introduces a date and no setting ("on 13/10", "PSV of 15/5" are pressures).
-_DAY_MONTH_CUES = frozenset({"until", "till", "til", "since", "dated", "before", "after", "through",
-                             "thru", "today", "yesterday", "tomorrow",
-                             # the day of the week before it ("Mon 20/5"; not "sat", "sun")
-                             "monday", "mon", "tuesday", "tue", "tues", "wednesday", "wed",
-                             "thursday", "thu", "thur", "thurs", "friday", "fri", "saturday",
-                             "sunday"})
+# The day of the week before a date ("Tues 3/4", "Mon 20/5"; not "sat", "sun").
+_WEEKDAY_CUES = frozenset({"monday", "mon", "tuesday", "tue", "tues", "wednesday", "wed",
+                           "thursday", "thu", "thur", "thurs", "friday", "fri", "saturday",
+                           "sunday"})
+_DAY_MONTH_CUES = _WEEKDAY_CUES | {"until", "till", "til", "since", "dated", "before", "after",
+                                   "through", "thru", "today", "yesterday", "tomorrow"}
 _DAY_MONTH_SHORT = re.compile(r"(?<![\d/.])(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])(?![\d/])")
 _GLUED_DAY_MONTH = re.compile(rf"\b{_DAY_NUMBER}{_MONTHS}(?:{_YEAR}|\d\d)?\b", _I)
 _GLUED_MONTH_DAY = re.compile(rf"\b{_MONTHS}{_DAY_NUMBER}(?:,?\s+{_YEAR})?\b", _I)
@@ -595,11 +595,8 @@ def _loose_date(text: str, start: int, pattern: re.Pattern, cues: frozenset[str]
     m = pattern.match(text, before.start())
     return m if m is not None and m.start(1) == start else None
 # Words before a number that make it a date ("since 3/4", "study of 1/2").
-_DATE_CUES = frozenset({"on", "since", "from", "of", "dated", "until", "till", "til", "through",
-                        "thru", "before", "after", "last", "dos", "date", "in",
-                        # the day of the week before it ("Tues 3/4"; not "sat", "sun")
-                        "monday", "mon", "tuesday", "tue", "tues", "wednesday", "wed", "thursday",
-                        "thu", "thur", "thurs", "friday", "fri", "saturday", "sunday"})
+_DATE_CUES = _WEEKDAY_CUES | {"on", "since", "from", "of", "dated", "until", "till", "til", "through",
+                              "thru", "before", "after", "last", "dos", "date", "in"}
 # Words before a pair of numbers that make it a measurement: ventilator settings, strength,
 # scores, ratios ("PS 10/5", "strength 5/5", "GCS 3/15").
 _MEASURE_CUES = frozenset({
