@@ -24,7 +24,10 @@ CASES = [
         "provisional report by ", "typed by ", "transcriptionist ", "scribe ", "discussed with ",
         "d/w ", "communicated to ", "called to ", "notified ", "paged ", "cc ", "informed ",
         "spoke with ", "conveyed to ", "read back by ", "per ", "from ", "copies to: ",
-        "copy to ", "distribution: "]),
+        "copy to ", "distribution: ", "prepared by: ", "written by ", "completed by ",
+        "entered by ", "authored by ", "reviewed by ", "checked by ", "witnessed by ",
+        "countersigned by ", "cosigned by ", "co-signed by ", "thanks, Al", "thank you, Al",
+        "regards, Al", "best wishes, Al"]),
     (d._TITLE, d._TITLE_WORDS, [
         "Dr. ", "Doctor ", "Drs ", "Mr ", "Mrs. ", "Ms ", "Miss ", "Mx ", "Prof. ", "Professor ",
         "Nurse ", "RN ", "NP ", "PA-C ", "Sister ", "Rev. ", "Reverend ",

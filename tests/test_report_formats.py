@@ -202,6 +202,20 @@ def deid():
     ("92yM with fall, on warfarin.", "92", "AGE"),
     ("Age: ninety-one. Lives with son.", "ninety-one", "AGE"),
     ("A man aged ninety-four, admitted with sepsis.", "ninety-four", "AGE"),
+    ("Symptoms since the weekend of 18-19 March, worse.", "18-19 March", "DATE"),
+    ("Seen 3rd-5th June in clinic; again 3 to 5 July 2024.", "3rd-5th June", "DATE"),
+    ("Seen 3rd-5th June in clinic; again 3 to 5 July 2024.", "3 to 5 July 2024", "DATE"),
+    ("Letter dated twelfth November re: hearing aid.", "twelfth November", "DATE"),
+    ("admitted on march fifth with chest pain", "march fifth", "DATE"),
+    ("NBM from midnight on the 15th for surgery.", "15th", "DATE"),
+    ("Pt, 93, had a CVA in the past.", "93", "AGE"),
+    ("Pt is 104 per passport.", "104", "AGE"),
+    ("Grandmother is 101 and still gardens.", "101", "AGE"),
+    ("Prepared by: T. Ní Bhriain, Senior Pharmacist", "Ní Bhriain", "NAME"),
+    ("Written by Olga Petrenko, RN", "Olga Petrenko", "NAME"),
+    ("Thanks, Anushree (pharmacy) - please recheck the level.", "Anushree", "NAME"),
+    ("Kind regards, Malachy", "Malachy", "NAME"),
+    ("Escalated to nurse in charge (Tadhg) and the on-call registrar.", "Tadhg", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -281,6 +295,10 @@ def test_forms_found(deid, text, phi, category):
     "Posted in pt's rm; maximize PT'S RPP; may represent the patient's lipoma; name is pending.",
     "Holistic care; a guy at the door; Chinese takeaway; care 24/7 at home; sats in the late 90s.",
     "Lives alone, started in Keppra 500 bid; works in Oncology; stays in Bed 4.",
+    "Give 10-12 may help; 2 may also work; the first may be enough; on the 4th floor for review.",
+    "Pt is 100 per cent on RA; Pt, 95%, on 2L; pt is 96 kg.",
+    "Thanks, Team. thanks, will call back. Thank you, doctor. Reviewed by Cardiology; by MD.",
+    "Interpreter (Mandarin) present; charge nurse (RN) aware.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

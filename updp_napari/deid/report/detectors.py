@@ -181,19 +181,23 @@ _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
                   r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo?[mf]?\b|[mf]\b"
                   r"|/[mf]\b))", _I)
+# The relatives of an age past ninety as notes name them ("Grandmother is 102").
+_ELDERS = r"grandmother|grandfather|grandma|grandpa|granny|gran|grandad|granddad|nan|nana"
 # An age over 89 told by the words about it: "She is 95.", "turned 92 last week", "M, 90, s/p
 # fall", "in her 90s", "her 100th birthday" (not "HR is 95", "turned 90 degrees", "SBP in
 # the 90s").
 _AGE_BEFORE = re.compile(
-    r"(?:\b(?P<is>she|he|pt|patient|wife|husband|mother|father)(?:\s+(?:is|was|will\s+be)|['’]ll\s+be)"
+    rf"(?:\b(?P<is>she|he|pt|patient|wife|husband|mother|father|{_ELDERS})(?:\s+(?:is|was|will\s+be)"
+    r"|['’]ll\s+be)"
     r"|\bturn(?:s|ed|ing)|\b(?:died|passed\s+away|passed)\s+at|\b(?:pt|patient)\s*\("
-    r"|(?<![\w,/])(?P<sex>[MF]|mother|father|husband|wife|sister|brother|aunt|uncle)[,/]"
+    rf"|(?<![\w,/])(?P<sex>[MF]|pt|patient|mother|father|husband|wife|sister|brother|aunt|uncle|{_ELDERS})[,/]"
     r"|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
                        "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", " at ",
                        "pt (", "pt(", "patient (", "m/", "f/")  # not every "(95" or "120/95"
 # After "she is 98": the end of the phrase, years, or what goes on about her ("and", "(per").
-_AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\()", _I)
+_AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\("
+                           r"|per\b(?!\s*cent))", _I)
 _AGE_NOT_AFTER_TURN = re.compile(r"\s*(?:degrees?\b|°|%|/)")
 _BIRTHDAY = re.compile(r"\s+birthday\b", _I)
 # The same in words: "ninety-two year old", "a nonagenarian", "in his nineties".
@@ -328,9 +332,12 @@ _ZIP_AFTER_STATE = re.compile(r"\b([A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
 _INSTITUTION_ABBR = re.compile(r"\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'-]{2,}\s+){1,3}"
                                r"(?:GH|MC|UH|CH|MH|RMC|UMC|HC|HS)\b")
 
-_TITLES = (r"(?:Dr|Doctor|Drs|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Nurse|RN|NP|PA-C|Sister|Rev|Reverend"
-           r"|Sra|Srta|Sgt|Capt|Officer|Rabbi|Pastor|Chaplain|Imam|Judge|Coach|Mister)")
-_TITLE = re.compile(rf"\b{_TITLES}\b\.?\s+", _I)
+# Titles written short take a full stop; one written out ends a sentence there ("Thank you,
+# doctor. Reviewed by ...").
+_TITLES = (r"(?:(?:Dr|Drs|Mr|Mrs|Ms|Mx|Prof|RN|NP|PA-C|Rev|Sra|Srta|Sgt|Capt)\b\.?"
+           r"|(?:Doctor|Miss|Professor|Nurse|Sister|Reverend|Officer|Rabbi|Pastor|Chaplain|Imam|Judge"
+           r"|Coach|Mister)\b)")
+_TITLE = re.compile(rf"\b{_TITLES}\s+", _I)
 _CREDENTIAL = re.compile(r",?\s*(?<![\w.])(?:M\.?D\.?|D\.?O\.?|Ph\.?D\.?|RN|NP|PA-C|RT\s?\(R\)|RT|FRCR"
                          r"|MBBS|FRCP|md)(?![\w])")
 _LABELS = re.compile(
@@ -340,7 +347,10 @@ _LABELS = re.compile(
     r"|ref(?:erred\s+by)?|ordered\s+by|tech(?:nologist)?|technician|radiographer|radiologist|resident|fellow"
     r"|provisional\s+report\s+by|typed\s+by|transcriptionist|scribe|discussed\s+with|d/w|communicated\s+to|called\s+to|notified|paged|cc"
     r"|informed|spoke\s+with|conveyed\s+to|read\s+back\s+by|per|from|cop(?:y|ies)\s+to"
-    r"|distribution)\b\.?\s*:?\s*", _I)
+    r"|distribution|(?:prepared|written|completed|entered|authored|reviewed|checked|witnessed|countersigned"
+    r"|co-?signed)\s+by"
+    # a letter's or a message's signature: "Thanks, Priyanka", "Kind regards, Siobhan"
+    r"|(?:thanks|thank\s+you|regards|best\s+wishes)[ \t]*,[ \t]*)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
 _DICTATION_LINE = re.compile(r"^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$", re.MULTILINE)
 
@@ -461,8 +471,14 @@ _MONTH_DAY_IN_WORDS = re.compile(
     rf"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
     rf"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?\s+(?:the\s+)?{_ORDINAL_WORDS}\b"
     rf"(?:,?\s+{_YEAR}\b)?", _I)
-# "the fifth of June", "twenty second of may": the day in words before "of" and the month.
+# "the fifth of June", "twenty second of may": the day in words before "of" and the month;
+# "twelfth November": right before it.
 _ORDINAL_OF = re.compile(rf"(?<![\w-])({_ORDINAL_WORDS})[ \t]+of[ \t]+\Z", _I)
+_ORDINAL_BEFORE = re.compile(rf"(?<![\w-])({_ORDINAL_WORDS})[ \t]+\Z", _I)
+# "18-19 March", "3rd to 5th June 2024": a range of days before its month (the first day is
+# no date alone: a number after a dash goes on the number before it).
+_DAY_RANGE_MONTH = re.compile(rf"\b{_DAY}[ \t]*(?:-|–|to)[ \t]*{_DAY}(?:\s+of)?[\s-]+{_MONTHS}\b\.?"
+                              rf"(?:,?[\s-]+{_YEAR}\b)?", _I)
 _YEAR_AFTER = re.compile(rf",?[ \t]+{_YEAR}\b")
 # A month's name one letter off ("Febuary 2", "Octobr 18"), then a day or a year.
 _MONTH_LIKE_DATE = re.compile(rf"[^\W\d_]+\.?\s+(?:{_DAY}(?:,?\s+{_YEAR})?|{_YEAR})\b(?![/:.]\d)")
@@ -531,7 +547,7 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
                 else (_NUMBER_DATE, _SHORT_DATE, _MONTH_SHORT_YEAR)
         if after == "-":
             return (_ISO_DATE, _NUMBER_DATE, _DD_MON_DATE, _YEAR_DASH_MONTH) if len(word) == 4 else \
-                (_NUMBER_DATE, _DD_MON_DATE, _DAY_DASH_MONTH) if len(word) <= 2 else \
+                (_NUMBER_DATE, _DD_MON_DATE, _DAY_DASH_MONTH, _DAY_RANGE_MONTH) if len(word) <= 2 else \
                 (_NUMBER_DATE, _DD_MON_DATE)  # "2021-03", "02-Nov"
         return (_NUMBER_DATE,)
     if after == " " and text[end + 1:end + 2] == "/" and digits and len(word) <= 2:
@@ -541,9 +557,13 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     if not digits:
         # a day glued to its month ("03mar2019"): the letters must be a month's name
         glued = _GLUED_MONTH_WORD.fullmatch(word)
-        return (_GLUED_DAY_MONTH,) if glued and word.strip("0123456789") in _MONTH_WORDS \
-            else ((_DAY_MONTH_DATE,) if len(word) <= 4 else ())
-    return (_DAY_MONTH_DATE,) if len(word) <= 4 else ()
+        if glued and word.strip("0123456789") in _MONTH_WORDS:
+            return (_GLUED_DAY_MONTH,)
+    if len(word) > 4:
+        return ()
+    # "3rd-5th June", "18 - 19 March", "3 to 5 June": a range of days before its month
+    return (_DAY_MONTH_DATE, _DAY_RANGE_MONTH) if after in ("-", "–") or \
+        text.startswith((" - ", " – ", " to "), end) else (_DAY_MONTH_DATE,)
 
 
 _BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
@@ -563,12 +583,12 @@ _WEEKDAY_THE = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day[ \t]+th
                           r"((?:[12]?\d|3[01])(?:st|nd|rd|th))\Z", _I)
 _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
                         r"(?=\s*(?:[.,;:)\"]|$|of\s+(?:the\s+)?month))", _I | re.MULTILINE)
-# "seen in the ED on the 21st and sent home": a day after "on the" before a word that goes on
-# the sentence, not a noun ("on the 3rd floor", "on the 2nd day", "on the 4th and 5th ribs",
-# "on the 2nd and final attempt").
+# "seen in the ED on the 21st and sent home", "on the 15th for surgery": a day after "on the"
+# before a word that goes on the sentence, not a noun ("on the 3rd floor", "on the 2nd day",
+# "on the 4th and 5th ribs", "on the 2nd and final attempt").
 _ON_THE_DAY = re.compile(r"\b(?:on|since|until|by)[ \t]+the[ \t]+((?:[12]?\d|3[01])(?:st|nd|rd|th))"
                          r"(?=[ \t]+(?:and(?![ \t]+(?:final|last|only|most|least|best|worst)\b)|but|when"
-                         r"|where|after|before|until|because|so|then)[ \t]+(?!\d)[a-z])", _I)
+                         r"|where|after|before|until|because|so|then|for|at|with)[ \t]+(?!\d)[a-z])", _I)
 # A year with an apostrophe: "'09" (tried where the quote stands before a two-digit number)
 # and "74'" (after it), but not the angle of the head of the bed ("HOB 30'").
 _YEAR_QUOTED_BEFORE = re.compile(r"(?<![\w'’])['’]\d\d(?![\w'’])")
@@ -707,7 +727,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                         pattern not in _BARE_SHORT_DATES or _short_date_ok(text, m)) and not (
                         pattern is _NUMBER_DATE and len(m.group()) <= 8 and
                         _word_before(text, m.start()) in _MEASURE_CUES) and (
-                        pattern is not _DAY_MONTH_SHORT or _word_before(text, start) in _DAY_MONTH_CUES):
+                        pattern is not _DAY_MONTH_SHORT or _word_before(text, start) in _DAY_MONTH_CUES) and (
+                        not m.group().endswith("may") or _word_before(text, start) in _DATE_CUES):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
             _numeric_at(text, start, end, word, found, ctx, streets)
             if len(word) == 2:
@@ -776,9 +797,15 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             for pattern in _WORD_DATES:
                 if m := pattern.match(text, start):
                     dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-            if text[start].isupper() and not text[end + 1:end + 2].isdigit() and \
+            # "June fifth", "march the fourth"; "may" in lower case is the verb ("may first try").
+            named = text[start].isupper() or word != "may"
+            if named and not text[end + 1:end + 2].isdigit() and \
                     (m := _MONTH_DAY_IN_WORDS.match(text, start)):
-                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # June fifth
+                dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
+            if named and text[start - 1:start] in (" ", "\t") and \
+                    (o := _ORDINAL_BEFORE.search(text, max(0, start - 24), start)):
+                y = _YEAR_AFTER.match(text, end)  # "twelfth November", "fifth May 2019"
+                dates.append(Span(o.start(1), y.end() if y else end, "DATE", "pattern:date"))
             if m := _loose_date(text, start, _LOOSE_MONTH, _LOOSE_MONTH_CUES):  # "in Sept."
                 dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
             if text[max(0, start - 3):start].lower() == "of " and \
@@ -1570,7 +1597,9 @@ _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated",
                 "radiographer", "radiologist", "resident", "fellow", "provisional", "typed",
                 "transcriptionist", "scribe", "discussed", "d", "communicated", "called", "notified",
                 "paged", "cc", "informed", "spoke", "conveyed", "per", "from", "copies",
-                "copy", "distribution"}
+                "copy", "distribution", "prepared", "written", "completed", "entered", "authored",
+                "reviewed", "checked", "witnessed", "countersigned", "cosigned", "co", "thanks",
+                "thank", "regards", "best"}
 _CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
 _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")
@@ -1843,7 +1872,7 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
         return
     s, e = run
     tokens = _NAME_SPLIT.split(text[s:e].strip())
-    label = " ".join(m.group().strip().strip(" :.").lower().split())
+    label = " ".join(m.group().strip().strip(" :.,").lower().split())
     loose = label in ("per", "from", "name", "ref", "cc", "notified")
     if label in _TYPIST_LABELS and _lower_initials(tokens):
         yield Span(s, e, "NAME", "context:label")  # "typed by: rp"

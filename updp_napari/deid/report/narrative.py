@@ -71,7 +71,9 @@ _MOVE_WORDS = frozenset({
     "stay", "care", "from", "to", "at"})
 _SURE_CREDENTIALS = frozenset({"rrt", "crt", "rn", "np", "lpn", "crna", "licsw", "lcsw", "msw",
                                "pharmd", "rph", "aprn", "fnp", "rgn", "rmn", "rscn"})
-_TITLE = re.compile(r"\b(?:dr|drs|doctor|dr's|drs\.|mr|mrs|ms|miss)(?:\.[ \t]*|[ \t]+)", re.IGNORECASE)
+# (A full stop after a title written out ends its sentence: "Thank you, doctor. Seen today.")
+_TITLE = re.compile(r"\b(?:(?:dr|drs|dr's|drs\.|mr|mrs|ms)(?:\.[ \t]*|[ \t]+)|(?:doctor|miss)[ \t]+)",
+                    re.IGNORECASE)
 # Particles of surnames ("van der Berg", "de la Cruz", "von Essen"): inside a name, in any case.
 PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "dela", "di", "da", "du",
                        "la", "le", "ter", "ten", "dos", "das", "des"})
@@ -152,6 +154,8 @@ _NEXT_WORD_WHOLE = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])\b")
 _NEXT_WORD = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])")
 _BLANKS = re.compile(r"[ \t]+")
 _FIELD_GAP = re.compile(r"[ \t]*[:,-]?[ \t]*")
+_ROLE_GAP = re.compile(r"(?:[ \t]+in[ \t]+charge)?[ \t]*(?:[:,-][ \t]*|(\()[ \t]*)?")
+_CLOSING_BRACKET = re.compile(r"[ \t]*\)")
 _ONE_OR_TWO_BLANKS = re.compile(r"[ \t]{1,2}")
 _LAST_WORD = re.compile(r"([A-Za-z]+)[ \t]*$")
 _BLANKS_WORD = re.compile(r"[ \t]{1,2}([A-Za-z]+)")
@@ -525,9 +529,16 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     # "np" never ("6l np": nasal prongs).
     if key in ("np", "rn") and not text[start:end].isupper() and (key == "np" or reader.cased):
         return
-    gap = _FIELD_GAP.match(text[end:end + 4])
-    for s, e in _name_run(reader, end + gap.end(), RELATION):
-        yield Span(s, e, "NAME", "context:role", 0.85)
+    # "nurse in charge (Kieran)": the role's own words, then the name, perhaps in brackets.
+    gap = _ROLE_GAP.match(text, end)
+    bracket = gap.group(1) is not None
+    for s, e in _name_run(reader, gap.end(), RELATION):
+        # In brackets a word says what the role is as often as who ("Interpreter (Mandarin)"):
+        # there a name's words are names or no English word.
+        if not bracket or _CLOSING_BRACKET.match(text, e) and all(
+                w.lower() not in reader.wc.dictionary or w.lower() in reader.wc.given or
+                w.lower() in reader.wc.surnames for w in _TOKEN.findall(text, s, e)):
+            yield Span(s, e, "NAME", "context:role", 0.85)
 
 
 # A note's section of family and visitors opens with a label: "social: bill called once",
