@@ -216,6 +216,11 @@ def deid():
     ("Thanks, Anushree (pharmacy) - please recheck the level.", "Anushree", "NAME"),
     ("Kind regards, Malachy", "Malachy", "NAME"),
     ("Escalated to nurse in charge (Tadhg) and the on-call registrar.", "Tadhg", "NAME"),
+    ("Patient Joy Castellano-Pruitt, 67F, presents with chest pain.", "Joy Castellano-Pruitt", "NAME"),
+    ("Mobile no. 98201 55437 (Pune), brother of pt.", "Pune", "CITY"),
+    ("Case no. 23/QT/1187 referred to the safeguarding team.", "23/QT/1187", "ID"),
+    ("Employee no. 55081 (staff needlestick) - OH informed.", "55081", "ID"),
+    ("Blood unit number W0411 24 556789 transfused.", "W0411 24 556789", "ID"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -299,6 +304,8 @@ def test_forms_found(deid, text, phi, category):
     "Pt is 100 per cent on RA; Pt, 95%, on 2L; pt is 96 kg.",
     "Thanks, Team. thanks, will call back. Thank you, doctor. Reviewed by Cardiology; by MD.",
     "Interpreter (Mandarin) present; charge nurse (RN) aware.",
+    "PATIENT GRANT REMAINS SEDATED. Patient Will Need PT. call 555-0134 (Mobile) after 5.",
+    "BP 120/80, no. 2 sutures, ref range 3.5-5.0, bed no. 12, no. 12345 2 tabs, no 2000 units.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -290,6 +290,15 @@ _OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "rego"
                              "certificate", "cert", "permit", "passport", "medicare", "medicaid",
                              "insurance", "subscriber", "beneficiary", "card", "ohip", "ihi",
                              "phn", "dl"})
+# Any record's number after "no.", "number" or "ref" and its noun: "Employee no. 55081", "Case
+# no. 23/PF/1187", "Coroner's ref 2024/0931/PM", "lab no. 24H017720" (four digits or more).
+_NUMBERED_ID = re.compile(
+    r"(?<=[^\W\d_][ \t])(?:no\.|no:|nr\.?|number|ref\.?|reference)[ \t]*[:#]?[ \t]*"
+    r"(?P<value>(?=[A-Z/-]*\d)[A-Z0-9](?:[A-Z0-9/-]*[A-Z0-9])?"
+    r"(?:[ ](?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]*[A-Z0-9]){0,3})"
+    r"(?![\w.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
+_NUMBERED_ID_WORDS = frozenset({"no", "nr", "number", "ref", "reference"})
+_RATIO = re.compile(r"\d{1,3}/\d{1,3}")
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
 _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
@@ -689,6 +698,7 @@ _ALPHA_TRIGGERS = {**{w: "month" for w in _MONTH_WORDS}, **{w: "url" for w in _U
                    "apt": "apartment", "apartment": "apartment", "suite": "apartment",
                    "ste": "apartment",
                    **{w: "other-id" for w in _OTHER_ID_WORDS}, "paged": "paged",
+                   **{w: "numbered-id" for w in _NUMBERED_ID_WORDS},
                    **{w: "au-state" for w in ("nsw", "vic", "qld", "sa", "wa", "tas", "nt", "act")}}
 
 
@@ -846,6 +856,10 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v) and \
                 not _ISO_DATE.match(v) and not _COMPACT_DATE.match(v):  # "exam 2020-12-09 1257"
             found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
+        elif trigger == "numbered-id":
+            if (m := _NUMBERED_ID.match(text, start)) and sum(map(str.isdigit, v := m.group("value"))) >= 4 \
+                    and not _YEAR_ALONE.fullmatch(v) and not _RATIO.fullmatch(v) and not _RANGE.fullmatch(v):
+                found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
         elif trigger == "holiday":
             if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
@@ -900,6 +914,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     found += _number_in_words(text, index)
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
+    found += _place_after_phone(text, found, ctx)
     if not ctx.all_times:
         found = [s for s in found if s.category != "TIME" or _dated_time(text, s, dates)]
     return dates + found
@@ -1224,6 +1239,28 @@ def _town_after_address(text: str, end: int, ctx: Context) -> list[Span]:
         found.append(Span(m.start(1), end, "CITY", "pattern:town-after-address", 0.9))
     if found and (z := _POSTCODE_AFTER.match(text, end)):
         found.append(Span(z.start(1), z.end(1), "ZIP", "pattern:zip"))
+    return found
+
+
+# A place named right after a telephone number, perhaps in brackets: "Tel 04-555-3821
+# Wellington", "98201 55437 (Mumbai)", "ph 09 555 8812 (Auckland landline)".
+_PLACE_AFTER_NUMBER = re.compile(r"[ \t]*(?:\([ \t]*|[,-][ \t]*)?([A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?)")
+
+
+def _place_after_phone(text: str, spans: list[Span], ctx: Context) -> list[Span]:
+    """The city a lexicon knows, capitalised, right after each telephone number of ``spans``."""
+    wc = word_classes()
+    found = []
+    for span in spans:
+        if span.category not in ("PHONE", "FAX") or not (m := _PLACE_AFTER_NUMBER.match(text, span.end)):
+            continue
+        for candidate in (m.group(1), m.group(1).split()[0]):
+            key = fold(candidate)
+            if (key in wc.places or key in ctx.lexicons.cities) and key not in wc.dictionary and \
+                    key not in wc.clinical and key not in wc.given:
+                found.append(Span(m.start(1), m.start(1) + len(candidate), "CITY",
+                                  "pattern:place-after-phone", 0.9))
+                break
     return found
 
 
@@ -1857,6 +1894,7 @@ def _given_name(token: str) -> bool:
 def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     # A quote may open the field's name ("Patient: “BRENNAN, Anna”", "ref: 'Dr. X'").
     start = skip_open_quote(text, m.end())
+    given_and_surname = False
     t = _TITLE.match(text, start)
     if t:
         start = skip_open_quote(text, t.end())
@@ -1864,8 +1902,13 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
         # "PT REMAINS SEDATED": checked on the first word before the whole rule runs (this
         # is the commonest word of nursing notes).
         first = _FIRST_WORD.match(text, start)
-        if first is None or not ctx.reader(text).person_word(first.group(), WEAK):
+        if first is None:
             return
+        if not ctx.reader(text).person_word(first.group(), WEAK):
+            # "Patient Joy Abernathy-Lutz": a given name that is also a word, and a surname.
+            if not ctx.reader(text).given_and_surname(first):
+                return
+            given_and_surname = True
     lowercase_ok = m.group()[:1].islower() or text[start:start + 1].islower()
     run = _name_run(text, start, ctx, lowercase_ok=lowercase_ok)
     if not run:
@@ -1889,7 +1932,7 @@ def _name_after_label(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:
     if ":" in m.group():
         strength = RELATION if patient else TITLE  # "PATIENT: SMITH, JOHN"; "PT: ALERT" is none
     else:
-        strength = WEAK if loose or patient else STRONG
+        strength = STRONG if given_and_surname else WEAK if loose or patient else STRONG
     e = ctx.reader(text).name_end(s, e, strength)
     if e is not None:
         yield Span(s, e, "NAME", "context:label")

@@ -306,9 +306,11 @@ class Reader:
         if not nxt:
             return False
         second = nxt.group(1)
-        key = second.lower()
-        return key in wc.surnames and key not in wc.dictionary and key not in wc.clinical and \
-            not clinical_shape(key) and (not self.cased or second[:1].isupper())
+        if self.cased and not second[:1].isupper():
+            return False
+        # "Joy Abernathy-Lutz": a surname of two, each part one.
+        return all(key in wc.surnames and key not in wc.dictionary and key not in wc.clinical and
+                   not clinical_shape(key) for key in second.lower().split("-") if key)
 
     def place_word(self, word: str) -> bool:
         """Whether ``word`` can be part of a place's name here."""
