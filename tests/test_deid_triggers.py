@@ -41,7 +41,7 @@ CASES = [
         "Hospital number 1234567", "Patient ID 1234567", "PID 1234567", "Unit No. 1234567",
         "ID 1234567", "Acc 1234567", "Accession number 1234567", "Order # 1234567",
         "SSN 123-45-6789", "Social Security Number 123-45-6789"]),
-    (d._PAGER, d._PAGER_WORDS, ["pager 4417", "pgr 4417", "pg 4417", "beeper 4417",
+    (d._PAGER, d._PAGER_WORDS, ["pager 4417", "pgr 4417", "pg 4417", "beeper 4417", "bpr 4417",
                                 "bleep 4417", "bleeper 4417"]),
     (d._MONTH_DAY_DATE, d._MONTH_WORDS, [
         f"{m} 3" for m in ("Jan", "January", "Feb", "February", "Mar", "March", "Apr", "April",

@@ -221,6 +221,26 @@ def deid():
     ("Case no. 23/QT/1187 referred to the safeguarding team.", "23/QT/1187", "ID"),
     ("Employee no. 55081 (staff needlestick) - OH informed.", "55081", "ID"),
     ("Blood unit number W0411 24 556789 transfused.", "W0411 24 556789", "ID"),
+    ("Call ext 4-6650 for results of the CTA.", "4-6650", "PHONE"),
+    ("PAGE CARDS FELLOW @ 3-8821 FOR ANY CP.", "3-8821", "PHONE"),
+    ("NP Lorna bpr 88210", "88210", "PAGER"),
+    ("Plan for trach on the 3rd if no improvement in weaning.", "3rd", "DATE"),
+    ("Pt was intubated from the 5th to the 8th at OSH.", "5th", "DATE"),
+    ("pt reports that on the 14th of last month he fell", "14th", "DATE"),
+    ("At 97, pt remains sharp and does the crossword.", "97", "AGE"),
+    ("Her father lived to 104.", "104", "AGE"),
+    ("Clinic # 4402-118 (anticoag)", "4402-118", "ID"),
+    ("JOB#: 88213", "88213", "ID"),
+    ("weaned to CPAP per RT (Tamsin), tolerating well.", "Tamsin", "NAME"),
+    ("by anesthesia and CRNA Jo Tanaka.", "Jo Tanaka", "NAME"),
+    ("HALVORSEN, K RN aware of the transfer.", "HALVORSEN, K", "NAME"),
+    ("Team (Drs. Farouk/Lindahl) aware of new AF.", "Lindahl", "NAME"),
+    ("SOCIAL: MARRIED TO ROBIN, 3 GROWN CHILDREN.", "ROBIN", "NAME"),
+    ("NEICE ROSE CALLED, WAS TOLD PT RESTING.", "ROSE", "NAME"),
+    ("transferred from Mount Tabor Regional (MTR) ICU; MTR to send films.", "MTR", "INSTITUTION"),
+    ("Sent from Our Lady of Sorrows ED w/ STEMI.", "Our Lady of Sorrows", "INSTITUTION"),
+    ("PCP office (Granite Hill Family Practice) called.", "Granite Hill Family Practice", "INSTITUTION"),
+    ("Pt lives in rural Ashby County on a farm. Wife at bedside.", "Ashby County", "CITY"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -306,6 +326,13 @@ def test_forms_found(deid, text, phi, category):
     "Interpreter (Mandarin) present; charge nurse (RN) aware.",
     "PATIENT GRANT REMAINS SEDATED. Patient Will Need PT. call 555-0134 (Mobile) after 5.",
     "BP 120/80, no. 2 sutures, ref range 3.5-5.0, bed no. 12, no. 12345 2 tabs, no 2000 units.",
+    "call MD if UO < 30 or 1-2000 ml out; called for 2-3000 units; PAGE DR ON CALL; fx # 1234 mg.",
+    "from the 3rd to the 5th rib with callus; moved to the 4th floor for review; prayed to Our Lady.",
+    "Sats at 95, pt comfortable. At 95, sats ok. Titrated to 100, pt tolerating.",
+    "PT (BID) and OT (R); pt (in his 90s); PT REMAINS SEDATED; Labs drawn, K RN aware.",
+    "PT WAS AT HIS DAUGHTER'S HOUSE. Home phone: on file. Mother (age 96) lives alone.",
+    "Residual weakness, 3/5 LUE. BLOOD CX 2/2 NGTD. Texas catheter placed. Coxsackie B titers.",
+    "Stevens-Johnson reaction suspected. OGT to LIWS; IVF @ KVO; changed to AF; due to ASD.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

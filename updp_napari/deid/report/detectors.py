@@ -172,11 +172,18 @@ _PHONE = re.compile(rf"(?<!\w)(?<!\d-)(?:\+?1[\s.-]?)?(?:\(\d{{3}}\)[ \t]?-?[ \t
                     # a last group mistyped one digit long, where spaces set the groups apart
                     r"|(?<!\w)\(?\d{3}\)?[ \t]\d{3}[ \t]\d{5}(?!\d)"
                     r"|(?<![\w-])0\d{2,4}\s\d{3}\s\d{3,4}(?!\d)"
-                    r"|(?<!\w)(?:ext\.?|extension)\s?\d{2,5}\b|(?<!\w)x\s?(?:\d{1,2}-)?\d{3,5}\b", _I)
-_PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*#?"
+                    r"|(?<!\w)(?:ext\.?|extension)\s?(?:\d{1,2}-)?\d{2,5}\b"
+                    r"|(?<!\w)x\s?(?:\d{1,2}-)?\d{3,5}\b", _I)
+# A hospital's internal number, a digit, a dash and four ("page cards @ 3-8821", "call blood bank
+# 4-2207"), after a word of calling on the same line.
+_INTERNAL_NUMBER = re.compile(r"\d-\d{4}(?![\d-]|\.\d)"
+                              r"(?![ \t]*(?:ml|mls|mg|mcg|cc|units?|u|iu|%|kg|g)\b)", _I)
+_CALL_BEFORE = re.compile(r"(?:\b(?:call|calls|called|calling|page|pages|paged|paging|pager|beeper|bpr"
+                          r"|bleep|reach|contact|phone|ph|tel|ext)\b|@)[^\n\d]{0,30}\Z", _I)
+_PAGER = re.compile(r"\b(?:pager|pgr|pg|beeper|bpr|bleep|bleeper)\.?\s*(?:no\.?|number|#)?\s*[:#]?\s*#?"
                     r"(\d[\d-]{2,9}\d)\b", _I)
 _FAX_CONTEXT = re.compile(r"\bfax\b[^\n\d]{0,12}$", _I)
-_PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bleep)\b[^\n\d]{0,6}$", _I)
+_PAGER_CONTEXT = re.compile(r"\b(?:pager|pgr|beeper|bpr|bleep)\b[^\n\d]{0,6}$", _I)
 _AGE = re.compile(r"\b(?:aged?|age:?)\s+(9\d|1[01]\d)\b"
                   r"|\b(9\d|1[01]\d)(?=\s?Y\b|,\s+(?:presents|presenting|with|who|is|has|here|admitted|referred)\b)"
                   r"|\b(9\d|1[01]\d)(?=\s*-?\s*(?:years?[\s-]*old|y(?:ea)?rs?\b|y/?o\b|yo?[mf]?\b|[mf]\b"
@@ -189,12 +196,13 @@ _ELDERS = r"grandmother|grandfather|grandma|grandpa|granny|gran|grandad|granddad
 _AGE_BEFORE = re.compile(
     rf"(?:\b(?P<is>she|he|pt|patient|wife|husband|mother|father|{_ELDERS})(?:\s+(?:is|was|will\s+be)"
     r"|['’]ll\s+be)"
-    r"|\bturn(?:s|ed|ing)|\b(?:died|passed\s+away|passed)\s+at|\b(?:pt|patient)\s*\("
+    r"|\bturn(?:s|ed|ing)|\b(?:died|passed\s+away|passed)\s+at|\blived\s+to|\b(?:pt|patient)\s*\("
+    r"|(?P<at>(?:\A|(?<=[.!?;:\n])\s*)at)"
     rf"|(?<![\w,/])(?P<sex>[MF]|pt|patient|mother|father|husband|wife|sister|brother|aunt|uncle|{_ELDERS})[,/]"
     r"|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
                        "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", " at ",
-                       "pt (", "pt(", "patient (", "m/", "f/")  # not every "(95" or "120/95"
+                       "pt (", "pt(", "patient (", "m/", "f/", "at ", " to ")  # not every "(95" or "120/95"
 # After "she is 98": the end of the phrase, years, or what goes on about her ("and", "(per").
 _AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\("
                            r"|per\b(?!\s*cent))", _I)
@@ -217,6 +225,8 @@ _AGE_VERB_BEFORE = re.compile(r"(?:\b(?:she|he|pt|patient|who)[ \t]+(?:is|was|wi
 _IN_THEIR_NINETIES = re.compile(r"\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?[ \t-]+\Z", _I)
 
 
+_PERSON_AFTER_COMMA = re.compile(r",[ \t]+(?:the[ \t]+)?(?:pt|patient|he|she|mr|mrs|ms|mother|father|husband"
+                                 r"|wife)\b", _I)
 _DECADE_PART_BEFORE = re.compile(r"\b(?:early|mid|late)[ \t-]?\Z", _I)
 _PERSON_AFTER = re.compile(r"[ \t]+(?:female|male|woman|man|lady|gentleman|gent|[fm])\b", _I)
 
@@ -243,7 +253,9 @@ def _age_by_context(text: str, start: int, digits_end: int, word: str) -> tuple[
         ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
     elif before.group().rstrip(" \t-").endswith("("):  # "pt (97)"
         ok = word.isdigit() and text.startswith(")", digits_end)
-    elif before.group().rstrip(" \t-").lower().endswith(" at"):  # "died at 96"
+    elif before.group("at"):  # "At 97, pt remains sharp": a sentence opens with the age
+        ok = word.isdigit() and _PERSON_AFTER_COMMA.match(text, digits_end) is not None
+    elif before.group().rstrip(" \t-").lower().endswith((" at", " to")):  # "died at 96", "lived to 104"
         ok = word.isdigit() and not _AGE_NOT_AFTER_TURN.match(text, digits_end)
     else:  # in her 90s
         ok = suffix == "s" and word[-2] == "0"
@@ -299,6 +311,12 @@ _NUMBERED_ID = re.compile(
     r"(?![\w.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
 _NUMBERED_ID_WORDS = frozenset({"no", "nr", "number", "ref", "reference"})
 _RATIO = re.compile(r"\d{1,3}/\d{1,3}")
+# A number after a noun and "#": "old record # 77-21-305", "JOB#: 88213".
+_HASH_LABEL = re.compile(r"([^\W\d_]{2,})[ \t]*#[ \t]*:?[ \t]*\Z")
+_NUMBER_OF_A_PHONE = frozenset({"pager", "pgr", "pg", "beeper", "bpr", "bleep", "bleeper", "phone", "tel",
+                                "cell", "mobile", "fax", "ph", "home", "work"})  # the phone rules' own
+_HASH_VALUE = re.compile(r"\d(?:[\dA-Z-]*\d)?(?![\w/.-]\w)"
+                         r"(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min)\b)", _I)
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
 _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")
@@ -464,7 +482,7 @@ def _spans(pattern: re.Pattern, text: str, category: str, source: str, group: in
 _MONTH_WORDS = {w for m in MONTHS for w in (m.lower(), m[:3].lower())} | {"sept"}
 _ID_LABEL_WORDS = {"mrn", "mr", "medical", "hospital", "patient", "pid", "unit", "id", "acc",
                    "accession", "order", "ssn", "social"}
-_PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bleep", "bleeper"}
+_PAGER_WORDS = {"pager", "pgr", "pg", "beeper", "bpr", "bleep", "bleeper"}
 _URL_WORDS = {"http", "https", "www"}
 _AGE_WORDS = {"age", "aged"}
 _ISO_DATE, _NUMBER_DATE, _DAY_MONTH_DATE, _MONTH_DAY_DATE, _MONTH_YEAR_DATE, _DD_MON_DATE, \
@@ -595,9 +613,14 @@ _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
 # "seen in the ED on the 21st and sent home", "on the 15th for surgery": a day after "on the"
 # before a word that goes on the sentence, not a noun ("on the 3rd floor", "on the 2nd day",
 # "on the 4th and 5th ribs", "on the 2nd and final attempt").
-_ON_THE_DAY = re.compile(r"\b(?:on|since|until|by)[ \t]+the[ \t]+((?:[12]?\d|3[01])(?:st|nd|rd|th))"
+_ON_THE_DAY = re.compile(r"\b(?:on|since|until|till|by|from|to|through)[ \t]+the[ \t]+((?:[12]?\d|3[01])"
+                         r"(?:st|nd|rd|th))"
                          r"(?=[ \t]+(?:and(?![ \t]+(?:final|last|only|most|least|best|worst)\b)|but|when"
-                         r"|where|after|before|until|because|so|then|for|at|with)[ \t]+(?!\d)[a-z])", _I)
+                         r"|where|after|before|until|because|so|then|for|at|with|if|unless)[ \t]+(?!\d)[a-z]"
+                         r"|[ \t]+of[ \t]+(?:last|this|next|the)[ \t]+month\b)", _I)
+# "intubated from the 5th to the 8th": the first day of a range whose last is a date.
+_FROM_THE_DAY = re.compile(r"\b(?:from|between)[ \t]+the[ \t]+((?:[12]?\d|3[01])(?:st|nd|rd|th))"
+                           r"[ \t]+(?:to|and|through|until|till)[ \t]+the[ \t]+\Z", _I)
 # A year with an apostrophe: "'09" (tried where the quote stands before a two-digit number)
 # and "74'" (after it), but not the angle of the head of the bed ("HOB 30'").
 _YEAR_QUOTED_BEFORE = re.compile(r"(?<![\w'’])['’]\d\d(?![\w'’])")
@@ -639,7 +662,12 @@ _MEASURE_CUES = frozenset({
 # Words after a pair of numbers that make it a score or a count: "7/10 pain", "2/6 SEM".
 _MEASURE_AFTER = frozenset({"pain", "discomfort", "murmur", "sem", "hsm", "dm", "cultures",
                             "bottles", "cores", "pulses", "nodes", "nodules", "positive",
-                            "scale", "points"})
+                            "scale", "points", "ngtd", "ngsf"})
+# A muscle's strength out of 5 before the limb it is of: "3/5 LUE", "4/5 grip".
+_LIMB_WORDS = frozenset({"lue", "rue", "lle", "rle", "bue", "ble", "ue", "le", "ues", "les", "arm", "arms",
+                         "leg", "legs", "grip", "hip", "knee", "ankle", "wrist", "shoulder", "deltoid",
+                         "deltoids", "biceps", "triceps", "quads", "quadriceps", "hamstrings", "extremity",
+                         "extremities", "dorsiflexion", "plantarflexion", "proximally", "distally"})
 _NEXT_WORD_AFTER = re.compile(r"[ \t]*([^\W\d_]+)")
 # A scale's word or another score of it near a pair out of 5 or 10.
 _SCORE_NEARBY = re.compile(r"\b(?:pain|score|scale|rated|rating|fatigue|nausea|anxiety|strength|power"
@@ -663,9 +691,10 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
             text[max(0, m.start() - 1):m.start()] in ("+", "x"):
         return False
     after = _NEXT_WORD_AFTER.match(text, m.end())
-    if after and after.group(1).lower() in _MEASURE_AFTER and before not in _DATE_CUES:
-        return False
     a, _, b = m.group().partition("/")
+    if after and before not in _DATE_CUES and (after.group(1).lower() in _MEASURE_AFTER or
+                                               b == "5" and after.group(1).lower() in _LIMB_WORDS):
+        return False
     if (int(a), int(b)) in _FRACTIONS:
         return before in _DATE_CUES
     if before in _DATE_CUES and before not in _DURATION_CUES:
@@ -750,7 +779,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if word.endswith(("st", "nd", "rd", "th")):
                 m = _loose_date(text, start, _LOOSE_DAY, _LOOSE_DAY_CUES) or \
                     _WEEKDAY_THE.search(text, max(0, start - 16), start + len(word)) or \
-                    _ON_THE_DAY.search(text, max(0, start - 12), start + len(word) + 12)
+                    _ON_THE_DAY.search(text, max(0, start - 16), start + len(word) + 22)
             elif text.startswith("-", end):
                 m = _loose_date(text, start, _LOOSE_MONTH_DAY, _LOOSE_MONTH_DAY_CUES)  # "on 7-8"
             else:
@@ -792,7 +821,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if word in _misspelt_months() and (m := _MONTH_LIKE_DATE.match(text, start)):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
             continue
-        if trigger == "id-label" or trigger == "national-number":
+        if trigger == "numbered-id":  # "no" begins most sentences of a report: tried first
+            if (word != "no" or text[end:end + 1] in ".:") and (m := _NUMBERED_ID.match(text, start)) and \
+                    sum(map(str.isdigit, v := m.group("value"))) >= 4 and not _YEAR_ALONE.fullmatch(v) \
+                    and not _RATIO.fullmatch(v) and not _RANGE.fullmatch(v):
+                found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
+        elif trigger == "id-label" or trigger == "national-number":
             if word in _NATIONAL_NUMBER_WORDS and (m := _NATIONAL_NUMBER.match(text, start)) and \
                     (word not in _CAPITALS_ONLY or text[start:end].isupper()):
                 found.append(Span(m.start("value"), m.end("value"), "SSN", "pattern:labelled-id"))
@@ -856,10 +890,6 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 not _YEAR_ALONE.fullmatch(v) and not _RANGE.fullmatch(v) and \
                 not _ISO_DATE.match(v) and not _COMPACT_DATE.match(v):  # "exam 2020-12-09 1257"
             found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
-        elif trigger == "numbered-id":
-            if (m := _NUMBERED_ID.match(text, start)) and sum(map(str.isdigit, v := m.group("value"))) >= 4 \
-                    and not _YEAR_ALONE.fullmatch(v) and not _RATIO.fullmatch(v) and not _RANGE.fullmatch(v):
-                found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
         elif trigger == "holiday":
             if (m := _HOLIDAY.match(text, start)) and (text[start] == "G" or text[start] not in "gG"):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:holiday"))
@@ -898,6 +928,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
         if m := _TIME_BEFORE_DATE.search(text, max(0, d.start - 12), d.start):
             found.append(Span(m.start(1), m.end(1), "TIME", "pattern:time"))
+        if text[d.start - 5:d.start].lower() == " the " and \
+                (m := _FROM_THE_DAY.search(text, max(0, d.start - 40), d.start)):
+            dates.append(Span(m.start(1), m.end(1), "DATE", "pattern:date"))
     if (at := text.find("@")) >= 0:
         # No address begins before the run of its characters that ends at the first "@".
         start = at
@@ -1018,6 +1051,10 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
         elif n == 3 and after == "-" and (m := _LOCAL_PHONE.match(text, start)) and \
                 not (word.endswith("0") and m.group().endswith("0")):
             found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
+    if n == 1 and after == "-" and (start == 0 or text[start - 1] in " \t@#:(") and \
+            (m := _INTERNAL_NUMBER.match(text, start)) and \
+            _CALL_BEFORE.search(text, max(0, start - 40), start):
+        found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
     digits = word.rstrip("abcdefghijklmnopqrstuvwxyz")  # "93yo"
     if (len(digits) == 2 and digits[0] == "9") or (len(digits) == 3 and digits[:2] in ("10", "11")):
         m = _AGE.match(text, start)
@@ -1042,6 +1079,12 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
+    if "#" in text[max(0, start - 4):start] and (m := _HASH_VALUE.match(text, start)) and \
+            sum(map(str.isdigit, v := m.group())) >= 4 and not _YEAR_ALONE.fullmatch(v) and \
+            (h := _HASH_LABEL.search(text, max(0, start - 30), start)) and \
+            h.group(1).lower() not in _NUMBER_OF_A_PHONE and \
+            not _CALL_BEFORE.search(text, max(0, start - 40), start):  # "paged ortho #34567"
+        found.append(Span(m.start(), m.end(), "ID", "pattern:labelled-id"))  # "Clinic # 4402-118"
     if start and text[start - 1] == "+" and n <= 3 and (m := _INTERNATIONAL_PHONE.match(text, start - 1)) \
             and 9 <= sum(map(str.isdigit, m.group())) <= 15:
         found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))  # "+44 20 7946 0321"
@@ -1395,6 +1438,10 @@ _ISOTOPES = frozenset({"123", "124", "125", "131"})
 _ROAD_BEFORE = re.compile(r"\b(?:on|off|onto|via|near|from|along|to|the)[ \t]+\Z", _I)
 _ROAD_AFTER = re.compile(r"[ \t]+(?:north|south|east|west)(?:bound)?\b|[ \t]+exit\b", _I)
 _IN_WORDS = frozenset({"in", "near", "outside", "suburb", "town", "hometown", "village"})
+_COUNTY_WORDS = frozenset({"county", "parish", "borough", "township", "shire"})
+# The words that may stand between "in" and a place: "in rural Ashby County".
+_PLACE_MODIFIERS = frozenset({"rural", "suburban", "downtown", "upstate", "central", "northern", "southern",
+                              "eastern", "western", "greater", "coastal", "remote"})
 # A ward named after a person or a place ("Lister Ward", "McKinnon Ward"), and a street named
 # without its number after a word that places someone on it ("on Oxley Street", "outside a
 # café on Queen St E"): the name a surname, a place or a word no dictionary holds.
@@ -1481,6 +1528,9 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
         return
     wc, words, ambiguous = word_classes(), index.words, ctx.lexicons.ambiguous
     for i in positions:
+        if i + 2 < len(words) and words[i + 1][2] in _PLACE_MODIFIERS and words[i][2] == "in" and \
+                text[words[i + 1][1]:words[i + 2][0]] == " " and text[words[i + 1][0]].islower():
+            i += 1  # "lives in rural Ashby County", "in upstate Harwick"
         if i + 1 >= len(words):
             break
         s, e, key = words[i + 1]
@@ -1499,8 +1549,10 @@ def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span
             # its name ("Wagga Wagga").
             j = i + 2
             while j < len(words) and j <= i + 3 and text[words[j - 1][1]:words[j][0]] == " " and \
-                    "A" <= text[words[j][0]] <= "Z" and words[j][2] not in wc.dictionary and \
-                    words[j][2] not in wc.clinical and words[j][2] not in wc.stop:
+                    "A" <= text[words[j][0]] <= "Z" and (words[j][2] in _COUNTY_WORDS or
+                                                         words[j][2] not in wc.dictionary and
+                                                         words[j][2] not in wc.clinical and
+                                                         words[j][2] not in wc.stop):
                 e = words[j][1]
                 j += 1
             yield Span(s, e, "CITY", "lexicon:place-after-in", 0.8)  # a guess: yields to terms

@@ -28,7 +28,9 @@ _RELATIONS = frozenset({
     "uncle", "cousin", "grandson", "granddaughter", "grandaughter", "grandchild", "grandmother",
     "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
     "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's", "carer",
-    "caregiver"})
+    "caregiver", "nieces", "nephews",
+    # and as they are often misspelt
+    "neice", "neices"})
 # What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
 _RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+"
                            r"|[ \t]*\([ \t]*|\s+)")
@@ -50,7 +52,11 @@ _CREDENTIALS = frozenset({
 _ROLES = frozenset({"caseworker", "worker", "nurse", "chaplain", "physician", "physicians",
                     "surgeon", "therapist", "nutritionist", "dietitian", "dietician",
                     "pharmacist", "coordinator", "interpreter", "translator", "manager",
-                    "attending", "resident", "intern", "fellow", "np", "rn"})
+                    "attending", "resident", "intern", "fellow", "np", "rn", "crna", "rrt", "slp",
+                    # the roles written short that are words of the chart too, before a name in
+                    # brackets only
+                    "rt", "pt", "ot", "sw", "cm"})
+_BRACKET_ROLES = frozenset({"rt", "pt", "ot", "sw", "cm"})
 # Labels of a phone number after a name: "Lopie Certusi cell# 410-…".
 _PHONE_LABEL = re.compile(r"[ \t]*\b(?:cell|home|work|phone|tel|ph|mobile|pager|beeper)\b"
                           r"[ \t]*(?:#|no\.?|:)?[ \t]*:?[ \t]*\(?\d", re.IGNORECASE)
@@ -82,7 +88,7 @@ OPEN_QUOTES = frozenset("\"'\u201c\u201d\u201e\u2018\u2019\u201a\u00ab\u00bb\u20
 # Letters of any alphabet ("MÜLLER, JOSÉ"), not digits or underscores.
 _INITIAL = re.compile(r"\b([^\W\d_])\.[ \t]*(?=[^\W\d_])")
 _TOKEN = re.compile(r"(?<!\w)[^\W\d_][^\W\d_'’]*(?:['’][^\W\d_]+)*(?:-[^\W\d_][^\W\d_'’]*)*(?!\d)")
-_LIST_JOIN = re.compile(r"[ \t]*(?:,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)[ \t]+|&[ \t]*)",
+_LIST_JOIN = re.compile(r"[ \t]*(?:,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)[ \t]+|&[ \t]*|/)",
                         re.IGNORECASE)
 
 # Words of moving and living before a place ("transferred to", "lives in", "sent to").
@@ -112,6 +118,7 @@ _GENERIC = frozenset({"outside", "other", "local", "community", "another", "prev
                       "state", "county", "city", "their", "his", "her", "general", "acute",
                       "chronic", "long", "term", "day", "sending", "receiving", "admitting"})
 _INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
+_SURNAME_COMMA_BEFORE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]+),[ \t]*\Z")
 # A word, or an initial (not the last letter of a word before a full stop: "clear. Ann").
 _WORD_AT_END = re.compile(r"(?<![\w'’-])(?:[^\W\d_]\.|[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 # What must follow a bare "to", "at", "from" for it to be tried as a place (checked cheaply
@@ -163,6 +170,10 @@ _BLANKS_OR_HYPHEN = re.compile(r"[ \t]+|-")
 _WORD_BEFORE_GAP = re.compile(r"([A-Za-z][A-Za-z'’-]*)(?:[ \t]{1,2}|-)$")
 # How many decisions about single words are kept (a few MB) before they are forgotten.
 _DECIDED_LIMIT = 100_000
+# Short function words written in capitals, which no initials spell.
+_NOT_INITIALS = frozenset({"on", "in", "at", "to", "of", "is", "by", "as", "or", "and", "the", "for", "was",
+                           "has", "had", "not", "no", "re", "if", "it", "up", "so", "an", "be", "do", "did",
+                           "are", "per", "via"})
 # How strongly context points at a person, from nothing to a title of rank.
 NONE, WEAK, STRONG, RELATION, TITLE = 0, 1, 2, 3, 4
 _PLACE = -1  # the kept decisions of place_word, beside person_word's strengths
@@ -243,8 +254,8 @@ class Reader:
             return False
         wc = self.wc
         capital = word[:1].isupper()
-        if strength >= TITLE and word.isupper() and len(word) <= 3:
-            return True  # initials in a field ("Typed by: CC")
+        if strength >= TITLE and word.isupper() and len(word) <= 3 and key not in _NOT_INITIALS:
+            return True  # initials in a field ("Typed by: CC"), not a word ("PAGE DR ON 7-3340")
         if len(key) < 2:
             return False
         if key in wc.stop:
@@ -309,8 +320,9 @@ class Reader:
         if self.cased and not second[:1].isupper():
             return False
         # "Joy Abernathy-Lutz": a surname of two, each part one.
+        keys = second.lower().split("-") if "-" in second else (second.lower(),)
         return all(key in wc.surnames and key not in wc.dictionary and key not in wc.clinical and
-                   not clinical_shape(key) for key in second.lower().split("-") if key)
+                   not clinical_shape(key) for key in keys if key)
 
     def place_word(self, word: str) -> bool:
         """Whether ``word`` can be part of a place's name here."""
@@ -410,6 +422,16 @@ def _name_run(reader: Reader, pos: int, strength: int, limit: int = 3,
         strength = min(strength, RELATION)  # "Dr X, Consultant Radiologist" names one person
 
 
+def _married(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
+    """The name after "married to": "MARRIED TO ROBIN"."""
+    if (m := _TO_AFTER.match(reader.text, end)):
+        for s, e in _name_run(reader, m.end(), RELATION):
+            yield Span(s, e, "NAME", "context:relation", 0.9)
+
+
+_TO_AFTER = re.compile(r"[ \t]+to[ \t]+", re.IGNORECASE)
+
+
 def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The name after a relation: "son Bill", "DTR-IN-LAW RITA HICKEY", "Sons A and B"."""
     text = reader.text
@@ -491,6 +513,12 @@ def _back_run(reader: Reader, end: int, strength: int, source: str,
         if word.endswith("."):
             if len(word) != 2:
                 break
+        elif count == 0 and len(word) == 1 and word.isupper() and \
+                (c := _SURNAME_COMMA_BEFORE.search(text, max(0, s - 40), s)) and \
+                reader.person_word(c.group(1), max(strength, RELATION)):
+            # "HALVORSEN, K RN": the surname, a comma and the initial of the given name.
+            begin, count = c.start(1), 2
+            break
         elif not reader.person_word(word, strength if count == 0 else max(strength, RELATION)):
             # "Q. LANDER RRT": an initial before the word makes it a surname.
             if not (_INITIAL_BEFORE.search(text, max(0, s - 4), s) and
@@ -534,12 +562,14 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     # "nurse in charge (Kieran)": the role's own words, then the name, perhaps in brackets.
     gap = _ROLE_GAP.match(text, end)
     bracket = gap.group(1) is not None
+    if key in _BRACKET_ROLES and not bracket:
+        return  # "PT", "OT", "CM" are words of the chart too: "per RT (Tamsin)" only
     for s, e in _name_run(reader, gap.end(), RELATION):
         # In brackets a word says what the role is as often as who ("Interpreter (Mandarin)"):
         # there a name's words are names or no English word.
         if not bracket or _CLOSING_BRACKET.match(text, e) and all(
                 w.lower() not in reader.wc.dictionary or w.lower() in reader.wc.given or
-                w.lower() in reader.wc.surnames for w in _TOKEN.findall(text, s, e)):
+                w.lower() in reader.wc.surnames for w in _TOKEN.findall(text, s, e) if len(w) > 1):
             yield Span(s, e, "NAME", "context:role", 0.85)
 
 
@@ -575,7 +605,12 @@ def _institution_word(reader: Reader, start: int, end: int, key: str) -> Iterato
 
 def _phone_label(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     """The person before a labelled phone number: "Lopie Certusi cell# 410-…"."""
-    if _PHONE_LABEL.match(reader.text, start):
+    text = reader.text
+    if _PHONE_LABEL.match(text, start):
+        # "Home phone:", "Lopie Certusi home phone": the label's own first word is no name.
+        w = _WORD_BEFORE_GAP.search(text[max(0, start - 12):start])
+        if w and w.group(1).lower() in _PHONE_LABEL_WORDS:
+            start -= len(w.group())
         yield from _back_run(reader, start, STRONG, "context:phone-label")
 
 
@@ -694,6 +729,11 @@ def _places(reader: Reader) -> Iterator[Span]:
 _TO_PLACE_BEFORE = re.compile(r"\b(?:to|from|at|@|in|into|via)[ \t]{1,2}\Z|\(\Z", re.IGNORECASE)
 
 
+_OF_NAME = re.compile(r"[ \t]+of[ \t]+(?:the[ \t]+)?[A-Z][\w'’-]+(?:[ \t]+[A-Z][a-z][\w'’-]*)?")
+# The openers that name an institution only with what they are of.
+_OPENERS_WITH_OF = frozenset({("our", "lady")})
+
+
 def _institution_openers(reader: Reader) -> Iterator[Span]:
     """"sacred heart Memorial", "to holy cross": a phrase that opens hospitals' names, with the
     institution words after it, before one or after a word of moving."""
@@ -704,6 +744,12 @@ def _institution_openers(reader: Reader) -> Iterator[Span]:
                 not _ONE_OR_TWO_BLANKS.fullmatch(text[e:words[i + 1][0]]):
             continue
         end, tails = words[i + 1][1], 0
+        # "Our Lady of Sorrows": the name goes on with "of" and what it is of.
+        named_of = _OF_NAME.match(text, end)
+        if named_of:
+            end = named_of.end()
+        elif (first, words[i + 1][2]) in _OPENERS_WITH_OF:
+            continue  # "prayed to Our Lady"
         while tails < 2 and (m := _BLANKS_WORD.match(text[end:end + 20])) and \
                 m.group(1).lower() in _INSTITUTION_TAIL:
             end, tails = end + m.end(), tails + 1
@@ -788,7 +834,9 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
             tails, last_tail = tails + 1, key
             continue
         known = key in wc.places or key in wc.surnames or key in wc.given
+        owner = key.replace("’", "'").removesuffix("'s")  # "his daughter's house" is no institution
         if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
+                owner in _RELATIONS or owner in wc.stop or \
                 (reader.cased and not word[:1].isupper()) or \
                 (not reader.cased and wc.commonness(key) <= 1 and not known):
             break
@@ -836,7 +884,8 @@ for _handler, _keys in ((_institution_word, _INSTITUTION_TAIL), (_role, _ROLES),
                         (_before_person, _BEFORE_PERSON_WORDS), (_title, _TITLE_WORDS),
                         (_move, _MOVE_WORDS), (_saint, {"st", "saint"}),
                         (_region, _REGION_NOUNS), (_employer, _EMPLOYER_WORDS),
-                        (_emergency_ward, _EMERGENCY_WARDS), (_by_hospital, {"by"})):
+                        (_emergency_ward, _EMERGENCY_WARDS), (_by_hospital, {"by"}),
+                        (_married, {"married"})):
     for _key in _keys:
         _WORD_CUES[_key] = (*_WORD_CUES.get(_key, ()), _handler)
 _CUE_WORDS = frozenset(_WORD_CUES)
@@ -860,6 +909,12 @@ def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
     text = reader.text
     learned: dict[str, str] = {}
     for span in spans:
+        # "Mount Tabor Regional (MTR)": an institution's initials in brackets after its name.
+        if span.category == "INSTITUTION" and (a := _ACRONYM_AFTER.match(text, span.end)) and \
+                a.group(1).lower() not in wc.clinical and a.group(1).lower() not in wc.stop and \
+                a.group(1) == "".join(w[0] for w in _TOKEN.findall(text, span.start, span.end)
+                                      if w[0].isupper()):
+            learned[a.group(1).lower()] = span.category
         if span.category not in ("NAME", "INSTITUTION", "CITY") or not span.source.startswith(_PROPAGATING):
             continue
         for m in _TOKEN.finditer(text, span.start, span.end):
@@ -880,6 +935,9 @@ def propagate(reader: Reader, spans: list[Span]) -> list[Span]:
     out += _names_on_lists(reader, spans, covered)
     out += _given_names_before(reader, spans + out)
     return out
+
+
+_ACRONYM_AFTER = re.compile(r"[ \t]*\([ \t]*([A-Z]{2,6})[ \t]*\)")
 
 
 def _letters_before_space(text: str, end: int, reach: int = 30) -> int | None:

@@ -36,7 +36,7 @@ _STOP = frozenset({
     "consultant", "radiologist", "physician", "technologist", "radiographer", "registrar",
     "surgeon", "resident", "attending", "intern", "department", "mrn", "dob", "sex", "acc",
     "accession", "ssn", "pid", "csn", "fin", "dos", "typed", "dictated", "signed",
-    "transcribed", "verified"})
+    "transcribed", "verified", "age", "aged"})
 
 
 # The shape of clinical words that no dictionary lists ("cardioversion", "nondistended",
