@@ -241,6 +241,8 @@ def deid():
     ("Sent from Our Lady of Sorrows ED w/ STEMI.", "Our Lady of Sorrows", "INSTITUTION"),
     ("PCP office (Granite Hill Family Practice) called.", "Granite Hill Family Practice", "INSTITUTION"),
     ("Pt lives in rural Ashby County on a farm. Wife at bedside.", "Ashby County", "CITY"),
+    ("Baseline Cr 1.1 (checked 2/03).", "2/03", "DATE"),
+    ("DISPO: CM Joy Abernathy working on rehab screening.", "Joy Abernathy", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -333,6 +335,7 @@ def test_forms_found(deid, text, phi, category):
     "PT WAS AT HIS DAUGHTER'S HOUSE. Home phone: on file. Mother (age 96) lives alone.",
     "Residual weakness, 3/5 LUE. BLOOD CX 2/2 NGTD. Texas catheter placed. Coxsackie B titers.",
     "Stevens-Johnson reaction suspected. OGT to LIWS; IVF @ KVO; changed to AF; due to ASD.",
+    "PT 0/5 strength; ratio 1/0; 2 cm Mass Effect; PT Will Walk.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

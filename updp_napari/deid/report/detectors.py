@@ -695,6 +695,8 @@ def _short_date_ok(text: str, m: re.Match) -> bool:
     if after and before not in _DATE_CUES and (after.group(1).lower() in _MEASURE_AFTER or
                                                b == "5" and after.group(1).lower() in _LIMB_WORDS):
         return False
+    if (a[0] == "0" or b[0] == "0") and a != "0" and b != "0":
+        return True  # "checked 2/03": no fraction or score is written with a leading zero
     if (int(a), int(b)) in _FRACTIONS:
         return before in _DATE_CUES
     if before in _DATE_CUES and before not in _DURATION_CUES:

@@ -562,8 +562,9 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     # "nurse in charge (Kieran)": the role's own words, then the name, perhaps in brackets.
     gap = _ROLE_GAP.match(text, end)
     bracket = gap.group(1) is not None
-    if key in _BRACKET_ROLES and not bracket:
-        return  # "PT", "OT", "CM" are words of the chart too: "per RT (Tamsin)" only
+    if key in _BRACKET_ROLES and not bracket and not (
+            (t := _TOKEN.match(text, gap.end())) and reader.given_and_surname(t)):
+        return  # "PT", "OT", "CM" are words of the chart too: "per RT (Tamsin)", "CM Joy Abernathy"
     for s, e in _name_run(reader, gap.end(), RELATION):
         # In brackets a word says what the role is as often as who ("Interpreter (Mandarin)"):
         # there a name's words are names or no English word.
