@@ -313,6 +313,7 @@ _NUMBERED_ID_WORDS = frozenset({"no", "nr", "number", "ref", "reference"})
 _RATIO = re.compile(r"\d{1,3}/\d{1,3}")
 # A number after a noun and "#": "old record # 77-21-305", "JOB#: 88213".
 _HASH_LABEL = re.compile(r"([^\W\d_]{2,})[ \t]*#[ \t]*:?[ \t]*\Z")
+_AFTER_HASH = re.compile(r"#[ \t]*:?[ \t]*")
 _NUMBER_OF_A_PHONE = frozenset({"pager", "pgr", "pg", "beeper", "bpr", "bleep", "bleeper", "phone", "tel",
                                 "cell", "mobile", "fax", "ph", "home", "work"})  # the phone rules' own
 _HASH_VALUE = re.compile(r"\d(?:[\dA-Z-]*\d)?(?![\w/.-]\w)"
@@ -501,11 +502,14 @@ _MONTH_DAY_IN_WORDS = re.compile(
 # "the fifth of June", "twenty second of may": the day in words before "of" and the month;
 # "twelfth November": right before it.
 _ORDINAL_OF = re.compile(rf"(?<![\w-])({_ORDINAL_WORDS})[ \t]+of[ \t]+\Z", _I)
+_ORDINAL_ENDINGS = ("st", "nd", "rd", "th")
 _ORDINAL_BEFORE = re.compile(rf"(?<![\w-])({_ORDINAL_WORDS})[ \t]+\Z", _I)
 # "18-19 March", "3rd to 5th June 2024": a range of days before its month (the first day is
 # no date alone: a number after a dash goes on the number before it).
 _DAY_RANGE_MONTH = re.compile(rf"\b{_DAY}[ \t]*(?:-|–|to)[ \t]*{_DAY}(?:\s+of)?[\s-]+{_MONTHS}\b\.?"
                               rf"(?:,?[\s-]+{_YEAR}\b)?", _I)
+_DAY_ALONE = (_DAY_MONTH_DATE,)
+_DAY_OR_RANGE = (_DAY_MONTH_DATE, _DAY_RANGE_MONTH)
 _YEAR_AFTER = re.compile(rf",?[ \t]+{_YEAR}\b")
 # A month's name one letter off ("Febuary 2", "Octobr 18"), then a day or a year.
 _MONTH_LIKE_DATE = re.compile(rf"[^\W\d_]+\.?\s+(?:{_DAY}(?:,?\s+{_YEAR})?|{_YEAR})\b(?![/:.]\d)")
@@ -589,8 +593,11 @@ def _date_patterns_at(text: str, end: int, word: str) -> tuple[re.Pattern, ...]:
     if len(word) > 4:
         return ()
     # "3rd-5th June", "18 - 19 March", "3 to 5 June": a range of days before its month
-    return (_DAY_MONTH_DATE, _DAY_RANGE_MONTH) if after in ("-", "–") or \
-        text.startswith((" - ", " – ", " to "), end) else (_DAY_MONTH_DATE,)
+    if after == " ":
+        following = text[end + 1:end + 2]
+        return _DAY_OR_RANGE if following and following in "t-–" and \
+            text.startswith((" to ", " - ", " – "), end) else _DAY_ALONE
+    return _DAY_OR_RANGE if after in ("-", "–") else _DAY_ALONE
 
 
 _BARE_SHORT_DATES = (_SHORT_DATE, _MONTH_SHORT_YEAR)
@@ -811,6 +818,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
                 _bare_id_at(text, m.start(), found)
     url_start = url_end = 0
     for start, end, word in triggered:
+        if word == "no" and text[end:end + 1] not in ".:":
+            continue  # "No effusion": "no" begins most sentences of a report, "no." a number
         if word in state_codes and text[start:end].isupper():  # "ID" is Idaho too
             found += _places_before_state(text, start, end, ctx)
         elif word in state_codes and (m := _STATE_ZIP_ANY_CASE.match(text, start)) and \
@@ -823,8 +832,8 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if word in _misspelt_months() and (m := _MONTH_LIKE_DATE.match(text, start)):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))  # "Febuary 2"
             continue
-        if trigger == "numbered-id":  # "no" begins most sentences of a report: tried first
-            if (word != "no" or text[end:end + 1] in ".:") and (m := _NUMBERED_ID.match(text, start)) and \
+        if trigger == "numbered-id":
+            if (m := _NUMBERED_ID.match(text, start)) and \
                     sum(map(str.isdigit, v := m.group("value"))) >= 4 and not _YEAR_ALONE.fullmatch(v) \
                     and not _RATIO.fullmatch(v) and not _RANGE.fullmatch(v):
                 found.append(Span(m.start("value"), m.end("value"), "ID", "pattern:labelled-id"))
@@ -848,7 +857,9 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if named and not text[end + 1:end + 2].isdigit() and \
                     (m := _MONTH_DAY_IN_WORDS.match(text, start)):
                 dates.append(Span(m.start(), m.end(), "DATE", "pattern:date"))
-            if named and text[start - 1:start] in (" ", "\t") and \
+            # (an ordinal word before it ends in "st", "nd", "rd" or "th" after a letter)
+            if named and text[start - 3:start - 1].lower() in _ORDINAL_ENDINGS and \
+                    text[start - 4:start - 3].isalpha() and text[start - 1:start] in (" ", "\t") and \
                     (o := _ORDINAL_BEFORE.search(text, max(0, start - 24), start)):
                 y = _YEAR_AFTER.match(text, end)  # "twelfth November", "fifth May 2019"
                 dates.append(Span(o.start(1), y.end() if y else end, "DATE", "pattern:date"))
@@ -879,7 +890,7 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
             if (m := _LABELLED_PHONE.match(text, start)) and \
                     7 <= sum(map(str.isdigit, m.group(1))) <= 13 and not _TIME.match(m.group(1)) \
                     and not _DECIMAL.search(m.group(1)):  # "pH 7.35 7.40 7.38"
-                found.append(Span(m.start(1), m.end(1), "PHONE", "pattern:phone"))
+                _add_phone(text, m.start(1), m.end(1), "PHONE", found, ctx)
         elif trigger == "rural-route" and (m := _RURAL_ROUTE.match(text, start)):
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))  # "RR 2 Box 117"
             found += _town_after_address(text, m.end(), ctx)
@@ -947,9 +958,12 @@ def detect_patterns(text: str, ctx: Context) -> list[Span]:
     found += _ipv6(text)
     found += _street_corner(text, index)
     found += _number_in_words(text, index)
+    at = text.find("#")
+    while at >= 0:
+        found += _number_after_hash(text, at)
+        at = text.find("#", at + 1)
     for pattern, category in ctx.extra_patterns:
         found += _spans(pattern, text, category, "config:pattern")
-    found += _place_after_phone(text, found, ctx)
     if not ctx.all_times:
         found = [s for s in found if s.category != "TIME" or _dated_time(text, s, dates)]
     return dates + found
@@ -1049,14 +1063,14 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             category = "FAX" if _FAX_CONTEXT.search(before) else "PHONE"
             if _PAGER_CONTEXT.search(before):
                 category = "PAGER"
-            found.append(Span(m.start(), m.end(), category, "pattern:phone"))
+            _add_phone(text, m.start(), m.end(), category, found, ctx)
         elif n == 3 and after == "-" and (m := _LOCAL_PHONE.match(text, start)) and \
                 not (word.endswith("0") and m.group().endswith("0")):
-            found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
+            _add_phone(text, m.start(), m.end(), "PHONE", found, ctx)
     if n == 1 and after == "-" and (start == 0 or text[start - 1] in " \t@#:(") and \
             (m := _INTERNAL_NUMBER.match(text, start)) and \
             _CALL_BEFORE.search(text, max(0, start - 40), start):
-        found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))
+        _add_phone(text, m.start(), m.end(), "PHONE", found, ctx)
     digits = word.rstrip("abcdefghijklmnopqrstuvwxyz")  # "93yo"
     if (len(digits) == 2 and digits[0] == "9") or (len(digits) == 3 and digits[:2] in ("10", "11")):
         m = _AGE.match(text, start)
@@ -1081,15 +1095,9 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
-    if "#" in text[max(0, start - 4):start] and (m := _HASH_VALUE.match(text, start)) and \
-            sum(map(str.isdigit, v := m.group())) >= 4 and not _YEAR_ALONE.fullmatch(v) and \
-            (h := _HASH_LABEL.search(text, max(0, start - 30), start)) and \
-            h.group(1).lower() not in _NUMBER_OF_A_PHONE and \
-            not _CALL_BEFORE.search(text, max(0, start - 40), start):  # "paged ortho #34567"
-        found.append(Span(m.start(), m.end(), "ID", "pattern:labelled-id"))  # "Clinic # 4402-118"
     if start and text[start - 1] == "+" and n <= 3 and (m := _INTERNATIONAL_PHONE.match(text, start - 1)) \
             and 9 <= sum(map(str.isdigit, m.group())) <= 15:
-        found.append(Span(m.start(), m.end(), "PHONE", "pattern:phone"))  # "+44 20 7946 0321"
+        _add_phone(text, m.start(), m.end(), "PHONE", found, ctx)  # "+44 20 7946 0321"
 
 
 # A number in international form: "+", a country code and groups of digits.
@@ -1292,21 +1300,32 @@ def _town_after_address(text: str, end: int, ctx: Context) -> list[Span]:
 _PLACE_AFTER_NUMBER = re.compile(r"[ \t]*(?:\([ \t]*|[,-][ \t]*)?([A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?)")
 
 
-def _place_after_phone(text: str, spans: list[Span], ctx: Context) -> list[Span]:
-    """The city a lexicon knows, capitalised, right after each telephone number of ``spans``."""
+def _number_after_hash(text: str, at: int) -> list[Span]:
+    """The record's number after a noun and the "#" at ``at``: "Clinic # 4402-118", "JOB#:
+    88213" (not a pager's or a telephone's, which their own rules find)."""
+    start = _AFTER_HASH.match(text, at).end()
+    if (m := _HASH_VALUE.match(text, start)) and sum(map(str.isdigit, v := m.group())) >= 4 and \
+            not _YEAR_ALONE.fullmatch(v) and (h := _HASH_LABEL.search(text, max(0, start - 30), start)) and \
+            h.group(1).lower() not in _NUMBER_OF_A_PHONE and \
+            not _CALL_BEFORE.search(text, max(0, start - 40), start):  # "paged ortho #34567"
+        return [Span(m.start(), m.end(), "ID", "pattern:labelled-id")]
+    return []
+
+
+def _add_phone(text: str, start: int, end: int, category: str, found: list[Span], ctx: Context) -> None:
+    """A telephone number into ``found``, and the city a lexicon knows, capitalised, right
+    after it."""
+    found.append(Span(start, end, category, "pattern:phone"))
+    if not (m := _PLACE_AFTER_NUMBER.match(text, end)):
+        return
     wc = word_classes()
-    found = []
-    for span in spans:
-        if span.category not in ("PHONE", "FAX") or not (m := _PLACE_AFTER_NUMBER.match(text, span.end)):
-            continue
-        for candidate in (m.group(1), m.group(1).split()[0]):
-            key = fold(candidate)
-            if (key in wc.places or key in ctx.lexicons.cities) and key not in wc.dictionary and \
-                    key not in wc.clinical and key not in wc.given:
-                found.append(Span(m.start(1), m.start(1) + len(candidate), "CITY",
-                                  "pattern:place-after-phone", 0.9))
-                break
-    return found
+    for candidate in (m.group(1), m.group(1).split()[0]):
+        key = fold(candidate)
+        if (key in wc.places or key in ctx.lexicons.cities) and key not in wc.dictionary and \
+                key not in wc.clinical and key not in wc.given:
+            found.append(Span(m.start(1), m.start(1) + len(candidate), "CITY", "pattern:place-after-phone",
+                              0.9))
+            return
 
 
 def _lower_case_place(text: str, m: re.Match, ctx: Context) -> Iterator[Span]:

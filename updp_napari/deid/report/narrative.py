@@ -563,7 +563,8 @@ def _role(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     gap = _ROLE_GAP.match(text, end)
     bracket = gap.group(1) is not None
     if key in _BRACKET_ROLES and not bracket and not (
-            (t := _TOKEN.match(text, gap.end())) and reader.given_and_surname(t)):
+            text[gap.end():gap.end() + 1].isupper() and (t := _TOKEN.match(text, gap.end())) and
+            reader.given_and_surname(t)):
         return  # "PT", "OT", "CM" are words of the chart too: "per RT (Tamsin)", "CM Joy Abernathy"
     for s, e in _name_run(reader, gap.end(), RELATION):
         # In brackets a word says what the role is as often as who ("Interpreter (Mandarin)"):
@@ -835,9 +836,8 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
             tails, last_tail = tails + 1, key
             continue
         known = key in wc.places or key in wc.surnames or key in wc.given
-        owner = key.replace("’", "'").removesuffix("'s")  # "his daughter's house" is no institution
         if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
-                owner in _RELATIONS or owner in wc.stop or \
+                key.endswith(("'s", "’s")) and (key[:-2] in _RELATIONS or key[:-2] in wc.stop) or \
                 (reader.cased and not word[:1].isupper()) or \
                 (not reader.cased and wc.commonness(key) <= 1 and not known):
             break
