@@ -243,6 +243,17 @@ def deid():
     ("Pt lives in rural Ashby County on a farm. Wife at bedside.", "Ashby County", "CITY"),
     ("Baseline Cr 1.1 (checked 2/03).", "2/03", "DATE"),
     ("DISPO: CM Joy Abernathy working on rehab screening.", "Joy Abernathy", "NAME"),
+    ("pt lives in 2nd fl apt in otterburn, 14 steps. wife supportive, sbp 100s.", "otterburn", "CITY"),
+    ("she still lives in her own house in wexley heights w/ her son. k repleted.", "wexley heights", "CITY"),
+    ("Pt lives at 77 Harrow Lane, New Corwin. Wife at bedside.", "New Corwin", "CITY"),
+    ("Pt lives in a two-family home at 48 Cobbler Lane in Milbrook; wife works.", "Milbrook", "CITY"),
+    ("home: 19 bramble way, ashcombe, nh 03287. pcp: dr. feldspar.", "ashcombe", "CITY"),
+    ("home: 19 bramble way, ashcombe, nh 03287. pcp: dr. feldspar.", "03287", "ZIP"),
+    ("donor: sister Octavia, who is on Pemberton 7 and doing well.", "Pemberton 7", "INSTITUTION"),
+    ("Plan: Transfer to floor (Ridley 5) when bed available.", "Ridley 5", "INSTITUTION"),
+    ("Home w/ services (Tollgate VNA). Follow-up in clinic.", "Tollgate VNA", "INSTITUTION"),
+    ("appointed by Tamsin County Probate Court in 2001.", "Tamsin County Probate Court", "INSTITUTION"),
+    ("daughter (philippa) and granddaughter (wren) stayed until 2100. k repleted.", "wren", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -336,6 +347,13 @@ def test_forms_found(deid, text, phi, category):
     "Residual weakness, 3/5 LUE. BLOOD CX 2/2 NGTD. Texas catheter placed. Coxsackie B titers.",
     "Stevens-Johnson reaction suspected. OGT to LIWS; IVF @ KVO; changed to AF; due to ASD.",
     "PT 0/5 strength; ratio 1/0; 2 cm Mass Effect; PT Will Walk.",
+    "pt lives at home in afib, in nsr now. came in in trendelenburg.",
+    "PT CAME TO VISIT SISTER IN MASSACHUSETTS.",
+    "staying at pt's brother's house; on Lasix 40 and Brandt 5 units; trach (Shiley 6 cuffless).",
+    "D/C home with Home VNA services. admitted w/ PNA.\nHospital course: uneventful. Dialysis center note.",
+    "c/o HA 4/10; CP 6/10; ON VANC/ZOSYN DAY 3/14; ue: r 2-/5 prox, 1/5 distal.",
+    "mom given this am. watched sons hockey game. daughter brought clothes. poss rehab when ready.",
+    "pt has been in poor health for months. begin rehab. hcp form on chart.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

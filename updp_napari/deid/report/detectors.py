@@ -665,7 +665,9 @@ _MEASURE_CUES = frozenset({
     # pain and other scores out of a total ("pain 7/10", "murmur 3/6"); not cultures, which
     # are dated as often as counted ("blood cultures 10/1")
     "pain", "pains", "discomfort", "rated", "rates", "rating", "intensity", "severity",
-    "murmur", "sem", "pulses", "cores"})
+    "murmur", "sem", "pulses", "cores",
+    # a symptom scored out of ten ("c/o HA 4/10", "CP 6/10") and a course's day ("day 3/14")
+    "ha", "cp", "headache", "ache", "aches", "cramping", "soreness", "day"})
 # Words after a pair of numbers that make it a score or a count: "7/10 pain", "2/6 SEM".
 _MEASURE_AFTER = frozenset({"pain", "discomfort", "murmur", "sem", "hsm", "dm", "cultures",
                             "bottles", "cores", "pulses", "nodes", "nodules", "positive",
@@ -674,7 +676,8 @@ _MEASURE_AFTER = frozenset({"pain", "discomfort", "murmur", "sem", "hsm", "dm", 
 _LIMB_WORDS = frozenset({"lue", "rue", "lle", "rle", "bue", "ble", "ue", "le", "ues", "les", "arm", "arms",
                          "leg", "legs", "grip", "hip", "knee", "ankle", "wrist", "shoulder", "deltoid",
                          "deltoids", "biceps", "triceps", "quads", "quadriceps", "hamstrings", "extremity",
-                         "extremities", "dorsiflexion", "plantarflexion", "proximally", "distally"})
+                         "extremities", "dorsiflexion", "plantarflexion", "proximally", "distally", "prox",
+                         "proximal", "distal"})
 _NEXT_WORD_AFTER = re.compile(r"[ \t]*([^\W\d_]+)")
 # A scale's word or another score of it near a pair out of 5 or 10.
 _SCORE_NEARBY = re.compile(r"\b(?:pain|score|scale|rated|rating|fatigue|nausea|anxiety|strength|power"
@@ -1093,6 +1096,7 @@ def _numeric_at(text: str, start: int, end: int, word: str, found: list[Span], c
                 text[max(0, z.start(1) - 3):z.start(1)].rstrip().endswith(",")
                 or _LIVES_AT.search(text, max(0, start - 24), start)):  # "lives at 12 main st"
             found.append(Span(m.start(), m.end(), "ADDRESS", "pattern:address"))
+            found += _town_after_address(text, m.end(), ctx)
     if len(word) >= 5 or after == "-":
         _bare_id_at(text, start, found)
     if start and text[start - 1] == "+" and n <= 3 and (m := _INTERNATIONAL_PHONE.match(text, start - 1)) \
@@ -1267,26 +1271,41 @@ def _town_before(text: str, start: int, ctx: Context) -> tuple[int, int] | None:
 # Australia, New Zealand and India ("Toronto, ON M4K 3R8", "Hamilton 3200", "PR9 3LT").
 _TOWN_WORD = r"[^\W\d_](?:[^\W\d_]|['’-])*"
 _WORDS_AFTER_COMMA = re.compile(rf",[ \t]*({_TOWN_WORD}(?:[ \t]{_TOWN_WORD}){{0,2}})(?![\w'’-])")
+_WORDS_AFTER_IN = re.compile(rf"[ \t]+in[ \t]+({_TOWN_WORD}(?:[ \t]{_TOWN_WORD}){{0,2}})(?![\w'’-])")
+_ZIP_AFTER_TOWN_STATE = re.compile(r"[ \t]+(\d{5}(?:-\d{4})?)(?![\w-])")
 _POSTCODE_AFTER = re.compile(
     r"(?:,?[ \t]+[A-Z]{2,3})?,?[ \t]+(\d{4,6}(?:-\d{4})?|[A-Z]\d[A-Z][ \t-]?\d[A-Z]\d"
     r"|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2}|[A-Z]\d{2}[ \t]?[A-Z\d]{4})(?![\w-])")
 
 
 def _town_after_address(text: str, end: int, ctx: Context) -> list[Span]:
-    """The towns (a suburb, then a town: "Te Rapa Hills, Hamilton 3200") after the address
-    ending at ``end``, and the postcode after them."""
+    """The towns (a suburb, then a town: "Te Rapa Hills, Hamilton 3200", "48 Cobbler Lane in
+    Milbrook", "77 Harrow Lane, New Corwin") after the address ending at ``end``, and the state
+    and the postcode after them ("ashcombe, nh 03287")."""
     wc = word_classes()
+    cased = ctx.reader(text).cased
+    states = ctx.lexicons.states
     found: list[Span] = []
-    while len(found) < 3 and (m := _WORDS_AFTER_COMMA.match(text, end)):
+    while len(found) < 3 and (m := (_WORDS_AFTER_COMMA.match(text, end) or
+                                    (None if found else _WORDS_AFTER_IN.match(text, end)))):
         words = m.group(1).split()
         first = fold(words[0])
-        if not words[0][:1].isupper() or first in wc.clinical or first in wc.stop or \
-                first in wc.dictionary and first not in wc.places and first not in ctx.lexicons.cities:
+        after_first = m.start(1) + len(words[0])
+        if found and first in states and (z := _ZIP_AFTER_TOWN_STATE.match(text, after_first)):
+            found.append(Span(m.start(1), after_first, "STATE", "pattern:city-state"))
+            found.append(Span(z.start(1), z.end(1), "ZIP", "pattern:zip"))  # "…, ashcombe, nh 03287"
+            return found
+        opened = first in _TOWN_OPENERS and len(words) > 1 and fold(words[1]) not in wc.dictionary
+        if (cased and not words[0][:1].isupper()) or first in wc.clinical or first in wc.stop or \
+                first in wc.dictionary and first not in wc.places and first not in ctx.lexicons.cities \
+                and not opened:
             break
-        end = m.start(1) + len(words[0])
+        end = after_first
         for word in words[1:]:
             key = fold(word)
-            if not word[:1].isupper() or key in wc.clinical or key in wc.stop:
+            if (cased and not word[:1].isupper()) or key in wc.clinical or key in wc.stop or \
+                    key in states or \
+                    not cased and key in wc.dictionary and key not in _TOWN_ENDINGS:
                 break
             end = text.index(word, end) + len(word)
         found.append(Span(m.start(1), end, "CITY", "pattern:town-after-address", 0.9))
@@ -1416,6 +1435,7 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
     index = ctx.index(text)
     yield from _places_after_in(text, index, ctx)
     yield from _lakes_and_mountains(text, index, ctx)
+    yield from _wards_by_number(text, index, ctx)
     for start, end, word in index.hits(wanted):
         if word in _NAMED_PLACE_ENDINGS and "A" <= text[start] <= "Z":
             yield from _named_place_before(text, start, end, word, ctx)
@@ -1428,10 +1448,9 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
             tail = rules.tail.match(text, start)
             if tail:
                 m = rules.name_ending_here.search(text, max(0, start - _INSTITUTION_REACH), tail.end())
-                if m:
-                    span = _institution_span(m)
-                    if ctx.reader(text).plausible_place(span.start, span.end, _TAIL_WORDS):
-                        yield span
+                if m and (span := _institution_span(m, start)) is not None and \
+                        ctx.reader(text).plausible_place(span.start, span.end, _TAIL_WORDS):
+                    yield span
         if word in _ABBR_SUFFIXES and text[start:end].isupper():
             m = _INSTITUTION_ABBR_ENDING_HERE.search(text, max(0, start - 60), end)
             if m and ctx.reader(text).plausible_place(m.start(), start, _TAIL_WORDS):
@@ -1539,13 +1558,93 @@ _RESIDENCE_BEFORE = re.compile(r"\b(?:liv(?:es|ed|ing|e)|resid(?:es|ed|ing|ent)|
                                r"\b[^\n.;]{0,30}\Z", _I)
 
 
+# Where someone lives or stays, before "in" on the same line and in the same clause: "lives in
+# a 2nd fl apt in otterburn", "staying at her brother's house in dorrance", "from home in x".
+_DWELLING_BEFORE = re.compile(r"\b(?:liv(?:es|ed|ing|e)|resid(?:es|ed|ing|e)|stay(?:s|ed|ing)?|home|house"
+                              r"|apt|apartment|condo|trailer|farm|ranch|shelter|moved|visiting|drove"
+                              r"|coming|came)\b[^\n.;]{0,40}\Z", _I)
+# Words that begin towns' names ("new corwin", "south ivers", "lake cressy") and end them
+# ("wexley heights", "corwin hills").
+_TOWN_OPENERS = frozenset({"north", "south", "east", "west", "new", "old", "port", "lake", "mount",
+                           "mt", "fort", "little", "lower", "upper", "great", "glen", "san", "santa", "st",
+                           "saint"})
+_TOWN_ENDINGS = frozenset({"hills", "heights", "falls", "springs", "park", "ridge", "lakes", "village",
+                           "junction", "corners", "crossing", "harbor", "harbour", "beach", "bay", "point",
+                           "valley", "creek", "grove", "mills", "plains", "rapids", "woods", "hollow",
+                           "center", "centre", "city", "town", "landing", "station", "glen", "green", "vale",
+                           "dale", "haven", "gardens", "fields", "square"})
+
+
+# A ward named after a person, with its floor's number, after a word that puts someone there:
+# "who is on Pemberton 7", "transfer to floor (Ridley 5)", "call LYDON 10 nurses station".
+_WARD_CUE_BEFORE = re.compile(r"(?:\b(?:on|to|from|at|call|@)[ \t]+|\([ \t]*)\Z", _I)
+_WARD_WORD_BEFORE = re.compile(r"(?<![\w'’-])([^\W\d_]{4,})[ \t]\Z")
+
+
+def _wards_by_number(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
+    """A surname no dictionary or clinical list holds (drugs are none: "on Lasix 40"), and a
+    number of one or two digits with no unit after it, after a word of being or moving there."""
+    wc = word_classes()
+    for start, end, word in index.numbers:
+        if len(word) > 2 or not word.isdigit() or text[start - 1:start] != " " or \
+                (m := _WARD_WORD_BEFORE.search(text, max(0, start - 30), start)) is None:
+            continue
+        key = m.group(1).lower()
+        if key not in wc.surnames or key in wc.dictionary or key in wc.clinical or key in wc.stop or \
+                drug_shape(key) or _UNIT_AFTER.match(text, end) or \
+                not _WARD_CUE_BEFORE.search(text, max(0, m.start(1) - 12), m.start(1)):
+            continue
+        if ctx.reader(text).cased and not m.group(1)[:1].isupper() or \
+                text[m.start(1) - 1] == "(" and not text.startswith(")", end):
+            continue  # "(Shiley 6 cuffless)" is a tube's size; "(Ridley 5)" a ward
+        yield Span(m.start(1), end, "INSTITUTION", "pattern:ward", 0.85)
+
+
+_UNIT_AFTER = re.compile(r"(?:[.,/:]\d|[ \t]*(?:mg|mcg|g|ml|cc|l|units?|u|iu|%|mmhg|kg|lbs?|hrs?|hours?|min"
+                         r"|minutes?|days?|x|times|mcg/kg|mg/hr|ml/hr)\b)", _I)
+
+
+def _towns_after_in_uncased(text: str, index: WordIndex, positions: list[int],
+                            ctx: Context) -> Iterator[Span]:
+    """Where capitals mean nothing, a town after "in" where a word of living, staying or a
+    home stands before it in the clause: a word no dictionary or clinical list holds, no
+    misspelt word and not shaped like a drug or a clinical term, perhaps after a word that
+    opens towns' names ("south ivers") and before one that ends them ("wexley heights")."""
+    wc, words, states = word_classes(), index.words, ctx.lexicons.states
+
+    def town_word(key: str, opened: bool = False) -> bool:  # (a state alone is no town)
+        return len(key) >= 4 and key.isalpha() and key not in wc.dictionary and key not in wc.clinical and \
+            key not in states and \
+            key not in wc.stop and not clinical_shape(key) and not drug_shape(key) and \
+            (opened or not wc.misspelt(key))  # (after "south", "new": a town's, whatever it is near)
+
+    for i in positions:
+        if words[i][2] != "in" or i + 1 >= len(words) or \
+                not _DWELLING_BEFORE.search(text, max(0, words[i][0] - 60), words[i][0]):
+            continue
+        j = i + 1
+        if words[j][2] in _TOWN_OPENERS and j + 1 < len(words) and text[words[j][1]:words[j + 1][0]] == " " \
+                and town_word(words[j + 1][2], opened=True):
+            j += 1
+        elif not (text[words[i][1]:words[j][0]] == " " and town_word(words[j][2])):
+            continue
+        end = words[j][1]
+        if j + 1 < len(words) and text[end:words[j + 1][0]] == " " and (
+                words[j + 1][2] in _TOWN_ENDINGS or words[j + 1][2] in _COUNTY_WORDS):
+            end = words[j + 1][1]
+        yield Span(words[i + 1][0], end, "CITY", "lexicon:place-after-in", 0.8)
+
+
 def _places_after_in(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
     """Where capitals mean something, a town after "in", "near" or "outside" ("PCP in
     Needham"), or after a label of one ("Suburb: Bankstown"): a capitalised single-word place of
     four letters or more that no dictionary holds as a word (not "in Bed", "in Lyme disease"
     or "in Addison's")."""
     positions = index.positions(_IN_WORDS)
-    if not positions or not ctx.reader(text).cased:
+    if not positions:
+        return
+    if not ctx.reader(text).cased:
+        yield from _towns_after_in_uncased(text, index, positions, ctx)
         return
     wc, words, ambiguous = word_classes(), index.words, ctx.lexicons.ambiguous
     for i in positions:
@@ -1608,13 +1707,26 @@ def _lower_case_institution_abbr(text: str, start: int, end: int, ctx: Context) 
     yield Span(saint.start() if saint else begin, end, "INSTITUTION", "pattern:institution-abbr", 0.9)
 
 
-def _institution_span(m: re.Match) -> Span:
+def _institution_span(m: re.Match, tail_start: int) -> Span | None:
     start = m.start()
-    # A sentence's first word ("The", "At") is no part of the name.
-    words_in = m.group().split()
-    if words_in[0].lower() in ("the", "at", "from", "to", "in", "of", "and", "seen"):
-        start = m.start() + m.group().index(words_in[1], len(words_in[0]))
-    return Span(start, m.end(), "INSTITUTION", "lexicon:institution")
+    # A name does not go on over a full stop that ends a sentence ("… PNA.\nHospital course",
+    # "the Local Hospital. From Riverside …"), only over one that ends a short word ("St.").
+    for stop in _SENTENCE_STOP.finditer(m.string, start, tail_start):
+        start = stop.end()
+    # A sentence's first word ("The", "At") and a word that says which kind ("Home VNA", "Local
+    # Hospital") are no part of the name.
+    while start < tail_start and (w := _FIRST_NAME_WORD.match(m.string, start, tail_start)) and \
+            w.group(1).lower() in _NOT_OF_THE_NAME:
+        start = w.end()
+    # (Nothing left before the institution's word: no name.)
+    return Span(start, m.end(), "INSTITUTION", "lexicon:institution") if start < tail_start else None
+
+
+_FIRST_NAME_WORD = re.compile(r"\s*([\w'.&-]+)\s*")
+_SENTENCE_STOP = re.compile(r"[\w'&-]{3,}\.\s+")
+_NOT_OF_THE_NAME = frozenset({"the", "at", "from", "to", "in", "of", "and", "seen", "home", "local",
+                              "outside", "community", "private", "public", "nearby", "area", "new",
+                              "old", "previous", "prior", "current", "same", "another", "other"})
 
 
 # Between the words of a name: a space, a comma (LAST, FIRST) or DICOM's caret (LAST^FIRST^M).

@@ -331,6 +331,8 @@ class Reader:
     def _place_word(self, word: str) -> bool:
         key = word.lower()
         wc = self.wc
+        if key.endswith(("'s", "’s")) and (key[:-2] in wc.stop or key[:-2] in _RELATIONS):
+            return False  # "pt's brother's house"
         if key in wc.stop or key in wc.clinical or key in _RELATIONS or \
                 (clinical_shape(key) and key not in wc.places and key not in wc.surnames):
             return False
@@ -441,7 +443,14 @@ def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
         return  # "daughter-discussed"
     gap = _RELATION_GAP.match(text, end)
     if gap:
+        wc = reader.wc
         for s, e in _name_run(reader, gap.end(), RELATION, lists=True):
+            word = text[s:e].lower()
+            # Where capitals mean nothing, one everyday word after a relation is a name only
+            # when it is a given name ("son bill", not "hcp form", "neighbour found her").
+            if not reader.cased and " " not in word and wc.commonness(word) <= 1 and word not in wc.given \
+                    and not ("(" in text[end:s] and text.startswith(")", e)):  # "granddaughter (wren)"
+                continue
             yield Span(s, e, "NAME", "context:relation", 0.9)
 
 
@@ -817,6 +826,9 @@ def _next_is_tail(text: str, end: int) -> bool:
     return m is not None and m.group().lower() in _INSTITUTION_TAIL
 
 
+_TO_PLACE_CUE = re.compile(r"\b(?:to|at|from|via|@)[ \t]+(?:the[ \t]+)?\Z|@[ \t]*\Z", re.IGNORECASE)
+
+
 def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[Span]:
     """Up to three words before "hospital", "rehab", "house": "sacred heart hospital"."""
     text, wc = reader.text, reader.wc
@@ -838,11 +850,19 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
         known = key in wc.places or key in wc.surnames or key in wc.given
         if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
                 key.endswith(("'s", "’s")) and (key[:-2] in _RELATIONS or key[:-2] in wc.stop) or \
+                not reader.cased and len(key) <= 2 or \
                 (reader.cased and not word[:1].isupper()) or \
                 (not reader.cased and wc.commonness(key) <= 1 and not known):
             break
         k -= len(w.group())
         begin, count = k, count + 1
+    if begin is not None and not reader.cased and \
+            all(wc.commonness(w) <= 2 and w not in wc.places for w in text[begin:start].lower().split()) and \
+            not _TO_PLACE_CUE.search(text, max(0, begin - 12), begin):
+        # Where capitals mean nothing, everyday words before "rehab" or "health" name a place
+        # only after a word that sends someone there ("referral to harbor crest house"), not
+        # in "poss rehab", "begin rehab", "in poor health".
+        begin = None
     if begin is not None:
         # "st. aldric medical center": a saint's name begins it.
         saint = _SAINT_BEFORE.search(text, max(0, begin - 8), begin)
