@@ -32,7 +32,7 @@ CASES = [
         "Dr. ", "Doctor ", "Drs ", "Mr ", "Mrs. ", "Ms ", "Miss ", "Mx ", "Prof. ", "Professor ",
         "Nurse ", "RN ", "NP ", "PA-C ", "Sister ", "Rev. ", "Reverend ",
         "Sra. ", "Srta ", "Sgt. ", "Capt ", "Officer ", "Rabbi ", "Pastor ", "Chaplain ", "Imam ",
-        "Judge ", "Coach ", "Mister "]),
+        "Judge ", "Coach ", "Mister ", "Fr. ", "Pandit "]),
     (d._CREDENTIAL, d._CREDENTIAL_WORDS, [
         "MD", "M.D.", "DO", "D.O.", "PhD", "Ph.D.", "RN", "NP", "PA-C", "RT (R)", "RT", "FRCR",
         "MBBS", "FRCP", "md"]),

@@ -254,6 +254,11 @@ def deid():
     ("Home w/ services (Tollgate VNA). Follow-up in clinic.", "Tollgate VNA", "INSTITUTION"),
     ("appointed by Tamsin County Probate Court in 2001.", "Tamsin County Probate Court", "INSTITUTION"),
     ("daughter (philippa) and granddaughter (wren) stayed until 2100. k repleted.", "wren", "NAME"),
+    ("Called Fr. Benedict Oyelowo from the parish.", "Benedict Oyelowo", "NAME"),
+    ("Pandit Raghavan to come at 1800.", "Raghavan", "NAME"),
+    ("OK TO INTUBATE PER DAUGHTER (HCP) TAMSIN VELLACOTT, REACHED AT 0015.", "TAMSIN VELLACOTT", "NAME"),
+    ("PT'S WIFE OF 70 YEARS, ISOLDE, LIVES W/ PT.", "ISOLDE", "NAME"),
+    ("Found down at home by his roommate (Ishmael Broadbent).", "Ishmael Broadbent", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -354,6 +359,7 @@ def test_forms_found(deid, text, phi, category):
     "c/o HA 4/10; CP 6/10; ON VANC/ZOSYN DAY 3/14; ue: r 2-/5 prox, 1/5 distal.",
     "mom given this am. watched sons hockey game. daughter brought clothes. poss rehab when ready.",
     "pt has been in poor health for months. begin rehab. hcp form on chart.",
+    "14 Fr. Foley placed. Size 16 Fr. catheter. HCP IS SON, REACHED BY PHONE.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -363,8 +363,9 @@ _INSTITUTION_ABBR = re.compile(r"\b(?:(?:ST\.?|SAINT)\s+)?(?:[A-Z][A-Z'-]{2,}\s+
 # Titles written short take a full stop; one written out ends a sentence there ("Thank you,
 # doctor. Reviewed by ...").
 _TITLES = (r"(?:(?:Dr|Drs|Mr|Mrs|Ms|Mx|Prof|RN|NP|PA-C|Rev|Sra|Srta|Sgt|Capt)\b\.?"
+           r"|(?<!\d)(?<!\d\s)Fr\."  # a priest ("Fr. Keogh"), not a catheter's size ("14 Fr.")
            r"|(?:Doctor|Miss|Professor|Nurse|Sister|Reverend|Officer|Rabbi|Pastor|Chaplain|Imam|Judge"
-           r"|Coach|Mister)\b)")
+           r"|Coach|Mister|Pandit)\b)")
 _TITLE = re.compile(rf"\b{_TITLES}\s+", _I)
 _CREDENTIAL = re.compile(r",?\s*(?<![\w.])(?:M\.?D\.?|D\.?O\.?|Ph\.?D\.?|RN|NP|PA-C|RT\s?\(R\)|RT|FRCR"
                          r"|MBBS|FRCP|md)(?![\w])")
@@ -1811,7 +1812,7 @@ _TITLE_WORDS = {"dr", "doctor", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", 
                 "rn", "np", "pa", "sister", "rev", "reverend",
                 # Spanish forms of address ("Sr" is sinus rhythm), ranks of the police and the
                 # forces, the clergy, ...
-                "sra", "srta", "sgt", "capt", "officer", "rabbi", "pastor", "chaplain",
+                "sra", "srta", "sgt", "capt", "officer", "rabbi", "pastor", "chaplain", "fr", "pandit",
                 "imam", "judge", "coach", "mister"}
 _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated", "reported", "read",
                 "interpreted", "verified", "transcribed", "approved", "attending", "referring",

@@ -28,12 +28,14 @@ _RELATIONS = frozenset({
     "uncle", "cousin", "grandson", "granddaughter", "grandaughter", "grandchild", "grandmother",
     "grandfather", "stepson", "stepdaughter", "girlfriend", "boyfriend", "fiance", "fiancee",
     "guardian", "proxy", "hcp", "sibling", "in-law", "law", "wife's", "husband's", "carer",
-    "caregiver", "nieces", "nephews",
+    "caregiver", "nieces", "nephews", "fiancé", "fiancée", "roommate", "housemate", "flatmate",
+    "godson", "goddaughter", "stepmother", "stepfather",
     # and as they are often misspelt
     "neice", "neices"})
 # What may stand between a relation and the name: "son, Bill", "wife(?) Joellen", "HCP is Ann".
-_RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\(\?\))?(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+"
-                           r"|[ \t]*\([ \t]*|\s+)")
+_RELATION_GAP = re.compile(r"(?!['’]s)(?:\s*\((?:\?|hcp|proxy|nok|poa|guardian|hcp/proxy)\))?"
+                           r"(?:\s+of\s+\d{1,2}\s+(?:years|yrs)\b)?"  # "wife of 70 years, Isolde"
+                           r"(?:\s*[,:=-]+\s*|\s+(?:is|named|name|-)\s+|[ \t]*\([ \t]*|\s+)", re.IGNORECASE)
 # Verbs after a person of the ward: "W. MAROTTA AWARE", "Dr. Griffin and Swackhamer aware".
 _AFTER_PERSON = frozenset({"aware", "notified", "paged", "called", "updated", "informed",
                            "consulted", "contacted", "spoke", "visited", "visiting", "phoned"})
@@ -310,7 +312,7 @@ class Reader:
         the first word also means."""
         wc = self.wc
         first = m.group()
-        if first.lower() not in wc.given or first.lower() in wc.clinical or \
+        if first.lower() not in wc.given or first.lower() in wc.clinical or first.lower() in _RELATIONS or \
                 (self.cased and not first[:1].isupper()):
             return False
         nxt = _NEXT_WORD_WHOLE.match(self.text[m.end():m.end() + 40])
