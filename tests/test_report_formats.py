@@ -259,6 +259,8 @@ def deid():
     ("OK TO INTUBATE PER DAUGHTER (HCP) TAMSIN VELLACOTT, REACHED AT 0015.", "TAMSIN VELLACOTT", "NAME"),
     ("PT'S WIFE OF 70 YEARS, ISOLDE, LIVES W/ PT.", "ISOLDE", "NAME"),
     ("Found down at home by his roommate (Ishmael Broadbent).", "Ishmael Broadbent", "NAME"),
+    ("PT LIVES W/ DAUGHTER IN SOUTH IVERS. PT ON NS, K REPLETED, SBP 100S.", "SOUTH IVERS", "CITY"),
+    ("states he has a sister in new corwin but does not know her number.", "new corwin", "CITY"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -360,6 +362,7 @@ def test_forms_found(deid, text, phi, category):
     "mom given this am. watched sons hockey game. daughter brought clothes. poss rehab when ready.",
     "pt has been in poor health for months. begin rehab. hcp form on chart.",
     "14 Fr. Foley placed. Size 16 Fr. catheter. HCP IS SON, REACHED BY PHONE.",
+    "son in afib? daughter in icu. sister in law visited. daughter in law to bring in meds list.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -1563,7 +1563,8 @@ _RESIDENCE_BEFORE = re.compile(r"\b(?:liv(?:es|ed|ing|e)|resid(?:es|ed|ing|ent)|
 # a 2nd fl apt in otterburn", "staying at her brother's house in dorrance", "from home in x".
 _DWELLING_BEFORE = re.compile(r"\b(?:liv(?:es|ed|ing|e)|resid(?:es|ed|ing|e)|stay(?:s|ed|ing)?|home|house"
                               r"|apt|apartment|condo|trailer|farm|ranch|shelter|moved|visiting|drove"
-                              r"|coming|came)\b[^\n.;]{0,40}\Z", _I)
+                              r"|coming|came|daughters?|sons?|sisters?|brothers?|mother|father|aunt|uncle"
+                              r"|cousins?|family|relatives)\b[^\n.;]{0,40}\Z", _I)
 # Words that begin towns' names ("new corwin", "south ivers", "lake cressy") and end them
 # ("wexley heights", "corwin hills").
 _TOWN_OPENERS = frozenset({"north", "south", "east", "west", "new", "old", "port", "lake", "mount",
@@ -1614,10 +1615,11 @@ def _towns_after_in_uncased(text: str, index: WordIndex, positions: list[int],
     wc, words, states = word_classes(), index.words, ctx.lexicons.states
 
     def town_word(key: str, opened: bool = False) -> bool:  # (a state alone is no town)
-        return len(key) >= 4 and key.isalpha() and key not in wc.dictionary and key not in wc.clinical and \
-            key not in states and \
-            key not in wc.stop and not clinical_shape(key) and not drug_shape(key) and \
-            (opened or not wc.misspelt(key))  # (after "south", "new": a town's, whatever it is near)
+        if len(key) < 4 or not key.isalpha() or key in wc.dictionary or key in wc.clinical or \
+                key in states or key in wc.stop:
+            return False
+        # (after "south", "new": a town's name, whatever English or clinical word it looks like)
+        return opened or not (clinical_shape(key) or drug_shape(key) or wc.misspelt(key))
 
     for i in positions:
         if words[i][2] != "in" or i + 1 >= len(words) or \
