@@ -1580,26 +1580,35 @@ _TOWN_ENDINGS = frozenset({"hills", "heights", "falls", "springs", "park", "ridg
 # A ward named after a person, with its floor's number, after a word that puts someone there:
 # "who is on Pemberton 7", "transfer to floor (Ridley 5)", "call LYDON 10 nurses station".
 _WARD_CUE_BEFORE = re.compile(r"(?:\b(?:on|to|from|at|call|@)[ \t]+|\([ \t]*)\Z", _I)
-_WARD_WORD_BEFORE = re.compile(r"(?<![\w'’-])([^\W\d_]{4,})[ \t]\Z")
+
+
+@cache
+def _ward_names() -> frozenset[str]:
+    """The surnames that wards are named after as the rule below takes them: no English,
+    clinical or stop word, four letters or more, not shaped like a drug (a fixed set, so that a
+    note's word index finds where they stand at once)."""
+    wc = word_classes()
+    return frozenset(k for k in wc.surnames if len(k) >= 4 and k.isalpha() and k not in wc.dictionary
+                     and k not in wc.clinical and k not in wc.stop and not drug_shape(k))
 
 
 def _wards_by_number(text: str, index: WordIndex, ctx: Context) -> Iterator[Span]:
     """A surname no dictionary or clinical list holds (drugs are none: "on Lasix 40"), and a
     number of one or two digits with no unit after it, after a word of being or moving there."""
-    wc = word_classes()
-    for start, end, word in index.numbers:
-        if len(word) > 2 or not word.isdigit() or text[start - 1:start] != " " or \
-                (m := _WARD_WORD_BEFORE.search(text, max(0, start - 30), start)) is None:
+    words = index.words
+    last = len(words) - 1
+    for i in index.positions(_ward_names()):
+        if i >= last:
+            break
+        begin, name_end, _ = words[i]
+        start, end, number = words[i + 1]
+        if start != name_end + 1 or text[name_end] != " " or len(number) > 2 or not number.isdigit() or \
+                _UNIT_AFTER.match(text, end) or not _WARD_CUE_BEFORE.search(text, max(0, begin - 12), begin):
             continue
-        key = m.group(1).lower()
-        if key not in wc.surnames or key in wc.dictionary or key in wc.clinical or key in wc.stop or \
-                drug_shape(key) or _UNIT_AFTER.match(text, end) or \
-                not _WARD_CUE_BEFORE.search(text, max(0, m.start(1) - 12), m.start(1)):
-            continue
-        if ctx.reader(text).cased and not m.group(1)[:1].isupper() or \
-                text[m.start(1) - 1] == "(" and not text.startswith(")", end):
+        if ctx.reader(text).cased and not text[begin].isupper() or \
+                text[begin - 1:begin] == "(" and not text.startswith(")", end):
             continue  # "(Shiley 6 cuffless)" is a tube's size; "(Ridley 5)" a ward
-        yield Span(m.start(1), end, "INSTITUTION", "pattern:ward", 0.85)
+        yield Span(begin, end, "INSTITUTION", "pattern:ward", 0.85)
 
 
 _UNIT_AFTER = re.compile(r"(?:[.,/:]\d|[ \t]*(?:mg|mcg|g|ml|cc|l|units?|u|iu|%|mmhg|kg|lbs?|hrs?|hours?|min"
