@@ -261,6 +261,8 @@ def deid():
     ("Found down at home by his roommate (Ishmael Broadbent).", "Ishmael Broadbent", "NAME"),
     ("PT LIVES W/ DAUGHTER IN SOUTH IVERS. PT ON NS, K REPLETED, SBP 100S.", "SOUTH IVERS", "CITY"),
     ("states he has a sister in new corwin but does not know her number.", "new corwin", "CITY"),
+    ("wound developed per their records from Oct. Discussed w/ surgery.", "Oct", "DATE"),
+    ("aneurysm coiled on the 12th by the IR team.", "12th", "DATE"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)

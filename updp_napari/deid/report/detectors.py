@@ -612,7 +612,8 @@ _RANGE_END_DAY = re.compile(rf"[ \t]?(?:-|to)[ \t]?({_DAY_NUMBER})(?![\d/.:,]\d|
 # Dates written loosely in notes: a month alone after "in" ("in Sept."), a day alone after
 # "the" at the end of a phrase ("on the 11th."), a year as "'09" or "74'" after an event.
 _LOOSE_MONTH = re.compile(
-    r"(?:in|since|until|during|of|last|early|late|mid)\s+((?:January|February|March|April|June|July|August"
+    r"(?:in|since|until|during|of|last|early|late|mid|from|through|thru|till|by|before|after)\s+"
+    r"((?:January|February|March|April|June|July|August"
     r"|September|October|November|December|Sept?|Aug|Oct|Nov|Feb|Apr)\b\.?)(?!\s*\d)", _I)
 _WEEKDAY_THE = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day[ \t]+the[ \t]+"
                           r"((?:[12]?\d|3[01])(?:st|nd|rd|th))\Z", _I)
@@ -624,7 +625,8 @@ _LOOSE_DAY = re.compile(r"the\s+((?:[12]?\d|3[01])(?:st|nd|rd|th))\b"
 _ON_THE_DAY = re.compile(r"\b(?:on|since|until|till|by|from|to|through)[ \t]+the[ \t]+((?:[12]?\d|3[01])"
                          r"(?:st|nd|rd|th))"
                          r"(?=[ \t]+(?:and(?![ \t]+(?:final|last|only|most|least|best|worst)\b)|but|when"
-                         r"|where|after|before|until|because|so|then|for|at|with|if|unless)[ \t]+(?!\d)[a-z]"
+                         r"|where|after|before|until|because|so|then|for|at|with|if|unless|by)"
+                         r"[ \t]+(?!\d)[a-z]"
                          r"|[ \t]+of[ \t]+(?:last|this|next|the)[ \t]+month\b)", _I)
 # "intubated from the 5th to the 8th": the first day of a range whose last is a date.
 _FROM_THE_DAY = re.compile(r"\b(?:from|between)[ \t]+the[ \t]+((?:[12]?\d|3[01])(?:st|nd|rd|th))"
@@ -639,6 +641,7 @@ _LOOSE_MONTH_DAY = re.compile(r"(?:on|since|until)\s+((?:0?[1-9]|1[0-2])-(?:0?[1
                               r"(?!\s*(?:mg|mcg|cm|mm|ml|l|liters?|units?|hrs?|hours?|days?|wks?|weeks?|x|times"
                               r"|%|am|pm|min|mins|minutes|breaths|bpm)\b)(?=[\s.,;)])", _I)
 _LOOSE_MONTH_CUES = frozenset({"in", "during", "of", "last", "early", "late", "mid", "on", "since",
+                               "from", "through", "thru", "till", "by", "before", "after",
                                "until"})
 _LOOSE_DAY_CUES = frozenset({"the"})
 _LOOSE_MONTH_DAY_CUES = frozenset({"on", "since", "until"})
