@@ -263,6 +263,10 @@ def deid():
     ("states he has a sister in new corwin but does not know her number.", "new corwin", "CITY"),
     ("wound developed per their records from Oct. Discussed w/ surgery.", "Oct", "DATE"),
     ("aneurysm coiled on the 12th by the IR team.", "12th", "DATE"),
+    ("PT CAN RETURN TO WINTERBERRY ASSISTED LIVING. SON UPDATED, K REPLETED.", "WINTERBERRY", "INSTITUTION"),
+    ("pt's sister is staying at pt's house at 14 heron way while in rehab.", "14 heron way", "ADDRESS"),
+    ("mr. halvorsen will drive him home to 302 quarry rd. k repleted.", "302 quarry rd", "ADDRESS"),
+    ("Pt's employer (Quincy-Barr Insurance) requested FMLA forms.", "Quincy-Barr Insurance", "INSTITUTION"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -365,6 +369,9 @@ def test_forms_found(deid, text, phi, category):
     "pt has been in poor health for months. begin rehab. hcp form on chart.",
     "14 Fr. Foley placed. Size 16 Fr. catheter. HCP IS SON, REACHED BY PHONE.",
     "son in afib? daughter in icu. sister in law visited. daughter in law to bring in meds list.",
+    "pt has been in poor health. states last dialysis was long ago. no health insurance. call clinic.",
+    "RF DIALYSIS LINE IN PLACE. WONDERING WHEN SHE'S GOING TO GO BACK TO THE HOSPITAL.",
+    "house at 2 cm from the hilum; apt at 5 pm.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

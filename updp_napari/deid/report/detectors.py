@@ -344,8 +344,10 @@ _ADDRESS = re.compile(
 # Street words in any case ("3790 oakridge road"): an address only where a state code and a
 # ZIP follow on the same line ("…, tucson, az 85761").
 _ADDRESS_ANY_CASE = re.compile(_ADDRESS.pattern.replace("[A-Z][\\w'-]*", "[^\\W\\d_][\\w'-]*"))
-_LIVES_AT = re.compile(r"\b(?:lives|living|resides|residing|stays|staying|home|address|addr)"
-                       r"(?:[ \t]+(?:at|on))?[ \t]*:?[ \t]*\Z", _I)
+# A dwelling's word before its address: "lives at", "staying at pt's house at", "drive him home
+# to", "senior housing at", "apartment at".
+_LIVES_AT = re.compile(r"\b(?:lives|living|lived|resides|residing|stays|staying|stay|home|house|apartment|apt"
+                       r"|condo|housing|address|addr)(?:[ \t]+(?:at|on|to))?[ \t]*:?[ \t]*\Z", _I)
 _STATE_ZIP_AHEAD = re.compile(r"[^\n]{0,60}?\b([A-Za-z]{2})\.?\s+\d{5}(?:-\d{4})?\b")
 _STATE_ZIP_ANY_CASE = re.compile(r"\b([A-Za-z]{2})\.?\s+(\d{5}(?:-\d{4})?)\b")
 # The street words the address patterns end with, in lower case.
@@ -1375,6 +1377,8 @@ class _InstitutionRules:
     tail: re.Pattern  # an institution word, as listed or in capitals
     name_ending_here: re.Pattern  # capitalised words and an institution word, ending at endpos
     first_words: frozenset[str]  # lower-case first words of the institution words
+    tail_lower: re.Pattern  # an institution word in lower case
+    lower_name_ending_here: re.Pattern  # the same in lower case, for notes written so
 
 
 @cache
@@ -1388,12 +1392,18 @@ def _institution_rules(words: tuple[str, ...]) -> _InstitutionRules | None:
     # Words of one name stand one or two spaces apart, or across one line break; a wider gap
     # separates fields ("Patient: Mr A B    Hospital number: …").
     gap = r"(?:[ \t]{1,2}|[ \t]*\n[ \t]*)"
+    tail_lower = "|".join(re.escape(w.lower()).replace(r"\ ", r"\s+") for w in ordered)
     name = (rf"\b(?:(?:St\.?|Saint){gap})?(?:[A-Z][\w'.&-]*{gap}(?:of{gap}(?:the{gap})?)?){{1,5}}(?:{tail})\b"
             rf"|\b(?:(?:ST\.?|SAINT){gap})?(?:[A-Z][A-Z'.&-]+{gap}){{1,5}}(?:{tail_upper})\b")
+    # Where capitals mean nothing, in lower case too ("… winterberry assisted living").
+    lower = (rf"\b(?:(?:st\.?|saint){gap})?(?:[a-z][\w'.&-]*{gap}(?:of{gap}(?:the{gap})?)?){{1,5}}"
+             rf"(?:{tail_lower})\b")
     return _InstitutionRules(
         tail=re.compile(rf"(?:{tail}|{tail_upper})\b"),
         name_ending_here=re.compile(rf"(?:{name})\Z"),
-        first_words=first_words(words))
+        first_words=first_words(words),
+        tail_lower=re.compile(rf"(?:{tail_lower})\b"),
+        lower_name_ending_here=re.compile(rf"(?:{lower})\Z"))
 
 
 # The words of institution names that say what they are, not which one ("Medical Center").
@@ -1449,11 +1459,17 @@ def detect_places(text: str, ctx: Context) -> Iterator[Span]:
                                                      or _ROAD_AFTER.match(text, m.end())))):
                 yield Span(m.start(), m.end(), "ADDRESS", "pattern:road")
         if rules is not None and word in rules.first_words:
-            tail = rules.tail.match(text, start)
+            tail, name_ending_here = rules.tail.match(text, start), rules.name_ending_here
+            cased = ctx.reader(text).cased
+            if tail is None and not cased:
+                tail, name_ending_here = rules.tail_lower.match(text, start), rules.lower_name_ending_here
             if tail:
-                m = rules.name_ending_here.search(text, max(0, start - _INSTITUTION_REACH), tail.end())
-                if m and (span := _institution_span(m, start)) is not None and \
-                        ctx.reader(text).plausible_place(span.start, span.end, _TAIL_WORDS):
+                m = name_ending_here.search(text, max(0, start - _INSTITUTION_REACH), tail.end())
+                # (Where capitals mean nothing, what reads as a place is the name alone, not the
+                # words that say which kind: "winterberry", not "assisted living".)
+                if m and (span := _institution_span(m, start, cased)) is not None and \
+                        ctx.reader(text).plausible_place(span.start, start, _TAIL_WORDS) and \
+                        (cased or _names_something(text, span.start, start)):
                     yield span
         if word in _ABBR_SUFFIXES and text[start:end].isupper():
             m = _INSTITUTION_ABBR_ENDING_HERE.search(text, max(0, start - 60), end)
@@ -1722,7 +1738,18 @@ def _lower_case_institution_abbr(text: str, start: int, end: int, ctx: Context) 
     yield Span(saint.start() if saint else begin, end, "INSTITUTION", "pattern:institution-abbr", 0.9)
 
 
-def _institution_span(m: re.Match, tail_start: int) -> Span | None:
+def _names_something(text: str, start: int, end: int) -> bool:
+    """Whether a word of ``text[start:end]`` is no English, clinical or stop word: where capitals
+    mean nothing, what makes "winterberry assisted living" a name and "poor health" none."""
+    wc = word_classes()
+    return any(w not in wc.dictionary and w not in wc.clinical and w not in wc.stop and len(w) > 2
+               for w in (m.group().lower() for m in _TOKEN_OF_NAME.finditer(text, start, end)))
+
+
+_TOKEN_OF_NAME = re.compile(r"[^\W\d_]+")
+
+
+def _institution_span(m: re.Match, tail_start: int, cased: bool = True) -> Span | None:
     start = m.start()
     # A name does not go on over a full stop that ends a sentence ("… PNA.\nHospital course",
     # "the Local Hospital. From Riverside …"), only over one that ends a short word ("St.").
@@ -1730,6 +1757,11 @@ def _institution_span(m: re.Match, tail_start: int) -> Span | None:
         start = stop.end()
     # A sentence's first word ("The", "At") and a word that says which kind ("Home VNA", "Local
     # Hospital") are no part of the name.
+    if not cased:
+        # Where capitals mean nothing the name begins after the last little word before it
+        # ("CAN RETURN TO WINTERBERRY ASSISTED LIVING").
+        for little in _LITTLE_WORD.finditer(m.string, start, tail_start):
+            start = little.end()
     while start < tail_start and (w := _FIRST_NAME_WORD.match(m.string, start, tail_start)) and \
             w.group(1).lower() in _NOT_OF_THE_NAME:
         start = w.end()
@@ -1739,6 +1771,8 @@ def _institution_span(m: re.Match, tail_start: int) -> Span | None:
 
 _FIRST_NAME_WORD = re.compile(r"\s*([\w'.&-]+)\s*")
 _SENTENCE_STOP = re.compile(r"[\w'&-]{3,}\.\s+")
+_LITTLE_WORD = re.compile(r"\b(?:to|from|at|in|on|by|for|with|w|is|was|can|will|pt|the|a|an|her|his|their|our"
+                          r"|and|or|per|via|into|@)\b[ \t]+", _I)
 _NOT_OF_THE_NAME = frozenset({"the", "at", "from", "to", "in", "of", "and", "seen", "home", "local",
                               "outside", "community", "private", "public", "nearby", "area", "new",
                               "old", "previous", "prior", "current", "same", "another", "other"})

@@ -859,7 +859,8 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
         k -= len(w.group())
         begin, count = k, count + 1
     if begin is not None and not reader.cased and \
-            all(wc.commonness(w) <= 2 and w not in wc.places for w in text[begin:start].lower().split()) and \
+            all(wc.commonness(w) <= 2 and (w not in wc.places or wc.commonness(w) == 1)
+                for w in text[begin:start].lower().split()) and \
             not _TO_PLACE_CUE.search(text, max(0, begin - 12), begin):
         # Where capitals mean nothing, everyday words before "rehab" or "health" name a place
         # only after a word that sends someone there ("referral to harbor crest house"), not
