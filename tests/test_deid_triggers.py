@@ -27,7 +27,7 @@ CASES = [
         "copy to ", "distribution: ", "prepared by: ", "written by ", "completed by ",
         "entered by ", "authored by ", "reviewed by ", "checked by ", "witnessed by ",
         "countersigned by ", "cosigned by ", "co-signed by ", "thanks, Al", "thank you, Al",
-        "regards, Al", "best wishes, Al"]),
+        "regards, Al", "best wishes, Al", "thx, Al", "dict: "]),
     (d._TITLE, d._TITLE_WORDS, [
         "Dr. ", "Doctor ", "Drs ", "Mr ", "Mrs. ", "Ms ", "Miss ", "Mx ", "Prof. ", "Professor ",
         "Nurse ", "RN ", "NP ", "PA-C ", "Sister ", "Rev. ", "Reverend ",

@@ -267,6 +267,10 @@ def deid():
     ("pt's sister is staying at pt's house at 14 heron way while in rehab.", "14 heron way", "ADDRESS"),
     ("mr. halvorsen will drive him home to 302 quarry rd. k repleted.", "302 quarry rd", "ADDRESS"),
     ("Pt's employer (Quincy-Barr Insurance) requested FMLA forms.", "Quincy-Barr Insurance", "INSTITUTION"),
+    ("plan: oob, advance diet per team in am. --hyacinth d. rn", "hyacinth d.", "NAME"),
+    ("SOCIAL: WIFE (HONORA) CALLED 2200 FROM THEIR HOME.", "HONORA", "NAME"),
+    ("Ambulating 150 ft.\nThx, Tobiah Greenleaf, PT, DPT", "Tobiah Greenleaf", "NAME"),
+    ("CONDITION: STABLE.\nDICT: F. ADEBAYO-WRIGHT MD", "ADEBAYO-WRIGHT", "NAME"),
 ])
 def test_forms_found(deid, text, phi, category):
     spans = deid.detect(text)
@@ -372,6 +376,7 @@ def test_forms_found(deid, text, phi, category):
     "pt has been in poor health. states last dialysis was long ago. no health insurance. call clinic.",
     "RF DIALYSIS LINE IN PLACE. WONDERING WHEN SHE'S GOING TO GO BACK TO THE HOSPITAL.",
     "house at 2 cm from the hilum; apt at 5 pm.",
+    "wife (tearful) at bedside. son (hcp) aware. husband (deceased). dict: pending.",
 ])
 def test_scores_and_sentences_stay(deid, text):
     spans = deid.detect(text)

@@ -381,7 +381,7 @@ _LABELS = re.compile(
     r"|distribution|(?:prepared|written|completed|entered|authored|reviewed|checked|witnessed|countersigned"
     r"|co-?signed)\s+by"
     # a letter's or a message's signature: "Thanks, Priyanka", "Kind regards, Siobhan"
-    r"|(?:thanks|thank\s+you|regards|best\s+wishes)[ \t]*,[ \t]*)\b\.?\s*:?\s*", _I)
+    r"|(?:thanks|thx|thank\s+you|regards|best\s+wishes)[ \t]*[,-][ \t]*|dict)\b\.?\s*:?\s*", _I)
 _DICTATION = re.compile(r"(?<![\w/])[A-Z]{2,3}/[a-z]{2,3}(?![\w/])")
 _DICTATION_LINE = re.compile(r"^[ \t]*([A-Za-z]{2,3})/([A-Za-z]{2,3})[ \t]*$", re.MULTILINE)
 
@@ -1870,7 +1870,7 @@ _LABEL_WORDS = {"patient", "pt", "name", "signed", "electronically", "dictated",
                 "paged", "cc", "informed", "spoke", "conveyed", "per", "from", "copies",
                 "copy", "distribution", "prepared", "written", "completed", "entered", "authored",
                 "reviewed", "checked", "witnessed", "countersigned", "cosigned", "co", "thanks",
-                "thank", "regards", "best"}
+                "thank", "regards", "best", "thx", "dict"}
 _CREDENTIAL_WORDS = {"md", "m", "do", "d", "phd", "ph", "rn", "np", "pa", "rt", "frcr", "mbbs", "frcp"}
 _FIRST_LAST = re.compile(r"\b([^\W\d_][\w'’-]*)(\s+[A-Z]\.?)?\s+([A-Z][\w'’-]+)\b")
 _INITIAL_LAST = re.compile(r"\b([A-Z])\.?\s+([A-Z][\w'’-]+)\b")

@@ -122,7 +122,8 @@ _GENERIC = frozenset({"outside", "other", "local", "community", "another", "prev
 _INITIAL_BEFORE = re.compile(r"(?<![\w.])[^\W\d_]\.[ \t]*\Z")
 _SURNAME_COMMA_BEFORE = re.compile(r"(?<![\w'’-])([^\W\d_][\w'’-]+),[ \t]*\Z")
 # A word, or an initial (not the last letter of a word before a full stop: "clear. Ann").
-_WORD_AT_END = re.compile(r"(?<![\w'’-])(?:[^\W\d_]\.|[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
+# (A hyphen may stand before it as a dash does: "--hyacinth d. rn".)
+_WORD_AT_END = re.compile(r"(?<![\w'’])(?<!\w-)(?:[^\W\d_]\.|[^\W\d_][^\W\d_'’]*(?:-[^\W\d_][^\W\d_'’]*)*)\Z")
 # What must follow a bare "to", "at", "from" for it to be tried as a place (checked cheaply
 # before the whole rule: these are the commonest words of notes).
 _BARE_NEXT = re.compile(r"[ \t]+(?:(?i:the)[ \t]+)?(?:[A-Z]|[a-z]{1,2}h\b|[a-z]{4,}[ \t]?\d{1,2}\b)")
@@ -434,6 +435,7 @@ def _married(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
 
 
 _TO_AFTER = re.compile(r"[ \t]+to[ \t]+", re.IGNORECASE)
+_BRACKETED_WORD = re.compile(r"([^\W\d_][\w'’-]{2,})[ \t]*\)")
 
 
 def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
@@ -446,6 +448,14 @@ def _relative(reader: Reader, start: int, end: int, key: str) -> Iterator[Span]:
     gap = _RELATION_GAP.match(text, end)
     if gap:
         wc = reader.wc
+        if "(" in gap.group() and (b := _BRACKETED_WORD.match(text, gap.end())):
+            key = b.group(1).lower()
+            if key not in wc.dictionary and key not in wc.clinical and key not in wc.stop and \
+                    key not in _RELATIONS and not clinical_shape(key):
+                # "WIFE (HONORA)": one word in brackets after a relation is the relative's name,
+                # even one letter off an English word.
+                yield Span(b.start(1), b.end(1), "NAME", "context:relation", 0.9)
+                return
         for s, e in _name_run(reader, gap.end(), RELATION, lists=True):
             word = text[s:e].lower()
             # Where capitals mean nothing, one everyday word after a relation is a name only
