@@ -201,8 +201,8 @@ _AGE_BEFORE = re.compile(
     rf"|(?<![\w,/])(?P<sex>[MF]|pt|patient|mother|father|husband|wife|sister|brother|aunt|uncle|{_ELDERS})[,/]"
     r"|\bin\s+(?:her|his|their)(?:\s+(?:early|mid|late))?)[ \t-]*\Z", _I)
 _AGE_BEFORE_ENDINGS = ("is ", "was ", "turned ", "turns ", "turning ", ",", ", ", "her ", "his ",
-                       "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", " at ",
-                       "pt (", "pt(", "patient (", "m/", "f/", "at ", " to ")  # not every "(95" or "120/95"
+                       "their ", "early ", "mid ", "late ", "mid-", "is\t", "was\t", "be ", "at ",
+                       "pt (", "pt(", "patient (", "m/", "f/", " to ")  # not every "(95" or "120/95"
 # After "she is 98": the end of the phrase, years, or what goes on about her ("and", "(per").
 _AGE_AFTER_IS = re.compile(r"\s*(?:[,;)]|\.(?!\d)|\Z|(?:years?|yrs?|and|next|today|now)\b|\("
                            r"|per\b(?!\s*cent))", _I)
@@ -287,6 +287,9 @@ _LABELLED_ID = re.compile(
     r"|Patient\s+ID|PID|Unit\s+No\.?|ID|Acc(?:ession)?\.?(?:\s*(?:no\.?|number|#))?|Order\s*#?"
     r"|SSN|Social\s+Security(?:\s+(?:Number|No\.?))?)(?:\s*[:#]?\s*|-)(?P<value>[A-Z0-9](?:[A-Z0-9-]*[0-9][A-Z0-9-]*))\b",
     _I)
+# A unit after a number makes it an amount, no record's number ("lot 5000 units").
+_UNITS = r"ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?"
+_NO_UNIT_AFTER = rf"(?![ \t]*(?:{_UNITS}|min(?:utes?)?)\b)"
 # Other numbers HIPAA lists, after their label: vehicle (VIN, licence plate), device (serial,
 # lot), and a case's, study's or examination's own number; four digits or more, not a year.
 _OTHER_ID = re.compile(
@@ -295,7 +298,7 @@ _OTHER_ID = re.compile(
     r"|insurance|subscriber|beneficiary|card|OHIP|IHI|PHN|DL)"
     r"(?:\s+plate)?(?:\s+(?:card\s+)?(?:no\.?|number|#|id))?)\s*[:#]?\s*(?:[A-Z]{2,4}\s)?"
     r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?(?:[ ](?=[A-Z-]*\d)[A-Z0-9-]*[A-Z0-9]){0,3})"
-    r"(?![\w/.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
+    r"(?![\w/.-]\w)" + _NO_UNIT_AFTER, _I)
 _OTHER_ID_WORDS = frozenset({"vin", "mbi", "license", "licence", "plate", "rego", "lot", "serial", "sn",
                              "case", "study", "exam", "examination", "policy", "claim", "member",
                              "account", "acct", "group", "grp", "reg", "registration",
@@ -308,7 +311,7 @@ _NUMBERED_ID = re.compile(
     r"(?<=[^\W\d_][ \t])(?:no\.|no:|nr\.?|number|ref\.?|reference)[ \t]*[:#]?[ \t]*"
     r"(?P<value>(?=[A-Z/-]*\d)[A-Z0-9](?:[A-Z0-9/-]*[A-Z0-9])?"
     r"(?:[ ](?=[A-Z-]*\d)[A-Z0-9][A-Z0-9-]*[A-Z0-9]){0,3})"
-    r"(?![\w.-]\w)(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min(?:utes?)?)\b)", _I)
+    r"(?![\w.-]\w)" + _NO_UNIT_AFTER, _I)
 _NUMBERED_ID_WORDS = frozenset({"no", "nr", "number", "ref", "reference"})
 _RATIO = re.compile(r"\d{1,3}/\d{1,3}")
 # A number after a noun and "#": "old record # 77-21-305", "JOB#: 88213".
@@ -316,8 +319,7 @@ _HASH_LABEL = re.compile(r"([^\W\d_]{2,})[ \t]*#[ \t]*:?[ \t]*\Z")
 _AFTER_HASH = re.compile(r"#[ \t]*:?[ \t]*")
 _NUMBER_OF_A_PHONE = frozenset({"pager", "pgr", "pg", "beeper", "bpr", "bleep", "bleeper", "phone", "tel",
                                 "cell", "mobile", "fax", "ph", "home", "work"})  # the phone rules' own
-_HASH_VALUE = re.compile(r"\d(?:[\dA-Z-]*\d)?(?![\w/.-]\w)"
-                         r"(?![ \t]*(?:ml|mls|mg|mcg|cc|l|kg|g|units?|%|mmhg|hours?|hrs?|days?|min)\b)", _I)
+_HASH_VALUE = re.compile(rf"\d(?:[\dA-Z-]*\d)?(?![\w/.-]\w)(?![ \t]*(?:{_UNITS}|min)\b)", _I)
 _YEAR_ALONE = re.compile(r"(?:19|20)\d\d")
 # A DICOM UID: five dotted numbers or more, from the root 1 or 2 ("1.2.840.113619.2.55…").
 _UID = re.compile(r"(?<![\d.])[12](?:\.(?:0|[1-9]\d*)){4,}(?![\d.]|\.\d)")

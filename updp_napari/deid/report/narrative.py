@@ -163,7 +163,6 @@ _HYPHENS = re.compile(r"-+")
 _NEXT_WORD_WHOLE = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])\b")
 _NEXT_WORD = re.compile(r"[ \t]{1,2}([^\W\d_][\w'’-]*[^\W\d_])")
 _BLANKS = re.compile(r"[ \t]+")
-_FIELD_GAP = re.compile(r"[ \t]*[:,-]?[ \t]*")
 _ROLE_GAP = re.compile(r"(?:[ \t]+in[ \t]+charge)?[ \t]*(?:[:,-][ \t]*|(\()[ \t]*)?")
 _CLOSING_BRACKET = re.compile(r"[ \t]*\)")
 _ONE_OR_TWO_BLANKS = re.compile(r"[ \t]{1,2}")
@@ -334,7 +333,7 @@ class Reader:
     def _place_word(self, word: str) -> bool:
         key = word.lower()
         wc = self.wc
-        if key.endswith(("'s", "’s")) and (key[:-2] in wc.stop or key[:-2] in _RELATIONS):
+        if _owned_by_person(key, wc):
             return False  # "pt's brother's house"
         if key in wc.stop or key in wc.clinical or key in _RELATIONS or \
                 (clinical_shape(key) and key not in wc.places and key not in wc.surnames):
@@ -342,6 +341,12 @@ class Reader:
         if self.cased:
             return word[:1].isupper() or key not in wc.dictionary
         return key not in wc.dictionary
+
+
+def _owned_by_person(key: str, wc: WordClasses) -> bool:
+    """Whether ``key`` (lower case) is a possessive of a relation or a pronoun ("brother's",
+    "pt's"): what it owns ("… house") is no institution and no place's name."""
+    return key.endswith(("'s", "’s")) and (key[:-2] in _RELATIONS or key[:-2] in wc.stop)
 
 
 def detect_narrative(text: str, ctx) -> Iterator[Span]:
@@ -861,7 +866,7 @@ def _before_institution_word(reader: Reader, start: int, end: int) -> Iterator[S
             continue
         known = key in wc.places or key in wc.surnames or key in wc.given
         if key in wc.stop or key in wc.clinical or key in _INSTITUTION_TAIL or key in _GENERIC or \
-                key.endswith(("'s", "’s")) and (key[:-2] in _RELATIONS or key[:-2] in wc.stop) or \
+                _owned_by_person(key, wc) or \
                 not reader.cased and len(key) <= 2 or \
                 (reader.cased and not word[:1].isupper()) or \
                 (not reader.cased and wc.commonness(key) <= 1 and not known):
